@@ -1,0 +1,61 @@
+"""cffi build script for ORCHID's C kernels (out-of-line API mode).
+
+The C declarations live in ``csrc/ramnet.h``; this script hands cffi the part of that header between
+its ``cdef-begin`` and ``cdef-end`` markers, so the interface is written once, in C.
+
+``python build_ext.py`` compiles the module in place, for development; ``pip install .`` builds it
+through ``setup.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cffi
+
+ROOT = Path(__file__).resolve().parent
+CSRC = "csrc"
+SOURCES = ["cpu.c", "gemm_s8.c", "gemm_wide.c", "stream.c"]
+MODULE = "ramnet.orchid._native"
+
+# One portable build: no -march=native. Vector code paths carry per-function target attributes and
+# are chosen at run time (csrc/cpu.c). C11 without GNU extensions also keeps the compiler from
+# fusing multiplies and adds, so every path rounds like numpy does.
+COMPILE_ARGS = ["-O3", "-std=c11", "-fno-math-errno"]
+
+
+def read_cdef(header: Path) -> str:
+    """Return the declarations between the cdef markers of ``header``.
+
+    Args:
+        header: Path of the C header.
+
+    Returns:
+        The text cffi's ``cdef`` accepts.
+
+    Raises:
+        ValueError: If the markers are missing.
+    """
+    text = header.read_text(encoding="utf-8")
+    match = re.search(r"/\* cdef-begin \*/(.*)/\* cdef-end \*/", text, re.S)
+    if match is None:
+        raise ValueError(f"{header}: no cdef-begin/cdef-end markers")
+    return match.group(1)
+
+
+ffibuilder = cffi.FFI()
+ffibuilder.cdef(read_cdef(ROOT / CSRC / "ramnet.h"))
+ffibuilder.set_source(
+    MODULE,
+    '#include "ramnet.h"',
+    sources=[f"{CSRC}/{name}" for name in SOURCES],
+    include_dirs=[CSRC],
+    extra_compile_args=COMPILE_ARGS,
+)
+
+if __name__ == "__main__":
+    import os
+
+    os.chdir(ROOT)
+    ffibuilder.compile(tmpdir=".", verbose=True)

@@ -1,0 +1,67 @@
+"""RAMNET's exception hierarchy: one root, specific subclasses.
+
+Each error also subclasses the built-in exception a Python user would expect (``ValueError`` for bad
+values, ``OSError`` for files), so generic handlers keep working. The CLI maps these classes to exit
+codes in one place (``ramnet.cli``): ``InvalidInputError`` and its subclasses mean exit 2, any other
+``RamnetError`` exit 1.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailableError",
+    "ConfigError",
+    "InputFileError",
+    "InvalidInputError",
+    "KernelError",
+    "NonFiniteInputError",
+    "OutputFileError",
+    "OverflowRiskError",
+    "RamnetError",
+    "ShapeMismatchError",
+    "UnsupportedDTypeError",
+]
+
+
+class RamnetError(Exception):
+    """Root of every error RAMNET raises on purpose."""
+
+
+class InvalidInputError(RamnetError, ValueError):
+    """The caller's input or usage is wrong; nothing was computed or written."""
+
+
+class ShapeMismatchError(InvalidInputError):
+    """Operands that are not 2-D, or whose inner dimensions differ."""
+
+
+class UnsupportedDTypeError(InvalidInputError, TypeError):
+    """An operand's dtype is not one RAMNET multiplies (complex, strings, objects, ...)."""
+
+
+class NonFiniteInputError(InvalidInputError):
+    """NaN or Inf where finite values are needed, or a value that does not fit the job's dtype."""
+
+
+class OverflowRiskError(InvalidInputError, OverflowError):
+    """An exact product whose result could exceed the range of its output dtype."""
+
+
+class InputFileError(InvalidInputError, OSError):
+    """An input file that is missing, unreadable, or not a valid ``.npy`` array."""
+
+
+class OutputFileError(InvalidInputError, OSError):
+    """An output path that cannot be written."""
+
+
+class ConfigError(InvalidInputError):
+    """A bad configuration file, environment variable or option value."""
+
+
+class BackendUnavailableError(InvalidInputError, RuntimeError):
+    """A backend or code path was asked for that this build or CPU cannot provide."""
+
+
+class KernelError(RamnetError, RuntimeError):
+    """A native kernel reported a failure it should not have (a bug or an exhausted resource)."""

@@ -1,0 +1,135 @@
+"""The sovereign run: load or generate operands, multiply on this machine, save C, report timings.
+
+Used by ``ramnet run --mode sovereign``; a library function, so it prints nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ramnet import orchid
+from ramnet._errors import InvalidInputError, OutputFileError
+from ramnet.orchid._io import check_writable
+from ramnet.orchid._scheduler import ProgressCallback
+
+
+@dataclass
+class SovereignJob:
+    """What to run.
+
+    Attributes:
+        out: Where C goes (``.npy``).
+        a_path, b_path: Operand files; or ``random`` = (M, K, N) with ``dtype`` and ``seed``.
+        dtype: The job dtype; forced on file operands when given (values must fit exactly).
+        backend, threads, grid: As for ``ramnet.matmul``.
+        save_inputs: A folder to write A.npy and B.npy into (random operands only).
+    """
+
+    out: Path
+    a_path: Path | None = None
+    b_path: Path | None = None
+    random: tuple[int, int, int] | None = None
+    dtype: str | None = None
+    seed: int = 0
+    backend: str = "auto"
+    threads: int | None = None
+    grid: tuple[int, int, int] | None = None
+    save_inputs: Path | None = None
+    hooks: list[orchid.TraceHook] = field(default_factory=list)
+
+
+def validate(job: SovereignJob) -> None:
+    """Check a job's options before any work.
+
+    Raises:
+        InvalidInputError: Conflicting or missing operand options.
+        OutputFileError: An unwritable output.
+    """
+    files = job.a_path is not None or job.b_path is not None
+    if files and job.random is not None:
+        raise InvalidInputError("give either --a and --b, or --random, not both")
+    if job.random is None and (job.a_path is None or job.b_path is None):
+        raise InvalidInputError("give --a A.npy and --b B.npy, or --random MxKxN")
+    if job.random is not None and job.dtype is None:
+        raise InvalidInputError("--random needs --dtype (int8, int16, int32, float32 or float64)")
+    if job.save_inputs is not None and job.random is None:
+        raise InvalidInputError("--save-inputs only applies to --random operands")
+    check_writable(job.out)
+    if job.save_inputs is not None:
+        try:
+            job.save_inputs.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputFileError(f"cannot create {job.save_inputs}: {exc.strerror}") from exc
+        for name in ("A.npy", "B.npy"):
+            check_writable(job.save_inputs / name)
+
+
+def run(job: SovereignJob, progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Run a sovereign job.
+
+    Args:
+        job: The job.
+        progress: Called as ``progress(done, total)`` after each block product.
+
+    Returns:
+        A JSON-ready report: ``shape``, ``dtype``, ``out_dtype``, ``backend``, ``code_path``,
+        ``threads``, ``grid``, ``seconds`` (``load``, ``compute``, ``save``, ``total``), ``gops``,
+        ``out``.
+
+    Raises:
+        RamnetError: Any invalid input (see ``ramnet.matmul``), unreadable or unwritable files.
+    """
+    validate(job)
+    t0 = time.perf_counter()
+    if job.random is not None:
+        m, k, n = job.random
+        assert job.dtype is not None
+        a, b = orchid.random_operands(m, k, n, job.dtype, job.seed)
+    else:
+        assert job.a_path is not None and job.b_path is not None
+        a = orchid.load_npy(job.a_path, "A")
+        b = orchid.load_npy(job.b_path, "B")
+    a, b = orchid.prepare(a, b, job.dtype)
+    threads = job.threads or orchid.default_threads()
+    backend = orchid.resolve_backend(job.backend, a.dtype)
+    m, k = a.shape
+    n = b.shape[1]
+    grid = (
+        orchid.make_grid(m, k, n, job.grid)
+        if job.grid
+        else orchid.default_grid(m, k, n, a.dtype, threads)
+    )
+    t1 = time.perf_counter()
+    c = orchid.matmul(
+        a, b, backend=job.backend, threads=threads, grid=grid, hooks=job.hooks, progress=progress
+    )
+    t2 = time.perf_counter()
+    if job.save_inputs is not None:
+        orchid.save_npy(job.save_inputs / "A.npy", a)
+        orchid.save_npy(job.save_inputs / "B.npy", b)
+    orchid.save_npy(job.out, c)
+    t3 = time.perf_counter()
+    compute = t2 - t1
+    return {
+        "mode": "sovereign",
+        "shape": [m, n],
+        "a_shape": [m, k],
+        "b_shape": [k, n],
+        "dtype": a.dtype.name,
+        "out_dtype": c.dtype.name,
+        "backend": backend.name,
+        "code_path": backend.code_path,
+        "threads": threads,
+        "grid": list(grid.shape),
+        "seconds": {
+            "load": round(t1 - t0, 6),
+            "compute": round(compute, 6),
+            "save": round(t3 - t2, 6),
+            "total": round(t3 - t0, 6),
+        },
+        "gops": round(2.0 * m * n * k / compute / 1e9, 3) if compute > 0 else None,
+        "out": str(job.out),
+    }

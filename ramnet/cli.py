@@ -1,0 +1,339 @@
+"""The ``ramnet`` command line: parse, call the library, render with Rich.
+
+Exit codes, for every command: 0 success; 2 bad usage or invalid input (``InvalidInputError`` and
+Click's usage errors); 1 anything else. Errors are one line on stderr, never a traceback. The
+mapping lives in ``_exit_code`` and ``_guarded`` below, and nowhere else.
+
+Heavy imports (numpy, numba, the kernels) happen inside the commands that need them, so
+``ramnet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from ramnet._errors import InvalidInputError, RamnetError
+from ramnet._version import __version__
+
+app = typer.Typer(
+    name="ramnet",
+    help="RAMNET: verifiable matrix compute. Multiply big matrices fast and exactly.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Benchmark RAMNET's kernels against numpy, in one run.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _stdout() -> Console:
+    return Console()
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _exit_code(exc: BaseException) -> int:
+    return 2 if isinstance(exc, InvalidInputError) else 1
+
+
+def _guarded(func: F) -> F:
+    """Turn RAMNET's errors (and anything unexpected) into one line on stderr and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except RamnetError as exc:
+            _stderr().print(f"error: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(_exit_code(exc)) from None
+        except KeyboardInterrupt:
+            _stderr().print("interrupted", markup=False)
+            raise typer.Exit(130) from None
+        except MemoryError:
+            _stderr().print("error: out of memory", markup=False)
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            _stderr().print(
+                f"error: unexpected {type(exc).__name__}: {exc}", markup=False, soft_wrap=True
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+class Mode(str, Enum):
+    sovereign = "sovereign"
+    mesh = "mesh"
+
+
+class BackendChoice(str, Enum):
+    auto = "auto"
+    c = "c"
+    numba = "numba"
+    numpy = "numpy"
+
+
+class DType(str, Enum):
+    int8 = "int8"
+    int16 = "int16"
+    int32 = "int32"
+    float32 = "float32"
+    float64 = "float64"
+
+
+def _parse_grid(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    parts = text.replace("x", ",").split(",")
+    try:
+        p, q, r = (int(x) for x in parts)
+    except ValueError:
+        raise InvalidInputError(f"--grid takes P,Q,R (three positive integers), not {text!r}") from None
+    if min(p, q, r) < 1:
+        raise InvalidInputError(f"--grid counts must be >= 1, got {text!r}")
+    return p, q, r
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"ramnet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """RAMNET: verifiable matrix compute."""
+
+
+@app.command()
+@_guarded
+def run(
+    out: Annotated[Path, typer.Option("--out", help="Where to write C (.npy).")],
+    mode: Annotated[Mode, typer.Option("--mode", help="sovereign: compute on this machine.")] = Mode.sovereign,
+    a: Annotated[Path | None, typer.Option("--a", help="A as a .npy file (M x K).")] = None,
+    b: Annotated[Path | None, typer.Option("--b", help="B as a .npy file (K x N).")] = None,
+    random: Annotated[
+        str | None, typer.Option("--random", help="Random operands of shape MxKxN.", metavar="MxKxN")
+    ] = None,
+    dtype: Annotated[
+        DType | None, typer.Option("--dtype", help="Job dtype (required with --random).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of --random.")] = 0,
+    save_inputs: Annotated[
+        Path | None, typer.Option("--save-inputs", help="Write A.npy and B.npy of --random here.")
+    ] = None,
+    backend: Annotated[
+        BackendChoice | None, typer.Option("--backend", help="Kernels to use (default auto).")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="Threads (default: every core).")
+    ] = None,
+    grid: Annotated[
+        str | None, typer.Option("--grid", help="Block counts P,Q,R along M, N, K.", metavar="P,Q,R")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Multiply A and B and write C."""
+    from ramnet import _sovereign
+    from ramnet.config import load_settings
+
+    if mode is Mode.mesh:
+        raise InvalidInputError("--mode mesh is not available in this version; use --mode sovereign")
+    settings = load_settings(
+        config, {"backend": backend.value if backend else None, "threads": threads}
+    )
+    from ramnet.orchid import parse_shape
+
+    job = _sovereign.SovereignJob(
+        out=out,
+        a_path=a,
+        b_path=b,
+        random=parse_shape(random) if random is not None else None,
+        dtype=dtype.value if dtype else None,
+        seed=seed,
+        backend=settings.backend,
+        threads=settings.threads,
+        grid=_parse_grid(grid),
+        save_inputs=save_inputs,
+    )
+    if as_json or not sys.stdout.isatty():
+        report = _sovereign.run(job)
+    else:
+        report = _run_with_progress(job)
+    if as_json:
+        _print_json(report)
+    else:
+        _render_run(report)
+
+
+def _run_with_progress(job: Any) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from ramnet import _sovereign
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("block products", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return _sovereign.run(job, progress=progress)
+
+
+def _render_run(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    m, n = report["shape"]
+    k = report["a_shape"][1]
+    sec = report["seconds"]
+    table = Table(title=f"C = A·B  ({m}x{k} · {k}x{n}, {report['dtype']} -> {report['out_dtype']})")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_row("backend", f"{report['backend']} ({report['code_path']})")
+    table.add_row("threads", str(report["threads"]))
+    table.add_row("grid", "x".join(str(x) for x in report["grid"]))
+    table.add_row("load / compute / save", f"{sec['load']:.3f} / {sec['compute']:.3f} / {sec['save']:.3f} s")
+    table.add_row("rate", f"{report['gops']:,.1f} GOP/s" if report["gops"] else "-")
+    table.add_row("output", report["out"])
+    _stdout().print(table)
+
+
+@bench_app.command("stream")
+@_guarded
+def bench_stream(
+    size: Annotated[int, typer.Option("--size", min=1, help="Elements per vector.")] = 1 << 25,
+    dtype: Annotated[str, typer.Option("--dtype", help="float64 or float32.")] = "float64",
+    threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Runs; best is kept.")] = 10,
+    backend: Annotated[BackendChoice, typer.Option("--backend")] = BackendChoice.auto,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """STREAM copy/scale/add/triad: our kernels against numpy's best in-place forms."""
+    from ramnet import _benchmarks
+
+    if dtype not in ("float64", "float32"):
+        raise InvalidInputError(f"--dtype must be float64 or float32, not {dtype!r}")
+    result = _benchmarks.stream(
+        size, dtype=dtype, threads=threads, repeat=repeat, backend=backend.value
+    )
+    if as_json:
+        _print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table(
+        title=f"STREAM, {result['n']:,} x {result['dtype']}, {result['threads']} threads (best of {repeat})"
+    )
+    for col in ("op", "ramnet GB/s", "numpy GB/s", "ratio"):
+        table.add_column(col, justify="right")
+    for row in result["rows"]:
+        table.add_row(row["op"], f"{row['ours_gbs']:.1f}", f"{row['numpy_gbs']:.1f}", f"{row['ratio']:.2f}x")
+    _stdout().print(table)
+
+
+@bench_app.command("gemm")
+@_guarded
+def bench_gemm(
+    size: Annotated[int, typer.Option("--size", min=1, help="Square size n.")] = 2048,
+    dtype: Annotated[DType, typer.Option("--dtype")] = DType.int8,
+    threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Runs; the median is kept.")] = 5,
+    backend: Annotated[BackendChoice, typer.Option("--backend")] = BackendChoice.auto,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Square GEMM: our kernels against numpy on the same data."""
+    from ramnet import _benchmarks
+
+    result = _benchmarks.gemm(
+        size, dtype=dtype.value, threads=threads, repeat=repeat, backend=backend.value
+    )
+    if as_json:
+        _print_json(result)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"GEMM n={size} {result['dtype']}, {result['threads']} threads (median of {repeat})")
+    for col in ("kernel", "n", "GOP/s", "seconds", "ramnet speedup"):
+        table.add_column(col, justify="right")
+    for row in result["rows"]:
+        table.add_row(
+            row["name"], str(row["n"]), f"{row['gops']:,.1f}", f"{row['seconds']:.4f}", f"{row['speedup']:,.2f}x"
+        )
+    _stdout().print(table)
+
+
+@app.command()
+@_guarded
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Report Python, numpy and its BLAS, the compiler, the C kernels and the code paths."""
+    from ramnet import _doctor
+
+    info = _doctor.report()
+    if as_json:
+        _print_json(info)
+        return
+    from rich.table import Table
+
+    kernels = info["kernels"]
+    table = Table(title="ramnet doctor", show_header=False)
+    table.add_column("item")
+    table.add_column("value")
+    table.add_row("ramnet", info["ramnet"])
+    table.add_row("python", f"{info['python']} ({info['executable']})")
+    table.add_row("platform", info["platform"])
+    blas = info["blas"]
+    table.add_row("numpy", f"{info['numpy']} (BLAS: {blas['name'] or 'unknown'} {blas['version'] or ''})")
+    table.add_row("compiler", f"{info['compiler']['name']} ({'found' if info['compiler']['found'] else 'not found'})")
+    if kernels["c_extension"]:
+        table.add_row("C kernels", "loaded")
+    else:
+        table.add_row("C kernels", f"MISSING ({kernels['c_extension_error']}); using numba")
+    table.add_row("numba", kernels["numba"] or "not installed")
+    table.add_row("CPU features", " ".join(kernels["cpu_features"]) or "-")
+    for family, paths in kernels["paths"].items():
+        table.add_row(f"path: {family}", f"{paths['best']} (supported: {', '.join(paths['supported'])})")
+    table.add_row("threads", str(info["threads"]))
+    _stdout().print(table)
+
+
+def main() -> None:
+    """Entry point of the ``ramnet`` executable."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

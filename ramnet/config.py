@@ -1,0 +1,114 @@
+"""Configuration: the one module that reads the environment.
+
+Settings are resolved once, in this order (later wins): built-in defaults < the TOML file <
+``RAMNET_*`` environment variables < command-line flags. The TOML file is ``--config PATH``, else
+``$RAMNET_CONFIG``, else ``ramnet/config.toml`` in the user's config folder (``$XDG_CONFIG_HOME``
+or ``~/.config``) if it exists. Its keys are the field names of ``Settings``, at the top level.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ramnet._errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings.
+
+    Attributes:
+        backend: ``auto``, ``c``, ``numba`` or ``numpy`` (env ``RAMNET_BACKEND``).
+        threads: Worker threads, None for every core (env ``RAMNET_THREADS``).
+    """
+
+    backend: str = "auto"
+    threads: int | None = None
+
+
+_ENV = {"backend": "RAMNET_BACKEND", "threads": "RAMNET_THREADS"}
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    if name == "threads":
+        if value is None:
+            return None
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: threads must be a positive integer, got {value!r}") from None
+        if number < 1 or isinstance(value, bool) or (isinstance(value, float)):
+            raise ConfigError(f"{source}: threads must be a positive integer, got {value!r}")
+        return number
+    if name == "backend":
+        if value not in ("auto", "c", "numba", "numpy"):
+            raise ConfigError(f"{source}: backend must be auto, c, numba or numpy, got {value!r}")
+        return value
+    return value
+
+
+def default_config_path(env: dict[str, str] | None = None) -> Path:
+    """Return where the user's config file would be (it need not exist)."""
+    env = dict(os.environ) if env is None else env
+    if env.get("RAMNET_CONFIG"):
+        return Path(env["RAMNET_CONFIG"])
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ramnet" / "config.toml"
+
+
+def _read_toml(path: Path, explicit: bool) -> dict[str, Any]:
+    if not path.is_file():
+        if explicit:
+            raise ConfigError(f"config file {path} does not exist")
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown keys {', '.join(unknown)}")
+    return data
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """Resolve the settings.
+
+    Args:
+        config_file: An explicit TOML file (must exist); the default location otherwise.
+        overrides: Values from command-line flags; None values are ignored.
+        env: The environment to read (``os.environ`` when None).
+
+    Returns:
+        The resolved Settings.
+
+    Raises:
+        ConfigError: A missing explicit file, bad TOML, unknown keys, or bad values.
+    """
+    env = dict(os.environ) if env is None else env
+    explicit = config_file is not None or bool(env.get("RAMNET_CONFIG"))
+    path = Path(config_file) if config_file is not None else default_config_path(env)
+    settings = Settings()
+    for name, value in _read_toml(path, explicit).items():
+        settings = replace(settings, **{name: _coerce(name, value, str(path))})
+    for name, var in _ENV.items():
+        if env.get(var):
+            settings = replace(settings, **{name: _coerce(name, env[var], var)})
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            settings = replace(settings, **{name: _coerce(name, value, f"--{name}")})
+    return settings

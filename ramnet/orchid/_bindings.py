@@ -1,0 +1,189 @@
+"""Thin bindings over the compiled cffi module ``ramnet.orchid._native``.
+
+Every function here checks the C return code and converts types; nothing else. Arrays are passed by
+address, so a 2-D operand may be any view whose rows are contiguous (a tile of a larger matrix, a
+memory-mapped file); its leading dimension is taken from its row stride. cffi releases the GIL
+around each call, so several threads can run kernels at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ramnet._errors import BackendUnavailableError, InvalidInputError, KernelError
+
+try:
+    from ramnet.orchid import _native
+except ImportError as exc:  # no C compiler at install time, or a broken build
+    _native = None
+    IMPORT_ERROR: str | None = str(exc)
+else:
+    IMPORT_ERROR = None
+
+AVAILABLE = _native is not None
+
+# Mirrors of csrc/ramnet.h, usable without the extension.
+PATH_AUTO = -1
+KERNEL_GEMM_S8 = 0
+KERNEL_GEMM_WIDE = 1
+KERNEL_STREAM = 2
+PATH_NAMES = ("portable", "avx2", "avx-vnni", "avx512", "avx512-vnni", "neon")
+KERNEL_FAMILIES = {"gemm_s8": KERNEL_GEMM_S8, "gemm_wide": KERNEL_GEMM_WIDE, "stream": KERNEL_STREAM}
+
+_ERRORS = {
+    -1: "invalid argument",
+    -2: "code path not supported on this CPU",
+    -3: "out of memory for kernel scratch space",
+}
+
+
+def _lib() -> Any:
+    if _native is None:
+        raise BackendUnavailableError(
+            f"the C kernels are not built ({IMPORT_ERROR}); use --backend numba or reinstall "
+            "with a C compiler"
+        )
+    return _native.lib
+
+
+def _check(code: int, what: str) -> None:
+    if code == 0:
+        return
+    message = f"{what}: {_ERRORS.get(code, f'error {code}')}"
+    if code == -2:
+        raise BackendUnavailableError(message)
+    if code == -1:
+        raise InvalidInputError(message)
+    raise KernelError(message)
+
+
+def path_number(name: str) -> int:
+    """Return the ``RAMNET_PATH_*`` number of a path name (``"auto"`` is -1)."""
+    if name == "auto":
+        return PATH_AUTO
+    try:
+        return PATH_NAMES.index(name)
+    except ValueError:
+        raise InvalidInputError(
+            f"unknown code path {name!r}; choose from auto, {', '.join(PATH_NAMES)}"
+        ) from None
+
+
+def path_name(path: int) -> str:
+    """Return the name of a ``RAMNET_PATH_*`` number."""
+    return str(_native.ffi.string(_lib().ramnet_path_name(path)).decode())
+
+
+def best_path(family: str) -> str:
+    """Return the name of the code path ``auto`` picks for a kernel family on this CPU."""
+    return path_name(_lib().ramnet_best_path(KERNEL_FAMILIES[family]))
+
+
+def supported_paths(family: str) -> list[str]:
+    """Return the names of every code path of a kernel family this CPU and build can run."""
+    lib = _lib()
+    family_id = KERNEL_FAMILIES[family]
+    return [
+        name for i, name in enumerate(PATH_NAMES) if lib.ramnet_path_supported(family_id, i) == 1
+    ]
+
+
+def cpu_features() -> list[str]:
+    """Return the CPU features the C library detected."""
+    return str(_native.ffi.string(_lib().ramnet_cpu_features()).decode()).split()
+
+
+def _address(array: np.ndarray, ctype: str) -> Any:
+    return _native.ffi.cast(ctype, array.__array_interface__["data"][0])
+
+
+def _leading(array: np.ndarray) -> int:
+    if array.ndim != 2 or (array.shape[1] > 1 and array.strides[1] != array.itemsize):
+        raise InvalidInputError("kernel operands need contiguous rows")
+    if array.shape[0] <= 1:
+        return max(array.shape[1], 1)
+    stride = array.strides[0]
+    if stride % array.itemsize or stride < array.shape[1] * array.itemsize:
+        raise InvalidInputError("kernel operands need a positive row stride")
+    return stride // array.itemsize
+
+
+_GEMM = {
+    np.dtype(np.int8): ("ramnet_gemm_s8s32", "int8_t *", np.dtype(np.int32), "int32_t *"),
+    np.dtype(np.int16): ("ramnet_gemm_s16s64", "int16_t *", np.dtype(np.int64), "int64_t *"),
+    np.dtype(np.int32): ("ramnet_gemm_s32s64", "int32_t *", np.dtype(np.int64), "int64_t *"),
+}
+
+
+def gemm(path: int, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
+    """Compute ``out = a @ b`` (or ``out += a @ b``) with an exact integer C kernel.
+
+    Args:
+        path: A ``RAMNET_PATH_*`` number, or -1 for the best one.
+        a: (m, k) int8, int16 or int32 array with contiguous rows.
+        b: (k, n) array of the same dtype with contiguous rows.
+        out: (m, n) writable array with contiguous rows, int32 for int8 inputs, else int64.
+        accumulate: Add to ``out`` instead of overwriting it.
+
+    Raises:
+        BackendUnavailableError: The extension is missing or the CPU lacks the path.
+        InvalidInputError: Shapes, dtypes or layouts the kernel cannot take.
+        KernelError: The kernel failed (scratch allocation).
+    """
+    lib = _lib()
+    try:
+        name, in_ctype, out_dtype, out_ctype = _GEMM[a.dtype]
+    except KeyError:
+        raise InvalidInputError(f"no C kernel for dtype {a.dtype}") from None
+    if b.dtype != a.dtype or out.dtype != out_dtype:
+        raise InvalidInputError(f"gemm dtypes {a.dtype} x {b.dtype} -> {out.dtype} do not match")
+    m, k = a.shape
+    k2, n = b.shape
+    if k2 != k or out.shape != (m, n):
+        raise InvalidInputError(f"gemm shapes {a.shape} x {b.shape} -> {out.shape} do not match")
+    if not out.flags.writeable:
+        raise InvalidInputError("gemm output is read-only")
+    code = getattr(lib, name)(
+        path,
+        m,
+        n,
+        k,
+        _address(a, in_ctype),
+        _leading(a) if k else 1,
+        _address(b, in_ctype),
+        _leading(b),
+        _address(out, out_ctype),
+        _leading(out),
+        1 if accumulate else 0,
+    )
+    _check(code, name)
+
+
+_STREAM_CTYPES = {np.dtype(np.float64): ("f64", "double *"), np.dtype(np.float32): ("f32", "float *")}
+
+
+def stream(op: str, path: int, a: np.ndarray, *operands: np.ndarray, scalar: float = 0.0) -> None:
+    """Run one STREAM kernel on contiguous 1-D float32 or float64 vectors.
+
+    Args:
+        op: ``copy``, ``scale``, ``add`` or ``triad``.
+        path: A ``RAMNET_PATH_*`` number, or -1 for the best one.
+        a: The destination.
+        *operands: ``b`` (and ``c`` for add and triad), same dtype and length as ``a``.
+        scalar: The multiplier of ``scale`` and ``triad``.
+
+    Raises:
+        BackendUnavailableError: The extension is missing or the CPU lacks the path.
+        KernelError: The kernel rejected its arguments.
+    """
+    lib = _lib()
+    suffix, ctype = _STREAM_CTYPES[a.dtype]
+    func = getattr(lib, f"ramnet_stream_{op}_{suffix}")
+    pointers = [_address(x, ctype) for x in (a, *operands)]
+    if op in ("scale", "triad"):
+        code = func(path, *pointers, scalar, a.size)
+    else:
+        code = func(path, *pointers, a.size)
+    _check(code, f"stream {op}")
