@@ -11,7 +11,7 @@ from setuptools import setup
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from build_ext import ffibuilder  # noqa: E402
+from build_ext import ffibuilder
 
 extension = ffibuilder.distutils_extension(tmpdir="build/cffi")
 extension.optional = True

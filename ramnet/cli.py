@@ -31,7 +31,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-bench_app = typer.Typer(help="Benchmark RAMNET's kernels against numpy, in one run.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmark RAMNET's kernels against numpy, in one run.", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,7 +110,9 @@ def _parse_grid(text: str | None) -> tuple[int, int, int] | None:
     try:
         p, q, r = (int(x) for x in parts)
     except ValueError:
-        raise InvalidInputError(f"--grid takes P,Q,R (three positive integers), not {text!r}") from None
+        raise InvalidInputError(
+            f"--grid takes P,Q,R (three positive integers), not {text!r}"
+        ) from None
     if min(p, q, r) < 1:
         raise InvalidInputError(f"--grid counts must be >= 1, got {text!r}")
     return p, q, r
@@ -124,7 +128,9 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version."),
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     """RAMNET: verifiable matrix compute."""
@@ -134,11 +140,14 @@ def _root(
 @_guarded
 def run(
     out: Annotated[Path, typer.Option("--out", help="Where to write C (.npy).")],
-    mode: Annotated[Mode, typer.Option("--mode", help="sovereign: compute on this machine.")] = Mode.sovereign,
+    mode: Annotated[
+        Mode, typer.Option("--mode", help="sovereign: compute on this machine.")
+    ] = Mode.sovereign,
     a: Annotated[Path | None, typer.Option("--a", help="A as a .npy file (M x K).")] = None,
     b: Annotated[Path | None, typer.Option("--b", help="B as a .npy file (K x N).")] = None,
     random: Annotated[
-        str | None, typer.Option("--random", help="Random operands of shape MxKxN.", metavar="MxKxN")
+        str | None,
+        typer.Option("--random", help="Random operands of shape MxKxN.", metavar="MxKxN"),
     ] = None,
     dtype: Annotated[
         DType | None, typer.Option("--dtype", help="Job dtype (required with --random).")
@@ -154,7 +163,8 @@ def run(
         int | None, typer.Option("--threads", min=1, help="Threads (default: every core).")
     ] = None,
     grid: Annotated[
-        str | None, typer.Option("--grid", help="Block counts P,Q,R along M, N, K.", metavar="P,Q,R")
+        str | None,
+        typer.Option("--grid", help="Block counts P,Q,R along M, N, K.", metavar="P,Q,R"),
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -164,7 +174,9 @@ def run(
     from ramnet.config import load_settings
 
     if mode is Mode.mesh:
-        raise InvalidInputError("--mode mesh is not available in this version; use --mode sovereign")
+        raise InvalidInputError(
+            "--mode mesh is not available in this version; use --mode sovereign"
+        )
     settings = load_settings(
         config, {"backend": backend.value if backend else None, "threads": threads}
     )
@@ -182,10 +194,8 @@ def run(
         grid=_parse_grid(grid),
         save_inputs=save_inputs,
     )
-    if as_json or not sys.stdout.isatty():
-        report = _sovereign.run(job)
-    else:
-        report = _run_with_progress(job)
+    quiet = as_json or not sys.stdout.isatty()
+    report = _sovereign.run(job) if quiet else _run_with_progress(job)
     if as_json:
         _print_json(report)
     else:
@@ -224,7 +234,9 @@ def _render_run(report: dict[str, Any]) -> None:
     table.add_row("backend", f"{report['backend']} ({report['code_path']})")
     table.add_row("threads", str(report["threads"]))
     table.add_row("grid", "x".join(str(x) for x in report["grid"]))
-    table.add_row("load / compute / save", f"{sec['load']:.3f} / {sec['compute']:.3f} / {sec['save']:.3f} s")
+    table.add_row(
+        "load / compute / save", f"{sec['load']:.3f} / {sec['compute']:.3f} / {sec['save']:.3f} s"
+    )
     table.add_row("rate", f"{report['gops']:,.1f} GOP/s" if report["gops"] else "-")
     table.add_row("output", report["out"])
     _stdout().print(table)
@@ -253,13 +265,15 @@ def bench_stream(
         return
     from rich.table import Table
 
-    table = Table(
-        title=f"STREAM, {result['n']:,} x {result['dtype']}, {result['threads']} threads (best of {repeat})"
-    )
+    n, threads_used = result["n"], result["threads"]
+    title = f"STREAM, {n:,} x {result['dtype']}, {threads_used} threads (best of {repeat})"
+    table = Table(title=title)
     for col in ("op", "ramnet GB/s", "numpy GB/s", "ratio"):
         table.add_column(col, justify="right")
     for row in result["rows"]:
-        table.add_row(row["op"], f"{row['ours_gbs']:.1f}", f"{row['numpy_gbs']:.1f}", f"{row['ratio']:.2f}x")
+        table.add_row(
+            row["op"], f"{row['ours_gbs']:.1f}", f"{row['numpy_gbs']:.1f}", f"{row['ratio']:.2f}x"
+        )
     _stdout().print(table)
 
 
@@ -284,12 +298,18 @@ def bench_gemm(
         return
     from rich.table import Table
 
-    table = Table(title=f"GEMM n={size} {result['dtype']}, {result['threads']} threads (median of {repeat})")
+    table = Table(
+        title=f"GEMM n={size} {result['dtype']}, {result['threads']} threads (median of {repeat})"
+    )
     for col in ("kernel", "n", "GOP/s", "seconds", "ramnet speedup"):
         table.add_column(col, justify="right")
     for row in result["rows"]:
         table.add_row(
-            row["name"], str(row["n"]), f"{row['gops']:,.1f}", f"{row['seconds']:.4f}", f"{row['speedup']:,.2f}x"
+            row["name"],
+            str(row["n"]),
+            f"{row['gops']:,.1f}",
+            f"{row['seconds']:.4f}",
+            f"{row['speedup']:,.2f}x",
         )
     _stdout().print(table)
 
@@ -316,8 +336,13 @@ def doctor(
     table.add_row("python", f"{info['python']} ({info['executable']})")
     table.add_row("platform", info["platform"])
     blas = info["blas"]
-    table.add_row("numpy", f"{info['numpy']} (BLAS: {blas['name'] or 'unknown'} {blas['version'] or ''})")
-    table.add_row("compiler", f"{info['compiler']['name']} ({'found' if info['compiler']['found'] else 'not found'})")
+    table.add_row(
+        "numpy", f"{info['numpy']} (BLAS: {blas['name'] or 'unknown'} {blas['version'] or ''})"
+    )
+    table.add_row(
+        "compiler",
+        f"{info['compiler']['name']} ({'found' if info['compiler']['found'] else 'not found'})",
+    )
     if kernels["c_extension"]:
         table.add_row("C kernels", "loaded")
     else:
@@ -325,7 +350,9 @@ def doctor(
     table.add_row("numba", kernels["numba"] or "not installed")
     table.add_row("CPU features", " ".join(kernels["cpu_features"]) or "-")
     for family, paths in kernels["paths"].items():
-        table.add_row(f"path: {family}", f"{paths['best']} (supported: {', '.join(paths['supported'])})")
+        table.add_row(
+            f"path: {family}", f"{paths['best']} (supported: {', '.join(paths['supported'])})"
+        )
     table.add_row("threads", str(info["threads"]))
     _stdout().print(table)
 

@@ -45,8 +45,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         try:
             number = int(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{source}: threads must be a positive integer, got {value!r}") from None
-        if number < 1 or isinstance(value, bool) or (isinstance(value, float)):
+            raise ConfigError(
+                f"{source}: threads must be a positive integer, got {value!r}"
+            ) from None
+        if number < 1 or isinstance(value, (bool, float)):
             raise ConfigError(f"{source}: threads must be a positive integer, got {value!r}")
         return number
     if name == "backend":

@@ -8,8 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from ramnet.orchid import _stream
-from ramnet.orchid._backends import BACKENDS, Backend, resolve as resolve_backend
-from ramnet.orchid._dtypes import SUPPORTED as SUPPORTED_DTYPES, result_dtype
+from ramnet.orchid._backends import BACKENDS, Backend
+from ramnet.orchid._backends import resolve as resolve_backend
+from ramnet.orchid._dtypes import SUPPORTED as SUPPORTED_DTYPES
+from ramnet.orchid._dtypes import result_dtype
 from ramnet.orchid._hooks import BlockProduct, JobSpec, TraceHook
 from ramnet.orchid._info import kernel_info
 from ramnet.orchid._io import load_npy, parse_shape, random_operands, save_npy

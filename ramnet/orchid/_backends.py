@@ -38,7 +38,11 @@ class Backend:
     path_number: int = -1
 
     def gemm(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool) -> None:
-        """Compute ``out = a @ b`` or ``out += a @ b`` for one block product (see ``_bindings.gemm``)."""
+        """Compute ``out = a @ b`` or ``out += a @ b`` for one block product.
+
+        Raises:
+            BackendUnavailableError, InvalidInputError, KernelError: As ``_bindings.gemm``.
+        """
         if self.name == "c":
             _bindings.gemm(self.path_number, a, b, out, accumulate)
         elif self.name == "numba":

@@ -8,14 +8,16 @@ around each call, so several threads can run kernels at once.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import numpy as np
 
 from ramnet._errors import BackendUnavailableError, InvalidInputError, KernelError
 
+_native: Any
 try:
-    from ramnet.orchid import _native
+    _native = importlib.import_module("ramnet.orchid._native")
 except ImportError as exc:  # no C compiler at install time, or a broken build
     _native = None
     IMPORT_ERROR: str | None = str(exc)
@@ -30,7 +32,11 @@ KERNEL_GEMM_S8 = 0
 KERNEL_GEMM_WIDE = 1
 KERNEL_STREAM = 2
 PATH_NAMES = ("portable", "avx2", "avx-vnni", "avx512", "avx512-vnni", "neon")
-KERNEL_FAMILIES = {"gemm_s8": KERNEL_GEMM_S8, "gemm_wide": KERNEL_GEMM_WIDE, "stream": KERNEL_STREAM}
+KERNEL_FAMILIES = {
+    "gemm_s8": KERNEL_GEMM_S8,
+    "gemm_wide": KERNEL_GEMM_WIDE,
+    "stream": KERNEL_STREAM,
+}
 
 _ERRORS = {
     -1: "invalid argument",
@@ -103,7 +109,7 @@ def _leading(array: np.ndarray) -> int:
     if array.ndim != 2 or (array.shape[1] > 1 and array.strides[1] != array.itemsize):
         raise InvalidInputError("kernel operands need contiguous rows")
     if array.shape[0] <= 1:
-        return max(array.shape[1], 1)
+        return int(max(array.shape[1], 1))
     stride = array.strides[0]
     if stride % array.itemsize or stride < array.shape[1] * array.itemsize:
         raise InvalidInputError("kernel operands need a positive row stride")
@@ -161,7 +167,10 @@ def gemm(path: int, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: b
     _check(code, name)
 
 
-_STREAM_CTYPES = {np.dtype(np.float64): ("f64", "double *"), np.dtype(np.float32): ("f32", "float *")}
+_STREAM_CTYPES = {
+    np.dtype(np.float64): ("f64", "double *"),
+    np.dtype(np.float32): ("f32", "float *"),
+}
 
 
 def stream(op: str, path: int, a: np.ndarray, *operands: np.ndarray, scalar: float = 0.0) -> None:

@@ -55,7 +55,9 @@ def parse_dtype(name: str) -> np.dtype:
         UnsupportedDTypeError: The name is not one of the supported dtypes.
     """
     if name not in SUPPORTED:
-        raise UnsupportedDTypeError(f"unsupported dtype {name!r}; choose from {', '.join(SUPPORTED)}")
+        raise UnsupportedDTypeError(
+            f"unsupported dtype {name!r}; choose from {', '.join(SUPPORTED)}"
+        )
     return np.dtype(name)
 
 

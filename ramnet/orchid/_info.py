@@ -45,7 +45,15 @@ def _cpuinfo_flags() -> list[str]:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             for line in f:
                 if line.startswith(("flags", "Features")):
-                    wanted = {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "asimd"}
+                    wanted = {
+                        "avx2",
+                        "fma",
+                        "avx512f",
+                        "avx512bw",
+                        "avx512_vnni",
+                        "avx_vnni",
+                        "asimd",
+                    }
                     return sorted(wanted.intersection(line.split(":", 1)[1].split()))
     except OSError:
         pass

@@ -1,4 +1,4 @@
-"""Operands in and results out: ``.npy`` files (memory-mapped), seeded random matrices, atomic saves.
+"""Operands in, results out: ``.npy`` files (memory-mapped), seeded random matrices, atomic saves.
 
 ``.npy`` files are opened with ``allow_pickle=False``: object arrays are refused, never unpickled.
 """
@@ -62,8 +62,8 @@ def random_operands(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return seeded random operands A (m x k) and B (k x n).
 
-    Integer entries are uniform over the dtype's full range, except int32, whose range is narrowed to
-    +-floor(sqrt((2^63 - 1) / k)) so the exact product fits int64. Float entries are standard normal.
+    Integer entries are uniform over the dtype's full range, except int32, whose range is narrowed
+    to +-floor(sqrt((2^63 - 1) / k)) so the exact product fits int64. Floats are standard normal.
 
     Raises:
         UnsupportedDTypeError: An unsupported dtype name.

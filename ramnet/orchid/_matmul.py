@@ -50,7 +50,9 @@ def prepare(a: object, b: object, dtype: str | None = None) -> tuple[np.ndarray,
         job = _dtypes.parse_dtype(dtype)
         for name, x in (("A", a_arr), ("B", b_arr)):
             if x.dtype.kind not in "iubf":
-                raise UnsupportedDTypeError(f"{name} has dtype {x.dtype}, which cannot become {job}")
+                raise UnsupportedDTypeError(
+                    f"{name} has dtype {x.dtype}, which cannot become {job}"
+                )
     else:
         job = _dtypes.job_dtype(a_arr.dtype, b_arr.dtype)
     a_arr = _dtypes.cast_exact("A", a_arr, job)
@@ -110,9 +112,7 @@ def matmul(
     if chosen.name == "numpy" and a_arr.dtype.kind == "f":
         # BLAS runs its own threads: one task at a time.
         nthreads = 1
-    return run_job(
-        a_arr, b_arr, job_grid, chosen, threads=nthreads, hooks=hooks, progress=progress
-    )
+    return run_job(a_arr, b_arr, job_grid, chosen, threads=nthreads, hooks=hooks, progress=progress)
 
 
 def _check_threads(threads: int | None) -> int:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_JIT = {"nogil": True, "cache": True, "fastmath": False, "boundscheck": False}
+_jit = numba.njit(nogil=True, cache=True, fastmath=False, boundscheck=False)
 
 _JB = 512  # columns of C per block, as in csrc/gemm_wide.c
 
 
-@numba.njit(**_JIT)
+@_jit
 def _gemm_rows(a, b, out, acc_dtype):  # type: ignore[no-untyped-def]
     # out[i, :] += a[i, p] * b[p, :], blocked over columns; acc_dtype fixes the arithmetic width.
     m, k = a.shape
@@ -49,25 +49,25 @@ def gemm(a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool) -> Non
         _gemm_rows(a, b, out, np.int64)
 
 
-@numba.njit(**_JIT)
+@_jit
 def _copy(a, b):  # type: ignore[no-untyped-def]
     for i in range(a.size):
         a[i] = b[i]
 
 
-@numba.njit(**_JIT)
+@_jit
 def _scale(a, b, s):  # type: ignore[no-untyped-def]
     for i in range(a.size):
         a[i] = s * b[i]
 
 
-@numba.njit(**_JIT)
+@_jit
 def _add(a, b, c):  # type: ignore[no-untyped-def]
     for i in range(a.size):
         a[i] = b[i] + c[i]
 
 
-@numba.njit(**_JIT)
+@_jit
 def _triad(a, b, c, s):  # type: ignore[no-untyped-def]
     for i in range(a.size):
         a[i] = b[i] + s * c[i]

@@ -43,7 +43,9 @@ def kernels() -> ModuleType:
     global _kernels
     if _kernels is None:
         if not available():
-            raise BackendUnavailableError("numba is not installed; install it or build the C kernels")
+            raise BackendUnavailableError(
+                "numba is not installed; install it or build the C kernels"
+            )
         from ramnet.orchid import _numba_kernels
 
         _kernels = _numba_kernels

@@ -11,6 +11,7 @@ function from (operands, grid, block list) to partial tiles.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -201,7 +202,7 @@ class _Runner:
             self._finished(BlockProduct(i, j, k), scratch if keep else None)
 
 
-def _run_tasks(tasks: list[Callable[[], None]], threads: int) -> None:
+def _run_tasks(tasks: Sequence[Callable[[], None]], threads: int) -> None:
     if threads <= 1 or len(tasks) <= 1:
         for task in tasks:
             task()
@@ -276,9 +277,7 @@ def execute_blocks(
         with lock:
             results[BlockProduct(i, j, k)] = tile
 
-    tasks = [
-        (lambda i=i, j=j, k=k: task(i, j, k)) for (i, j), ks in groups.items() for k in ks
-    ]
+    tasks = [(lambda i=i, j=j, k=k: task(i, j, k)) for (i, j), ks in groups.items() for k in ks]
     _run_tasks(tasks, threads or default_threads())
     return results
 
@@ -325,7 +324,7 @@ def run_job(
     keep = bool(hooks)
     p, q, r = grid.shape
     tasks = [
-        (lambda i=i, j=j: runner.tile(out[grid.rows(i), grid.cols(j)], i, j, range(r), keep))
+        functools.partial(runner.tile, out[grid.rows(i), grid.cols(j)], i, j, range(r), keep)
         for i in range(p)
         for j in range(q)
     ]

@@ -6,6 +6,7 @@ released), so the threads stream in parallel.
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -73,10 +74,8 @@ def run(
     bounds = [bounds[0], *[x - x % per_line for x in bounds[1:-1]], bounds[-1]]
     with ThreadPoolExecutor(max_workers=threads) as pool:
         futures = [
-            pool.submit(
-                _bindings.stream, op, number, *[x[lo:hi] for x in flat], scalar=scalar
-            )
-            for lo, hi in zip(bounds, bounds[1:])
+            pool.submit(_bindings.stream, op, number, *[x[lo:hi] for x in flat], scalar=scalar)
+            for lo, hi in itertools.pairwise(bounds)
         ]
         for future in futures:
             future.result()
