@@ -1,0 +1,47 @@
+"""Helpers shared by the benchmarks in bench/: timing, medians, peaks, printing."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_TOOLS = ROOT.parent / "shared" / "tools"
+
+
+def best_and_median(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Run ``fn`` ``repeat`` times; return (min, median) wall seconds."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), statistics.median(times)
+
+
+def peak(threads: int | None = None) -> dict[str, float] | None:
+    """Run ../shared/tools/peak.sh (register peaks); None when it is not there."""
+    script = SHARED_TOOLS / "peak.sh"
+    if not script.exists():
+        return None
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    out = subprocess.run([str(script)], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def emit(result: dict[str, object], as_json: bool) -> None:
+    """Print a result as JSON (``--json``) or as aligned text."""
+    if as_json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:>32}: {value}")
+    sys.stdout.flush()
