@@ -106,10 +106,13 @@ def _address(array: np.ndarray, ctype: str) -> Any:
 
 
 def _leading(array: np.ndarray) -> int:
-    if array.ndim != 2 or (array.shape[1] > 1 and array.strides[1] != array.itemsize):
-        raise InvalidInputError("kernel operands need contiguous rows")
-    if array.shape[0] <= 1:
+    if array.ndim != 2:
+        raise InvalidInputError("kernel operands must be 2-D")
+    if array.size == 0 or array.shape[0] == 1:
+        # numpy gives empty and single-row arrays arbitrary strides; their layout does not matter.
         return int(max(array.shape[1], 1))
+    if array.shape[1] > 1 and array.strides[1] != array.itemsize:
+        raise InvalidInputError("kernel operands need contiguous rows")
     stride = array.strides[0]
     if stride % array.itemsize or stride < array.shape[1] * array.itemsize:
         raise InvalidInputError("kernel operands need a positive row stride")

@@ -16,6 +16,33 @@ from ramnet._errors import InputFileError, InvalidInputError, OutputFileError
 from ramnet.orchid._dtypes import parse_dtype
 
 
+def _read_header(p: Path, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    # Validates the .npy header before numpy maps the file: clear errors for wrong or cut files.
+    fmt = np.lib.format
+    try:
+        with p.open("rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise InputFileError(f"{name}: {p} is not a .npy file (bad magic bytes)")
+            f.seek(0)
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = fmt.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, _, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise InputFileError(f"{name}: {p} has unsupported .npy version {version}")
+            offset = f.tell()
+    except InputFileError:
+        raise
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputFileError(f"{name}: {p} has a corrupt .npy header ({exc})") from exc
+    if dtype.hasobject:
+        raise InputFileError(
+            f"{name}: {p} holds Python objects; RAMNET never unpickles data, save numbers instead"
+        )
+    return tuple(shape), dtype, offset
+
+
 def load_npy(path: str | os.PathLike[str], name: str = "input") -> np.ndarray:
     """Open a ``.npy`` file as a read-only memory map.
 
@@ -33,6 +60,11 @@ def load_npy(path: str | os.PathLike[str], name: str = "input") -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise InputFileError(f"{name}: no such file: {p}")
+    shape, dtype, offset = _read_header(p, name)
+    needed = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = p.stat().st_size
+    if size < needed:
+        raise InputFileError(f"{name}: {p} is truncated ({size} bytes, its header needs {needed})")
     try:
         array = np.load(p, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:

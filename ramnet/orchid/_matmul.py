@@ -60,7 +60,15 @@ def prepare(a: object, b: object, dtype: str | None = None) -> tuple[np.ndarray,
     for name, x in (("A", a_arr), ("B", b_arr)):
         _dtypes.check_finite(name, x)
     _dtypes.check_exact_range(a_arr, b_arr, job)
-    return a_arr, b_arr
+    return _rows_contiguous(a_arr), _rows_contiguous(b_arr)
+
+
+def _rows_contiguous(x: np.ndarray) -> np.ndarray:
+    # The kernels take any row stride but need each row's elements adjacent; one copy fixes a
+    # transposed view or a Fortran-order file, instead of one per tile.
+    if x.ndim == 2 and x.shape[1] > 1 and x.strides[1] != x.itemsize:
+        return np.ascontiguousarray(x)
+    return x
 
 
 def matmul(
