@@ -16,7 +16,7 @@ import cffi
 
 ROOT = Path(__file__).resolve().parent
 CSRC = "csrc"
-SOURCES = ["cpu.c", "gemm_s8.c", "gemm_wide.c", "stream.c"]
+SOURCES = ["cpu.c", "gemm_s8.c", "gemm_wide.c", "stream.c", "tiles.c", "field.c"]
 MODULE = "ramnet.orchid._native"
 
 # One portable build: no -march=native. Vector code paths carry per-function target attributes and
@@ -25,30 +25,33 @@ MODULE = "ramnet.orchid._native"
 COMPILE_ARGS = ["-O3", "-std=c11", "-fno-math-errno"]
 
 
-def read_cdef(header: Path) -> str:
-    """Return the declarations between the cdef markers of ``header``.
+def read_cdef(*headers: Path) -> str:
+    """Return the declarations between the cdef markers of each header, concatenated.
 
     Args:
-        header: Path of the C header.
+        *headers: Paths of the C headers, in order.
 
     Returns:
         The text cffi's ``cdef`` accepts.
 
     Raises:
-        ValueError: If the markers are missing.
+        ValueError: If a header lacks the markers.
     """
-    text = header.read_text(encoding="utf-8")
-    match = re.search(r"/\* cdef-begin \*/(.*)/\* cdef-end \*/", text, re.S)
-    if match is None:
-        raise ValueError(f"{header}: no cdef-begin/cdef-end markers")
-    return match.group(1)
+    parts = []
+    for header in headers:
+        text = header.read_text(encoding="utf-8")
+        match = re.search(r"/\* cdef-begin \*/(.*)/\* cdef-end \*/", text, re.S)
+        if match is None:
+            raise ValueError(f"{header}: no cdef-begin/cdef-end markers")
+        parts.append(match.group(1))
+    return "\n".join(parts)
 
 
 ffibuilder = cffi.FFI()
-ffibuilder.cdef(read_cdef(ROOT / CSRC / "ramnet.h"))
+ffibuilder.cdef(read_cdef(ROOT / CSRC / "ramnet.h", ROOT / CSRC / "field.h"))
 ffibuilder.set_source(
     MODULE,
-    '#include "ramnet.h"',
+    '#include "ramnet.h"\n#include "field.h"',
     sources=[f"{CSRC}/{name}" for name in SOURCES],
     include_dirs=[CSRC],
     extra_compile_args=COMPILE_ARGS,

@@ -69,6 +69,13 @@ int ramnet_stream_copy_f32(int path, float *a, const float *b, size_t n);
 int ramnet_stream_scale_f32(int path, float *a, const float *b, float s, size_t n);
 int ramnet_stream_add_f32(int path, float *a, const float *b, const float *c, size_t n);
 int ramnet_stream_triad_f32(int path, float *a, const float *b, const float *c, float s, size_t n);
+/* Packs a row-major matrix (rows x row_bytes bytes, rows ld_bytes apart) into Merkle leaves:
+ * for each tile of tile_rows x tile_row_bytes, in row-major tile order starting at tile row
+ * tile_row0: the prefix, four little-endian u32 (tile row, tile column, rows, bytes per row),
+ * then the tile's bytes row by row. Edge tiles are smaller. out_len must cover every leaf. */
+int ramnet_pack_tiles(const uint8_t *x, size_t rows, size_t row_bytes, size_t ld_bytes,
+                      size_t tile_rows, size_t tile_row_bytes, size_t tile_row0,
+                      const uint8_t *prefix, size_t prefix_len, uint8_t *out, size_t out_len);
 /* cdef-end */
 
 #endif

@@ -14,17 +14,21 @@ from ramnet._errors import (
     InputFileError,
     InvalidInputError,
     KernelError,
+    KeyFileError,
     NonFiniteInputError,
     OutputFileError,
     OverflowRiskError,
+    ProofUnsupportedError,
     RamnetError,
     ShapeMismatchError,
+    TraceFormatError,
     UnsupportedDTypeError,
 )
 from ramnet._version import __version__
 
 if TYPE_CHECKING:
     from ramnet.orchid import matmul
+    from ramnet.valkyrie import verify_trace
 
 __all__ = [
     "BackendUnavailableError",
@@ -32,17 +36,21 @@ __all__ = [
     "InputFileError",
     "InvalidInputError",
     "KernelError",
+    "KeyFileError",
     "NonFiniteInputError",
     "OutputFileError",
     "OverflowRiskError",
+    "ProofUnsupportedError",
     "RamnetError",
     "ShapeMismatchError",
+    "TraceFormatError",
     "UnsupportedDTypeError",
     "__version__",
     "matmul",
+    "verify_trace",
 ]
 
-_LAZY = {"matmul": "ramnet.orchid"}
+_LAZY = {"matmul": "ramnet.orchid", "verify_trace": "ramnet.valkyrie"}
 
 
 def __getattr__(name: str) -> Any:

@@ -14,11 +14,14 @@ __all__ = [
     "InputFileError",
     "InvalidInputError",
     "KernelError",
+    "KeyFileError",
     "NonFiniteInputError",
     "OutputFileError",
     "OverflowRiskError",
+    "ProofUnsupportedError",
     "RamnetError",
     "ShapeMismatchError",
+    "TraceFormatError",
     "UnsupportedDTypeError",
 ]
 
@@ -65,3 +68,15 @@ class BackendUnavailableError(InvalidInputError, RuntimeError):
 
 class KernelError(RamnetError, RuntimeError):
     """A native kernel reported a failure it should not have (a bug or an exhausted resource)."""
+
+
+class KeyFileError(InvalidInputError):
+    """A node key file that is missing, malformed, too open, or would be overwritten."""
+
+
+class TraceFormatError(InvalidInputError):
+    """Bytes that are not a well-formed RAMNET trace (or commitment, proof, binding)."""
+
+
+class ProofUnsupportedError(InvalidInputError):
+    """A proof was asked for a job it cannot cover exactly (floats, or int32 beyond 2^60)."""

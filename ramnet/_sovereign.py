@@ -26,6 +26,9 @@ class SovereignJob:
         dtype: The job dtype; forced on file operands when given (values must fit exactly).
         backend, threads, grid: As for ``ramnet.matmul``.
         save_inputs: A folder to write A.npy and B.npy into (random operands only).
+        trace: Where to write the signed trace (VALKYRIE); None for no trace.
+        prove: Add a sum-check proof to the trace.
+        key: The ``NodeKey`` that signs the trace (required with ``trace``).
     """
 
     out: Path
@@ -38,6 +41,9 @@ class SovereignJob:
     threads: int | None = None
     grid: tuple[int, int, int] | None = None
     save_inputs: Path | None = None
+    trace: Path | None = None
+    prove: bool = False
+    key: Any = None
     hooks: list[orchid.TraceHook] = field(default_factory=list)
 
 
@@ -57,7 +63,13 @@ def validate(job: SovereignJob) -> None:
         raise InvalidInputError("--random needs --dtype (int8, int16, int32, float32 or float64)")
     if job.save_inputs is not None and job.random is None:
         raise InvalidInputError("--save-inputs only applies to --random operands")
+    if job.prove and job.trace is None:
+        raise InvalidInputError("--prove needs --trace PATH to write the proof into")
+    if job.trace is not None and job.key is None:
+        raise InvalidInputError("a trace needs a node key to sign it")
     check_writable(job.out)
+    if job.trace is not None:
+        check_writable(job.trace)
     if job.save_inputs is not None:
         try:
             job.save_inputs.mkdir(parents=True, exist_ok=True)
@@ -93,6 +105,14 @@ def run(job: SovereignJob, progress: ProgressCallback | None = None) -> dict[str
         a = orchid.load_npy(job.a_path, "A")
         b = orchid.load_npy(job.b_path, "B")
     a, b = orchid.prepare(a, b, job.dtype)
+    recorder = None
+    if job.trace is not None:
+        from ramnet.valkyrie import TraceRecorder
+        from ramnet.valkyrie._sumcheck import check_range
+
+        if job.prove:
+            check_range(a, b)  # refuse before computing, not after
+        recorder = TraceRecorder(threads=job.threads)
     threads = job.threads or orchid.default_threads()
     backend = orchid.resolve_backend(job.backend, a.dtype)
     m, k = a.shape
@@ -103,16 +123,32 @@ def run(job: SovereignJob, progress: ProgressCallback | None = None) -> dict[str
         else orchid.default_grid(m, k, n, a.dtype, threads)
     )
     t1 = time.perf_counter()
+    hooks = [*job.hooks, *([recorder] if recorder else [])]
     c = orchid.matmul(
-        a, b, backend=job.backend, threads=threads, grid=grid, hooks=job.hooks, progress=progress
+        a, b, backend=job.backend, threads=threads, grid=grid, hooks=hooks, progress=progress
     )
     t2 = time.perf_counter()
+    # The recorder hashes inside its hooks, i.e. during the compute phase: report that apart.
+    hook_seconds = recorder.seconds if recorder else 0.0
+    trace_info = None
+    if recorder is not None and job.trace is not None:
+        from ramnet.valkyrie import write_trace
+
+        trace = recorder.build(job.key, prove=job.prove, threads=threads)
+        write_trace(job.trace, trace, job.key)
+        trace_info = {
+            "path": str(job.trace),
+            "node_id": job.key.node_id,
+            "proof_bytes": trace.proof.size if trace.proof else 0,
+            "commitments": {"a": trace.a.hex(), "b": trace.b.hex(), "c": trace.c.hex()},
+        }
+    t_trace = time.perf_counter()
     if job.save_inputs is not None:
         orchid.save_npy(job.save_inputs / "A.npy", a)
         orchid.save_npy(job.save_inputs / "B.npy", b)
     orchid.save_npy(job.out, c)
     t3 = time.perf_counter()
-    compute = t2 - t1
+    compute = t2 - t1 - hook_seconds
     return {
         "mode": "sovereign",
         "shape": [m, n],
@@ -127,9 +163,11 @@ def run(job: SovereignJob, progress: ProgressCallback | None = None) -> dict[str
         "seconds": {
             "load": round(t1 - t0, 6),
             "compute": round(compute, 6),
-            "save": round(t3 - t2, 6),
+            "save": round(t3 - t_trace, 6),
+            "trace": round(hook_seconds + t_trace - t2, 6),
             "total": round(t3 - t0, 6),
         },
         "gops": round(2.0 * m * n * k / compute / 1e9, 3) if compute > 0 else None,
         "out": str(job.out),
+        "trace": trace_info,
     }

@@ -21,16 +21,68 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click.exceptions import ClickException as _ClickException
+    from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click.exceptions import ClickException as _ClickException  # type: ignore[assignment]
+    from click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError  # type: ignore[assignment]
+
 from ramnet._errors import InvalidInputError, RamnetError
 from ramnet._version import __version__
 
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """Usage errors (unknown option, bad value, missing option) as one ``error:`` line, exit 2."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            rv = super().main(
+                args=args,
+                prog_name=prog_name,
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+        except _NoArgsIsHelpError as exc:  # bare `ramnet` or `ramnet keys`: show the help
+            if not standalone_mode:
+                raise
+            exc.show()
+            sys.exit(0)
+        except _ClickException as exc:
+            ctx = getattr(exc, "ctx", None)
+            where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            typer.echo(f"error: {exc.format_message()}{where}", err=True)
+            if not standalone_mode:
+                raise
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            if not standalone_mode:
+                raise
+            sys.exit(1)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
 app = typer.Typer(
     name="ramnet",
+    cls=_OneLineErrors,
     help="RAMNET: verifiable matrix compute. Multiply big matrices fast and exactly.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+keys_app = typer.Typer(help="Manage this node's Ed25519 key.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 bench_app = typer.Typer(
     help="Benchmark RAMNET's kernels against numpy, in one run.", no_args_is_help=True
 )
@@ -166,10 +218,19 @@ def run(
         str | None,
         typer.Option("--grid", help="Block counts P,Q,R along M, N, K.", metavar="P,Q,R"),
     ] = None,
+    trace: Annotated[
+        Path | None, typer.Option("--trace", help="Write a signed trace (commitments) here.")
+    ] = None,
+    prove: Annotated[
+        bool, typer.Option("--prove", help="Add a sum-check proof to the trace.")
+    ] = False,
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="Node key that signs the trace.")
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Multiply A and B and write C."""
+    """Multiply A and B and write C (and, with --trace, a signed trace)."""
     from ramnet import _sovereign
     from ramnet.config import load_settings
 
@@ -178,8 +239,14 @@ def run(
             "--mode mesh is not available in this version; use --mode sovereign"
         )
     settings = load_settings(
-        config, {"backend": backend.value if backend else None, "threads": threads}
+        config,
+        {
+            "backend": backend.value if backend else None,
+            "threads": threads,
+            "key_file": str(key_file) if key_file else None,
+        },
     )
+    node_key = _node_key(settings.key_file) if trace is not None else None
     from ramnet.orchid import parse_shape
 
     job = _sovereign.SovereignJob(
@@ -193,6 +260,9 @@ def run(
         threads=settings.threads,
         grid=_parse_grid(grid),
         save_inputs=save_inputs,
+        trace=trace,
+        prove=prove,
+        key=node_key,
     )
     quiet = as_json or not sys.stdout.isatty()
     report = _sovereign.run(job) if quiet else _run_with_progress(job)
@@ -200,6 +270,22 @@ def run(
         _print_json(report)
     else:
         _render_run(report)
+
+
+def _node_key(key_file: str | None) -> Any:
+    """Load the node key, creating one (and saying where, on stderr) if there is none."""
+    from ramnet.config import default_key_path
+    from ramnet.valkyrie import load_or_create_key
+
+    path = Path(key_file) if key_file else default_key_path()
+    key, created = load_or_create_key(path)
+    if created:
+        _stderr().print(
+            f"created a new node key at {path} (node id {key.node_id})",
+            markup=False,
+            soft_wrap=True,
+        )
+    return key
 
 
 def _run_with_progress(job: Any) -> dict[str, Any]:
@@ -239,6 +325,11 @@ def _render_run(report: dict[str, Any]) -> None:
     )
     table.add_row("rate", f"{report['gops']:,.1f} GOP/s" if report["gops"] else "-")
     table.add_row("output", report["out"])
+    if report.get("trace"):
+        info = report["trace"]
+        proof = f", proof {info['proof_bytes']} bytes" if info["proof_bytes"] else ""
+        table.add_row("trace", f"{info['path']} ({sec['trace']:.3f} s{proof})")
+        table.add_row("node id", info["node_id"])
     _stdout().print(table)
 
 
@@ -355,6 +446,116 @@ def doctor(
         )
     table.add_row("threads", str(info["threads"]))
     _stdout().print(table)
+
+
+KeyFileOption = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="Key file (default: RAMNET_KEY_FILE or the config folder)."),
+]
+
+
+def _key_path(key_file: Path | None) -> Path:
+    from ramnet.config import default_key_path, load_settings
+
+    settings = load_settings(None, {"key_file": str(key_file) if key_file else None})
+    return Path(settings.key_file) if settings.key_file else default_key_path()
+
+
+@keys_app.command("init")
+@_guarded
+def keys_init(
+    key_file: KeyFileOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing key.")] = False,
+) -> None:
+    """Create a new node key (file mode 0600); refuses to replace one without --force."""
+    from ramnet.valkyrie import NodeKey, save_key
+
+    path = _key_path(key_file)
+    key = save_key(NodeKey.generate(), path, force=force)
+    _stderr().print(f"wrote {path}", markup=False)
+    typer.echo(key.node_id)
+
+
+@keys_app.command("show")
+@_guarded
+def keys_show(key_file: KeyFileOption = None) -> None:
+    """Print the node id: the public key as 64 lowercase hex digits."""
+    from ramnet.valkyrie import load_key
+
+    typer.echo(load_key(_key_path(key_file)).node_id)
+
+
+@keys_app.command("bind")
+@_guarded
+def keys_bind(
+    payout_address: Annotated[str, typer.Option("--payout-address", help="Where to be paid.")],
+    key_file: KeyFileOption = None,
+) -> None:
+    """Print a statement, signed by the node key, that binds a payout address to this node."""
+    from ramnet.valkyrie import bind_payout
+
+    _print_json(bind_payout(_node_key(str(_key_path(key_file))), payout_address))
+
+
+@keys_app.command("check-binding")
+@_guarded
+def keys_check_binding(
+    binding: Annotated[str, typer.Argument(help="The binding's JSON file, or - for stdin.")],
+) -> None:
+    """Check a payout binding: exit 0 when its signature is valid, 1 when not, 2 if unreadable."""
+    from ramnet._errors import InputFileError
+    from ramnet.valkyrie import check_binding
+
+    try:
+        text = sys.stdin.read(1 << 16) if binding == "-" else Path(binding).read_text()[: 1 << 16]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"cannot read {binding}: {exc}") from exc
+    if not check_binding(text):
+        _stderr().print("invalid: bad signature", markup=False)
+        raise typer.Exit(1)
+    typer.echo("valid")
+
+
+@app.command()
+@_guarded
+def verify(
+    trace: Annotated[Path, typer.Argument(help="The trace file (trace.bin).")],
+    a: Annotated[Path | None, typer.Option("--a", help="A.npy, to check its commitment.")] = None,
+    b: Annotated[Path | None, typer.Option("--b", help="B.npy, to check its commitment.")] = None,
+    c: Annotated[Path | None, typer.Option("--c", help="C.npy, to check its commitment.")] = None,
+    security_bits: Annotated[
+        int, typer.Option("--security-bits", min=1, max=512, help="Freivalds: error <= 2^-bits.")
+    ] = 40,
+    threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Check a trace: format, signature, proof, and the matrices against it when given.
+
+    Exit codes: 0 valid; 1 invalid (what failed is named); 2 unreadable input or bad usage.
+    """
+    from ramnet.valkyrie import verify_trace
+
+    verdict = verify_trace(trace, a, b, c, security_bits=security_bits, threads=threads)
+    if as_json:
+        _print_json(verdict.to_dict())
+    else:
+        _render_verdict(verdict)
+    if not verdict.valid:
+        raise typer.Exit(1)
+
+
+def _render_verdict(verdict: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="VALID" if verdict.valid else "INVALID")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail")
+    for check in verdict.checks:
+        table.add_row(check.name, "ok" if check.ok else "FAILED", check.detail)
+    _stdout().print(table)
+    if not verdict.valid:
+        _stderr().print(f"invalid: {', '.join(verdict.failed)}", markup=False)
 
 
 def main() -> None:

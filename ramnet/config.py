@@ -29,13 +29,16 @@ class Settings:
     Attributes:
         backend: ``auto``, ``c``, ``numba`` or ``numpy`` (env ``RAMNET_BACKEND``).
         threads: Worker threads, None for every core (env ``RAMNET_THREADS``).
+        key_file: The node's Ed25519 key file (env ``RAMNET_KEY_FILE``); None for the default
+            location, ``default_key_path()``.
     """
 
     backend: str = "auto"
     threads: int | None = None
+    key_file: str | None = None
 
 
-_ENV = {"backend": "RAMNET_BACKEND", "threads": "RAMNET_THREADS"}
+_ENV = {"backend": "RAMNET_BACKEND", "threads": "RAMNET_THREADS", "key_file": "RAMNET_KEY_FILE"}
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -51,6 +54,10 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if number < 1 or isinstance(value, (bool, float)):
             raise ConfigError(f"{source}: threads must be a positive integer, got {value!r}")
         return number
+    if name == "key_file":
+        if not isinstance(value, (str, os.PathLike)) or not str(value):
+            raise ConfigError(f"{source}: key_file must be a path, got {value!r}")
+        return str(value)
     if name == "backend":
         if value not in ("auto", "c", "numba", "numpy"):
             raise ConfigError(f"{source}: backend must be auto, c, numba or numpy, got {value!r}")
@@ -58,13 +65,35 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     return value
 
 
+def user_config_dir(env: dict[str, str] | None = None) -> Path:
+    """Return RAMNET's folder in the platform's user configuration folder.
+
+    Linux and other Unix: ``$XDG_CONFIG_HOME/ramnet`` or ``~/.config/ramnet``; macOS:
+    ``~/Library/Application Support/ramnet``; Windows: ``%APPDATA%\\ramnet``.
+    """
+    env = dict(os.environ) if env is None else env
+    if sys.platform == "win32" and env.get("APPDATA"):
+        return Path(env["APPDATA"]) / "ramnet"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "ramnet"
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ramnet"
+
+
+def default_key_path(env: dict[str, str] | None = None) -> Path:
+    """Return the node key's path: ``$RAMNET_KEY_FILE``, else ``node.key`` in the config folder."""
+    env = dict(os.environ) if env is None else env
+    if env.get("RAMNET_KEY_FILE"):
+        return Path(env["RAMNET_KEY_FILE"])
+    return user_config_dir(env) / "node.key"
+
+
 def default_config_path(env: dict[str, str] | None = None) -> Path:
     """Return where the user's config file would be (it need not exist)."""
     env = dict(os.environ) if env is None else env
     if env.get("RAMNET_CONFIG"):
         return Path(env["RAMNET_CONFIG"])
-    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "ramnet" / "config.toml"
+    return user_config_dir(env) / "config.toml"
 
 
 def _read_toml(path: Path, explicit: bool) -> dict[str, Any]:

@@ -12,6 +12,15 @@ from ramnet.orchid._backends import BACKENDS, Backend
 from ramnet.orchid._backends import resolve as resolve_backend
 from ramnet.orchid._dtypes import SUPPORTED as SUPPORTED_DTYPES
 from ramnet.orchid._dtypes import result_dtype
+from ramnet.orchid._field import (
+    P61,
+    fp2_dot,
+    fp2_eq_table,
+    fp2_fold,
+    fp2_sumcheck_round,
+    weighted_colsums,
+    weighted_rowsums,
+)
 from ramnet.orchid._hooks import BlockProduct, JobSpec, TraceHook
 from ramnet.orchid._info import kernel_info
 from ramnet.orchid._io import load_npy, parse_shape, random_operands, save_npy
@@ -25,9 +34,11 @@ from ramnet.orchid._scheduler import (
     run_job,
     spec_for,
 )
+from ramnet.orchid._tiles import pack_tiles, tile_leaf_sizes
 
 __all__ = [
     "BACKENDS",
+    "P61",
     "SUPPORTED_DTYPES",
     "Backend",
     "BlockProduct",
@@ -39,10 +50,15 @@ __all__ = [
     "default_grid",
     "default_threads",
     "execute_blocks",
+    "fp2_dot",
+    "fp2_eq_table",
+    "fp2_fold",
+    "fp2_sumcheck_round",
     "kernel_info",
     "load_npy",
     "make_grid",
     "matmul",
+    "pack_tiles",
     "parse_shape",
     "prepare",
     "random_operands",
@@ -52,7 +68,10 @@ __all__ = [
     "save_npy",
     "scale",
     "spec_for",
+    "tile_leaf_sizes",
     "triad",
+    "weighted_colsums",
+    "weighted_rowsums",
 ]
 
 

@@ -44,7 +44,10 @@ class Backend:
             BackendUnavailableError, InvalidInputError, KernelError: As ``_bindings.gemm``.
         """
         if self.name == "c":
-            _bindings.gemm(self.path_number, a, b, out, accumulate)
+            if a.dtype == np.int8 and out.dtype == np.int64:
+                self._gemm_s8_wide(a, b, out, accumulate)
+            else:
+                _bindings.gemm(self.path_number, a, b, out, accumulate)
         elif self.name == "numba":
             _numba_shim.kernels().gemm(a, b, out, accumulate)
         else:
@@ -53,6 +56,21 @@ class Backend:
                 out += product
             else:
                 out[...] = product
+
+    def _gemm_s8_wide(
+        self, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: bool
+    ) -> None:
+        # The int8 kernel accumulates in int32, exact for K <= INT8_INT32_MAX_K: longer K is
+        # cut into such chunks, each added into the int64 result.
+        from ramnet.orchid._dtypes import INT8_INT32_MAX_K
+
+        if not accumulate:
+            out[...] = 0
+        scratch = np.empty(out.shape, np.int32)
+        for k0 in range(0, a.shape[1], INT8_INT32_MAX_K):
+            k1 = min(a.shape[1], k0 + INT8_INT32_MAX_K)
+            _bindings.gemm(self.path_number, a[:, k0:k1], b[k0:k1], scratch, False)
+            out += scratch
 
 
 def _family(dtype: np.dtype) -> str:

@@ -199,3 +199,32 @@ def stream(op: str, path: int, a: np.ndarray, *operands: np.ndarray, scalar: flo
     else:
         code = func(path, *pointers, a.size)
     _check(code, f"stream {op}")
+
+
+def pack_tiles(
+    x: np.ndarray, tile: tuple[int, int], tile_row0: int, prefix: bytes, out: np.ndarray
+) -> None:
+    """Pack ``x`` into Merkle leaves in ``out`` (see ``ramnet.orchid._tiles.pack_tiles``).
+
+    Raises:
+        BackendUnavailableError: The extension is missing.
+        InvalidInputError: ``out`` is too small, or bad arguments.
+    """
+    lib = _lib()
+    rows = x.shape[0]
+    row_bytes = x.shape[1] * x.itemsize
+    ld_bytes = _leading(x) * x.itemsize if x.size else max(row_bytes, 1)
+    code = lib.ramnet_pack_tiles(
+        _address(x, "uint8_t *") if x.size else _native.ffi.NULL,
+        rows if x.size else 0,
+        row_bytes if x.size else 0,
+        ld_bytes,
+        tile[0],
+        tile[1] * x.itemsize,
+        tile_row0,
+        prefix,
+        len(prefix),
+        _address(out, "uint8_t *") if out.size else _native.ffi.NULL,
+        out.size,
+    )
+    _check(code, "pack_tiles")

@@ -12,8 +12,8 @@ from ramnet.orchid._hooks import TraceHook
 from ramnet.orchid._scheduler import (
     Grid,
     ProgressCallback,
+    check_threads,
     default_grid,
-    default_threads,
     make_grid,
     run_job,
 )
@@ -110,7 +110,7 @@ def matmul(
     m, k = a_arr.shape
     n = b_arr.shape[1]
     chosen = _backends.resolve(backend, a_arr.dtype, path)
-    nthreads = _check_threads(threads)
+    nthreads = check_threads(threads)
     if grid is None:
         job_grid = default_grid(m, k, n, a_arr.dtype, nthreads)
     elif isinstance(grid, Grid):
@@ -121,13 +121,3 @@ def matmul(
         # BLAS runs its own threads: one task at a time.
         nthreads = 1
     return run_job(a_arr, b_arr, job_grid, chosen, threads=nthreads, hooks=hooks, progress=progress)
-
-
-def _check_threads(threads: int | None) -> int:
-    from ramnet._errors import InvalidInputError
-
-    if threads is None:
-        return default_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise InvalidInputError(f"threads must be a positive integer, got {threads!r}")
-    return threads

@@ -14,6 +14,7 @@ from types import ModuleType
 from ramnet._errors import BackendUnavailableError
 
 _kernels: ModuleType | None = None
+_field: ModuleType | None = None
 
 
 def available() -> bool:
@@ -50,3 +51,21 @@ def kernels() -> ModuleType:
 
         _kernels = _numba_kernels
     return _kernels
+
+
+def field() -> ModuleType:
+    """Return the module of numba prime-field kernels, importing numba on first call.
+
+    Raises:
+        BackendUnavailableError: numba is not installed.
+    """
+    global _field
+    if _field is None:
+        if not available():
+            raise BackendUnavailableError(
+                "numba is not installed; install it or build the C kernels"
+            )
+        from ramnet.orchid import _numba_field
+
+        _field = _numba_field
+    return _field

@@ -12,6 +12,7 @@ function from (operands, grid, block list) to partial tiles.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import os
 import threading
@@ -52,6 +53,27 @@ class Grid:
     def shape(self) -> tuple[int, int, int]:
         """(p, q, r): the number of blocks along M, N and K."""
         return (len(self.row_edges) - 1, len(self.col_edges) - 1, len(self.k_edges) - 1)
+
+    def check(self, m: int, k: int, n: int) -> None:
+        """Refuse a grid that does not cut exactly (M, K, N).
+
+        Raises:
+            InvalidInputError: Edges that do not run from 0 to the dimension, or decrease.
+        """
+        for name, edges, size in (
+            ("row", self.row_edges, m),
+            ("column", self.col_edges, n),
+            ("inner", self.k_edges, k),
+        ):
+            if (
+                len(edges) < 2
+                or edges[0] != 0
+                or edges[-1] != size
+                or any(x > y for x, y in itertools.pairwise(edges))
+            ):
+                raise InvalidInputError(
+                    f"grid {name} edges {edges} do not cut 0..{size} in increasing order"
+                )
 
     def blocks(self) -> list[BlockProduct]:
         """Every block product of the grid, in (i, j, k) order."""
@@ -227,6 +249,19 @@ def _group(blocks: Iterable[BlockProduct], grid: Grid) -> dict[tuple[int, int], 
     return groups
 
 
+def check_threads(threads: int | None) -> int:
+    """Return a valid thread count: ``threads``, or every core when None.
+
+    Raises:
+        InvalidInputError: Not a positive integer.
+    """
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InvalidInputError(f"threads must be a positive integer, got {threads!r}")
+    return threads
+
+
 def default_threads() -> int:
     """The number of cores this process may run on."""
     try:
@@ -263,6 +298,7 @@ def execute_blocks(
     Raises:
         InvalidInputError: A block outside the grid, or listed twice.
     """
+    grid.check(a.shape[0], a.shape[1], b.shape[1])
     groups = _group(blocks, grid)
     runner = _Runner(a, b, grid, backend, (), None, 0)
     results: dict[BlockProduct, np.ndarray] = {}
@@ -315,6 +351,7 @@ def run_job(
         out = np.empty((m, n), dtype)
     elif out.shape != (m, n) or out.dtype != dtype:
         raise InvalidInputError(f"out must be {m}x{n} {dtype}")
+    grid.check(m, k, n)
     blocks = grid.blocks()
     if hooks:
         spec = spec_for(a, b, a.dtype, grid, backend)

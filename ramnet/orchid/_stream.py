@@ -48,9 +48,10 @@ def run(
         UnsupportedDTypeError, ShapeMismatchError, InvalidInputError: Bad arrays.
         BackendUnavailableError: The backend or path cannot run here.
     """
-    from ramnet.orchid._scheduler import default_threads
+    from ramnet.orchid._scheduler import check_threads
 
     _check(op, a, operands)
+    nthreads = check_threads(threads)
     if backend not in BACKENDS:
         raise InvalidInputError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "auto":
@@ -64,7 +65,7 @@ def run(
         return
     number = _bindings.path_number(path)
     n = a.size
-    threads = max(1, min(threads or default_threads(), n // _MIN_PER_THREAD or 1))
+    threads = max(1, min(nthreads, n // _MIN_PER_THREAD or 1))
     if threads == 1:
         _bindings.stream(op, number, *flat, scalar=scalar)
         return

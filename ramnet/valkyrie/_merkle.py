@@ -1,0 +1,321 @@
+"""Merkle commitments to matrices, and openings of tiles and row/column segments.
+
+A matrix is cut into tiles (64 KiB by default; see ``default_tile``). Each leaf is
+
+    LEAF_TAG | dtype code u8 | rows u64 | cols u64 | tile rows u32 | tile cols u32 |
+    tile row u32 | tile col u32 | rows in tile u32 | bytes per row u32 |
+    the tile, little-endian, C order
+
+so the dtype, the shape and the position are bound into every leaf. Leaves are hashed with BLAKE3
+in row-major tile order; a level with an odd count carries its last digest up unchanged. The root
+binds the header once more: root = H(ROOT_TAG | header | leaf count u64 | top digest). Big
+matrices are hashed strip by strip on several threads (BLAKE3 releases the GIL).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import blake3
+import numpy as np
+
+from ramnet._errors import InvalidInputError, TraceFormatError
+from ramnet.orchid import default_threads, pack_tiles
+from ramnet.valkyrie import _hash
+
+DTYPE_CODES = {"int8": 1, "int16": 2, "int32": 3, "int64": 4, "float32": 5, "float64": 6}
+DTYPE_NAMES = {code: name for name, code in DTYPE_CODES.items()}
+TILE_BYTES = 1 << 16
+
+_HEADER = struct.Struct("<BQQII")
+COMMITMENT_SIZE = _HEADER.size + _hash.DIGEST_SIZE
+
+
+def default_tile(dtype: np.dtype) -> tuple[int, int]:
+    """Return the tile shape used for a dtype: 64 KiB, square for 1- and 4-byte types."""
+    return {1: (256, 256), 2: (256, 128), 4: (128, 128), 8: (128, 64)}[np.dtype(dtype).itemsize]
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """A Merkle commitment to one matrix.
+
+    Attributes:
+        dtype: The dtype name.
+        shape: (rows, columns).
+        tile: (rows, columns) of a full tile.
+        root: The 32-byte root digest.
+    """
+
+    dtype: str
+    shape: tuple[int, int]
+    tile: tuple[int, int]
+    root: bytes
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(tile rows, tile columns) of the tile grid."""
+        rows, cols = self.shape
+        tr, tc = self.tile
+        return (-(-rows // tr) if cols else 0, -(-cols // tc) if rows else 0)
+
+    @property
+    def leaf_count(self) -> int:
+        """The number of leaves."""
+        gr, gc = self.grid
+        return gr * gc
+
+    def header(self) -> bytes:
+        """The header bytes bound into every leaf and into the root."""
+        return _HEADER.pack(DTYPE_CODES[self.dtype], *self.shape, *self.tile)
+
+    def to_bytes(self) -> bytes:
+        """Serialise (header then root, ``COMMITMENT_SIZE`` bytes)."""
+        return self.header() + self.root
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Commitment:
+        """Parse ``to_bytes`` output.
+
+        Raises:
+            TraceFormatError: Wrong length, unknown dtype, or an impossible tile shape.
+        """
+        if len(data) != COMMITMENT_SIZE:
+            raise TraceFormatError(f"a commitment is {COMMITMENT_SIZE} bytes, got {len(data)}")
+        code, rows, cols, tr, tc = _HEADER.unpack_from(data)
+        if code not in DTYPE_NAMES or tr < 1 or tc < 1:
+            raise TraceFormatError("malformed commitment header")
+        return cls(DTYPE_NAMES[code], (rows, cols), (tr, tc), bytes(data[_HEADER.size :]))
+
+    def hex(self) -> str:
+        """The root as hex."""
+        return self.root.hex()
+
+
+def _canonical(x: np.ndarray) -> np.ndarray:
+    if x.ndim != 2:
+        raise InvalidInputError(f"only 2-D matrices are committed, got shape {x.shape}")
+    if x.dtype.name not in DTYPE_CODES:
+        raise InvalidInputError(f"cannot commit dtype {x.dtype}")
+    if x.dtype.byteorder == ">":
+        x = x.astype(x.dtype.newbyteorder("<"))
+    return x
+
+
+def _root(header: bytes, leaves: int, top: bytes) -> bytes:
+    return _hash.digest(_hash.ROOT_TAG, header, struct.pack("<Q", leaves), top)
+
+
+class MerkleTree:
+    """The digests of every level of a commitment's tree, to open tiles from."""
+
+    def __init__(self, commitment: Commitment, leaves: list[bytes]) -> None:
+        self.commitment = commitment
+        self.levels: list[list[bytes]] = [leaves]
+        level = leaves
+        while len(level) > 1:
+            nxt = [_hash.node(level[t], level[t + 1]) for t in range(0, len(level) - 1, 2)]
+            if len(level) % 2:
+                nxt.append(level[-1])
+            self.levels.append(nxt)
+            level = nxt
+
+    @property
+    def top(self) -> bytes:
+        """The top digest (before the root binds the header)."""
+        return self.levels[-1][0] if self.levels[0] else _hash.digest(_hash.EMPTY_TAG)
+
+    def path(self, index: int) -> tuple[bytes, ...]:
+        """The sibling digests from leaf ``index`` up (carried levels contribute none)."""
+        out = []
+        for level in self.levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                out.append(level[sibling])
+            index //= 2
+        return tuple(out)
+
+
+def _leaf_prefix(header: bytes) -> bytes:
+    return _hash.LEAF_TAG + header
+
+
+def _hash_strip(args: tuple[np.ndarray, tuple[int, int], int, bytes]) -> list[bytes]:
+    strip, tile, tile_row0, prefix = args
+    packed = pack_tiles(strip, tile, tile_row0=tile_row0, prefix=prefix)
+    rows, cols = strip.shape
+    width = tile[1]
+    heights = [min(tile[0], rows - r0) for r0 in range(0, rows, tile[0])]
+    widths = [min(width, cols - c0) * strip.itemsize for c0 in range(0, cols, width)]
+    digests = []
+    offset = 0
+    view = memoryview(packed.data)
+    fixed = len(prefix) + 16
+    for h in heights:
+        for w in widths:
+            size = fixed + h * w
+            digests.append(bytes(blake3.blake3(view[offset : offset + size]).digest()))
+            offset += size
+    return digests
+
+
+def commit_matrix(
+    x: np.ndarray, *, tile: tuple[int, int] | None = None, threads: int | None = None
+) -> tuple[Commitment, MerkleTree]:
+    """Commit to a matrix.
+
+    Args:
+        x: 2-D array of int8, int16, int32, int64, float32 or float64.
+        tile: Tile shape; ``default_tile(x.dtype)`` when None.
+        threads: Hashing threads; all cores when None.
+
+    Returns:
+        (commitment, tree): the tree opens tiles later.
+
+    Raises:
+        InvalidInputError: Not 2-D, an unsupported dtype, or a bad tile shape.
+    """
+    x = _canonical(x)
+    tile = tile or default_tile(x.dtype)
+    if min(tile) < 1:
+        raise InvalidInputError(f"tile dimensions must be >= 1, got {tile}")
+    rows, cols = x.shape
+    draft = Commitment(x.dtype.name, (rows, cols), tile, b"")
+    prefix = _leaf_prefix(draft.header())
+    grid_rows = draft.grid[0]
+    # Strips of whole tile rows, a few per thread, each packed and hashed while in cache.
+    per_strip = max(1, min(grid_rows, (4 << 20) // max(1, tile[0] * cols * x.itemsize)))
+    jobs = [
+        (x[t * tile[0] : (t + per_strip) * tile[0]], tile, t, prefix)
+        for t in range(0, grid_rows, per_strip)
+    ]
+    nthreads = min(threads or default_threads(), len(jobs)) if jobs else 1
+    if nthreads > 1:
+        with ThreadPoolExecutor(nthreads) as pool:
+            parts = list(pool.map(_hash_strip, jobs))
+    else:
+        parts = [_hash_strip(job) for job in jobs]
+    leaves = [d for part in parts for d in part]
+    tree = MerkleTree(draft, leaves)
+    commitment = Commitment(
+        draft.dtype, draft.shape, tile, _root(draft.header(), len(leaves), tree.top)
+    )
+    tree.commitment = commitment
+    return commitment, tree
+
+
+@dataclass(frozen=True)
+class TileOpening:
+    """One tile of a committed matrix with its Merkle path.
+
+    Attributes:
+        ti, tj: The tile's position in the tile grid.
+        data: The tile's values (a 2-D array of the commitment's dtype).
+        path: Sibling digests from the leaf up.
+    """
+
+    ti: int
+    tj: int
+    data: np.ndarray
+    path: tuple[bytes, ...]
+
+
+def open_tile(x: np.ndarray, tree: MerkleTree, ti: int, tj: int) -> TileOpening:
+    """Open tile (ti, tj) of the matrix ``x`` committed by ``tree``.
+
+    Raises:
+        InvalidInputError: The tile lies outside the grid.
+    """
+    c = tree.commitment
+    gr, gc = c.grid
+    if not (0 <= ti < gr and 0 <= tj < gc):
+        raise InvalidInputError(f"tile ({ti}, {tj}) lies outside the {gr}x{gc} tile grid")
+    tr, tc = c.tile
+    data = np.ascontiguousarray(_canonical(x)[ti * tr : (ti + 1) * tr, tj * tc : (tj + 1) * tc])
+    return TileOpening(ti, tj, data, tree.path(ti * gc + tj))
+
+
+def verify_tile(commitment: Commitment, opening: TileOpening) -> bool:
+    """Return whether ``opening`` is tile (ti, tj) of the matrix ``commitment`` commits to."""
+    gr, gc = commitment.grid
+    ti, tj = opening.ti, opening.tj
+    if not (0 <= ti < gr and 0 <= tj < gc):
+        return False
+    rows, cols = commitment.shape
+    tr, tc = commitment.tile
+    expect = (min(tr, rows - ti * tr), min(tc, cols - tj * tc))
+    data = opening.data
+    if data.shape != expect or data.dtype.name != commitment.dtype:
+        return False
+    leaf = pack_tiles(
+        _canonical(data), expect, tile_row0=ti, prefix=_leaf_prefix(commitment.header())
+    )
+    # pack_tiles numbers the column from 0: patch in this tile's column.
+    col_at = len(_hash.LEAF_TAG) + _HEADER.size + 4
+    leaf[col_at : col_at + 4] = np.frombuffer(struct.pack("<I", tj), np.uint8)
+    digest = bytes(blake3.blake3(leaf.data).digest())
+    index = ti * gc + tj
+    width = commitment.leaf_count
+    path = list(opening.path)
+    while width > 1:
+        sibling = index ^ 1
+        if sibling < width:
+            if not path:
+                return False
+            other = path.pop(0)
+            digest = _hash.node(other, digest) if index & 1 else _hash.node(digest, other)
+        index //= 2
+        width = (width + 1) // 2
+    if path:
+        return False
+    return _root(commitment.header(), commitment.leaf_count, digest) == commitment.root
+
+
+def open_row_segment(
+    x: np.ndarray, tree: MerkleTree, row: int, start: int, stop: int
+) -> list[TileOpening]:
+    """Open the tiles that hold ``x[row, start:stop]``."""
+    tr, tc = tree.commitment.tile
+    return [open_tile(x, tree, row // tr, tj) for tj in range(start // tc, -(-stop // tc))]
+
+
+def open_col_segment(
+    x: np.ndarray, tree: MerkleTree, col: int, start: int, stop: int
+) -> list[TileOpening]:
+    """Open the tiles that hold ``x[start:stop, col]``."""
+    tr, tc = tree.commitment.tile
+    return [open_tile(x, tree, ti, col // tc) for ti in range(start // tr, -(-stop // tr))]
+
+
+def segment_values(
+    commitment: Commitment,
+    openings: Sequence[TileOpening],
+    *,
+    row: int | None = None,
+    col: int | None = None,
+) -> np.ndarray:
+    """Assemble a full row (``row=``) or column (``col=``) from verified tile openings.
+
+    Raises:
+        TraceFormatError: The openings do not cover the row or column exactly once, in order.
+    """
+    tr, tc = commitment.tile
+    rows, cols = commitment.shape
+    if row is not None:
+        want = [(row // tr, tj) for tj in range(-(-cols // tc))]
+        got = [(o.ti, o.tj) for o in openings]
+        if got != want:
+            raise TraceFormatError("the openings do not cover the row")
+        return (
+            np.concatenate([o.data[row - o.ti * tr] for o in openings]) if openings else np.zeros(0)
+        )
+    assert col is not None
+    want = [(ti, col // tc) for ti in range(-(-rows // tr))]
+    if [(o.ti, o.tj) for o in openings] != want:
+        raise TraceFormatError("the openings do not cover the column")
+    return (
+        np.concatenate([o.data[:, col - o.tj * tc] for o in openings]) if openings else np.zeros(0)
+    )

@@ -1,0 +1,328 @@
+"""Prime-field kernels (ramnet.orchid._field) against pure-Python big-integer references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ramnet._errors import BackendUnavailableError, InvalidInputError, UnsupportedDTypeError
+from ramnet.orchid import _bindings, _numba_shim
+from ramnet.orchid import _field as F
+
+P = F.P61
+DTYPES = [np.int8, np.int16, np.int32, np.int64]
+
+# Every C path this machine runs, then numba: (backend, path).
+BACKENDS = [("c", path) for path in F.field_paths()]
+if _numba_shim.available():
+    BACKENDS.append(("numba", "auto"))
+BACKEND_IDS = [f"{b}-{p}" for b, p in BACKENDS]
+
+
+def ref_colsums(x: np.ndarray, w: np.ndarray) -> list[list[int]]:
+    xo = x.astype(object)
+    return [[sum(int(w[g, i]) * xo[i, j] for i in range(x.shape[0])) % P for j in range(x.shape[1])]
+            for g in range(w.shape[0])]  # fmt: skip
+
+
+def ref_rowsums(x: np.ndarray, w: np.ndarray) -> list[list[int]]:
+    xo = x.astype(object)
+    return [[sum(xo[i, j] * int(w[g, j]) for j in range(x.shape[1])) % P for i in range(x.shape[0])]
+            for g in range(w.shape[0])]  # fmt: skip
+
+
+def as_lists(a: np.ndarray) -> list[list[int]]:
+    return [[int(v) for v in row] for row in a]
+
+
+def random_matrix(rng: np.random.Generator, dtype: type, shape: tuple[int, int]) -> np.ndarray:
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
+    if x.size:  # extremes in the corners
+        x.flat[0] = info.min
+        x.flat[-1] = info.max
+    return x
+
+
+def random_weights(rng: np.random.Generator, nw: int, k: int) -> np.ndarray:
+    w = rng.integers(0, P, (nw, k), dtype=np.uint64)
+    if k:
+        w[0, 0] = P - 1
+        w[-1, -1] = 0
+    return w
+
+
+SHAPES = [(1, 1), (2, 3), (7, 13), (13, 1), (1, 29), (61, 67), (131, 9), (5, 263)]
+
+
+@pytest.mark.parametrize(("backend", "path"), BACKENDS, ids=BACKEND_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_sums_match_reference(backend: str, path: str, dtype: type, shape: tuple[int, int]) -> None:
+    rng = np.random.default_rng(hash((shape, np.dtype(dtype).name)) % 2**32)
+    x = random_matrix(rng, dtype, shape)
+    wc = random_weights(rng, 3, shape[0])
+    wr = random_weights(rng, 2, shape[1])
+    for threads in (1, 2):
+        got = F.weighted_colsums(x, wc, backend=backend, path=path, threads=threads)
+        assert got.dtype == np.uint64 and got.shape == (3, shape[1])
+        assert as_lists(got) == ref_colsums(x, wc)
+        got = F.weighted_rowsums(x, wr, backend=backend, path=path, threads=threads)
+        assert got.shape == (2, shape[0])
+        assert as_lists(got) == ref_rowsums(x, wr)
+
+
+@pytest.mark.parametrize(("backend", "path"), BACKENDS, ids=BACKEND_IDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fill", ["min", "max"])
+def test_extremes_past_every_flush(backend: str, path: str, dtype: type, fill: str) -> None:
+    # Constant matrices long enough to cross the int64 accumulation bounds (2048 rows/columns for
+    # int32); the worst case for overflow is every product at its maximum with one sign.
+    info = np.iinfo(dtype)
+    value = int(info.min if fill == "min" else info.max)
+    k = 4099
+    tall = np.full((k, 3), value, dtype=dtype)
+    wide = np.full((3, k), value, dtype=dtype)
+    w = np.full((2, k), P - 1, dtype=np.uint64)
+    w[1, ::2] = 0
+    sums = [int(w[g].astype(object).sum()) * value % P for g in range(2)]
+    cols = F.weighted_colsums(tall, w, backend=backend, path=path, threads=2)
+    rows = F.weighted_rowsums(wide, w, backend=backend, path=path, threads=2)
+    assert as_lists(cols) == [[s] * 3 for s in sums]
+    assert as_lists(rows) == [[s] * 3 for s in sums]
+
+
+@pytest.mark.parametrize(("backend", "path"), BACKENDS, ids=BACKEND_IDS)
+def test_int16_row_flush(backend: str, path: str) -> None:
+    m = (1 << 16) + 12  # past the int16 flush bound
+    x = np.full((m, 2), -(2**15), dtype=np.int16)
+    w = np.full(m, P - 1, dtype=np.uint64)
+    got = F.weighted_colsums(x, w, backend=backend, path=path, threads=1)
+    assert got.shape == (2,)
+    assert [int(v) for v in got] == [m * (P - 1) * -(2**15) % P] * 2
+
+
+@pytest.mark.parametrize(("backend", "path"), BACKENDS, ids=BACKEND_IDS)
+def test_empty_shapes(backend: str, path: str) -> None:
+    for shape in [(0, 5), (5, 0), (0, 0)]:
+        x = np.zeros(shape, np.int32)
+        cols = F.weighted_colsums(x, np.zeros((2, shape[0]), np.uint64), backend=backend, path=path)
+        rows = F.weighted_rowsums(x, np.zeros((2, shape[1]), np.uint64), backend=backend, path=path)
+        assert cols.shape == (2, shape[1]) and not cols.any()
+        assert rows.shape == (2, shape[0]) and not rows.any()
+    x = np.ones((3, 4), np.int8)
+    assert F.weighted_colsums(x, np.zeros((0, 3), np.uint64), backend=backend).shape == (0, 4)
+
+
+def test_views_and_copies() -> None:
+    rng = np.random.default_rng(5)
+    base = random_matrix(rng, np.int32, (40, 50))
+    w = random_weights(rng, 2, 40)
+    for x in (base[:, 3:47], base[::2, ::3], base.T[:40, :40], np.asfortranarray(base)):
+        wc = w[:, : x.shape[0]]
+        assert as_lists(F.weighted_colsums(x, wc)) == ref_colsums(np.array(x), wc)
+        wr = random_weights(rng, 1, x.shape[1])
+        assert as_lists(F.weighted_rowsums(x, wr)) == ref_rowsums(np.array(x), wr)
+
+
+@pytest.mark.skipif(not (_bindings.AVAILABLE and _numba_shim.available()), reason="needs both")
+def test_backends_agree_on_larger_matrices() -> None:
+    rng = np.random.default_rng(9)
+    for dtype in DTYPES:
+        x = random_matrix(rng, dtype, (517, 389))
+        wc, wr = random_weights(rng, 5, 517), random_weights(rng, 5, 389)
+        outs = [
+            (
+                F.weighted_colsums(x, wc, backend=b, path=p),
+                F.weighted_rowsums(x, wr, backend=b, path=p),
+            )
+            for b, p in BACKENDS
+        ]
+        for cols, rows in outs[1:]:
+            assert np.array_equal(cols, outs[0][0]) and np.array_equal(rows, outs[0][1])
+
+
+def test_bad_inputs() -> None:
+    x = np.ones((3, 4), np.int8)
+    with pytest.raises(InvalidInputError):
+        F.weighted_colsums(x, np.full(3, P, dtype=np.uint64))
+    with pytest.raises(InvalidInputError):
+        F.weighted_colsums(x, np.array([-1, 0, 0]))
+    with pytest.raises(InvalidInputError):
+        F.weighted_colsums(x, np.zeros(4, np.uint64))  # wrong length
+    with pytest.raises(InvalidInputError):
+        F.weighted_rowsums(x, np.zeros((2, 3), np.uint64))
+    with pytest.raises(UnsupportedDTypeError):
+        F.weighted_colsums(x.astype(np.float64), np.zeros(3, np.uint64))
+    with pytest.raises(UnsupportedDTypeError):
+        F.weighted_colsums(x.astype(np.uint8), np.zeros(3, np.uint64))
+    with pytest.raises(InvalidInputError):
+        F.weighted_colsums(np.ones(3, np.int8), np.zeros(3, np.uint64))
+    with pytest.raises(InvalidInputError):
+        F.weighted_colsums(x, np.zeros(3, np.uint64), backend="cuda")
+    with pytest.raises(InvalidInputError):
+        F.weighted_colsums(x, np.zeros(3, np.uint64), threads=0)
+    with pytest.raises(InvalidInputError):
+        F.fp2_dot(np.full((2, 2), P, np.uint64), np.zeros((2, 2), np.uint64))
+    with pytest.raises(InvalidInputError):
+        F.fp2_sumcheck_round(np.zeros((3, 2), np.uint64), np.zeros((3, 2), np.uint64))
+    with pytest.raises(InvalidInputError):
+        F.fp2_inv((0, 0))
+    if _bindings.AVAILABLE:
+        with pytest.raises(InvalidInputError):
+            F.weighted_colsums(x, np.zeros(3, np.uint64), path="sse9")
+        if "avx512" not in F.field_paths():
+            with pytest.raises(BackendUnavailableError):
+                F.weighted_colsums(x, np.zeros(3, np.uint64), backend="c", path="avx512")
+
+
+@pytest.mark.skipif(not _bindings.AVAILABLE, reason="C extension not built")
+def test_c_kernels_reject_bad_arguments() -> None:
+    ffi, lib = _bindings._native.ffi, _bindings._native.lib
+    w = np.array([P], np.uint64)
+    x = np.ones((1, 1), np.int8)
+    out = np.zeros(1, np.uint64)
+    ptr = ffi.cast("uint64_t *", w.ctypes.data)
+    optr = ffi.cast("uint64_t *", out.ctypes.data)
+    xptr = ffi.cast("int8_t *", x.ctypes.data)
+    assert lib.ramnet_p61_vecmat_s8(-1, 1, 1, xptr, 1, 1, ptr, optr) == -1  # weight >= p
+    w[0] = 1
+    assert lib.ramnet_p61_vecmat_s8(-1, 1, 2, xptr, 1, 1, ptr, optr) == -1  # ldx < n
+    assert lib.ramnet_p61_matvec_s8(-1, 1, 1, ffi.NULL, 1, 1, ptr, optr) == -1
+    assert lib.ramnet_p61_matvec_s8(7, 1, 1, xptr, 1, 1, ptr, optr) == -2  # no such path
+    assert lib.ramnet_p61x2_fold(3, optr, ptr) == -1  # odd length
+
+
+# ---- F_{p^2} ----
+
+fp = st.integers(min_value=0, max_value=P - 1)
+fp2 = st.tuples(fp, fp)
+nonzero = fp2.filter(lambda a: a != (0, 0))
+
+
+@given(fp2, fp2, fp2)
+def test_fp2_field_axioms(a: F.Fp2, b: F.Fp2, c: F.Fp2) -> None:
+    assert F.fp2_mul(a, b) == F.fp2_mul(b, a)
+    assert F.fp2_mul(F.fp2_mul(a, b), c) == F.fp2_mul(a, F.fp2_mul(b, c))
+    assert F.fp2_mul(a, F.fp2_add(b, c)) == F.fp2_add(F.fp2_mul(a, b), F.fp2_mul(a, c))
+    assert F.fp2_add(F.fp2_sub(a, b), b) == a
+    assert F.fp2_add(a, F.fp2_neg(a)) == (0, 0)
+    assert F.fp2_mul(a, (1, 0)) == a
+    assert F.fp2_mul((0, 1), (0, 1)) == (P - 1, 0)  # i^2 = -1
+
+
+@given(nonzero)
+def test_fp2_inverse(a: F.Fp2) -> None:
+    assert F.fp2_mul(a, F.fp2_inv(a)) == (1, 0)
+
+
+def fp2_array(values: list[F.Fp2]) -> np.ndarray:
+    return np.array(values, dtype=np.uint64).reshape(-1, 2)
+
+
+FP2_BACKENDS = sorted({b for b, _ in BACKENDS})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(fp2, min_size=0, max_size=6), st.sampled_from(FP2_BACKENDS))
+def test_eq_table(r: list[F.Fp2], backend: str) -> None:
+    table = F.fp2_eq_table(fp2_array(r), backend=backend)
+    assert table.shape == (2 ** len(r), 2)
+    total = (0, 0)
+    for row in table:
+        total = F.fp2_add(total, (int(row[0]), int(row[1])))
+    assert total == (1, 0)
+    for b, row in enumerate(table):  # the definition
+        expect = (1, 0)
+        for t, rt in enumerate(r):
+            expect = F.fp2_mul(expect, rt if (b >> t) & 1 else F.fp2_sub((1, 0), rt))
+        assert (int(row[0]), int(row[1])) == expect
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 5), st.data(), st.sampled_from(FP2_BACKENDS))
+def test_eq_table_at_boolean_point_is_indicator(
+    nvars: int, data: st.DataObject, backend: str
+) -> None:
+    point = data.draw(st.integers(0, 2**nvars - 1))
+    r = [(1, 0) if (point >> t) & 1 else (0, 0) for t in range(nvars)]
+    table = F.fp2_eq_table(fp2_array(r), backend=backend)
+    expect = np.zeros((2**nvars, 2), np.uint64)
+    expect[point, 0] = 1
+    assert np.array_equal(table, expect)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 5).flatmap(
+        lambda k: st.tuples(
+            st.lists(fp2, min_size=2**k, max_size=2**k),
+            st.lists(fp2, min_size=2**k, max_size=2**k),
+            st.lists(fp2, min_size=k, max_size=k),
+        )
+    ),
+    st.sampled_from(FP2_BACKENDS),
+)
+def test_sumcheck_round_and_fold(case: tuple[list[F.Fp2], ...], backend: str) -> None:
+    u_list, v_list, r = case
+    u, v = fp2_array(u_list), fp2_array(v_list)
+    dot = F.fp2_dot(u, v, backend=backend)
+    g = F.fp2_sumcheck_round(u, v, backend=backend)
+    g0, g1, g2 = ((int(a), int(b)) for a, b in g)
+    assert F.fp2_add(g0, g1) == (int(dot[0]), int(dot[1]))
+    # g is the degree-2 polynomial sum_b u(X, b) v(X, b): check g(2) and g(r0) by folding.
+    r0 = r[0]
+    fu, fv = F.fp2_fold(u, r0, backend=backend), F.fp2_fold(v, r0, backend=backend)
+    at_r0 = F.fp2_dot(fu, fv, backend=backend)
+    two = (2, 0)
+    fu2, fv2 = F.fp2_fold(u, two, backend=backend), F.fp2_fold(v, two, backend=backend)
+    assert tuple(int(t) for t in F.fp2_dot(fu2, fv2, backend=backend)) == g2
+    # Lagrange interpolation through 0, 1, 2 evaluated at r0.
+    half = F.fp2_inv(two)
+    x0, x1, x2 = r0, F.fp2_sub(r0, (1, 0)), F.fp2_sub(r0, two)
+    l0 = F.fp2_mul(F.fp2_mul(x1, x2), half)
+    l1 = F.fp2_neg(F.fp2_mul(x0, x2))
+    l2 = F.fp2_mul(F.fp2_mul(x0, x1), half)
+    interp = F.fp2_add(F.fp2_add(F.fp2_mul(g0, l0), F.fp2_mul(g1, l1)), F.fp2_mul(g2, l2))
+    assert interp == (int(at_r0[0]), int(at_r0[1]))
+    # Folding all the way equals the eq-table inner product: the multilinear extension at r.
+    folded = u
+    for rt in r:
+        folded = F.fp2_fold(folded, rt, backend=backend)
+    assert folded.shape == (1, 2)
+    mle = F.fp2_dot(F.fp2_eq_table(fp2_array(r), backend=backend), u, backend=backend)
+    assert np.array_equal(folded[0], mle)
+    assert np.array_equal(u, fp2_array(u_list))  # fold did not modify its input
+
+
+@pytest.mark.skipif(not (_bindings.AVAILABLE and _numba_shim.available()), reason="needs both")
+def test_fp2_backends_agree() -> None:
+    rng = np.random.default_rng(3)
+    u = rng.integers(0, P, (1024, 2), dtype=np.uint64)
+    v = rng.integers(0, P, (1024, 2), dtype=np.uint64)
+    r = rng.integers(0, P, (10, 2), dtype=np.uint64)
+    for fn, args in [
+        (F.fp2_eq_table, (r,)),
+        (F.fp2_sumcheck_round, (u, v)),
+        (F.fp2_fold, (u, r[0])),
+        (F.fp2_dot, (u, v)),
+    ]:
+        assert np.array_equal(fn(*args, backend="c"), fn(*args, backend="numba"))  # type: ignore[operator]
+
+
+def test_mle_through_colsums() -> None:
+    # An F_{p^2}-weighted column sum is two F_p-weighted ones: eq(r)^T A via re/im weight rows.
+    rng = np.random.default_rng(11)
+    a = random_matrix(rng, np.int8, (8, 5))
+    r = rng.integers(0, P, (3, 2), dtype=np.uint64)
+    eq = F.fp2_eq_table(r)
+    cols = F.weighted_colsums(a, eq.T)
+    for j in range(5):
+        expect = (0, 0)
+        for i in range(8):
+            expect = F.fp2_add(
+                expect, F.fp2_mul((int(eq[i, 0]), int(eq[i, 1])), (int(a[i, j]) % P, 0))
+            )
+        assert (int(cols[0, j]), int(cols[1, j])) == expect
