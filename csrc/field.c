@@ -87,7 +87,7 @@ static int field_resolve(int path) {
 /* ---- limb layouts ---- */
 
 #define G_MAX 4   /* weight vectors per pass over the matrix */
-#define JB 1024   /* columns per block in the column sums */
+#define JB 512    /* columns per block in the column sums */
 #define NB 2048   /* columns per chunk in the row sums */
 #define ACC_MAX (G_MAX * 3)
 

@@ -21,15 +21,23 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-try:  # typer >= 0.20 carries its own copy of click
-    from typer._click.exceptions import ClickException as _ClickException
-    from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError
-except ImportError:  # pragma: no cover - older typer on the real click
-    from click.exceptions import ClickException as _ClickException  # type: ignore[assignment]
-    from click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError  # type: ignore[assignment]
-
 from ramnet._errors import InvalidInputError, RamnetError
 from ramnet._version import __version__
+
+
+def _click_exceptions() -> Any:
+    # typer >= 0.20 carries its own copy of click; older ones use click itself.
+    import importlib
+
+    try:
+        return importlib.import_module("typer._click.exceptions")
+    except ImportError:  # pragma: no cover - older typer
+        return importlib.import_module("click.exceptions")
+
+
+_CLICK = _click_exceptions()
+_ClickException: Any = _CLICK.ClickException
+_NoArgsIsHelpError: Any = _CLICK.NoArgsIsHelpError
 
 
 class _OneLineErrors(typer.core.TyperGroup):

@@ -83,8 +83,8 @@ def test_extremes_past_every_flush(backend: str, path: str, dtype: type, fill: s
     info = np.iinfo(dtype)
     value = int(info.min if fill == "min" else info.max)
     k = 4099
-    tall = np.full((k, 3), value, dtype=dtype)
-    wide = np.full((3, k), value, dtype=dtype)
+    tall: np.ndarray = np.full((k, 3), value, dtype=dtype)
+    wide: np.ndarray = np.full((3, k), value, dtype=dtype)
     w = np.full((2, k), P - 1, dtype=np.uint64)
     w[1, ::2] = 0
     sums = [int(w[g].astype(object).sum()) * value % P for g in range(2)]
