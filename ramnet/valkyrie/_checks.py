@@ -64,18 +64,32 @@ def freivalds(
         ShapeMismatchError: Shapes that do not fit.
     """
     _shapes(a, b, c)
-    if _max_abs(c) >= RANGE_LIMIT:
+    if not c_in_range(c):
         return False
-    rounds = max(1, math.ceil(security_bits / 60))
-    n = b.shape[1]
-    # 64 random bits mod p: only 8 residues are favoured, by 2^-64 each.
-    source = rng_bytes if rng_bytes is not None else secrets.token_bytes(8 * rounds * n)
-    raw = np.frombuffer(source[: 8 * rounds * n], dtype="<u8").reshape(rounds, n)
-    r = np.ascontiguousarray(raw % np.uint64(P61))
+    r = freivalds_vectors(b.shape[1], security_bits, rng_bytes)
     cr = weighted_rowsums(c, r, threads=threads)
     br = weighted_rowsums(b, r, threads=threads)
     abr = weighted_rowsums(a, np.ascontiguousarray(br), threads=threads)
     return bool(np.array_equal(cr, abr))
+
+
+def c_in_range(c: np.ndarray) -> bool:
+    """Whether every entry of an integer C lies within (-2^60, 2^60), where the mod-p checks are
+    exact. Free for int32 and narrower (always true); one pass over C for int64."""
+    if c.dtype.kind != "i":
+        return False
+    return c.dtype.itemsize <= 4 or _max_abs(c) < RANGE_LIMIT
+
+
+def freivalds_vectors(n: int, security_bits: int, rng_bytes: bytes | None = None) -> np.ndarray:
+    """Return ceil(λ/60) random vectors of F_p^n, shape (rounds, n), from the OS's randomness.
+
+    64 random bits mod p favour only 8 residues, by 2^-64 each.
+    """
+    rounds = max(1, math.ceil(security_bits / 60))
+    source = rng_bytes if rng_bytes is not None else secrets.token_bytes(8 * rounds * n)
+    raw = np.frombuffer(source[: 8 * rounds * n], dtype="<u8").reshape(rounds, n)
+    return np.ascontiguousarray(raw % np.uint64(P61))
 
 
 def float_bound(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from ramnet._errors import TraceFormatError
-from ramnet.orchid import load_npy
+from ramnet.orchid import fp2_dot, load_npy, weighted_colsums, weighted_rowsums
 from ramnet.valkyrie import _sumcheck
-from ramnet.valkyrie._checks import float_range_check, freivalds
+from ramnet.valkyrie._checks import c_in_range, float_range_check, freivalds_vectors
 from ramnet.valkyrie._merkle import commit_matrix
 from ramnet.valkyrie._trace import Trace, check_signature, decode, read_trace_bytes
 
@@ -140,18 +140,62 @@ def verify_trace(
                 f"commitment of {name}", got.root == commitment.root, commitment.hex()[:16] + "..."
             )
         )
-    if trace.proof is not None and challenges is not None:
-        for name, ok in _sumcheck.check_evaluations(
-            trace.proof, challenges, matrices["A"], matrices["B"], matrices["C"], threads=threads
-        ):
-            checks.append(Check(name, ok))
     ma, mb, mc = matrices["A"], matrices["B"], matrices["C"]
     if ma is not None and mb is not None and mc is not None:
         if trace.spec.dtype.startswith("float"):
-            checks.append(
-                Check("range check", float_range_check(ma, mb, mc), "rounding-error bound")
-            )
+            range_ok = float_range_check(ma, mb, mc)
+            checks.append(Check("range check", range_ok, "rounding-error bound"))
         else:
-            ok = freivalds(ma, mb, mc, security_bits=security_bits, threads=threads)
-            checks.append(Check("Freivalds", ok, f"error <= 2^-{security_bits}"))
+            checks += _product_checks(trace, challenges, ma, mb, mc, security_bits, threads)
+    elif trace.proof is not None and challenges is not None:
+        evaluations = _sumcheck.check_evaluations(
+            trace.proof, challenges, ma, mb, mc, threads=threads
+        )
+        checks += [Check(name, ok) for name, ok in evaluations]
     return Verdict(all(x.ok for x in checks), tuple(checks), trace)
+
+
+def _product_checks(
+    trace: Trace,
+    challenges: _sumcheck.Challenges | None,
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    security_bits: int,
+    threads: int | None,
+) -> list[Check]:
+    """Freivalds and the proof's three evaluations, sharing passes over the matrices.
+
+    C and B are each read once, with the Freivalds vectors and eq(r2, .) stacked as weights; A
+    twice (A·(B·r), and eq(r1, .)·A).
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    r = freivalds_vectors(n, security_bits)
+    t = r.shape[0]
+    proof = trace.proof if challenges is not None else None
+    weights = r
+    if proof is not None and challenges is not None:
+        weights = np.ascontiguousarray(np.vstack([r, _sumcheck._weights(challenges.r2, n)]))
+    in_range = c_in_range(c)
+    cw = weighted_rowsums(c, weights, threads=threads)
+    bw = weighted_rowsums(b, weights, threads=threads)
+    abr = weighted_rowsums(a, np.ascontiguousarray(bw[:t]), threads=threads)
+    out = []
+    if proof is not None and challenges is not None:
+        eq1 = _sumcheck._weights(challenges.r1, m)
+        eq3 = np.ascontiguousarray(_sumcheck._weights(challenges.r3, k).T)
+        u = _sumcheck._as_fp2_vector(weighted_colsums(a, eq1, threads=threads), k)
+        v = _sumcheck._as_fp2_vector(bw[t:], k)
+        y = _sumcheck._as_fp2_vector(cw[t:], m)
+        a_eval = _sumcheck._tuple(fp2_dot(u, eq3))
+        b_eval = _sumcheck._tuple(fp2_dot(v, eq3))
+        claim = _sumcheck._tuple(fp2_dot(y, np.ascontiguousarray(eq1.T)))
+        out += [
+            Check("proof evaluation of A", a_eval == proof.a_eval),
+            Check("proof evaluation of B", b_eval == proof.b_eval),
+            Check("proof evaluation of C", in_range and claim == proof.claim),
+        ]
+    ok = in_range and bool(np.array_equal(cw[:t], abr))
+    out.append(Check("Freivalds", ok, f"error <= 2^-{security_bits}"))
+    return out
