@@ -5,7 +5,8 @@ Usage: python bench/bench_gemm.py [--sizes 2048,4096] [--rounds 5] [--threads 2]
 For each size n (square, int8 x int8, seeded random data), each round measures:
 - RAMNET's ``matmul`` (C backend, best code path), whole call including allocation of C;
 - numpy float64 matmul of the same data (exact for int8, what a user would do instead; BLAS);
-- numpy's int32 matmul (no BLAS, very slow: measured at n = 512 and compared as a rate);
+- numpy's int32 matmul (no BLAS, very slow: one run at --numpy-int-size, 2048 by default, compared
+  as a rate);
 - onnxruntime MatMulInteger with uint8 x int8 and int8 x int8 inputs, if onnxruntime is installed
   (the `bench` extra).
 The register peak comes from ../shared/tools/peak.sh, measured in the same run. Medians over rounds.
@@ -55,14 +56,19 @@ def onnx_sessions() -> dict[str, object]:
 
 
 def measure(
-    n: int, threads: int, rounds: int, sessions: dict[str, object], pk: dict[str, float] | None
+    n: int,
+    threads: int,
+    rounds: int,
+    sessions: dict[str, object],
+    pk: dict[str, float] | None,
+    numpy_int_size: int,
 ) -> dict[str, object]:
     """Median GOP/s of every candidate at size n, and RAMNET's ratios to each."""
     a, b = orchid.random_operands(n, n, n, "int8", seed=1)
     ops = 2.0 * n**3
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     au8 = (a.astype(np.int16) + 128).astype(np.uint8)
-    s = min(n, 512)
+    s = min(n, numpy_int_size)
     ai, bi = a[:s, :s].astype(np.int32), b[:s, :s].astype(np.int32)
     cands: dict[str, Callable[[], object]] = {
         "ramnet": lambda: orchid.matmul(a, b, threads=threads),
@@ -80,13 +86,13 @@ def measure(
             fn()
             runs.setdefault(name, []).append(ops / best_and_median(fn, 3)[1] / 1e9)
     numpy_int = 2.0 * s**3 / best_and_median(lambda: np.matmul(ai, bi), 1)[0] / 1e9
-    runs["numpy_int32_n512"] = [numpy_int]
+    runs[f"numpy_int32_n{s}"] = [numpy_int]
     med = {k: round(statistics.median(v), 2) for k, v in runs.items()}
     row: dict[str, object] = {"gops_median": med}
     if pk:
         row["ramnet_fraction_of_int8_peak"] = round(med["ramnet"] / pk["int8_gops"], 3)
     row["ramnet_over_numpy_float64"] = round(med["ramnet"] / med["numpy_float64"], 2)
-    row["ramnet_over_numpy_int32"] = round(med["ramnet"] / med["numpy_int32_n512"], 1)
+    row["ramnet_over_numpy_int32"] = round(med["ramnet"] / med[f"numpy_int32_n{s}"], 1)
     for name in sessions:
         row[f"ramnet_over_{name}"] = round(med["ramnet"] / med[name], 2)
     return row
@@ -97,6 +103,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="2048,4096")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--numpy-int-size",
+        type=int,
+        default=2048,
+        help="size of numpy's int32 matmul (one run; ~40 s at 2048 here)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     threads = args.threads or orchid.default_threads()
@@ -107,7 +119,7 @@ def main() -> None:
     sessions = onnx_sessions()
     result["onnxruntime"] = "yes" if sessions else "not installed (pip install onnx onnxruntime)"
     for n in (int(x) for x in args.sizes.split(",")):
-        result[f"n={n}"] = measure(n, threads, args.rounds, sessions, pk)
+        result[f"n={n}"] = measure(n, threads, args.rounds, sessions, pk, args.numpy_int_size)
     emit(result, args.json)
 
 
