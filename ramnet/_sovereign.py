@@ -28,7 +28,9 @@ class SovereignJob:
         save_inputs: A folder to write A.npy and B.npy into (random operands only).
         trace: Where to write the signed trace (VALKYRIE); None for no trace.
         prove: Add a sum-check proof to the trace.
-        key: The ``NodeKey`` that signs the trace (required with ``trace``).
+        key: The ``NodeKey`` that signs the trace (required with ``trace``), or a function that
+            returns it, called only once the job is known to be valid (so that a refused job
+            creates no key).
     """
 
     out: Path
@@ -113,6 +115,7 @@ def run(job: SovereignJob, progress: ProgressCallback | None = None) -> dict[str
         if job.prove:
             check_range(a, b)  # refuse before computing, not after
         recorder = TraceRecorder(threads=job.threads)
+    key = job.key() if callable(job.key) else job.key
     threads = job.threads or orchid.default_threads()
     backend = orchid.resolve_backend(job.backend, a.dtype)
     m, k = a.shape
@@ -134,11 +137,11 @@ def run(job: SovereignJob, progress: ProgressCallback | None = None) -> dict[str
     if recorder is not None and job.trace is not None:
         from ramnet.valkyrie import write_trace
 
-        trace = recorder.build(job.key, prove=job.prove, threads=threads)
-        write_trace(job.trace, trace, job.key)
+        trace = recorder.build(key, prove=job.prove, threads=threads)
+        write_trace(job.trace, trace, key)
         trace_info = {
             "path": str(job.trace),
-            "node_id": job.key.node_id,
+            "node_id": key.node_id,
             "proof_bytes": trace.proof.size if trace.proof else 0,
             "commitments": {"a": trace.a.hex(), "b": trace.b.hex(), "c": trace.c.hex()},
         }

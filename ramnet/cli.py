@@ -254,7 +254,8 @@ def run(
             "key_file": str(key_file) if key_file else None,
         },
     )
-    node_key = _node_key(settings.key_file) if trace is not None else None
+    # Loaded (or created) only once the job has been validated.
+    node_key = functools.partial(_node_key, settings.key_file) if trace is not None else None
     from ramnet.orchid import parse_shape
 
     job = _sovereign.SovereignJob(
@@ -480,7 +481,7 @@ def keys_init(
 
     path = _key_path(key_file)
     key = save_key(NodeKey.generate(), path, force=force)
-    _stderr().print(f"wrote {path}", markup=False)
+    _stderr().print(f"wrote {path}", markup=False, soft_wrap=True)
     typer.echo(key.node_id)
 
 

@@ -95,7 +95,8 @@ def random_operands(
     """Return seeded random operands A (m x k) and B (k x n).
 
     Integer entries are uniform over the dtype's full range, except int32, whose range is narrowed
-    to +-floor(sqrt((2^63 - 1) / k)) so the exact product fits int64. Floats are standard normal.
+    to +-floor(sqrt((2^60 - 1) / k)), so the exact product fits int64 with room for VALKYRIE's
+    proof field. Floats are standard normal.
 
     Raises:
         UnsupportedDTypeError: An unsupported dtype name.
@@ -111,7 +112,8 @@ def random_operands(
     if dt == np.int32:
         import math
 
-        hi = min(hi, math.isqrt((2**63 - 1) // max(k, 1)))
+        # K * max|A| * max|B| < 2^60: the product fits int64 and VALKYRIE's proof covers it.
+        hi = min(hi, math.isqrt((2**60 - 1) // max(k, 1)))
         lo = -hi
     a = rng.integers(lo, hi, size=(m, k), dtype=dt, endpoint=True)
     b = rng.integers(lo, hi, size=(k, n), dtype=dt, endpoint=True)

@@ -310,12 +310,16 @@ def segment_values(
         if got != want:
             raise TraceFormatError("the openings do not cover the row")
         return (
-            np.concatenate([o.data[row - o.ti * tr] for o in openings]) if openings else np.zeros(0)
+            np.concatenate([o.data[row - o.ti * tr] for o in openings])
+            if openings
+            else np.zeros(0, commitment.dtype)
         )
     assert col is not None
     want = [(ti, col // tc) for ti in range(-(-rows // tr))]
     if [(o.ti, o.tj) for o in openings] != want:
         raise TraceFormatError("the openings do not cover the column")
     return (
-        np.concatenate([o.data[:, col - o.tj * tc] for o in openings]) if openings else np.zeros(0)
+        np.concatenate([o.data[:, col - o.tj * tc] for o in openings])
+        if openings
+        else np.zeros(0, commitment.dtype)
     )

@@ -219,16 +219,16 @@ def _tuple(x: np.ndarray) -> Fp2:
 
 def verify_rounds(
     proof: MatmulProof, seed: bytes, m: int, k: int, n: int
-) -> tuple[str | None, Challenges]:
+) -> tuple[str | None, Challenges | None]:
     """Check a proof's internal consistency and re-derive its challenges (no matrices needed).
 
     Returns:
         (failure, challenges): failure is None when consistent, else what failed
-        (``"proof shape"``, ``"proof round 7"``, ``"proof final claim"``).
+        (``"proof shape"``, ``"proof round 7"``, ``"proof final claim"``); challenges is None
+        when the proof's sizes do not fit the job (there is no point to evaluate at).
     """
-    empty = Challenges((), (), ())
     if (proof.log_m, proof.log_k, proof.log_n) != (_log2(m), _log2(k), _log2(n)):
-        return "proof shape", empty
+        return "proof shape", None
     transcript = Transcript(PROTOCOL)
     transcript.absorb(b"seed", seed)
     transcript.absorb(b"dims", struct.pack("<QQQ", m, k, n))

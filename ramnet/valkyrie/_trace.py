@@ -31,6 +31,8 @@ MAGIC = b"RAMNETTR"
 VERSION = 1
 MAX_TRACE_BYTES = 64 << 20
 SIGNATURE_SIZE = 64
+# Bounds what verifying a commitment can cost: 2^20 tiles of 64 KiB is 64 GiB of matrix.
+MAX_LEAVES = 1 << 20
 
 JOB, NODE, COMMITMENTS, BLOCKS, PROOF, SIGNATURE = 1, 2, 3, 4, 5, 255
 _NAMES = {
@@ -96,7 +98,8 @@ class Trace:
 
 
 def _text(value: str) -> bytes:
-    raw = value.encode("utf-8")[:_MAX_TEXT]
+    # Cut at a character boundary, so the reader's UTF-8 check always passes.
+    raw = value.encode("utf-8")[:_MAX_TEXT].decode("utf-8", "ignore").encode("utf-8")
     return struct.pack("<H", len(raw)) + raw
 
 
@@ -250,11 +253,13 @@ def _parse_blocks(payload: memoryview, grid: tuple[int, int, int]) -> tuple[Bloc
     (count,) = r.unpack("<I")
     if count * _BLOCK.size != len(payload) - 4:
         raise TraceFormatError("BLOCKS: the count does not match the section length")
-    out = []
+    out: list[BlockDigest] = []
     for _ in range(count):
         i, j, k, digest = _BLOCK.unpack(r.take(_BLOCK.size))
         if i >= grid[0] or j >= grid[1] or k >= grid[2]:
             raise TraceFormatError(f"BLOCKS: block ({i}, {j}, {k}) lies outside the grid")
+        if out and (out[-1].i, out[-1].j, out[-1].k) >= (i, j, k):
+            raise TraceFormatError("BLOCKS: records are not sorted and unique")
         out.append(BlockDigest(i, j, k, bytes(digest)))
     return tuple(out)
 
@@ -309,7 +314,12 @@ def decode(data: bytes) -> Trace:
         raise TraceFormatError("COMMITMENTS: shapes do not match the job")
     if (ca.dtype, cb.dtype, cc.dtype) != (spec.dtype, spec.dtype, spec.out_dtype):
         raise TraceFormatError("COMMITMENTS: dtypes do not match the job")
+    for commitment in (ca, cb, cc):
+        if commitment.leaf_count > MAX_LEAVES:
+            raise TraceFormatError(f"COMMITMENTS: more than {MAX_LEAVES} tiles in one matrix")
     blocks = _parse_blocks(payloads[BLOCKS], spec.grid)
+    if flags & 1 and spec.dtype.startswith("float"):
+        raise TraceFormatError("PROOF: float jobs carry no proof")
     proof = MatmulProof.from_bytes(bytes(payloads[PROOF])) if flags & 1 else None
     if len(payloads[SIGNATURE]) != SIGNATURE_SIZE:
         raise TraceFormatError("SIGNATURE: an Ed25519 signature is 64 bytes")
