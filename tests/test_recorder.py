@@ -27,7 +27,7 @@ def test_unsplit_k_records_no_block_digests() -> None:
 
 
 def test_split_k_records_every_partial_in_order() -> None:
-    recorder, a, b, c = _run((2, 2, 3))
+    recorder, a, b, _c = _run((2, 2, 3))
     trace = recorder.build(NodeKey.generate())
     grid = orchid.make_grid(37, 29, 23, (2, 2, 3))
     assert [(x.i, x.j, x.k) for x in trace.blocks] == [(x.i, x.j, x.k) for x in grid.blocks()]
