@@ -54,6 +54,7 @@ ORCHID_ALL = [
     "make_grid",
     "matmul",
     "pack_tiles",
+    "parallel_map",
     "parse_shape",
     "prepare",
     "random_operands",

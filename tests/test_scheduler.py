@@ -356,3 +356,21 @@ def test_hooks_called_from_worker_threads_are_serialised(rng: np.random.Generato
     np.testing.assert_array_equal(c, reference(a, b))
     assert hook.lock_violations == 0
     assert len(hook.calls) == 2 + 32
+
+
+def test_parallel_map_order_errors_and_nesting() -> None:
+    from ramnet.orchid import parallel_map
+
+    assert parallel_map(lambda x: x * x, range(20), 2) == [x * x for x in range(20)]
+    # Nested calls from a pool thread run inline instead of waiting on themselves.
+    assert parallel_map(lambda x: sum(parallel_map(abs, [-x, x], 2)), range(6), 2) == [
+        2 * x for x in range(6)
+    ]
+
+    def boom(x: int) -> int:
+        if x == 3:
+            raise ValueError("three")
+        return x
+
+    with pytest.raises(ValueError, match="three"):
+        parallel_map(boom, range(8), 2)

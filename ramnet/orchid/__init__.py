@@ -25,6 +25,7 @@ from ramnet.orchid._hooks import BlockProduct, JobSpec, TraceHook
 from ramnet.orchid._info import kernel_info
 from ramnet.orchid._io import load_npy, parse_shape, random_operands, save_npy
 from ramnet.orchid._matmul import matmul, prepare
+from ramnet.orchid._pool import parallel_map
 from ramnet.orchid._scheduler import (
     Grid,
     default_grid,
@@ -59,6 +60,7 @@ __all__ = [
     "make_grid",
     "matmul",
     "pack_tiles",
+    "parallel_map",
     "parse_shape",
     "prepare",
     "random_operands",

@@ -17,7 +17,6 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +25,7 @@ from ramnet._errors import InvalidInputError
 from ramnet.orchid._backends import Backend
 from ramnet.orchid._dtypes import INT8_INT32_MAX_K, result_dtype
 from ramnet.orchid._hooks import BlockProduct, JobSpec, TraceHook
+from ramnet.orchid._pool import parallel_map
 
 # Tiles of the C int8 kernel are made big: it packs its operands per call, and fewer, larger calls
 # pack less. Edges are multiples of 64 so that tiles line up with the kernels' register blocks.
@@ -225,14 +225,7 @@ class _Runner:
 
 
 def _run_tasks(tasks: Sequence[Callable[[], None]], threads: int) -> None:
-    if threads <= 1 or len(tasks) <= 1:
-        for task in tasks:
-            task()
-        return
-    with ThreadPoolExecutor(max_workers=min(threads, len(tasks))) as pool:
-        futures = [pool.submit(task) for task in tasks]
-        for future in futures:
-            future.result()
+    parallel_map(lambda task: task(), tasks, min(threads, len(tasks)))
 
 
 def _group(blocks: Iterable[BlockProduct], grid: Grid) -> dict[tuple[int, int], list[int]]:

@@ -7,13 +7,13 @@ released), so the threads stream in parallel.
 from __future__ import annotations
 
 import itertools
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from ramnet._errors import InvalidInputError, ShapeMismatchError, UnsupportedDTypeError
 from ramnet.orchid import _bindings, _numba_shim
 from ramnet.orchid._backends import BACKENDS
+from ramnet.orchid._pool import parallel_map
 
 # Below this many elements per thread, one thread is faster than waking several.
 _MIN_PER_THREAD = 1 << 16
@@ -73,13 +73,13 @@ def run(
     # Chunk edges on 64-byte lines, so no two threads write the same cache line.
     per_line = 64 // a.itemsize
     bounds = [bounds[0], *[x - x % per_line for x in bounds[1:-1]], bounds[-1]]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        futures = [
-            pool.submit(_bindings.stream, op, number, *[x[lo:hi] for x in flat], scalar=scalar)
-            for lo, hi in itertools.pairwise(bounds)
-        ]
-        for future in futures:
-            future.result()
+    parallel_map(
+        lambda span: _bindings.stream(
+            op, number, *[x[span[0] : span[1]] for x in flat], scalar=scalar
+        ),
+        list(itertools.pairwise(bounds)),
+        threads,
+    )
 
 
 def _numpy(op: str, a: np.ndarray, *operands: np.ndarray, scalar: float) -> None:

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import blake3
 import numpy as np
 
 from ramnet._errors import InvalidInputError, TraceFormatError
-from ramnet.orchid import default_threads, pack_tiles
+from ramnet.orchid import default_threads, pack_tiles, parallel_map
 from ramnet.valkyrie import _hash
 
 DTYPE_CODES = {"int8": 1, "int16": 2, "int32": 3, "int64": 4, "float32": 5, "float64": 6}
@@ -192,12 +191,7 @@ def commit_matrix(
         (x[t * tile[0] : (t + per_strip) * tile[0]], tile, t, prefix)
         for t in range(0, grid_rows, per_strip)
     ]
-    nthreads = min(threads or default_threads(), len(jobs)) if jobs else 1
-    if nthreads > 1:
-        with ThreadPoolExecutor(nthreads) as pool:
-            parts = list(pool.map(_hash_strip, jobs))
-    else:
-        parts = [_hash_strip(job) for job in jobs]
+    parts = parallel_map(_hash_strip, jobs, min(threads or default_threads(), len(jobs) or 1))
     leaves = [d for part in parts for d in part]
     tree = MerkleTree(draft, leaves)
     commitment = Commitment(
