@@ -8,7 +8,7 @@
 #include <string.h>
 
 static const char *const path_names[RAMNET_NPATHS] = {
-    "portable", "avx2", "avx-vnni", "avx512", "avx512-vnni", "neon",
+    "portable", "avx2", "avx-vnni", "avx512", "avx512-vnni", "neon", "avx512-ifma",
 };
 
 const char *ramnet_path_name(int path) {

@@ -67,15 +67,32 @@ static int weights_ok(size_t count, const uint64_t *w) {
 /* ---- dispatch ---- */
 
 int ramnet_field_path_supported(int path) {
-  if (path != RAMNET_PATH_PORTABLE && path != RAMNET_PATH_AVX2 && path != RAMNET_PATH_AVX512)
-    return 0;
-  /* Same CPU requirements as the wide GEMM family (AVX2+FMA; AVX-512 F/BW/VL/DQ). */
-  return ramnet_path_supported(RAMNET_KERNEL_GEMM_WIDE, path);
+  switch (path) {
+    case RAMNET_PATH_PORTABLE:
+    case RAMNET_PATH_AVX2:
+    case RAMNET_PATH_AVX512:
+      /* Same CPU requirements as the wide GEMM family (AVX2+FMA; AVX-512 F/BW/VL/DQ). */
+      return ramnet_path_supported(RAMNET_KERNEL_GEMM_WIDE, path);
+    case RAMNET_PATH_AVX512VNNI: /* AVX-512 F/BW/VL/DQ + VNNI, as the int8 GEMM's path */
+      return ramnet_path_supported(RAMNET_KERNEL_GEMM_WIDE, RAMNET_PATH_AVX512) &&
+             ramnet_path_supported(RAMNET_KERNEL_GEMM_S8, RAMNET_PATH_AVX512VNNI);
+    case RAMNET_PATH_AVX512IFMA:
+#if RAMNET_X86
+      return ramnet_field_path_supported(RAMNET_PATH_AVX512VNNI) &&
+             __builtin_cpu_supports("avx512ifma");
+#else
+      return 0;
+#endif
+    default:
+      return 0;
+  }
 }
 
 int ramnet_field_best_path(void) {
-  if (ramnet_field_path_supported(RAMNET_PATH_AVX512)) return RAMNET_PATH_AVX512;
-  if (ramnet_field_path_supported(RAMNET_PATH_AVX2)) return RAMNET_PATH_AVX2;
+  static const int order[] = {RAMNET_PATH_AVX512IFMA, RAMNET_PATH_AVX512VNNI, RAMNET_PATH_AVX512,
+                              RAMNET_PATH_AVX2};
+  for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+    if (ramnet_field_path_supported(order[i])) return order[i];
   return RAMNET_PATH_PORTABLE;
 }
 
@@ -371,6 +388,559 @@ DEFINE_ALL(s8, int8_t, 2, ((size_t)1 << 22))
 DEFINE_ALL(s16, int16_t, 2, ((size_t)1 << 16))
 DEFINE_ALL(s32, int32_t, 3, ((size_t)2048))
 
+/* ---- AVX-512 VNNI (int8) and IFMA (int16, int32) kernels ----
+ *
+ * int8 via vpdpbusd (u8 x s8, four products summed into an int32 lane): each weight is split into
+ * eight unsigned byte limbs b_l (w = sum_l b_l 2^(8l)), the u8 operand; the matrix is the s8
+ * operand. One instruction step adds at most 4 * 255 * 128 = 130560 in magnitude to a lane, so
+ * 16384 steps (65536 rows of the column sums) stay below 2^31; the int32 sums are then combined,
+ * sum_l acc_l 2^(8l) mod p, and zeroed.
+ *   Column sums: four rows are interleaved byte-wise into a packed block (lane = X[i..i+3, j]) and
+ *   the u8 operand is the broadcast dword of limb l of W[i..i+3].
+ *   Row sums: a row of X is the s8 operand as it is (lane = X[i, j..j+3]) and the u8 operand is
+ *   limb l of W[j..j+3], from a byte-limb copy of the weights.
+ * int16/int32 via vpmadd52luq/vpmadd52huq (52 x 52 -> 104-bit unsigned products, low or high 52
+ * bits added into 64-bit lanes): entries are made unsigned, u = x + B (B = 2^31 resp. 2^15), and
+ * B * sum(weights) is subtracted at the end. int32: w = c0 + c1 2^52 (c0 < 2^52, c1 < 2^9),
+ *   acc0 += lo52(u c0), acc1 += hi52(u c0) + lo52(u c1), value = acc0 + 2^52 acc1;
+ * int16: w = c0 + c1 2^36 (u c0 < 2^52, u c1 < 2^41: low halves only), value = acc0 + 2^36 acc1.
+ * Every lane term is below 2^52, so 4096 terms fit in a uint64 lane before a reduction. */
+
+#if RAMNET_X86
+#define ATTR_VNNI __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx512vnni")))
+#define ATTR_IFMA __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx512ifma")))
+#define VNNI_INLINE ATTR_VNNI static inline __attribute__((always_inline))
+#define IFMA_INLINE ATTR_IFMA static inline __attribute__((always_inline))
+
+#ifndef VC_JB
+#define VC_JB 512           /* columns per block of the int8 column sums */
+#endif
+#ifndef VC_PF
+#define VC_PF 8
+#endif
+#ifndef VC_RB
+#define VC_RB 64            /* rows per packed block */
+#endif
+#define VC_FLUSH 16384      /* 4-row steps per int32 flush (16384 * 130560 < 2^31) */
+#define VR_CB 32768         /* columns per chunk of the int8 row sums (32768 * 32640 < 2^31) */
+#ifndef IC_JB
+#define IC_JB 1024 /* columns per block of the IFMA column sums */
+#endif
+#define IFMA_TERMS 4096     /* terms below 2^52 per uint64 lane */
+#ifndef IR_PF
+#define IR_PF 256 /* entries ahead to prefetch in the IFMA row sums */
+#endif
+#define IR_CB (IFMA_TERMS * 8) /* columns per chunk of the IFMA row sums */
+
+/* Byte limbs of four weights w[0..3]: *lo gets dwords l = 0..3, *hi dwords l = 4..7; byte t of
+ * dword l is byte l of w[t]. */
+VNNI_INLINE void limbs4(const uint64_t *w, __m128i *lo, __m128i *hi) {
+  const __m256i idx = _mm256_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15, 0, 8,
+                                       1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+  __m256i v = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(const void *)w), idx);
+  __m128i a = _mm256_castsi256_si128(v), b = _mm256_extracti128_si256(v, 1);
+  *lo = _mm_unpacklo_epi16(a, b);
+  *hi = _mm_unpackhi_epi16(a, b);
+}
+
+/* sum_l a[l * stride] 2^(8l) mod p for eight int32 limb sums. */
+ALWAYS_INLINE uint64_t combine8(const int32_t *a, size_t stride) {
+  int64_t lo = 0, hi = 0;
+  for (unsigned l = 0; l < 4; l++) {
+    lo += (int64_t)a[l * stride] * ((int64_t)1 << (8 * l));
+    hi += (int64_t)a[(l + 4) * stride] * ((int64_t)1 << (8 * l));
+  }
+  return add_p(mod_s64(lo), rot61(mod_s64(hi), 32));
+}
+
+/* acc (int32 [G][8] rows of VC_JB lanes, at vector q) += the limb dot products of `steps` packed
+ * 4-row steps xb with the broadcast limb dwords wl (wst dwords per step). Named accumulators (not
+ * an array); G <= 2, as 24 accumulators spill under GCC 12. */
+#define VC_LD(v, g, l) __m512i v = _mm512_setzero_si512()
+#define VC_ST(v, g, l)                                                                          \
+  if (G > g) {                                                                                  \
+    int32_t *p_ = acc + (g * 8 + l) * VC_JB;                                                    \
+    _mm512_storeu_si512(p_, _mm512_add_epi32(_mm512_loadu_si512(p_), v));                       \
+  }
+#define VC_DP(v, g, l)                                                                          \
+  if (G > g) {                                                                                  \
+    __m512i b_ = _mm512_set1_epi32(ws[g * 8 + l]);                                              \
+    __asm__("" : "+v"(b_)); /* keeps GCC 12 from a broadcast-operand form it then copies around */ \
+    v = _mm512_dpbusd_epi32(v, b_, xv);                                                         \
+  }
+#define VC_ALL(OP)                                                                              \
+  OP(a0, 0, 0); OP(a1, 0, 1); OP(a2, 0, 2); OP(a3, 0, 3);                                       \
+  OP(a4, 0, 4); OP(a5, 0, 5); OP(a6, 0, 6); OP(a7, 0, 7);                                       \
+  OP(b0, 1, 0); OP(b1, 1, 1); OP(b2, 1, 2); OP(b3, 1, 3);                                       \
+  OP(b4, 1, 4); OP(b5, 1, 5); OP(b6, 1, 6); OP(b7, 1, 7)
+VNNI_INLINE void vc_kernel(unsigned G, size_t steps, const __m512i *xb, const int32_t *wl,
+                           size_t wst, int32_t *acc) {
+  VC_ALL(VC_LD);
+  const __m512i *xe = xb + steps;
+  const int32_t *ws = wl;
+  do { /* steps >= 1 */
+    __m512i xv = _mm512_load_si512(xb);
+    VC_ALL(VC_DP);
+    xb++;
+    ws += wst;
+  } while (xb != xe);
+  VC_ALL(VC_ST);
+}
+#undef VC_LD
+#undef VC_ST
+#undef VC_DP
+#undef VC_ALL
+ATTR_VNNI __attribute__((noinline)) static void vc_kernel1(size_t steps, const __m512i *xb,
+                                                           const int32_t *wl, size_t wst,
+                                                           int32_t *acc) {
+  vc_kernel(1, steps, xb, wl, wst, acc);
+}
+ATTR_VNNI __attribute__((noinline)) static void vc_kernel2(size_t steps, const __m512i *xb,
+                                                           const int32_t *wl, size_t wst,
+                                                           int32_t *acc) {
+  vc_kernel(2, steps, xb, wl, wst, acc);
+}
+
+/* Packs rows [0, rows) x columns [0, jn) of x: vector q = 4c + v of the block holds, in lane
+ * 4k + t, the four rows of column 64c + 16k + 4v + t (the order of the byte/word unpacks); vector
+ * q of step s is buf[q * steps + s]. Missing rows and columns are zero. */
+ATTR_VNNI static void vc_pack(size_t rows, size_t jn, const int8_t *x, size_t ldx, __m512i *buf) {
+  size_t steps = (rows + 3) / 4;
+  for (size_t s = 0; s < steps; s++) { /* along the rows: sequential reads */
+    for (size_t c = 0; c * 64 < jn; c++) {
+      size_t rem = jn - c * 64;
+      __mmask64 mask = rem >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << rem) - 1);
+      __m512i r[4];
+      for (unsigned t = 0; t < 4; t++) {
+        size_t i = 4 * s + t;
+        r[t] = i < rows ? _mm512_maskz_loadu_epi8(mask, x + i * ldx + c * 64)
+                        : _mm512_setzero_si512();
+        if (i + VC_PF < rows) _mm_prefetch((const char *)(x + (i + VC_PF) * ldx + c * 64), _MM_HINT_T0);
+      }
+      __m512i ab_lo = _mm512_unpacklo_epi8(r[0], r[1]), ab_hi = _mm512_unpackhi_epi8(r[0], r[1]);
+      __m512i cd_lo = _mm512_unpacklo_epi8(r[2], r[3]), cd_hi = _mm512_unpackhi_epi8(r[2], r[3]);
+      __m512i *o = buf + 4 * c * steps + s;
+      _mm512_store_si512(o, _mm512_unpacklo_epi16(ab_lo, cd_lo));
+      _mm512_store_si512(o + steps, _mm512_unpackhi_epi16(ab_lo, cd_lo));
+      _mm512_store_si512(o + 2 * steps, _mm512_unpacklo_epi16(ab_hi, cd_hi));
+      _mm512_store_si512(o + 3 * steps, _mm512_unpackhi_epi16(ab_hi, cd_hi));
+    }
+  }
+}
+
+/* Adds the int32 limb sums of the block (columns j0..j0+jn) into out and zeroes them. */
+static void vc_flush(size_t nw, size_t jn, int32_t *acc, uint64_t *out, size_t n) {
+  for (size_t g = 0; g < nw; g++) {
+    const int32_t *a = acc + g * 8 * VC_JB;
+    for (size_t j = 0; j < jn; j++) {
+      size_t lane = (j & ~(size_t)63) + ((j >> 2) & 3) * 16 + ((j >> 4) & 3) * 4 + (j & 3);
+      out[g * n + j] = add_p(out[g * n + j], combine8(a + lane, VC_JB));
+    }
+  }
+  memset(acc, 0, nw * 8 * VC_JB * sizeof(int32_t));
+}
+
+/* int8 column sums with vpdpbusd; returns RAMNET_ENOMEM or RAMNET_OK. out must be zeroed. */
+ATTR_VNNI static int vecmat_s8_vnni(size_t m, size_t n, const int8_t *x, size_t ldx, size_t nw,
+                                    const uint64_t *w, uint64_t *out) {
+  const size_t sb = VC_RB / 4;
+  size_t acc_bytes = nw * 8 * VC_JB * sizeof(int32_t), buf_bytes = VC_RB * VC_JB;
+  size_t wl_bytes = sb * nw * 8 * sizeof(int32_t);
+  unsigned char *mem = aligned_alloc(64, buf_bytes + acc_bytes + wl_bytes);
+  if (!mem) return RAMNET_ENOMEM;
+  __m512i *buf = (__m512i *)(void *)mem;
+  int32_t *acc = (int32_t *)(void *)(mem + buf_bytes);
+  int32_t *wl = (int32_t *)(void *)(mem + buf_bytes + acc_bytes);
+  memset(acc, 0, acc_bytes);
+  for (size_t j0 = 0; j0 < n; j0 += VC_JB) {
+    size_t jn = n - j0 < VC_JB ? n - j0 : VC_JB, nq = 4 * ((jn + 63) / 64), steps_done = 0;
+    for (size_t i0 = 0; i0 < m; i0 += VC_RB) {
+      size_t rows = m - i0 < VC_RB ? m - i0 : VC_RB, steps = (rows + 3) / 4;
+      for (size_t s = 0; s < steps; s++) /* limb dwords of rows i0 + 4s .. +3, every weight */
+        for (size_t g = 0; g < nw; g++) {
+          const uint64_t *wr = w + g * m + i0 + 4 * s;
+          uint64_t tmp[4] = {0, 0, 0, 0};
+          if (4 * s + 4 > rows) {
+            for (size_t t = 0; 4 * s + t < rows; t++) tmp[t] = wr[t];
+            wr = tmp;
+          }
+          __m128i lo, hi;
+          limbs4(wr, &lo, &hi);
+          _mm_storeu_si128((__m128i *)(void *)(wl + (s * nw + g) * 8), lo);
+          _mm_storeu_si128((__m128i *)(void *)(wl + (s * nw + g) * 8 + 4), hi);
+        }
+      vc_pack(rows, jn, x + i0 * ldx + j0, ldx, buf);
+      /* The next block: rows i0 + VC_RB.. of this column block, or the top of the next one. */
+      const int8_t *pf = NULL;
+      size_t pf_rows = 0, pf_cols = 0;
+      if (i0 + VC_RB < m) {
+        pf = x + (i0 + VC_RB) * ldx + j0;
+        pf_rows = m - i0 - VC_RB < VC_RB ? m - i0 - VC_RB : VC_RB;
+        pf_cols = jn;
+      } else if (j0 + VC_JB < n) {
+        pf = x + j0 + VC_JB;
+        pf_rows = m < VC_RB ? m : VC_RB;
+        pf_cols = n - j0 - VC_JB < VC_JB ? n - j0 - VC_JB : VC_JB;
+      }
+      if (pf_rows > 2 * nq) pf_rows = 2 * nq;
+      for (size_t g0 = 0; g0 < nw; g0 += 2) { /* G = 3 (24 accumulators) spills under GCC 12 */
+        size_t G = nw - g0 < 2 ? nw - g0 : 2;
+        for (size_t q = 0; q < nq; q++) {
+          if (g0 == 0 && pf_rows) /* prefetch two rows of the next block: all of it by the end */
+            for (size_t r = 2 * q; r < 2 * q + 2 && r < pf_rows; r++)
+              for (size_t c = 0; c < pf_cols; c += 64) _mm_prefetch((const char *)(pf + r * ldx + c), _MM_HINT_T0);
+          const __m512i *xb = buf + q * steps;
+          int32_t *aq = acc + g0 * 8 * VC_JB + 16 * q;
+          const int32_t *wg = wl + g0 * 8;
+          if (G == 2) vc_kernel2(steps, xb, wg, nw * 8, aq);
+          else vc_kernel1(steps, xb, wg, nw * 8, aq);
+        }
+      }
+      steps_done += steps;
+      if (steps_done + VC_RB / 4 > VC_FLUSH) {
+        vc_flush(nw, jn, acc, out + j0, n);
+        steps_done = 0;
+      }
+    }
+    vc_flush(nw, jn, acc, out + j0, n);
+  }
+  free(mem);
+  return RAMNET_OK;
+}
+
+/* Row sums of four rows xr[0..3] over columns [0, n) (n <= VR_CB) for limbs l0 .. l0+LP-1 of G
+ * weight vectors: s[r][g][l] += sum_j limb_l(w_g[j]) x_r[j]. wb: byte limbs, row (g*8+l) at
+ * wb + (g*8+l)*ld, zero past n. */
+VNNI_INLINE void vr_kernel(unsigned G, unsigned LP, unsigned l0, size_t n, const int8_t *const xr[4],
+                           const uint8_t *wb, size_t ld, int64_t s[4][3][8]) {
+  __m512i a[4][3][4];
+#pragma GCC unroll 4
+  for (unsigned r = 0; r < 4; r++)
+#pragma GCC unroll 3
+    for (unsigned g = 0; g < G; g++)
+#pragma GCC unroll 4
+      for (unsigned k = 0; k < LP; k++) a[r][g][k] = _mm512_setzero_si512();
+  size_t j = 0;
+  for (;; j += 64) {
+    __m512i xv[4];
+    if (j + 64 <= n) {
+#pragma GCC unroll 4
+      for (unsigned r = 0; r < 4; r++) xv[r] = _mm512_loadu_si512(xr[r] + j);
+    } else if (j < n) {
+      __mmask64 mask = ((__mmask64)1 << (n - j)) - 1;
+#pragma GCC unroll 4
+      for (unsigned r = 0; r < 4; r++) xv[r] = _mm512_maskz_loadu_epi8(mask, xr[r] + j);
+    } else {
+      break;
+    }
+#pragma GCC unroll 3
+    for (unsigned g = 0; g < G; g++)
+#pragma GCC unroll 4
+      for (unsigned k = 0; k < LP; k++) {
+        __m512i wv = _mm512_loadu_si512(wb + (g * 8 + l0 + k) * ld + j);
+#pragma GCC unroll 4
+        for (unsigned r = 0; r < 4; r++) a[r][g][k] = _mm512_dpbusd_epi32(a[r][g][k], wv, xv[r]);
+      }
+  }
+#pragma GCC unroll 4
+  for (unsigned r = 0; r < 4; r++)
+#pragma GCC unroll 3
+    for (unsigned g = 0; g < G; g++)
+#pragma GCC unroll 4
+      for (unsigned k = 0; k < LP; k++) s[r][g][l0 + k] += _mm512_reduce_add_epi32(a[r][g][k]);
+}
+
+ATTR_VNNI static void vr_rows(unsigned G, size_t n, const int8_t *const xr[4], const uint8_t *wb,
+                              size_t ld, int64_t s[4][3][8]) {
+  if (G == 1) {
+    vr_kernel(1, 4, 0, n, xr, wb, ld, s);
+    vr_kernel(1, 4, 4, n, xr, wb, ld, s);
+  } else if (G == 2) {
+    for (unsigned l0 = 0; l0 < 8; l0 += 2) vr_kernel(2, 2, l0, n, xr, wb, ld, s);
+  } else {
+    for (unsigned l0 = 0; l0 < 8; l0 += 2) vr_kernel(3, 2, l0, n, xr, wb, ld, s);
+  }
+}
+
+/* int8 row sums with vpdpbusd. out must be zeroed. */
+ATTR_VNNI static int matvec_s8_vnni(size_t m, size_t n, const int8_t *x, size_t ldx, size_t nw,
+                                    const uint64_t *w, uint64_t *out) {
+  size_t ld = (n + 63) & ~(size_t)63;
+  uint8_t *wb = aligned_alloc(64, nw * 8 * ld);
+  if (!wb) return RAMNET_ENOMEM;
+  for (size_t g = 0; g < nw; g++) {
+    uint8_t *o = wb + g * 8 * ld;
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      __m128i lo, hi;
+      limbs4(w + g * n + j, &lo, &hi);
+      int32_t d[8];
+      _mm_storeu_si128((__m128i *)(void *)d, lo);
+      _mm_storeu_si128((__m128i *)(void *)(d + 4), hi);
+      for (unsigned l = 0; l < 8; l++) memcpy(o + l * ld + j, d + l, 4);
+    }
+    for (; j < ld; j++)
+      for (unsigned l = 0; l < 8; l++) o[l * ld + j] = j < n ? (uint8_t)(w[g * n + j] >> (8 * l)) : 0;
+  }
+  for (size_t g0 = 0; g0 < nw; g0 += 3) {
+    unsigned G = nw - g0 < 3 ? (unsigned)(nw - g0) : 3;
+    for (size_t i = 0; i < m; i += 4) {
+      size_t rn = m - i < 4 ? m - i : 4;
+      int64_t s[4][3][8];
+      memset(s, 0, sizeof s);
+      for (size_t j0 = 0; j0 < n; j0 += VR_CB) {
+        size_t jn = n - j0 < VR_CB ? n - j0 : VR_CB;
+        const int8_t *xr[4];
+        for (unsigned r = 0; r < 4; r++) xr[r] = x + (i + (r < rn ? r : 0)) * ldx + j0;
+        vr_rows(G, jn, xr, wb + g0 * 8 * ld + j0, ld, s);
+      }
+      for (size_t r = 0; r < rn; r++)
+        for (unsigned g = 0; g < G; g++) {
+          uint64_t t = 0;
+          for (unsigned l = 0; l < 8; l++) t = add_p(t, rot61(mod_s64(s[r][g][l]), 8 * l));
+          out[(g0 + g) * m + i + r] = t;
+        }
+    }
+  }
+  free(wb);
+  return RAMNET_OK;
+}
+
+/* ---- IFMA ---- */
+
+/* Eight entries made unsigned (x + B) in 64-bit lanes; `mask` selects the loaded ones. */
+IFMA_INLINE __m512i ifma_load_s32(const int32_t *p, __mmask8 mask) {
+  __m256i v = _mm256_maskz_loadu_epi32(mask, p);
+  return _mm512_cvtepu32_epi64(_mm256_xor_si256(v, _mm256_set1_epi32(INT32_MIN)));
+}
+IFMA_INLINE __m512i ifma_load_s16(const int16_t *p, __mmask8 mask) {
+  __m128i v = _mm_maskz_loadu_epi16(mask, p);
+  return _mm512_cvtepu16_epi64(_mm_xor_si128(v, _mm_set1_epi16(INT16_MIN)));
+}
+
+/* u mod p for any uint64 u. */
+ALWAYS_INLINE uint64_t mod_u64(uint64_t u) {
+  uint64_t r = (u & P61) + (u >> 61);
+  return r >= P61 ? r - P61 : r;
+}
+
+/* B * sum(w) mod p for B = 2^bits. */
+static uint64_t bias_sum(size_t k, const uint64_t *w, unsigned bits) {
+  uint64_t s = 0;
+  for (size_t i = 0; i < k; i++) s = add_p(s, w[i]);
+  return rot61(s, bits);
+}
+
+#define DEFINE_IFMA(SUF, T, K, HI, BITS)                                                        \
+  /* acc[g][0..1][j] += the unsigned-entry limb products of four rows xr, G <= 2 weights. */     \
+  IFMA_INLINE void ic_pass_##SUF(unsigned G, size_t jn, const T *const xr[4],                   \
+                                 const T *const pf[4], const uint64_t wv[2][4], uint64_t *acc) { \
+    const __m512i mlo = _mm512_set1_epi64((int64_t)(((uint64_t)1 << K) - 1));                   \
+    __m512i c0[2][4], c1[2][4];                                                                 \
+    _Pragma("GCC unroll 3") for (unsigned g = 0; g < G; g++)                                                            \
+      _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++) {                                                        \
+        __m512i v = _mm512_set1_epi64((int64_t)wv[g][r]);                                       \
+        c0[g][r] = _mm512_and_si512(v, mlo);                                                    \
+        c1[g][r] = _mm512_srli_epi64(v, K);                                                     \
+      }                                                                                         \
+    for (size_t j = 0; j < jn; j += 16) { /* two vectors: independent madd chains interleave */ \
+      __m512i u[2][4];                                                                          \
+      _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++)                                  \
+        _mm_prefetch((const char *)(pf[r] + j), _MM_HINT_T0);                                   \
+      _Pragma("GCC unroll 2") for (unsigned v = 0; v < 2; v++) {                                \
+        size_t jv = j + 8 * v, left = jv < jn ? jn - jv : 0;                                    \
+        __mmask8 mask = left >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << left) - 1);              \
+        _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++) u[v][r] =                      \
+            ifma_load_##SUF(xr[r] + (left ? jv : 0), mask);                                     \
+      }                                                                                         \
+      _Pragma("GCC unroll 3") for (unsigned g = 0; g < G; g++) {                                \
+        uint64_t *a = acc + g * 2 * IC_JB + j;                                                  \
+        __m512i a0[2], a1[2];                                                                   \
+        _Pragma("GCC unroll 2") for (unsigned v = 0; v < 2; v++) {                              \
+          a0[v] = _mm512_loadu_si512(a + 8 * v);                                                \
+          a1[v] = _mm512_loadu_si512(a + IC_JB + 8 * v);                                        \
+        }                                                                                       \
+        _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++)                                \
+          _Pragma("GCC unroll 2") for (unsigned v = 0; v < 2; v++) {                            \
+            a0[v] = _mm512_madd52lo_epu64(a0[v], u[v][r], c0[g][r]);                            \
+            if (HI) a1[v] = _mm512_madd52hi_epu64(a1[v], u[v][r], c0[g][r]);                    \
+          }                                                                                     \
+        _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++)                                \
+          _Pragma("GCC unroll 2") for (unsigned v = 0; v < 2; v++)                              \
+            a1[v] = _mm512_madd52lo_epu64(a1[v], u[v][r], c1[g][r]);                            \
+        _Pragma("GCC unroll 2") for (unsigned v = 0; v < 2; v++) {                              \
+          _mm512_storeu_si512(a + 8 * v, a0[v]);                                                \
+          _mm512_storeu_si512(a + IC_JB + 8 * v, a1[v]);                                        \
+        }                                                                                       \
+      }                                                                                         \
+    }                                                                                           \
+  }                                                                                             \
+  ATTR_IFMA static int vecmat_##SUF##_ifma(size_t m, size_t n, const T *x, size_t ldx,          \
+                                           size_t nw, const uint64_t *w, uint64_t *out) {        \
+    uint64_t *acc = aligned_alloc(64, nw * 2 * IC_JB * sizeof(uint64_t));                       \
+    if (!acc) return RAMNET_ENOMEM;                                                             \
+    memset(acc, 0, nw * 2 * IC_JB * sizeof(uint64_t));                                          \
+    for (size_t j0 = 0; j0 < n; j0 += IC_JB) {                                                  \
+      size_t jn = n - j0 < IC_JB ? n - j0 : IC_JB;                                              \
+      for (size_t i0 = 0; i0 < m; i0 += IFMA_TERMS) {                                           \
+        size_t i1 = m - i0 < IFMA_TERMS ? m : i0 + IFMA_TERMS;                                  \
+        for (size_t i = i0; i < i1; i += 4) {                                                   \
+          const T *xr[4], *pf[4]; /* pf: the rows four ahead, to prefetch */                   \
+          for (size_t r = 0; r < 4; r++) {                                                      \
+            xr[r] = x + (i + r < i1 ? i + r : i) * ldx + j0;                                    \
+            pf[r] = i + 4 + r < m ? xr[r] + 4 * ldx : xr[r];                                    \
+          }                                                                                     \
+          for (size_t g0 = 0; g0 < nw; g0 += 2) {                                               \
+            uint64_t wv[2][4] = {{0}};                                                          \
+            unsigned G = nw - g0 < 2 ? 1 : 2;                                                   \
+            _Pragma("GCC unroll 3") for (unsigned g = 0; g < G; g++)                                                    \
+              for (size_t r = 0; r < 4 && i + r < i1; r++) wv[g][r] = w[(g0 + g) * m + i + r];  \
+            if (G == 2) ic_pass_##SUF(2, jn, xr, pf, wv, acc + g0 * 2 * IC_JB);                 \
+            else ic_pass_##SUF(1, jn, xr, pf, wv, acc + g0 * 2 * IC_JB);                        \
+          }                                                                                     \
+        }                                                                                       \
+        for (size_t g = 0; g < nw; g++) {                                                       \
+          uint64_t *a = acc + g * 2 * IC_JB, *o = out + g * n + j0;                             \
+          for (size_t j = 0; j < jn; j++)                                                       \
+            o[j] = add_p(o[j], add_p(mod_u64(a[j]), rot61(mod_u64(a[IC_JB + j]), K)));          \
+        }                                                                                       \
+        memset(acc, 0, nw * 2 * IC_JB * sizeof(uint64_t));                                      \
+      }                                                                                         \
+    }                                                                                           \
+    free(acc);                                                                                  \
+    for (size_t g = 0; g < nw; g++) {                                                           \
+      uint64_t b = bias_sum(m, w + g * m, BITS);                                                \
+      for (size_t j = 0; j < n; j++) out[g * n + j] = sub_p(out[g * n + j], b);                 \
+    }                                                                                           \
+    return RAMNET_OK;                                                                           \
+  }                                                                                             \
+  /* Row sums of four rows over columns [0, n) (n <= IR_CB) for G <= 3 weights; wl: c0 and c1  \
+   * rows of each weight (row 2g and 2g+1, ld apart, zero past n). s[r][g] += value mod p. */    \
+  IFMA_INLINE void ir_kernel_##SUF(unsigned G, size_t n, const T *const xr[4],                  \
+                                   const uint64_t *wl, size_t ld, uint64_t s[4][3]) {           \
+    __m512i a0[4][3], a1[4][3];                                                                 \
+    _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++)                                                            \
+      _Pragma("GCC unroll 3") for (unsigned g = 0; g < G; g++) a0[r][g] = a1[r][g] = _mm512_setzero_si512();            \
+    for (size_t j = 0; j < n; j += 8) {                                                         \
+      __mmask8 mask = n - j >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (n - j)) - 1);            \
+      __m512i u[4];                                                                             \
+      if (j + IR_PF < n && (j & 15) == 0)                                                       \
+        _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++)                                \
+          _mm_prefetch((const char *)(xr[r] + j + IR_PF), _MM_HINT_T0);                         \
+      _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++) u[r] = ifma_load_##SUF(xr[r] + j, mask);                 \
+      _Pragma("GCC unroll 3") for (unsigned g = 0; g < G; g++) {                                                        \
+        __m512i c0 = _mm512_loadu_si512(wl + 2 * g * ld + j);                                   \
+        __m512i c1 = _mm512_loadu_si512(wl + (2 * g + 1) * ld + j);                             \
+        _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++) {                                                      \
+          a0[r][g] = _mm512_madd52lo_epu64(a0[r][g], u[r], c0);                                 \
+          if (HI) a1[r][g] = _mm512_madd52hi_epu64(a1[r][g], u[r], c0);                         \
+          a1[r][g] = _mm512_madd52lo_epu64(a1[r][g], u[r], c1);                                 \
+        }                                                                                       \
+      }                                                                                         \
+    }                                                                                           \
+    const __m512i pv = _mm512_set1_epi64((int64_t)P61);                                         \
+    _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++)                                                            \
+      _Pragma("GCC unroll 3") for (unsigned g = 0; g < G; g++) {                                                        \
+        /* lanes reduced to < 2^61 + 8 first, so the 8-lane sums fit in 64 bits */             \
+        __m512i v0 = _mm512_add_epi64(_mm512_and_si512(a0[r][g], pv),                           \
+                                      _mm512_srli_epi64(a0[r][g], 61));                         \
+        __m512i v1 = _mm512_add_epi64(_mm512_and_si512(a1[r][g], pv),                           \
+                                      _mm512_srli_epi64(a1[r][g], 61));                         \
+        uint64_t t0 = mod_u64((uint64_t)_mm512_reduce_add_epi64(v0));                           \
+        uint64_t t1 = mod_u64((uint64_t)_mm512_reduce_add_epi64(v1));                           \
+        s[r][g] = add_p(s[r][g], add_p(t0, rot61(t1, K)));                                      \
+      }                                                                                         \
+  }                                                                                             \
+  ATTR_IFMA static int matvec_##SUF##_ifma(size_t m, size_t n, const T *x, size_t ldx,          \
+                                           size_t nw, const uint64_t *w, uint64_t *out) {        \
+    size_t ld = (n + 7) & ~(size_t)7;                                                           \
+    uint64_t *wl = aligned_alloc(64, nw * 2 * ld * sizeof(uint64_t));                           \
+    if (!wl) return RAMNET_ENOMEM;                                                              \
+    for (size_t g = 0; g < nw; g++)                                                             \
+      for (size_t j = 0; j < ld; j++) {                                                         \
+        uint64_t v = j < n ? w[g * n + j] : 0;                                                  \
+        wl[2 * g * ld + j] = v & (((uint64_t)1 << K) - 1);                                      \
+        wl[(2 * g + 1) * ld + j] = v >> K;                                                      \
+      }                                                                                         \
+    for (size_t g0 = 0; g0 < nw; g0 += 3) {                                                     \
+      unsigned G = nw - g0 < 3 ? (unsigned)(nw - g0) : 3;                                       \
+      for (size_t i = 0; i < m; i += 4) {                                                       \
+        size_t rn = m - i < 4 ? m - i : 4;                                                      \
+        uint64_t s[4][3] = {{0}};                                                               \
+        for (size_t j0 = 0; j0 < n; j0 += IR_CB) {                                              \
+          size_t jn = n - j0 < IR_CB ? n - j0 : IR_CB;                                          \
+          const T *xr[4];                                                                       \
+          _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++) xr[r] = x + (i + (r < rn ? r : 0)) * ldx + j0;       \
+          const uint64_t *wg = wl + 2 * g0 * ld + j0;                                           \
+          if (G == 3) ir_kernel_##SUF(3, jn, xr, wg, ld, s);                                    \
+          else if (G == 2) ir_kernel_##SUF(2, jn, xr, wg, ld, s);                               \
+          else ir_kernel_##SUF(1, jn, xr, wg, ld, s);                                           \
+        }                                                                                       \
+        for (size_t r = 0; r < rn; r++)                                                         \
+          _Pragma("GCC unroll 3") for (unsigned g = 0; g < G; g++) out[(g0 + g) * m + i + r] = s[r][g];                 \
+      }                                                                                         \
+    }                                                                                           \
+    free(wl);                                                                                   \
+    for (size_t g = 0; g < nw; g++) {                                                           \
+      uint64_t b = bias_sum(n, w + g * n, BITS);                                                \
+      for (size_t i = 0; i < m; i++) out[g * m + i] = sub_p(out[g * m + i], b);                 \
+    }                                                                                           \
+    return RAMNET_OK;                                                                           \
+  }
+
+DEFINE_IFMA(s32, int32_t, 52, 1, 31)
+DEFINE_IFMA(s16, int16_t, 36, 0, 15)
+#endif /* RAMNET_X86 */
+
+/* The VNNI/IFMA kernels for a resolved path: 1 if one ran (*code set), 0 to use the AVX-512 one.
+ * The IFMA path implies VNNI support, so it runs the VNNI kernel for int8. */
+static int fast_vecmat_s8(int p, size_t m, size_t n, const int8_t *x, size_t ldx, size_t nw,
+                          const uint64_t *w, uint64_t *out, int *code) {
+#if RAMNET_X86
+  if (p == RAMNET_PATH_AVX512VNNI || p == RAMNET_PATH_AVX512IFMA) {
+    *code = vecmat_s8_vnni(m, n, x, ldx, nw, w, out);
+    return 1;
+  }
+#else
+  (void)p, (void)m, (void)n, (void)x, (void)ldx, (void)nw, (void)w, (void)out, (void)code;
+#endif
+  return 0;
+}
+
+static int fast_matvec_s8(int p, size_t m, size_t n, const int8_t *x, size_t ldx, size_t nw,
+                          const uint64_t *w, uint64_t *out, int *code) {
+#if RAMNET_X86
+  if (p == RAMNET_PATH_AVX512VNNI || p == RAMNET_PATH_AVX512IFMA) {
+    *code = matvec_s8_vnni(m, n, x, ldx, nw, w, out);
+    return 1;
+  }
+#else
+  (void)p, (void)m, (void)n, (void)x, (void)ldx, (void)nw, (void)w, (void)out, (void)code;
+#endif
+  return 0;
+}
+
+#if RAMNET_X86
+#define DEFINE_FAST_IFMA(KIND, SUF, T)                                                          \
+  static int fast_##KIND##_##SUF(int p, size_t m, size_t n, const T *x, size_t ldx, size_t nw,  \
+                                 const uint64_t *w, uint64_t *out, int *code) {                 \
+    if (p != RAMNET_PATH_AVX512IFMA) return 0;                                                  \
+    *code = KIND##_##SUF##_ifma(m, n, x, ldx, nw, w, out);                                      \
+    return 1;                                                                                   \
+  }
+#else
+#define DEFINE_FAST_IFMA(KIND, SUF, T)                                                          \
+  static int fast_##KIND##_##SUF(int p, size_t m, size_t n, const T *x, size_t ldx, size_t nw,  \
+                                 const uint64_t *w, uint64_t *out, int *code) {                 \
+    (void)p, (void)m, (void)n, (void)x, (void)ldx, (void)nw, (void)w, (void)out, (void)code;    \
+    return 0;                                                                                   \
+  }
+#endif
+DEFINE_FAST_IFMA(vecmat, s16, int16_t)
+DEFINE_FAST_IFMA(vecmat, s32, int32_t)
+DEFINE_FAST_IFMA(matvec, s16, int16_t)
+DEFINE_FAST_IFMA(matvec, s32, int32_t)
+
 /* Checks the common arguments; returns the resolved path or a negative code. */
 static int check_args(int path, size_t m, size_t n, const void *x, size_t ldx, size_t nw,
                       const uint64_t *w, size_t wlen, const uint64_t *out) {
@@ -391,6 +961,9 @@ static int check_args(int path, size_t m, size_t n, const void *x, size_t ldx, s
     if (nw == 0 || n == 0) return RAMNET_OK;                                                   \
     memset(out, 0, nw * n * sizeof(uint64_t));                                                 \
     if (m == 0) return RAMNET_OK;                                                              \
+    int code = RAMNET_OK;                                                                      \
+    if (fast_vecmat_##SUF(p, m, n, x, ldx, nw, w, out, &code)) return code;                    \
+    if (p > RAMNET_PATH_AVX512) p = RAMNET_PATH_AVX512;                                        \
     if (p == RAMNET_PATH_AVX512) vecmat_##SUF##_avx512(m, n, x, ldx, nw, w, out);              \
     else if (p == RAMNET_PATH_AVX2) vecmat_##SUF##_avx2(m, n, x, ldx, nw, w, out);             \
     else vecmat_##SUF##_portable(m, n, x, ldx, nw, w, out);                                    \
@@ -405,6 +978,9 @@ static int check_args(int path, size_t m, size_t n, const void *x, size_t ldx, s
     if (nw == 0 || m == 0) return RAMNET_OK;                                                   \
     memset(out, 0, nw * m * sizeof(uint64_t));                                                 \
     if (n == 0) return RAMNET_OK;                                                              \
+    int code = RAMNET_OK;                                                                      \
+    if (fast_matvec_##SUF(p, m, n, x, ldx, nw, w, out, &code)) return code;                    \
+    if (p > RAMNET_PATH_AVX512) p = RAMNET_PATH_AVX512;                                        \
     int32_t *wl = malloc(sizeof(int32_t) * ACC_MAX * NB);                                      \
     if (!wl) return RAMNET_ENOMEM;                                                             \
     if (p == RAMNET_PATH_AVX512) matvec_##SUF##_avx512(m, n, x, ldx, nw, w, out, wl);          \

@@ -21,7 +21,11 @@
 #define RAMNET_P61 ((uint64_t)0x1FFFFFFFFFFFFFFFULL) /* 2^61 - 1 */
 
 /* cdef-begin */
-#define RAMNET_KERNEL_FIELD 3 /* kernel family of the weighted sums: paths avx512, avx2, portable */
+#define RAMNET_KERNEL_FIELD 3 /* kernel family of the weighted sums (paths below) */
+/* The field family's paths, best first: RAMNET_PATH_AVX512IFMA (AVX-512 + VNNI + IFMA: int8 with
+ * vpdpbusd, int16/int32 with vpmadd52*), RAMNET_PATH_AVX512VNNI (int8 with vpdpbusd, the other
+ * types as RAMNET_PATH_AVX512), RAMNET_PATH_AVX512, RAMNET_PATH_AVX2, RAMNET_PATH_PORTABLE.
+ * int64 entries run the same scalar loop on every path. */
 
 /* Dispatch for the field family (cpu.c knows only the families of ramnet.h). */
 int ramnet_field_path_supported(int path); /* 1 if this CPU and build can run the path */

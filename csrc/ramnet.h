@@ -28,7 +28,8 @@
 #define RAMNET_PATH_AVX512 3     /* x86-64 AVX-512 F/BW/VL without VNNI */
 #define RAMNET_PATH_AVX512VNNI 4 /* x86-64 AVX-512 VNNI */
 #define RAMNET_PATH_NEON 5       /* aarch64 Advanced SIMD */
-#define RAMNET_NPATHS 6
+#define RAMNET_PATH_AVX512IFMA 6 /* x86-64 AVX-512 VNNI + IFMA (the field kernels only) */
+#define RAMNET_NPATHS 7
 
 /* Kernel families, for ramnet_best_path / ramnet_path_supported. */
 #define RAMNET_KERNEL_GEMM_S8 0

@@ -95,6 +95,26 @@ def test_extremes_past_every_flush(backend: str, path: str, dtype: type, fill: s
 
 
 @pytest.mark.parametrize(("backend", "path"), BACKENDS, ids=BACKEND_IDS)
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int32])
+def test_long_sums_past_wide_flushes(backend: str, path: str, dtype: type) -> None:
+    # Past the VNNI int32-lane bound (65536 rows of the int8 column sums, 32768 columns of its
+    # row sums) and the IFMA bounds (4096 terms per 64-bit lane: 4096 rows, 32768 columns), with
+    # every product at its extreme and one sign; m is no multiple of any block.
+    info = np.iinfo(dtype)
+    k = (1 << 16) + 300  # without the flushes, int32 lanes would pass 2^31 (65792 rows)
+    w = np.full((2, k), P - 1, dtype=np.uint64)
+    w[1, 1::2] = 0
+    for value in (int(info.min), int(info.max)):
+        sums = [int(w[g].astype(object).sum()) * value % P for g in range(2)]
+        tall: np.ndarray = np.full((k, 3), value, dtype=dtype)
+        wide: np.ndarray = np.full((3, k), value, dtype=dtype)
+        cols = F.weighted_colsums(tall, w, backend=backend, path=path, threads=1)
+        rows = F.weighted_rowsums(wide, w, backend=backend, path=path, threads=1)
+        assert as_lists(cols) == [[s] * 3 for s in sums]
+        assert as_lists(rows) == [[s] * 3 for s in sums]
+
+
+@pytest.mark.parametrize(("backend", "path"), BACKENDS, ids=BACKEND_IDS)
 def test_int16_row_flush(backend: str, path: str) -> None:
     m = (1 << 16) + 12  # past the int16 flush bound
     x = np.full((m, 2), -(2**15), dtype=np.int16)
@@ -173,6 +193,10 @@ def test_bad_inputs() -> None:
     if _bindings.AVAILABLE:
         with pytest.raises(InvalidInputError):
             F.weighted_colsums(x, np.zeros(3, np.uint64), path="sse9")
+        for name in ("avx512", "avx512-vnni", "avx512-ifma"):
+            if name not in F.field_paths():
+                with pytest.raises(BackendUnavailableError):
+                    F.weighted_colsums(x, np.zeros(3, np.uint64), backend="c", path=name)
         if "avx512" not in F.field_paths():
             with pytest.raises(BackendUnavailableError):
                 F.weighted_colsums(x, np.zeros(3, np.uint64), backend="c", path="avx512")
@@ -192,6 +216,7 @@ def test_c_kernels_reject_bad_arguments() -> None:
     assert lib.ramnet_p61_vecmat_s8(-1, 1, 2, xptr, 1, 1, ptr, optr) == -1  # ldx < n
     assert lib.ramnet_p61_matvec_s8(-1, 1, 1, ffi.NULL, 1, 1, ptr, optr) == -1
     assert lib.ramnet_p61_matvec_s8(7, 1, 1, xptr, 1, 1, ptr, optr) == -2  # no such path
+    assert lib.ramnet_p61_matvec_s8(5, 1, 1, xptr, 1, 1, ptr, optr) == -2  # neon: not a field path
     assert lib.ramnet_p61x2_fold(3, optr, ptr) == -1  # odd length
 
 

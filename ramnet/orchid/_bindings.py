@@ -31,7 +31,7 @@ PATH_AUTO = -1
 KERNEL_GEMM_S8 = 0
 KERNEL_GEMM_WIDE = 1
 KERNEL_STREAM = 2
-PATH_NAMES = ("portable", "avx2", "avx-vnni", "avx512", "avx512-vnni", "neon")
+PATH_NAMES = ("portable", "avx2", "avx-vnni", "avx512", "avx512-vnni", "neon", "avx512-ifma")
 KERNEL_FAMILIES = {
     "gemm_s8": KERNEL_GEMM_S8,
     "gemm_wide": KERNEL_GEMM_WIDE,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from ramnet._errors import (
     UnsupportedDTypeError,
 )
 from ramnet.orchid import _bindings, _numba_shim
+from ramnet.orchid._pool import parallel_map
 from ramnet.orchid._scheduler import default_threads
 
 __all__ = [
@@ -58,8 +58,10 @@ _SUFFIX = {
     np.dtype(np.int32): ("s32", "int32_t *"),
     np.dtype(np.int64): ("s64", "int64_t *"),
 }
-_FIELD_PATHS = ("portable", "avx2", "avx512")
-_PATH_NUMBERS = {"portable": 0, "avx2": 1, "avx512": 3}
+_FIELD_PATHS = ("portable", "avx2", "avx512", "avx512-vnni", "avx512-ifma")
+# RAMNET_PATH_* numbers (csrc/ramnet.h); avx512-ifma runs int8 through VNNI and
+# int16/int32 through IFMA; avx512-vnni runs int8 through VNNI and the rest as avx512.
+_PATH_NUMBERS = {"portable": 0, "avx2": 1, "avx512": 3, "avx512-vnni": 4, "avx512-ifma": 6}
 _MIN_SPLIT = 1 << 18  # entries below which one thread does the whole reduction
 _ALIGN = 64  # columns or rows per thread are multiples of this
 
@@ -87,7 +89,8 @@ def field_paths() -> list[str]:
     """Return the C code paths of the field kernels this CPU and build can run.
 
     Returns:
-        Names among ``portable``, ``avx2`` and ``avx512``; empty without the C extension.
+        Names among ``portable``, ``avx2``, ``avx512``, ``avx512-vnni`` and ``avx512-ifma``;
+        empty without the C extension.
     """
     if not _bindings.AVAILABLE:
         return []
@@ -108,7 +111,7 @@ def _path_number(path: str) -> int:
         return -1
     if path not in _PATH_NUMBERS:
         raise InvalidInputError(
-            f"unknown field code path {path!r}; choose auto, portable, avx2, avx512"
+            f"unknown field code path {path!r}; choose auto or one of {', '.join(_FIELD_PATHS)}"
         )
     return _PATH_NUMBERS[path]
 
@@ -195,12 +198,8 @@ def _splits(length: int, parts: int) -> list[tuple[int, int]]:
 
 
 def _run(tasks: list[Callable[[], None]]) -> None:
-    if len(tasks) == 1:
-        tasks[0]()
-        return
-    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
-        for future in [pool.submit(task) for task in tasks]:
-            future.result()
+    """Run the tasks on the shared pool, the first in the calling thread."""
+    parallel_map(lambda task: task(), tasks, len(tasks))
 
 
 # ---- C calls ----
@@ -288,7 +287,7 @@ def weighted_colsums(
         weights: (nw, m) or (m,) integers in [0, p).
         backend: ``auto`` (C if built, else numba), ``c`` or ``numba``.
         threads: Threads to use; default every core this process may run on.
-        path: C code path: ``auto``, ``portable``, ``avx2`` or ``avx512`` (C backend only).
+        path: C code path: ``auto`` or one of :func:`field_paths` (C backend only).
 
     Returns:
         (nw, n) uint64 array of canonical residues, or (n,) for 1-D weights.
@@ -323,7 +322,7 @@ def weighted_rowsums(
         weights: (nw, n) or (n,) integers in [0, p).
         backend: ``auto`` (C if built, else numba), ``c`` or ``numba``.
         threads: Threads to use; default every core this process may run on.
-        path: C code path: ``auto``, ``portable``, ``avx2`` or ``avx512`` (C backend only).
+        path: C code path: ``auto`` or one of :func:`field_paths` (C backend only).
 
     Returns:
         (nw, m) uint64 array of canonical residues, or (m,) for 1-D weights.

@@ -25,11 +25,10 @@ def _executor(threads: int) -> ThreadPoolExecutor:
     global _pool, _size
     with _lock:
         if _pool is None or _size < threads:
-            old = _pool
+            # The outgrown pool is not shut down: a concurrent caller may still submit to it.
+            # Its idle threads exit once it is garbage collected.
             _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=_PREFIX)
             _size = threads
-            if old is not None:
-                old.shutdown(wait=False)
         return _pool
 
 
