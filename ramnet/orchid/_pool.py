@@ -35,29 +35,38 @@ def _executor(threads: int) -> ThreadPoolExecutor:
 def parallel_map(fn: Callable[[T], R], items: Sequence[T] | Iterable[T], threads: int) -> list[R]:
     """Apply ``fn`` to every item on up to ``threads`` threads; results in input order.
 
-    Runs inline when one thread (or one item) is enough. Exceptions propagate from the first
-    failing item, after every item has finished.
+    The calling thread works too, and every thread takes the next item as it becomes free, so
+    uneven items balance out. Runs inline when one thread (or one item) is enough. The first
+    exception is raised once every thread has stopped.
     """
     items = list(items)
     # Inside one of the pool's own threads (a hook, a nested call), waiting on the pool could
     # wait on ourselves: run inline instead.
     nested = threading.current_thread().name.startswith(_PREFIX)
-    if threads <= 1 or len(items) <= 1 or nested:
+    workers = min(threads, len(items))
+    if workers <= 1 or nested:
         return [fn(x) for x in items]
-    # The calling thread works too, so at most threads - 1 helpers are woken.
-    pool = _executor(threads - 1)
-    futures: list[Future[R]] = [pool.submit(fn, x) for x in items[1:]]
-    first_error: BaseException | None = None
-    results: list[R] = []
-    try:
-        results.append(fn(items[0]))
-    except BaseException as exc:
-        first_error = exc
-    for future in futures:
-        try:
-            results.append(future.result())
-        except BaseException as exc:
-            first_error = first_error or exc
-    if first_error is not None:
-        raise first_error
-    return results
+    results: list[R | None] = [None] * len(items)
+    errors: list[BaseException] = []
+    cursor = iter(range(len(items)))
+    take = threading.Lock()
+
+    def drain() -> None:
+        while not errors:
+            with take:
+                index = next(cursor, None)
+            if index is None:
+                return
+            try:
+                results[index] = fn(items[index])
+            except BaseException as exc:
+                errors.append(exc)
+
+    pool = _executor(workers - 1)
+    helpers: list[Future[None]] = [pool.submit(drain) for _ in range(workers - 1)]
+    drain()
+    for helper in helpers:
+        helper.result()
+    if errors:
+        raise errors[0]
+    return results  # type: ignore[return-value]
