@@ -374,3 +374,20 @@ def test_parallel_map_order_errors_and_nesting() -> None:
 
     with pytest.raises(ValueError, match="three"):
         parallel_map(boom, range(8), 2)
+
+
+def test_parallel_map_shares_items_between_threads() -> None:
+    # Every pair of items must run at the same time: only if both threads keep taking items
+    # (a caller that takes one item and leaves the rest to one helper breaks the barrier).
+    import threading
+
+    from ramnet.orchid import parallel_map
+
+    barrier = threading.Barrier(2, timeout=10)
+
+    def meet(x: int) -> str:
+        barrier.wait()
+        return threading.current_thread().name
+
+    names = parallel_map(meet, range(8), 2)
+    assert len(names) == 8 and len(set(names)) == 2
