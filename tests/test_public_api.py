@@ -189,6 +189,7 @@ VALKYRIE_ALL = [
     "open_tile",
     "prove_matmul",
     "read_trace_bytes",
+    "row_strip_tile",
     "save_key",
     "verify_rounds",
     "verify_signature",

@@ -6,7 +6,7 @@ import numpy as np
 
 import ramnet
 from ramnet import orchid
-from ramnet.valkyrie import NodeKey, TraceRecorder, block_digest, commit_matrix
+from ramnet.valkyrie import NodeKey, TraceRecorder, block_digest, commit_matrix, row_strip_tile
 
 
 def _run(grid: tuple[int, int, int]) -> tuple[TraceRecorder, np.ndarray, np.ndarray, np.ndarray]:
@@ -22,8 +22,11 @@ def test_unsplit_k_records_no_block_digests() -> None:
     recorder, a, b, c = _run((2, 3, 1))
     trace = recorder.build(NodeKey.generate())
     assert trace.blocks == ()
-    assert trace.c == commit_matrix(c)[0]
-    assert trace.a == commit_matrix(a)[0] and trace.b == commit_matrix(b)[0]
+    assert trace.c == commit_matrix(c, tile=row_strip_tile(c.dtype, c.shape))[0]
+    assert trace.a == commit_matrix(a, tile=row_strip_tile(a.dtype, a.shape))[0]
+    assert trace.b == commit_matrix(b)[0]
+    # Rows of A and C are single leaves; B keeps square tiles for its columns.
+    assert trace.a.tile == (trace.a.tile[0], 29) and trace.c.tile[1] == 23
 
 
 def test_split_k_records_every_partial_in_order() -> None:

@@ -32,6 +32,7 @@ from ramnet.valkyrie import (
     encode,
     prove_matmul,
     read_trace_bytes,
+    row_strip_tile,
     verify_trace,
     write_trace,
 )
@@ -172,7 +173,10 @@ def test_recorder_digests_match_the_known_trace() -> None:
     trace = recorder.build(KEY, prove=True, threads=2)
     known = decode(TRACE_BYTES)
     assert trace.blocks == known.blocks
-    assert (trace.a, trace.b, trace.c) == (known.a, known.b, known.c)
+    # The known file commits with square tiles; the recorder cuts A and C into whole rows.
+    assert trace.b == known.b
+    assert trace.a == commit_matrix(A, tile=row_strip_tile(A.dtype, A.shape))[0]
+    assert trace.c == commit_matrix(C, tile=row_strip_tile(C.dtype, C.shape))[0]
 
 
 def test_encode_refuses_foreign_key() -> None:

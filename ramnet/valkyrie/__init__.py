@@ -26,6 +26,7 @@ from ramnet.valkyrie._merkle import (
     open_col_segment,
     open_row_segment,
     open_tile,
+    row_strip_tile,
     verify_tile,
 )
 from ramnet.valkyrie._recorder import TraceRecorder, block_digest
@@ -64,6 +65,7 @@ __all__ = [
     "open_tile",
     "prove_matmul",
     "read_trace_bytes",
+    "row_strip_tile",
     "save_key",
     "verify_rounds",
     "verify_signature",

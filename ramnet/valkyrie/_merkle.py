@@ -28,14 +28,28 @@ from ramnet.valkyrie import _hash
 DTYPE_CODES = {"int8": 1, "int16": 2, "int32": 3, "int64": 4, "float32": 5, "float64": 6}
 DTYPE_NAMES = {code: name for name, code in DTYPE_CODES.items()}
 TILE_BYTES = 1 << 16
+STRIP_BYTES = 1 << 17
 
 _HEADER = struct.Struct("<BQQII")
 COMMITMENT_SIZE = _HEADER.size + _hash.DIGEST_SIZE
 
 
 def default_tile(dtype: np.dtype) -> tuple[int, int]:
-    """Return the tile shape used for a dtype: 64 KiB, square for 1- and 4-byte types."""
+    """Return the square-ish tile shape used for a dtype: 64 KiB, square for 1- and 4-byte types.
+
+    Any tile and any row or column segment opens cheaply; used for B, whose columns fraud proofs
+    open."""
     return {1: (256, 256), 2: (256, 128), 4: (128, 128), 8: (128, 64)}[np.dtype(dtype).itemsize]
+
+
+def row_strip_tile(dtype: np.dtype, shape: tuple[int, int]) -> tuple[int, int]:
+    """Return a tile of whole rows, about 128 KiB: leaves that are contiguous in a row-major
+    matrix, so they are hashed where they lie, without a copy.
+
+    Rows open cheaply (one leaf), columns do not: used for A and C, whose rows fraud proofs open.
+    """
+    row_bytes = max(1, shape[1] * np.dtype(dtype).itemsize)
+    return (max(1, STRIP_BYTES // row_bytes), max(1, shape[1]))
 
 
 @dataclass(frozen=True)
@@ -144,8 +158,26 @@ def _leaf_prefix(header: bytes) -> bytes:
 
 def _hash_strip(args: tuple[np.ndarray, tuple[int, int], int, bytes]) -> list[bytes]:
     strip, tile, tile_row0, prefix = args
-    packed = pack_tiles(strip, tile, tile_row0=tile_row0, prefix=prefix)
     rows, cols = strip.shape
+    if (
+        tile[1] >= cols
+        and rows
+        and cols
+        and strip.strides[0] == cols * strip.itemsize
+        and (cols == 1 or strip.strides[1] == strip.itemsize)
+    ):
+        # Whole-row tiles of a row-major strip: each leaf's values lie contiguous in memory,
+        # so they are hashed in place; the bytes are the same as pack_tiles would produce.
+        flat = memoryview(strip.reshape(-1).view(np.uint8).data)
+        row_bytes = cols * strip.itemsize
+        digests = []
+        for t, r0 in enumerate(range(0, rows, tile[0])):
+            h = min(tile[0], rows - r0)
+            hasher = blake3.blake3(prefix + struct.pack("<IIII", tile_row0 + t, 0, h, row_bytes))
+            hasher.update(flat[r0 * row_bytes : (r0 + h) * row_bytes])
+            digests.append(bytes(hasher.digest()))
+        return digests
+    packed = pack_tiles(strip, tile, tile_row0=tile_row0, prefix=prefix)
     width = tile[1]
     heights = [min(tile[0], rows - r0) for r0 in range(0, rows, tile[0])]
     widths = [min(width, cols - c0) * strip.itemsize for c0 in range(0, cols, width)]

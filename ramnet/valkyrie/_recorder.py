@@ -11,7 +11,13 @@ import numpy as np
 from ramnet.orchid import BlockProduct, JobSpec, pack_tiles
 from ramnet.valkyrie import _hash
 from ramnet.valkyrie._keys import NodeKey
-from ramnet.valkyrie._merkle import DTYPE_CODES, Commitment, MerkleTree, commit_matrix
+from ramnet.valkyrie._merkle import (
+    DTYPE_CODES,
+    Commitment,
+    MerkleTree,
+    commit_matrix,
+    row_strip_tile,
+)
 from ramnet.valkyrie._sumcheck import prove_matmul
 from ramnet.valkyrie._trace import BlockDigest, Trace
 
@@ -60,7 +66,10 @@ class TraceRecorder:
         """Commit to A and B."""
         t0 = time.perf_counter()
         self._spec, self._a, self._b = spec, a, b
-        self._commitments["a"] = commit_matrix(a, threads=self.threads)
+        # Rows of A and C, columns of B: what a fraud proof opens (see row_strip_tile).
+        self._commitments["a"] = commit_matrix(
+            a, tile=row_strip_tile(a.dtype, a.shape), threads=self.threads
+        )
         self._commitments["b"] = commit_matrix(b, threads=self.threads)
         self.seconds += time.perf_counter() - t0
 
@@ -77,7 +86,9 @@ class TraceRecorder:
         """Commit to C."""
         t0 = time.perf_counter()
         self._c = c
-        self._commitments["c"] = commit_matrix(c, threads=self.threads)
+        self._commitments["c"] = commit_matrix(
+            c, tile=row_strip_tile(c.dtype, c.shape), threads=self.threads
+        )
         self.seconds += time.perf_counter() - t0
 
     @property
