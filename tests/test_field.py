@@ -7,7 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ramnet._errors import BackendUnavailableError, InvalidInputError, UnsupportedDTypeError
+from ramnet._errors import (
+    BackendUnavailableError,
+    InvalidInputError,
+    ShapeMismatchError,
+    UnsupportedDTypeError,
+)
 from ramnet.orchid import _bindings, _numba_shim
 from ramnet.orchid import _field as F
 
@@ -351,3 +356,28 @@ def test_mle_through_colsums() -> None:
                 expect, F.fp2_mul((int(eq[i, 0]), int(eq[i, 1])), (int(a[i, j]) % P, 0))
             )
         assert (int(cols[0, j]), int(cols[1, j])) == expect
+
+
+@pytest.mark.parametrize("backend", ["c", "numba"])
+def test_sumcheck_tables_match_round_and_fold(backend: str) -> None:
+    if backend == "c" and not _bindings.AVAILABLE:
+        pytest.skip("C extension not built")
+    if backend == "numba" and not _numba_shim.available():
+        pytest.skip("numba not installed")
+    rng = np.random.default_rng(11)
+    u = rng.integers(0, P, (16, 2), dtype=np.uint64)
+    v = rng.integers(0, P, (16, 2), dtype=np.uint64)
+    tables = F.SumcheckTables(u, v, backend=backend)
+    for step in range(4):
+        r = (int(rng.integers(0, P)), int(rng.integers(0, P)))
+        np.testing.assert_array_equal(tables.round(), F.fp2_sumcheck_round(u, v))
+        u, v = F.fp2_fold(u, np.array(r, np.uint64)), F.fp2_fold(v, np.array(r, np.uint64))
+        tables.fold(r)
+        assert tables.length == 16 >> (step + 1)
+    assert tables.values() == ((int(u[0, 0]), int(u[0, 1])), (int(v[0, 0]), int(v[0, 1])))
+    with pytest.raises(ShapeMismatchError):
+        tables.round()
+    with pytest.raises(ShapeMismatchError):
+        F.SumcheckTables(u[:0], v[:0])
+    with pytest.raises(ShapeMismatchError):
+        F.SumcheckTables(np.zeros((3, 2), np.uint64), np.zeros((3, 2), np.uint64))

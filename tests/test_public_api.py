@@ -39,6 +39,7 @@ ORCHID_ALL = [
     "JobSpec",
     "P61",
     "SUPPORTED_DTYPES",
+    "SumcheckTables",
     "TraceHook",
     "add",
     "copy",

@@ -14,6 +14,7 @@ from ramnet.orchid._dtypes import SUPPORTED as SUPPORTED_DTYPES
 from ramnet.orchid._dtypes import result_dtype
 from ramnet.orchid._field import (
     P61,
+    SumcheckTables,
     fp2_dot,
     fp2_eq_table,
     fp2_fold,
@@ -45,6 +46,7 @@ __all__ = [
     "BlockProduct",
     "Grid",
     "JobSpec",
+    "SumcheckTables",
     "TraceHook",
     "add",
     "copy",

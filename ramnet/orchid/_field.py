@@ -32,6 +32,7 @@ from ramnet.orchid._scheduler import default_threads
 
 __all__ = [
     "P61",
+    "SumcheckTables",
     "field_best_path",
     "field_paths",
     "fp2_add",
@@ -439,6 +440,75 @@ def fp2_fold(u: Any, r: Any, *, backend: str = "auto") -> np.ndarray:
     _bindings._check(code, "ramnet_p61x2_fold")
     half: np.ndarray = work[: u.shape[0] // 2].copy()
     return half
+
+
+class SumcheckTables:
+    """The prover's two tables for sum-check rounds, validated once and folded in place.
+
+    ``fp2_sumcheck_round`` and ``fp2_fold`` check and copy their inputs on every call, which
+    costs more than the arithmetic at small sizes; a prover runs log n rounds on the same
+    tables, so this class checks them once and then calls the kernels directly.
+    """
+
+    def __init__(self, u: Any, v: Any, *, backend: str = "auto") -> None:
+        """Args:
+            u, v: (n, 2) canonical F_{p^2} tables of one power-of-two length n.
+            backend: ``auto``, ``c`` or ``numba``.
+
+        Raises:
+            InvalidInputError: Bad shapes, a length that is not a power of two, or
+                non-canonical values.
+        """
+        u, v = _pair(u, v)
+        n = u.shape[0]
+        if n == 0 or n & (n - 1):
+            raise ShapeMismatchError(f"sum-check tables need a power-of-two length, got {n}")
+        self._backend = _backend(backend)
+        self._u, self._v = u.copy(), v.copy()
+        self._n = int(n)
+
+    @property
+    def length(self) -> int:
+        """The current table length (halved by each fold)."""
+        return self._n
+
+    def round(self) -> np.ndarray:
+        """g(0), g(1), g(2) of the round over the lowest variable, as a (3, 2) array."""
+        if self._n < 2:
+            raise ShapeMismatchError("no variable left to sum over")
+        u, v = self._u[: self._n], self._v[: self._n]
+        if self._backend == "numba":
+            return np.asarray(_numba_shim.field().sumcheck_round(u, v))
+        g = np.empty((3, 2), np.uint64)
+        code = _bindings._native.lib.ramnet_p61x2_sumcheck_round(self._n, _ptr(u), _ptr(v), _ptr(g))
+        _bindings._check(code, "ramnet_p61x2_sumcheck_round")
+        return g
+
+    def fold(self, r: Fp2) -> None:
+        """Bind the lowest variable to r in both tables (halves their length).
+
+        Raises:
+            InvalidInputError: r is not a canonical F_{p^2} element.
+        """
+        if self._n < 2:
+            raise ShapeMismatchError("no variable left to fold")
+        if not (0 <= r[0] < P61 and 0 <= r[1] < P61):
+            raise InvalidInputError("r must be a canonical F_{p^2} element")
+        point = np.array(r, np.uint64)
+        if self._backend == "numba":
+            for name in ("_u", "_v"):
+                table = getattr(self, name)
+                table[: self._n // 2] = _numba_shim.field().fold(table[: self._n], point)
+        else:
+            lib = _bindings._native.lib
+            for table in (self._u, self._v):
+                code = lib.ramnet_p61x2_fold(self._n, _ptr(table), _ptr(point))
+                _bindings._check(code, "ramnet_p61x2_fold")
+        self._n //= 2
+
+    def values(self) -> tuple[Fp2, Fp2]:
+        """(u[0], v[0]): the tables' values once every variable is bound."""
+        return (int(self._u[0, 0]), int(self._u[0, 1])), (int(self._v[0, 0]), int(self._v[0, 1]))
 
 
 def fp2_dot(u: Any, v: Any, *, backend: str = "auto") -> np.ndarray:

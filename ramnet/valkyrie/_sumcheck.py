@@ -30,10 +30,9 @@ import numpy as np
 
 from ramnet._errors import ProofUnsupportedError, TraceFormatError
 from ramnet.orchid import (
+    SumcheckTables,
     fp2_dot,
     fp2_eq_table,
-    fp2_fold,
-    fp2_sumcheck_round,
     weighted_colsums,
     weighted_rowsums,
 )
@@ -205,16 +204,15 @@ def prove_matmul(
     claim = _tuple(fp2_dot(u, v))
     transcript.absorb(b"claim", fp2_bytes(claim))
     rounds = []
+    tables = SumcheckTables(u, v)
     for _ in range(lk):
-        g = fp2_sumcheck_round(u, v)
+        g = tables.round()
         msg = (_tuple(g[0]), _tuple(g[1]), _tuple(g[2]))
         rounds.append(msg)
         transcript.absorb(b"round", b"".join(fp2_bytes(x) for x in msg))
-        r = transcript.challenge_fp2()
-        r_arr = np.array(r, np.uint64)
-        u = fp2_fold(u, r_arr)
-        v = fp2_fold(v, r_arr)
-    return MatmulProof(lm, lk, ln, claim, tuple(rounds), _tuple(u[0]), _tuple(v[0]))
+        tables.fold(transcript.challenge_fp2())
+    a_eval, b_eval = tables.values()
+    return MatmulProof(lm, lk, ln, claim, tuple(rounds), a_eval, b_eval)
 
 
 def _tuple(x: np.ndarray) -> Fp2:
