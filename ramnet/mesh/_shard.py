@@ -1,0 +1,117 @@
+"""A shard's work and its checks: what a worker computes, what the coordinator verifies.
+
+A worker receives the A tiles A[I_i, K_k] and B tiles B[K_k, J_j] its block products need and
+returns one partial tile P(i, j, k) per block. Its commitment to the result (commit-reveal) is the
+digest of every partial in canonical order. The coordinator checks every partial with Freivalds
+against its own tiles (exact dtypes) or the rounding-error range check (floats), compares audit
+copies bit for bit, and assembles C summing partials in ascending k: a fixed order, so a float C is
+reproducible too.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ramnet._errors import InvalidInputError
+from ramnet.orchid import BlockProduct, Grid, matmul, parallel_map, result_dtype
+from ramnet.valkyrie import block_digest, float_range_check, freivalds
+from ramnet.valkyrie._hash import digest
+
+_RESULT_TAG = b"RNSHARD1"
+
+TileMap = Mapping[tuple[int, int], np.ndarray]
+
+
+def compute_shard(
+    blocks: Sequence[BlockProduct],
+    tiles_a: TileMap,
+    tiles_b: TileMap,
+    *,
+    backend: str = "auto",
+    threads: int = 1,
+) -> dict[BlockProduct, np.ndarray]:
+    """Compute the partial tile of every block product of a shard.
+
+    Args:
+        blocks: The shard's block products.
+        tiles_a: A's tiles by (i, k).
+        tiles_b: B's tiles by (k, j).
+        backend: ORCHID backend.
+        threads: Block products computed at once (each one single-threaded).
+
+    Returns:
+        ``{block: P(i, j, k)}``.
+
+    Raises:
+        InvalidInputError: A tile is missing or the tiles do not fit together.
+    """
+    for block in blocks:
+        if (block.i, block.k) not in tiles_a or (block.k, block.j) not in tiles_b:
+            raise InvalidInputError(f"the tiles of block {block} were not provided")
+
+    def one(block: BlockProduct) -> np.ndarray:
+        a = tiles_a[(block.i, block.k)]
+        b = tiles_b[(block.k, block.j)]
+        return matmul(a, b, backend=backend, threads=1)
+
+    partials = parallel_map(one, list(blocks), max(1, threads))
+    return dict(zip(blocks, partials, strict=True))
+
+
+def result_digest(partials: Mapping[BlockProduct, np.ndarray]) -> bytes:
+    """The commitment to a shard's result: every partial's digest, in (i, j, k) order."""
+    parts = [_RESULT_TAG]
+    for block in sorted(partials, key=lambda b: (b.i, b.j, b.k)):
+        parts.append(struct.pack("<III", block.i, block.j, block.k))
+        parts.append(block_digest(block, partials[block]))
+    return digest(*parts)
+
+
+def check_partial(
+    block: BlockProduct,
+    partial: np.ndarray,
+    tiles_a: TileMap,
+    tiles_b: TileMap,
+    *,
+    security_bits: int = 40,
+) -> bool:
+    """Check one partial tile against the block's own A and B tiles.
+
+    Returns:
+        True when it passes Freivalds (exact dtypes, error <= 2^-security_bits) or the float range
+        check, and has the block's shape and result dtype.
+    """
+    a = tiles_a[(block.i, block.k)]
+    b = tiles_b[(block.k, block.j)]
+    if partial.shape != (a.shape[0], b.shape[1]):
+        return False
+    if partial.dtype != result_dtype(a.dtype, a.shape[1]):
+        return False
+    if a.dtype.kind == "f":
+        return float_range_check(a, b, partial)
+    return freivalds(a, b, partial, security_bits=security_bits)
+
+
+def assemble(
+    grid: Grid, partials: Mapping[BlockProduct, np.ndarray], dtype: np.dtype
+) -> np.ndarray:
+    """Assemble C from one partial per block product, summing in ascending k.
+
+    Raises:
+        InvalidInputError: A block product is missing.
+    """
+    p, q, r = grid.shape
+    m, n = grid.row_edges[-1], grid.col_edges[-1]
+    out = np.zeros((m, n), dtype)
+    for i in range(p):
+        for j in range(q):
+            tile = out[grid.rows(i), grid.cols(j)]
+            for k in range(r):
+                block = BlockProduct(i, j, k)
+                if block not in partials:
+                    raise InvalidInputError(f"block {block} has no accepted result")
+                tile += partials[block]
+    return out

@@ -1,0 +1,59 @@
+"""A shard's compute, result digest, per-partial checks and assembly, against numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ramnet import InvalidInputError, orchid
+from ramnet.mesh._shard import assemble, check_partial, compute_shard, result_digest
+from ramnet.orchid import BlockProduct
+
+
+def _tiles(a: np.ndarray, b: np.ndarray, grid: orchid.Grid):  # type: ignore[no-untyped-def]
+    p, q, r = grid.shape
+    ta = {(i, k): a[grid.rows(i), grid.inner(k)] for i in range(p) for k in range(r)}
+    tb = {(k, j): b[grid.inner(k), grid.cols(j)] for k in range(r) for j in range(q)}
+    return ta, tb
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "float32"])
+def test_shards_assemble_to_the_product(dtype: str) -> None:
+    a, b = orchid.random_operands(70, 50, 40, dtype, seed=2)
+    grid = orchid.make_grid(70, 50, 40, (3, 2, 2))
+    ta, tb = _tiles(a, b, grid)
+    blocks = grid.blocks()
+    half = len(blocks) // 2
+    partials = {
+        **compute_shard(blocks[:half], ta, tb),
+        **compute_shard(blocks[half:], ta, tb, threads=2),
+    }
+    for block, partial in partials.items():
+        assert check_partial(block, partial, ta, tb)
+    c = assemble(grid, partials, orchid.result_dtype(a.dtype, 50))
+    if dtype == "float32":
+        np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-3)
+    else:
+        np.testing.assert_array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
+
+
+def test_wrong_partials_are_caught_and_digests_bind_results() -> None:
+    a, b = orchid.random_operands(30, 20, 10, "int8", seed=4)
+    grid = orchid.make_grid(30, 20, 10, (2, 1, 2))
+    ta, tb = _tiles(a, b, grid)
+    partials = compute_shard(grid.blocks(), ta, tb)
+    digest = result_digest(partials)
+    block = BlockProduct(1, 0, 1)
+    bad = partials[block].copy()
+    bad[0, 0] += 1
+    assert not check_partial(block, bad, ta, tb)
+    assert not check_partial(block, bad[:, :-1], ta, tb)
+    assert not check_partial(block, partials[block].astype(np.int64), ta, tb)
+    assert result_digest({**partials, block: bad}) != digest
+    assert result_digest(dict(reversed(list(partials.items())))) == digest
+    with pytest.raises(
+        orchid.InvalidInputError if hasattr(orchid, "InvalidInputError") else Exception
+    ):
+        assemble(grid, {k: v for k, v in partials.items() if k != block}, np.dtype(np.int32))
+    with pytest.raises(Exception, match="tiles"):
+        compute_shard([BlockProduct(5, 0, 0)], ta, tb)
