@@ -31,14 +31,31 @@ class Settings:
         threads: Worker threads, None for every core (env ``RAMNET_THREADS``).
         key_file: The node's Ed25519 key file (env ``RAMNET_KEY_FILE``); None for the default
             location, ``default_key_path()``.
+        mode: What ``ramnet`` runs as when a command leaves it open: ``sovereign``, ``mesh`` or
+            ``worker`` (env ``RAMNET_MODE``).
+        coordinator: The mesh coordinator's URL (env ``RAMNET_COORDINATOR``).
+        payout_address: Where a worker is paid (env ``RAMNET_PAYOUT_ADDRESS``).
+        bond: A worker's staked bond, in ledger units (env ``STAKED_BOND``).
     """
 
     backend: str = "auto"
     threads: int | None = None
     key_file: str | None = None
+    mode: str = "sovereign"
+    coordinator: str = "http://127.0.0.1:9000"
+    payout_address: str | None = None
+    bond: int = 100
 
 
-_ENV = {"backend": "RAMNET_BACKEND", "threads": "RAMNET_THREADS", "key_file": "RAMNET_KEY_FILE"}
+_ENV = {
+    "backend": "RAMNET_BACKEND",
+    "threads": "RAMNET_THREADS",
+    "key_file": "RAMNET_KEY_FILE",
+    "mode": "RAMNET_MODE",
+    "coordinator": "RAMNET_COORDINATOR",
+    "payout_address": "RAMNET_PAYOUT_ADDRESS",
+    "bond": "STAKED_BOND",
+}
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -54,6 +71,28 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if number < 1 or isinstance(value, (bool, float)):
             raise ConfigError(f"{source}: threads must be a positive integer, got {value!r}")
         return number
+    if name == "mode":
+        if value not in ("sovereign", "mesh", "worker"):
+            raise ConfigError(f"{source}: mode must be sovereign, mesh or worker, got {value!r}")
+        return value
+    if name == "coordinator":
+        text = str(value)
+        if not text.startswith(("http://", "https://")):
+            raise ConfigError(f"{source}: the coordinator must be an http(s) URL, got {value!r}")
+        return text.rstrip("/")
+    if name == "payout_address":
+        text = str(value)
+        if not text or len(text) > 512 or any(c in text for c in "\r\n"):
+            raise ConfigError(f"{source}: the payout address must be one line of 1-512 chars")
+        return text
+    if name == "bond":
+        try:
+            amount = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: the bond must be a whole number, got {value!r}") from None
+        if amount < 0 or isinstance(value, (bool, float)):
+            raise ConfigError(f"{source}: the bond must be a whole number >= 0, got {value!r}")
+        return amount
     if name == "key_file":
         if not isinstance(value, (str, os.PathLike)) or not str(value):
             raise ConfigError(f"{source}: key_file must be a path, got {value!r}")

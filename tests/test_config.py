@@ -136,3 +136,43 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
     s = load_settings(env=_env(tmp_path))
     with pytest.raises(AttributeError):
         s.backend = "c"  # type: ignore[misc]
+
+
+def test_mesh_settings_from_env_and_toml(tmp_path: Path) -> None:
+    from ramnet.config import load_settings
+
+    env = {
+        "RAMNET_COORDINATOR": "http://127.0.0.1:9100/",
+        "STAKED_BOND": "50",
+        "RAMNET_MODE": "worker",
+        "RAMNET_PAYOUT_ADDRESS": "acct-1",
+    }
+    s = load_settings(env=env)
+    assert (s.coordinator, s.bond, s.mode, s.payout_address) == (
+        "http://127.0.0.1:9100",
+        50,
+        "worker",
+        "acct-1",
+    )
+    toml = tmp_path / "c.toml"
+    toml.write_text('coordinator = "http://10.0.0.1:9000"\nbond = 7\n')
+    s = load_settings(toml, env={})
+    assert (s.coordinator, s.bond) == ("http://10.0.0.1:9000", 7)
+    assert load_settings(toml, {"bond": 9}, env={"STAKED_BOND": "8"}).bond == 9
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("RAMNET_COORDINATOR", "ftp://x"),
+        ("STAKED_BOND", "-1"),
+        ("STAKED_BOND", "1.5"),
+        ("RAMNET_MODE", "daemon"),
+        ("RAMNET_PAYOUT_ADDRESS", "a\nb"),
+    ],
+)
+def test_bad_mesh_settings_refused(var: str, value: str) -> None:
+    from ramnet.config import load_settings
+
+    with pytest.raises(ramnet.ConfigError):
+        load_settings(env={var: value})
