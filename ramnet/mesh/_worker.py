@@ -1,0 +1,131 @@
+"""The worker loop: register, claim shards, compute them with ORCHID, commit, reveal.
+
+A library object: it prints nothing; ``log`` receives one line per event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ramnet.mesh import _api
+from ramnet.mesh._shard import compute_shard, result_digest
+from ramnet.orchid import BlockProduct
+
+Log = Callable[[str], None]
+
+
+def _tiles(arrays: dict[str, np.ndarray], prefix: str) -> dict[tuple[int, int], np.ndarray]:
+    out = {}
+    for name, array in arrays.items():
+        kind, _, rest = name.partition("/")
+        if kind == prefix:
+            x, y = (int(v) for v in rest.split("/"))
+            out[(x, y)] = array
+    return out
+
+
+class Worker:
+    """One provider node.
+
+    Args:
+        client: A ``MeshClient`` signed with the node's key.
+        bond: The bond to stake on registration.
+        validator: Join the validator pool.
+        payout_address: Where payments go (bound to the node id by the coordinator).
+        backend: ORCHID backend for the GEMMs.
+        threads: Block products computed at once.
+        poll: Seconds between polls when there is no work.
+        log: Receives one line per event.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        bond: int = 0,
+        validator: bool = False,
+        payout_address: str | None = None,
+        backend: str = "auto",
+        threads: int = 1,
+        poll: float = 0.2,
+        log: Log | None = None,
+    ) -> None:
+        self.client = client
+        self.bond = bond
+        self.validator = validator
+        self.payout_address = payout_address
+        self.backend = backend
+        self.threads = threads
+        self.poll = poll
+        self.log: Log = log or (lambda line: None)
+        self.done = 0
+
+    def register(self) -> dict[str, Any]:
+        """Register with the coordinator (idempotent) and stake the bond."""
+        reply: dict[str, Any] = self.client.post_json(
+            _api.NODES,
+            {
+                "bond": self.bond,
+                "validator": self.validator,
+                "payout_address": self.payout_address,
+            },
+        )
+        self.log(f"registered: balance {reply.get('balance')}, bond {reply.get('bond')}")
+        return reply
+
+    def step(self, stop: threading.Event) -> bool:
+        """Claim and finish one shard. Returns False when there was no work."""
+        meta, arrays = self.client.get_wire(_api.WORK)
+        shard_id = meta.get("shard_id")
+        if not shard_id:
+            return False
+        blocks = [BlockProduct(*map(int, b)) for b in meta["blocks"]]
+        self.log(f"shard {shard_id}: {len(blocks)} block products of job {meta['job_id']}")
+        partials = compute_shard(
+            blocks,
+            _tiles(arrays, "a"),
+            _tiles(arrays, "b"),
+            backend=self.backend,
+            threads=self.threads,
+        )
+        digest = result_digest(partials).hex()
+        reply = self.client.post_json(_api.shard_commit(shard_id), {"digest": digest})
+        # Commit-reveal: the partials leave only once every copy of the job's audit blocks has
+        # been committed, so no worker can copy another's result.
+        while not reply.get("reveal"):
+            if reply.get("state") in ("expired", "rejected"):
+                self.log(f"shard {shard_id}: {reply['state']}")
+                return True
+            if stop.wait(self.poll):
+                break
+            reply = self.client.get_json(_api.shard(shard_id))
+        else:
+            payload = {f"p/{b.i}/{b.j}/{b.k}": partials[b] for b in blocks}
+            self.client.post_wire(_api.shard_reveal(shard_id), {"shard_id": shard_id}, payload)
+            self.done += 1
+            self.log(f"shard {shard_id}: revealed")
+            return True
+        # Asked to stop before the reveal opened: hand the shard back by letting it expire.
+        self.log(f"shard {shard_id}: stopping before the reveal; the shard will be reassigned")
+        return True
+
+    def run(self, stop: threading.Event, *, max_shards: int | None = None) -> int:
+        """Work until ``stop`` is set (or ``max_shards`` are done). Returns shards revealed."""
+        self.register()
+        while not stop.is_set():
+            if max_shards is not None and self.done >= max_shards:
+                break
+            try:
+                worked = self.step(stop)
+            except Exception as exc:  # the coordinator may be restarting: back off, go on
+                self.log(f"error: {exc}")
+                worked = False
+                time.sleep(min(2.0, self.poll * 5))
+            if not worked:
+                stop.wait(self.poll)
+        return self.done
