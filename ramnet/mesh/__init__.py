@@ -1,7 +1,16 @@
-"""The mesh: sharding plan (coordinator, workers, validators and ledger build on it)."""
+"""The mesh: coordinator, workers, sharding plan, settlement, ledger and state store.
+
+The mesh composes ORCHID (compute) and VALKYRIE (checks); the CLI composes the mesh.
+"""
 
 from __future__ import annotations
 
+from ramnet.mesh._auth import AuthError, sign_request, verify_request
+from ramnet.mesh._blobs import BlobStore
+from ramnet.mesh._client import MeshClient, MeshError, MeshRequestError, MeshUnavailableError
+from ramnet.mesh._consumer import MeshJobFailed, ResultCheckFailed, check_nodes
+from ramnet.mesh._coordinator import Coordinator, CoordinatorConfig, create_app, serve
+from ramnet.mesh._ledger import Ledger
 from ramnet.mesh._plan import (
     AXIS_OF_STYLE,
     BLOCKS_PER_NODE,
@@ -14,16 +23,43 @@ from ramnet.mesh._plan import (
     plan_shards,
     style_deal,
 )
+from ramnet.mesh._settle import Settlement, settle
+from ramnet.mesh._store import Store
+from ramnet.mesh._wire import WireFormatError, pack, unpack
+from ramnet.mesh._worker import Worker
 
 __all__ = [
     "AXIS_OF_STYLE",
     "BLOCKS_PER_NODE",
     "STYLES",
+    "AuthError",
+    "BlobStore",
+    "Coordinator",
+    "CoordinatorConfig",
+    "Ledger",
+    "MeshClient",
+    "MeshError",
+    "MeshJobFailed",
+    "MeshRequestError",
+    "MeshUnavailableError",
     "PlanInputError",
+    "ResultCheckFailed",
+    "Settlement",
     "ShardPlan",
+    "Store",
     "Style",
+    "WireFormatError",
+    "Worker",
+    "check_nodes",
+    "create_app",
     "grid_for",
     "min_blocks",
+    "pack",
     "plan_shards",
+    "serve",
+    "settle",
+    "sign_request",
     "style_deal",
+    "unpack",
+    "verify_request",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,7 +42,11 @@ def submit(client: Any, a: np.ndarray, b: np.ndarray, nodes: int) -> str:
         InvalidInputError: A bad node count; the coordinator's refusals, as its message says.
     """
     check_nodes(nodes)
-    reply = client.post_wire(_api.JOBS, {"nodes": nodes}, {"A": a, "B": b})
+    # Registering is idempotent; a new account gets the coordinator's starting credit.
+    client.post_json(_api.NODES, {"bond": 0})
+    request_id = secrets.token_hex(16)  # a retried upload must not become a second job
+    meta = {"nodes": nodes, "request_id": request_id}
+    reply = client.post_wire(_api.JOBS, meta, {"A": a, "B": b}, idempotent=True)
     return str(reply["job_id"])
 
 

@@ -1,0 +1,209 @@
+"""A content-addressed blob store in a folder: the coordinator's tiles, results and verdicts.
+
+A blob is named by the BLAKE3-256 digest of its bytes, as 64 lowercase hex digits, and lives at
+``<root>/<first two digits>/<digest>``. Writes are atomic and durable: the bytes go to a temporary
+file in ``<root>/tmp``, are fsynced, renamed into place, and the folder is fsynced, so a crash
+leaves either no blob or the whole blob (a stray temporary file at worst, never a torn blob under
+a digest's name). Putting the same bytes twice is a no-op. Reads re-hash the bytes, so a blob that
+rotted on disk is reported instead of served.
+
+Digests are validated before they touch the file system: only 64 lowercase hex digits are
+accepted, so a digest can never name a path outside the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import blake3
+
+from ramnet._errors import InvalidInputError, RamnetError
+
+__all__ = [
+    "BadDigestError",
+    "BlobCorruptError",
+    "BlobError",
+    "BlobNotFoundError",
+    "BlobStore",
+    "blob_digest",
+    "check_digest",
+]
+
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+
+
+class BlobError(RamnetError):
+    """A blob store failure (missing or corrupt blob)."""
+
+
+class BlobNotFoundError(BlobError, LookupError):
+    """No blob with that digest is stored."""
+
+
+class BlobCorruptError(BlobError):
+    """A stored blob's bytes no longer hash to its name."""
+
+
+class BadDigestError(InvalidInputError):
+    """A string that is not a blob digest (64 lowercase hex digits)."""
+
+
+def blob_digest(data: bytes | bytearray | memoryview) -> str:
+    """Return the BLAKE3-256 digest of ``data`` as 64 lowercase hex digits (a blob's name)."""
+    return str(blake3.blake3(data).hexdigest())
+
+
+def check_digest(digest: object) -> str:
+    """Return ``digest`` if it is 64 lowercase hex digits; raise ``BadDigestError`` otherwise."""
+    if not isinstance(digest, str) or _DIGEST_RE.fullmatch(digest) is None:
+        shown = repr(digest) if len(repr(digest)) <= 80 else repr(digest)[:77] + "..."
+        raise BadDigestError(f"not a blob digest (64 lowercase hex digits): {shown}")
+    return digest
+
+
+def _fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename into it survives a power cut (a no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - e.g. Windows cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+class BlobStore:
+    """Content-addressed blobs under one folder (created if missing).
+
+    Safe for concurrent use from threads and processes: every write goes through its own
+    temporary file and an atomic rename, and two writers of the same digest write the same bytes.
+
+    Args:
+        path: The store's root folder.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.root = Path(path)
+        self._tmp = self.root / "tmp"
+        try:
+            self._tmp.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BlobError(f"cannot create blob store at {self.root}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"BlobStore({str(self.root)!r})"
+
+    def path_of(self, digest: str) -> Path:
+        """The file a blob with this digest lives in (whether or not it exists)."""
+        d = check_digest(digest)
+        return self.root / d[:2] / d
+
+    def has(self, digest: str) -> bool:
+        """Whether a blob with this digest is stored (its bytes are not re-hashed)."""
+        return self.path_of(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        """The stored blob's size in bytes."""
+        path = self.path_of(digest)
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"no blob {digest}") from None
+
+    def put(self, data: bytes | bytearray | memoryview) -> str:
+        """Store ``data`` and return its digest. Atomic and durable once it returns.
+
+        Idempotent: when the blob is already stored intact nothing is written; a stored copy that
+        has rotted (its bytes no longer hash to its name) is replaced.
+        """
+        view = memoryview(data).cast("B")
+        digest = blob_digest(view)
+        target = self.path_of(digest)
+        if self._intact(target, digest):
+            return digest
+        self._write(target, (view,))
+        return digest
+
+    def _intact(self, target: Path, digest: str) -> bool:
+        try:
+            return blob_digest(target.read_bytes()) == digest
+        except OSError:
+            return False
+
+    def put_stream(self, chunks: Iterable[bytes | bytearray | memoryview]) -> str:
+        """Store the concatenation of ``chunks`` (hashed while written) and return its digest."""
+        hasher = blake3.blake3()
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="in-")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for chunk in chunks:
+                    hasher.update(chunk)
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            digest = str(hasher.hexdigest())
+            target = self.path_of(digest)
+            target.parent.mkdir(exist_ok=True)
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        """Return the blob's bytes, after checking they still hash to ``digest``.
+
+        Raises:
+            BadDigestError: ``digest`` is not 64 lowercase hex digits.
+            BlobNotFoundError: No such blob.
+            BlobCorruptError: The stored bytes do not match the digest.
+        """
+        path = self.path_of(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"no blob {digest}") from None
+        except OSError as exc:
+            raise BlobError(f"cannot read blob {digest}: {exc}") from exc
+        actual = blob_digest(data)
+        if actual != digest:
+            raise BlobCorruptError(
+                f"blob {digest} is corrupt: its {len(data)} bytes hash to {actual}"
+            )
+        return data
+
+    def delete(self, digest: str) -> bool:
+        """Remove a blob; return whether it existed."""
+        try:
+            self.path_of(digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _write(self, target: Path, chunks: Iterable[memoryview]) -> None:
+        target.parent.mkdir(exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        _fsync_dir(target.parent)

@@ -1,0 +1,535 @@
+"""The coordinator (the source design's "L3 cache / DSM"): jobs, shards, checks, ledger, HTTP API.
+
+``Coordinator`` holds the logic and the state (SQLite in WAL mode, a content-addressed blob store,
+the ledger), all under one data folder; ``create_app`` puts the Starlette API in front of it;
+``serve`` runs it with uvicorn until SIGTERM. Every node request is signed and checked before
+anything else happens; a state change is one SQLite transaction, so a restart on the same data
+folder resumes where the last committed step left off, and payments carry idempotency keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ramnet import orchid
+from ramnet._errors import InvalidInputError, RamnetError
+from ramnet.mesh import _api
+from ramnet.mesh._auth import AuthError, asgi_target, verify_request
+from ramnet.mesh._blobs import BlobStore
+from ramnet.mesh._consumer import check_nodes
+from ramnet.mesh._ledger import InsufficientFundsError, Ledger, LedgerConflictError
+from ramnet.mesh._plan import grid_for, plan_shards
+from ramnet.mesh._settle import settle
+from ramnet.mesh._shard import result_digest
+from ramnet.mesh._store import (
+    DeadlinePassedError,
+    NewShard,
+    NodeBannedError,
+    NotFoundError,
+    ShardStateError,
+    Store,
+    StoreConflictError,
+)
+from ramnet.mesh._wire import WIRE_CONTENT_TYPE, WireFormatError, pack, unpack
+from ramnet.orchid import BlockProduct
+from ramnet.valkyrie._hash import digest
+
+
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    """Settings of one coordinator.
+
+    Attributes:
+        data_dir: Where state.sqlite, blobs/ and results/ live.
+        default_credit: Units granted to every new account (so a local mesh works at once).
+        price_per_block: What a consumer pays per block product computed (audit copies included),
+            and what a worker earns per block product it computed and that passed its checks.
+        max_body: Largest request body accepted, in bytes (413 beyond).
+        lease_s: Seconds a worker has to commit a shard before it goes to another node.
+        max_skew: Largest accepted clock difference of a signed request, seconds.
+    """
+
+    data_dir: Path
+    default_credit: int = 1_000_000
+    price_per_block: int = 1
+    max_body: int = 1 << 30
+    lease_s: float = 300.0
+    max_skew: float = 300.0
+
+
+class Coordinator:
+    """The coordinator's state and logic; thread-safe (called from the server's thread pool)."""
+
+    def __init__(self, config: CoordinatorConfig) -> None:
+        self.config = config
+        root = Path(config.data_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "results").mkdir(exist_ok=True)
+        self.store = Store(root / "state.sqlite")
+        self.ledger = Ledger(self.store)
+        self.blobs = BlobStore(root / "blobs")
+        self._root = root
+        self._settling = threading.Lock()
+
+    def close(self) -> None:
+        """Close the state store."""
+        self.store.close()
+
+    # ---- requests -------------------------------------------------------------------------
+
+    def authenticate(self, method: str, target: str, headers: Any, body: bytes) -> str:
+        """Check a signed request and record its nonce; returns the node id.
+
+        Raises:
+            AuthError: Unsigned, badly signed, stale or replayed.
+        """
+        return verify_request(
+            method,
+            target,
+            headers,
+            body,
+            now=time.time(),
+            max_skew=self.config.max_skew,
+            seen=lambda node, nonce: (
+                not self.store.record_nonce(node, nonce, window_s=2 * self.config.max_skew)
+            ),
+        )
+
+    def register(self, node: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Register (or update) the signing node, grant a new account its credit, stake its bond.
+
+        Raises:
+            InvalidInputError: A bad bond or payout address.
+            InsufficientFundsError: The bond exceeds the node's balance.
+        """
+        bond = body.get("bond", 0)
+        if isinstance(bond, bool) or not isinstance(bond, int) or bond < 0:
+            raise InvalidInputError(f"bond must be a whole number >= 0, got {bond!r}")
+        payout = body.get("payout_address")
+        with self.store.transaction():
+            new = self.store.register_node(
+                node, payout_address=payout, validator=bool(body.get("validator", False))
+            )
+            if new and self.config.default_credit > 0:
+                self.ledger.grant(node, self.config.default_credit, ref=f"welcome:{node}")
+            missing = bond - int(self.ledger.account(node)["bond"])
+            if missing > 0:
+                self.ledger.stake(node, missing, ref=f"stake:{node}:{secrets.token_hex(8)}")
+        return {**self.ledger.account(node), "new": new}
+
+    def submit(
+        self, consumer: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+    ) -> dict[str, Any]:
+        """Accept a job: plan its shards, store its tiles, escrow its price.
+
+        Raises:
+            InvalidInputError: Bad node count, operands, or dtypes.
+            InsufficientFundsError: The consumer cannot pay.
+        """
+        nodes = check_nodes(meta.get("nodes"))  # type: ignore[arg-type]
+        if "A" not in arrays or "B" not in arrays:
+            raise InvalidInputError("a job needs arrays A and B")
+        a, b = orchid.prepare(arrays["A"], arrays["B"])
+        m, k = a.shape
+        n = b.shape[1]
+        grid = orchid.make_grid(m, k, n, grid_for(m, k, n, nodes))
+        request = str(meta.get("request_id") or secrets.token_hex(16))
+        job_id = digest(b"RNJOB1\x00", consumer.encode(), request.encode()).hex()[:32]
+        salt = secrets.token_bytes(16)
+        plan = plan_shards(job_id.encode(), grid.shape, nodes, audit_salt=salt)
+        p, q, r = grid.shape
+        tiles_a = {
+            f"{i}/{kk}": self.blobs.put(pack({}, {"t": a[grid.rows(i), grid.inner(kk)]}))
+            for i in range(p)
+            for kk in range(r)
+        }
+        tiles_b = {
+            f"{kk}/{j}": self.blobs.put(pack({}, {"t": b[grid.inner(kk), grid.cols(j)]}))
+            for kk in range(r)
+            for j in range(q)
+        }
+        computed = sum(plan.load.values())
+        price = computed * self.config.price_per_block
+        spec = {
+            "m": m,
+            "k": k,
+            "n": n,
+            "dtype": a.dtype.name,
+            "out_dtype": orchid.result_dtype(a.dtype, k).name,
+            "nodes": nodes,
+            "edges": [list(grid.row_edges), list(grid.col_edges), list(grid.k_edges)],
+            "tiles_a": tiles_a,
+            "tiles_b": tiles_b,
+            "audit_salt": salt.hex(),
+            "price": price,
+            "request_id": request,
+        }
+        shards = [
+            NewShard(slot, [[x.i, x.j, x.k] for x in plan.assignment(slot)], "primary")
+            for slot in range(nodes)
+        ]
+        with self.store.transaction():
+            job = self.store.create_job(job_id, consumer, spec, shards, state="sharded")
+            if job.spec.get("request_id") == request and job.spec != spec:
+                return self._submitted(job_id, job.spec)  # a retried request
+            self.ledger.escrow(consumer, job_id, price)
+        return self._submitted(job_id, spec)
+
+    def _submitted(self, job_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        plan, grid = self._plan(job_id, spec)
+        return {
+            "job_id": job_id,
+            "price": spec["price"],
+            "grid": list(grid.shape),
+            "block_products": len(grid.blocks()),
+            "audit_volume": plan.audit_volume,
+        }
+
+    def _plan(self, job_id: str, spec: Mapping[str, Any]) -> tuple[Any, orchid.Grid]:
+        rows, cols, inner = (tuple(x) for x in spec["edges"])
+        grid = orchid.Grid(rows, cols, inner)
+        salt = bytes.fromhex(spec["audit_salt"])
+        return plan_shards(job_id.encode(), grid.shape, spec["nodes"], audit_salt=salt), grid
+
+    def _tile(self, blob: str) -> np.ndarray:
+        _, arrays = unpack(self.blobs.get(blob), max_bytes=self.config.max_body)
+        return arrays["t"]
+
+    def claim(self, node: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Give the node its next shard with the tiles it needs (``shard_id`` None: no work)."""
+        shard = self.store.next_shard_for(node, lease_s=self.config.lease_s)
+        if shard is None:
+            return {"shard_id": None}, {}
+        spec = self.store.get_job(shard.job_id).spec
+        arrays: dict[str, np.ndarray] = {}
+        for i, j, kk in shard.blocks:
+            arrays.setdefault(f"a/{i}/{kk}", self._tile(spec["tiles_a"][f"{i}/{kk}"]))
+            arrays.setdefault(f"b/{kk}/{j}", self._tile(spec["tiles_b"][f"{kk}/{j}"]))
+        meta = {
+            "shard_id": str(shard.shard_id),
+            "job_id": shard.job_id,
+            "blocks": shard.blocks,
+            "dtype": spec["dtype"],
+            "deadline": shard.deadline,
+        }
+        return meta, arrays
+
+    def _reveal_open(self, job_id: str) -> bool:
+        # The commit phase closes once no live shard of the job still awaits its commit.
+        live = self.store.list_shards(job_id=job_id, state=("pending", "assigned"))
+        return not live
+
+    def shard_view(self, node: str, shard_id: str) -> dict[str, Any]:
+        """The shard's state and whether its reveal is open.
+
+        Raises:
+            NotFoundError: No such shard; ShardStateError: another node's shard.
+        """
+        shard = self.store.get_shard(_shard_number(shard_id))
+        if shard.node_id != node:
+            raise ShardStateError(f"shard {shard_id} is not this node's")
+        return {
+            "shard_id": shard_id,
+            "state": shard.state,
+            "reveal": shard.state == "committed" and self._reveal_open(shard.job_id),
+        }
+
+    def commit(self, node: str, shard_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Record a commitment to a shard's result.
+
+        Raises:
+            InvalidInputError: A malformed digest; ShardStateError, DeadlinePassedError: as the
+                store says.
+        """
+        value = body.get("digest")
+        if not isinstance(value, str) or len(value) != 64:
+            raise InvalidInputError("digest must be 64 hex digits")
+        self.store.record_commit(_shard_number(shard_id), node, value.lower())
+        return self.shard_view(node, shard_id)
+
+    def reveal(self, node: str, shard_id: str, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Accept a shard's partial tiles if they match its commitment; settle when all are in.
+
+        Raises:
+            ShardStateError: Not open for reveal, or the partials do not match the commitment.
+            InvalidInputError: Partials missing.
+        """
+        number = _shard_number(shard_id)
+        shard = self.store.get_shard(number)
+        if shard.node_id != node or shard.state != "committed":
+            raise ShardStateError(f"shard {shard_id} is not awaiting this node's reveal")
+        if not self._reveal_open(shard.job_id):
+            raise ShardStateError("the commit phase of this job is still open")
+        partials: dict[BlockProduct, np.ndarray] = {}
+        for i, j, kk in shard.blocks:
+            name = f"p/{i}/{j}/{kk}"
+            if name not in arrays:
+                raise InvalidInputError(f"the reveal lacks partial {name}")
+            partials[BlockProduct(i, j, kk)] = np.asarray(arrays[name])
+        if result_digest(partials).hex() != shard.commit_hash:
+            self.store.set_shard_state(number, "rejected", expect="committed")
+            raise ShardStateError("the revealed partials do not match the commitment")
+        blob = self.blobs.put(pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()}))
+        self.store.record_reveal(number, node, blob)
+        remaining = self.store.list_shards(
+            job_id=shard.job_id, state=("pending", "assigned", "committed")
+        )
+        if not remaining:
+            self.settle(shard.job_id)
+        return {"shard_id": shard_id, "state": "revealed"}
+
+    def settle(self, job_id: str) -> dict[str, Any]:
+        """Check every revealed shard of a job, pay, and publish C (idempotent)."""
+        with self._settling:
+            job = self.store.get_job(job_id)
+            if job.state in ("settled", "disputed"):
+                return self.status(job_id)
+            spec = job.spec
+            plan, grid = self._plan(job_id, spec)
+            tiles_a = {_pair(key): self._tile(v) for key, v in spec["tiles_a"].items()}
+            tiles_b = {_pair(key): self._tile(v) for key, v in spec["tiles_b"].items()}
+            reveals: dict[int, dict[BlockProduct, np.ndarray]] = {}
+            nodes_of: dict[int, str] = {}
+            for shard in self.store.list_shards(job_id=job_id, state="revealed"):
+                _, arrays = unpack(
+                    self.blobs.get(str(shard.result_digest)), max_bytes=self.config.max_body
+                )
+                reveals[shard.slot] = {
+                    BlockProduct(*map(int, name.split("/")[1:])): x for name, x in arrays.items()
+                }
+                nodes_of[shard.slot] = str(shard.node_id)
+            dtype = np.dtype(spec["out_dtype"])
+            outcome = settle(plan, grid, dtype, reveals, tiles_a, tiles_b)
+            if not outcome.ok or outcome.c is None:
+                self.store.set_job_state(job_id, "disputed")
+                self._write_result(
+                    job_id,
+                    {
+                        "failed": [[n, [b.i, b.j, b.k]] for n, b in outcome.failed],
+                        "disagreements": [
+                            [[b.i, b.j, b.k], list(ns)] for b, ns in outcome.disagreements
+                        ],
+                    },
+                )
+                return self.status(job_id)
+            c_blob = self.blobs.put(pack({}, {"C": outcome.c}))
+            self._write_result(job_id, {"c": c_blob})
+            with self.store.transaction():
+                for slot, count in outcome.computed.items():
+                    if count:
+                        amount = count * self.config.price_per_block
+                        self.ledger.pay(job_id, nodes_of[slot], amount)
+                self.ledger.refund(job_id, job.consumer)
+                self.store.set_job_state(job_id, "settled")
+            return self.status(job_id)
+
+    def _write_result(self, job_id: str, info: Mapping[str, Any]) -> None:
+        path = self._root / "results" / f"{job_id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        os.replace(tmp, path)
+
+    def _read_result(self, job_id: str) -> dict[str, Any]:
+        path = self._root / "results" / f"{job_id}.json"
+        try:
+            info: dict[str, Any] = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        return info
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        """The job's state, its shards' states, and what settlement found."""
+        info = self.store.job_status(job_id)
+        spec = self.store.get_job(job_id).spec
+        info["shape"] = [spec["m"], spec["n"]]
+        info["k"] = spec["k"]
+        info["dtype"] = spec["dtype"]
+        info["nodes"] = spec["nodes"]
+        info["price"] = spec["price"]
+        result = self._read_result(job_id)
+        if "failed" in result:
+            info["reason"] = f"{len(result['failed'])} failed partials, "
+            info["reason"] += f"{len(result['disagreements'])} diverging audit blocks"
+        return info
+
+    def result(self, job_id: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """C of a settled job.
+
+        Raises:
+            ShardStateError: The job has not settled.
+        """
+        job = self.store.get_job(job_id)
+        blob = self._read_result(job_id).get("c")
+        if job.state != "settled" or blob is None:
+            raise ShardStateError(f"job {job_id} is {job.state}, not settled")
+        _, arrays = unpack(self.blobs.get(blob), max_bytes=self.config.max_body)
+        return {"job_id": job_id}, {"C": arrays["C"]}
+
+
+def _pair(key: str) -> tuple[int, int]:
+    x, y = key.split("/")
+    return int(x), int(y)
+
+
+def _shard_number(shard_id: str) -> int:
+    if not shard_id.isdigit() or len(shard_id) > 18:
+        raise InvalidInputError(f"bad shard id {shard_id!r}")
+    return int(shard_id)
+
+
+def _status_of(exc: Exception) -> int:
+    if isinstance(exc, AuthError):
+        return exc.http_status
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, InsufficientFundsError):
+        return 402
+    if isinstance(exc, NodeBannedError):
+        return 403
+    if isinstance(
+        exc, ShardStateError | StoreConflictError | DeadlinePassedError | LedgerConflictError
+    ):
+        return 409
+    if isinstance(exc, WireFormatError | InvalidInputError):
+        return 400
+    return 500
+
+
+def create_app(coordinator: Coordinator) -> Any:
+    """The Starlette application serving ``coordinator``."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    max_body = coordinator.config.max_body
+
+    async def body_of(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
+            raise _TooLarge()
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:
+                raise _TooLarge()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def wire(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Response:
+        return Response(pack(meta, arrays), media_type=WIRE_CONTENT_TYPE)
+
+    def handler(fn: Any, *, signed: bool = True) -> Any:
+        async def endpoint(request: Request) -> Response:
+            try:
+                body = await body_of(request)
+                node = None
+                if signed:
+                    node = await run_in_threadpool(
+                        coordinator.authenticate,
+                        request.method,
+                        asgi_target(request.scope),
+                        request.headers,
+                        body,
+                    )
+                out = await run_in_threadpool(fn, node, request, body)
+            except _TooLarge:
+                return JSONResponse({"error": f"body over {max_body} bytes"}, status_code=413)
+            except RamnetError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=_status_of(exc))
+            except Exception as exc:  # a bug: say so in one line, keep serving
+                return JSONResponse(
+                    {"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500
+                )
+            if isinstance(out, Response):
+                return out
+            return JSONResponse(out)
+
+        return endpoint
+
+    def json_body(body: bytes) -> dict[str, Any]:
+        try:
+            value = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise InvalidInputError(f"the body is not JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise InvalidInputError("the body must be a JSON object")
+        return value
+
+    def wire_body(body: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return unpack(body, max_bytes=max_body)
+
+    routes = [
+        Route(_api.HEALTH, handler(lambda n, r, b: {"status": "ok"}, signed=False)),
+        Route(_api.OPENAPI, handler(lambda n, r, b: _api.openapi(), signed=False)),
+        Route(_api.LEDGER, handler(lambda n, r, b: coordinator.ledger.show(), signed=False)),
+        Route(
+            _api.NODES,
+            handler(lambda n, r, b: coordinator.register(n, json_body(b))),
+            methods=["POST"],
+        ),
+        Route(
+            _api.JOBS,
+            handler(lambda n, r, b: coordinator.submit(n, *wire_body(b))),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/jobs/{job_id}",
+            handler(lambda n, r, b: coordinator.status(r.path_params["job_id"])),
+        ),
+        Route(
+            "/v1/jobs/{job_id}/result",
+            handler(lambda n, r, b: wire(*coordinator.result(r.path_params["job_id"]))),
+        ),
+        Route(_api.WORK, handler(lambda n, r, b: wire(*coordinator.claim(n)))),
+        Route(
+            "/v1/shards/{shard_id}",
+            handler(lambda n, r, b: coordinator.shard_view(n, r.path_params["shard_id"])),
+        ),
+        Route(
+            "/v1/shards/{shard_id}/commit",
+            handler(lambda n, r, b: coordinator.commit(n, r.path_params["shard_id"], json_body(b))),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/shards/{shard_id}/reveal",
+            handler(
+                lambda n, r, b: coordinator.reveal(n, r.path_params["shard_id"], wire_body(b)[1])
+            ),
+            methods=["POST"],
+        ),
+    ]
+    return Starlette(routes=routes)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def serve(config: CoordinatorConfig, host: str = "127.0.0.1", port: int = 9000) -> None:
+    """Run the coordinator in the foreground until SIGTERM or SIGINT (uvicorn stops cleanly)."""
+    import uvicorn
+
+    coordinator = Coordinator(config)
+    try:
+        uvicorn.run(
+            create_app(coordinator),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        coordinator.close()
