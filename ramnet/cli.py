@@ -91,6 +91,14 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Manage this node's Ed25519 key.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+coordinator_app = typer.Typer(help="Run the mesh's coordinator.", no_args_is_help=True)
+app.add_typer(coordinator_app, name="coordinator")
+worker_app = typer.Typer(help="Run a mesh worker (a provider).", no_args_is_help=True)
+app.add_typer(worker_app, name="worker")
+job_app = typer.Typer(help="Follow mesh jobs.", no_args_is_help=True)
+app.add_typer(job_app, name="job")
+ledger_app = typer.Typer(help="The mesh's ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 bench_app = typer.Typer(
     help="Benchmark RAMNET's kernels against numpy, in one run.", no_args_is_help=True
 )
@@ -235,28 +243,62 @@ def run(
     key_file: Annotated[
         Path | None, typer.Option("--key-file", help="Node key that signs the trace.")
     ] = None,
+    nodes: Annotated[
+        int | None, typer.Option("--nodes", help="Mesh: workers to use, a multiple of 3.")
+    ] = None,
+    coordinator: Annotated[
+        str | None, typer.Option("--coordinator", help="Mesh: the coordinator's URL.")
+    ] = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Mesh: print the job id and return at once.")
+    ] = False,
     config: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Multiply A and B and write C (and, with --trace, a signed trace)."""
+    """Multiply A and B and write C, here (sovereign) or on the mesh."""
     from ramnet import _sovereign
     from ramnet.config import load_settings
 
-    if mode is Mode.mesh:
-        raise InvalidInputError(
-            "--mode mesh is not available in this version; use --mode sovereign"
-        )
     settings = load_settings(
         config,
         {
             "backend": backend.value if backend else None,
             "threads": threads,
             "key_file": str(key_file) if key_file else None,
+            "coordinator": coordinator,
         },
     )
+    from ramnet.orchid import parse_shape
+
+    if mode is Mode.mesh:
+        from ramnet import _mesh_run
+
+        if nodes is None:
+            raise InvalidInputError("--mode mesh needs --nodes N (a multiple of 3)")
+        mesh_job = _mesh_run.MeshJob(
+            coordinator=settings.coordinator,
+            nodes=nodes,
+            out=out,
+            key=_node_key(settings.key_file),
+            a_path=a,
+            b_path=b,
+            random=parse_shape(random) if random is not None else None,
+            dtype=dtype.value if dtype else None,
+            seed=seed,
+            save_inputs=save_inputs,
+            detach=detach,
+        )
+        quiet = as_json or not sys.stdout.isatty()
+        report = _mesh_run.run(mesh_job) if quiet else _mesh_with_live_view(mesh_job)
+        if as_json:
+            _print_json(report)
+        elif detach:
+            typer.echo(report["job_id"])
+        else:
+            _render_mesh(report)
+        return
     # Loaded (or created) only once the job has been validated.
     node_key = functools.partial(_node_key, settings.key_file) if trace is not None else None
-    from ramnet.orchid import parse_shape
 
     job = _sovereign.SovereignJob(
         out=out,
@@ -295,6 +337,46 @@ def _node_key(key_file: str | None) -> Any:
             soft_wrap=True,
         )
     return key
+
+
+def _shard_table(info: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"job {info.get('job_id', '')[:16]}: {info.get('state', '?')}")
+    table.add_column("shards")
+    table.add_column("count", justify="right")
+    for state, count in (info.get("shards") or {}).items():
+        if count:
+            table.add_row(state, str(count))
+    return table
+
+
+def _mesh_with_live_view(job: Any) -> dict[str, Any]:
+    from rich.live import Live
+
+    from ramnet import _mesh_run
+
+    with Live(_shard_table({}), transient=True, refresh_per_second=8) as live:
+        return _mesh_run.run(job, on_status=lambda info: live.update(_shard_table(info)))
+
+
+def _render_mesh(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    m, n = report["shape"]
+    table = Table(title=f"mesh job {report['job_id']}: C {m}x{n} {report.get('out_dtype', '')}")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_row("state", report["state"])
+    table.add_row("nodes", str(report["nodes"]))
+    table.add_row("price", str(report.get("price")))
+    sec = report["seconds"]
+    table.add_row(
+        "load / compute / save", f"{sec['load']:.3f} / {sec['compute']:.3f} / {sec['save']:.3f} s"
+    )
+    table.add_row("check", "Freivalds passed")
+    table.add_row("output", report["out"])
+    _stdout().print(table)
 
 
 def _run_with_progress(job: Any) -> dict[str, Any]:
@@ -565,6 +647,188 @@ def _render_verdict(verdict: Any) -> None:
     _stdout().print(table)
     if not verdict.valid:
         _stderr().print(f"invalid: {', '.join(verdict.failed)}", markup=False)
+
+
+CoordinatorOption = Annotated[
+    str | None,
+    typer.Option("--coordinator", help="Coordinator URL (default: RAMNET_COORDINATOR or config)."),
+]
+
+
+def _settings(**overrides: Any) -> Any:
+    from ramnet.config import load_settings
+
+    return load_settings(None, overrides)
+
+
+@coordinator_app.command("start")
+@_guarded
+def coordinator_start(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 9000,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="State folder (default: user data folder).")
+    ] = None,
+    default_credit: Annotated[
+        int, typer.Option("--default-credit", min=0, help="Credit granted to new accounts.")
+    ] = 1_000_000,
+    price_per_block: Annotated[
+        int, typer.Option("--price-per-block", min=1, help="Price of one block product.")
+    ] = 1,
+) -> None:
+    """Run the coordinator in the foreground (stops cleanly on SIGTERM)."""
+    from ramnet.config import user_data_dir
+    from ramnet.mesh import CoordinatorConfig, serve
+
+    folder = data_dir or user_data_dir() / "coordinator"
+    config = CoordinatorConfig(
+        data_dir=folder, default_credit=default_credit, price_per_block=price_per_block
+    )
+    _stderr().print(f"coordinator on http://{host}:{port}, state in {folder}", markup=False)
+    serve(config, host=host, port=port)
+
+
+@worker_app.command("start")
+@_guarded
+def worker_start(
+    coordinator: CoordinatorOption = None,
+    key_file: KeyFileOption = None,
+    bond: Annotated[int | None, typer.Option("--bond", min=0, help="Bond to stake.")] = None,
+    validator: Annotated[
+        bool, typer.Option("--validator", help="Also join the validator pool.")
+    ] = False,
+    payout_address: Annotated[
+        str | None, typer.Option("--payout-address", help="Where to be paid.")
+    ] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
+    backend: Annotated[BackendChoice | None, typer.Option("--backend")] = None,
+) -> None:
+    """Serve the coordinator's shards until SIGTERM (the shard in hand is finished first)."""
+    import signal
+    import threading
+
+    from ramnet.mesh import MeshClient, Worker
+
+    settings = _settings(
+        coordinator=coordinator,
+        key_file=str(key_file) if key_file else None,
+        bond=bond,
+        payout_address=payout_address,
+        threads=threads,
+        backend=backend.value if backend else None,
+    )
+    key = _node_key(settings.key_file)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    err = _stderr()
+    worker = Worker(
+        MeshClient(settings.coordinator, key, retries=None, retry_for=30),
+        bond=settings.bond,
+        validator=validator,
+        payout_address=settings.payout_address,
+        backend=settings.backend,
+        threads=settings.threads or 1,
+        log=lambda line: err.print(f"worker {key.node_id[:12]}: {line}", markup=False),
+    )
+    done = worker.run(stop)
+    err.print(f"worker {key.node_id[:12]}: stopped after {done} shards", markup=False)
+
+
+def _consumer_client(coordinator: str | None, key_file: Path | None) -> Any:
+    from ramnet import _mesh_run
+
+    settings = _settings(coordinator=coordinator, key_file=str(key_file) if key_file else None)
+    return _mesh_run.client_for(settings.coordinator, _node_key(settings.key_file), 30.0)
+
+
+@job_app.command("status")
+@_guarded
+def job_status(
+    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    coordinator: CoordinatorOption = None,
+    key_file: KeyFileOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show a mesh job's state and its shards' states."""
+    from ramnet.mesh import _consumer
+
+    info = _consumer.status(_consumer_client(coordinator, key_file), job_id)
+    if as_json:
+        _print_json(info)
+    else:
+        _stdout().print(_shard_table(info))
+
+
+@job_app.command("result")
+@_guarded
+def job_result(
+    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write C (.npy).")],
+    coordinator: CoordinatorOption = None,
+    key_file: KeyFileOption = None,
+) -> None:
+    """Download a settled job's C."""
+    from ramnet import orchid
+    from ramnet.mesh import _consumer
+    from ramnet.orchid._io import check_writable
+
+    check_writable(out)
+    c = _consumer.fetch_result(_consumer_client(coordinator, key_file), job_id, None, None)
+    orchid.save_npy(out, c)
+    typer.echo(str(out))
+
+
+@ledger_app.command("show")
+@_guarded
+def ledger_show(
+    coordinator: CoordinatorOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show every account (bond, balance, slashed) and the conserved totals."""
+    from ramnet.mesh import MeshClient
+
+    settings = _settings(coordinator=coordinator)
+    info = MeshClient(settings.coordinator, None, retry_for=10).get_json("/v1/ledger")
+    if as_json:
+        _print_json(info)
+        return
+    from rich.table import Table
+
+    table = Table(title="ledger")
+    for col in ("node", "bond", "balance", "slashed"):
+        table.add_column(col, justify="right")
+    for acct in info["accounts"]:
+        table.add_row(
+            acct["node_id"][:16], str(acct["bond"]), str(acct["balance"]), str(acct["slashed"])
+        )
+    _stdout().print(table)
+    totals = info["totals"]
+    _stdout().print(" ".join(f"{k}={v}" for k, v in totals.items()), markup=False)
+
+
+@ledger_app.command("grant")
+@_guarded
+def ledger_grant(
+    node_id: Annotated[str, typer.Argument(help="The account's node id (64 hex digits).")],
+    amount: Annotated[int, typer.Argument(min=1, help="Units to mint into its balance.")],
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="The coordinator's state folder.")
+    ] = None,
+) -> None:
+    """Mint credit into an account (operators, on the coordinator's host)."""
+    from ramnet.config import user_data_dir
+    from ramnet.mesh import Ledger, Store
+
+    folder = data_dir or user_data_dir() / "coordinator"
+    if not (folder / "state.sqlite").exists():
+        raise InvalidInputError(f"no coordinator state in {folder}")
+    store = Store(folder / "state.sqlite")
+    try:
+        Ledger(store).grant(node_id, amount)
+        _print_json(Ledger(store).account(node_id))
+    finally:
+        store.close()
 
 
 def main() -> None:

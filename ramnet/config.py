@@ -119,6 +119,19 @@ def user_config_dir(env: dict[str, str] | None = None) -> Path:
     return Path(base) / "ramnet"
 
 
+def user_data_dir(env: dict[str, str] | None = None) -> Path:
+    """Return RAMNET's folder for data it keeps (a coordinator's state, by default).
+
+    ``$XDG_DATA_HOME/ramnet`` or ``~/.local/share/ramnet`` on Unix; macOS and Windows as
+    ``user_config_dir``.
+    """
+    env = dict(os.environ) if env is None else env
+    if sys.platform in ("win32", "darwin"):
+        return user_config_dir(env)
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ramnet"
+
+
 def default_key_path(env: dict[str, str] | None = None) -> Path:
     """Return the node key's path: ``$RAMNET_KEY_FILE``, else ``node.key`` in the config folder."""
     env = dict(os.environ) if env is None else env

@@ -1,0 +1,134 @@
+"""``ramnet run --mode mesh``: a consumer's job on the mesh, as a library call (prints nothing)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ramnet import orchid
+from ramnet._errors import InvalidInputError
+from ramnet.orchid._io import check_writable
+
+
+@dataclass
+class MeshJob:
+    """What a consumer submits.
+
+    Attributes:
+        coordinator: The coordinator's URL.
+        nodes: Workers to spread the job over (a multiple of 3).
+        out: Where C goes.
+        a_path, b_path / random, dtype, seed: The operands, as for a sovereign run.
+        key: The consumer's NodeKey (signs its requests).
+        detach: Return once the job is accepted.
+        timeout: Seconds to wait for settlement (None: no limit).
+        retry_for: Seconds to keep retrying while the coordinator is unreachable.
+    """
+
+    coordinator: str
+    nodes: int
+    out: Path
+    key: Any
+    a_path: Path | None = None
+    b_path: Path | None = None
+    random: tuple[int, int, int] | None = None
+    dtype: str | None = None
+    seed: int = 0
+    save_inputs: Path | None = None
+    detach: bool = False
+    timeout: float | None = None
+    retry_for: float = 300.0
+
+
+def _operands(job: MeshJob) -> tuple[Any, Any]:
+    files = job.a_path is not None or job.b_path is not None
+    if files and job.random is not None:
+        raise InvalidInputError("give either --a and --b, or --random, not both")
+    if job.random is not None:
+        if job.dtype is None:
+            raise InvalidInputError("--random needs --dtype")
+        m, k, n = job.random
+        return orchid.random_operands(m, k, n, job.dtype, job.seed)
+    if job.a_path is None or job.b_path is None:
+        raise InvalidInputError("give --a A.npy and --b B.npy, or --random MxKxN")
+    a = orchid.load_npy(job.a_path, "A")
+    b = orchid.load_npy(job.b_path, "B")
+    return orchid.prepare(a, b, job.dtype)
+
+
+def client_for(coordinator: str, key: Any, retry_for: float = 300.0) -> Any:
+    """A MeshClient that keeps retrying for ``retry_for`` seconds while the coordinator is away."""
+    from ramnet.mesh import MeshClient
+
+    return MeshClient(coordinator, key, retries=None, retry_for=retry_for)
+
+
+def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Submit a job, wait for it to settle, check C with Freivalds, save it.
+
+    Returns:
+        A JSON-ready report: ``mode``, ``job_id``, ``shape``, ``dtype``, ``nodes``, ``state``,
+        ``seconds`` (``load``, ``compute``, ``save``, ``total``), ``gops``, ``price``, ``out``.
+
+    Raises:
+        InvalidInputError: Bad options or operands (before anything is sent).
+        MeshJobFailed, ResultCheckFailed: The job ended badly.
+        MeshUnavailableError: The coordinator stayed unreachable.
+    """
+    from ramnet.mesh import _consumer
+
+    _consumer.check_nodes(job.nodes)
+    if job.save_inputs is not None and job.random is None:
+        raise InvalidInputError("--save-inputs only applies to --random operands")
+    if not job.detach:
+        check_writable(job.out)
+    t0 = time.perf_counter()
+    a, b = orchid.prepare(*_operands(job))
+    if job.save_inputs is not None:
+        from ramnet.orchid._io import save_npy
+
+        job.save_inputs.mkdir(parents=True, exist_ok=True)
+        save_npy(job.save_inputs / "A.npy", a)
+        save_npy(job.save_inputs / "B.npy", b)
+    client = client_for(job.coordinator, job.key, job.retry_for)
+    t1 = time.perf_counter()
+    job_id = _consumer.submit(client, a, b, job.nodes)
+    report: dict[str, Any] = {
+        "mode": "mesh",
+        "job_id": job_id,
+        "shape": [a.shape[0], b.shape[1]],
+        "a_shape": list(a.shape),
+        "b_shape": list(b.shape),
+        "dtype": a.dtype.name,
+        "nodes": job.nodes,
+        "coordinator": job.coordinator,
+    }
+    if job.detach:
+        report["state"] = "submitted"
+        return report
+    info = _consumer.wait(client, job_id, timeout=job.timeout, on_status=on_status)
+    c = _consumer.fetch_result(client, job_id, a, b)
+    t2 = time.perf_counter()
+    orchid.save_npy(job.out, c)
+    t3 = time.perf_counter()
+    m, k = a.shape
+    n = b.shape[1]
+    report.update(
+        {
+            "state": info["state"],
+            "out_dtype": c.dtype.name,
+            "price": info.get("price"),
+            "seconds": {
+                "load": round(t1 - t0, 6),
+                "compute": round(t2 - t1, 6),
+                "save": round(t3 - t2, 6),
+                "total": round(t3 - t0, 6),
+            },
+            "gops": round(2.0 * m * n * k / (t2 - t1) / 1e9, 3) if t2 > t1 else None,
+            "out": str(job.out),
+        }
+    )
+    return report
