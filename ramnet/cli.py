@@ -832,7 +832,21 @@ def ledger_grant(
 
 
 def main() -> None:
-    """Entry point of the ``ramnet`` executable."""
+    """Entry point of the ``ramnet`` executable.
+
+    With no arguments and ``RAMNET_MODE=worker`` (environment or config file), it runs
+    ``ramnet worker start``: a container needs nothing but its environment.
+    """
+    if len(sys.argv) == 1:
+        from ramnet.config import load_settings
+
+        try:
+            mode = load_settings().mode
+        except RamnetError:
+            mode = "sovereign"  # the command below reports the bad setting properly
+        if mode == "worker":
+            app(args=["worker", "start"])
+            return
     app()
 
 

@@ -58,20 +58,36 @@ def mesh(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                     "the coordinator did not start: " + (tmp_path / "coord.log").read_text()
                 )
             time.sleep(0.1)
-        for w in range(3):
+        for w in range(2):
             start("worker", "start", "--key-file", f"w{w}.key", "--bond", "10", log=f"w{w}.log")
+        # A worker configured by its environment alone, as in a container.
+        worker_env = {
+            **env,
+            "RAMNET_MODE": "worker",
+            "RAMNET_KEY_FILE": str(tmp_path / "w2.key"),
+            "STAKED_BOND": "10",
+            "RAMNET_PAYOUT_ADDRESS": "acct-w2",
+        }
+        out = open(tmp_path / "w2.log", "wb")  # noqa: SIM115
+        procs.append(
+            subprocess.Popen(_ramnet(), cwd=tmp_path, env=worker_env, stdout=out, stderr=out)
+        )
         start("worker", "start", "--key-file", "v.key", "--validator", "--bond", "10", log="v.log")
         yield url, tmp_path
     finally:
         for proc in reversed(procs):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        codes = []
         for proc in procs:
             try:
-                proc.wait(timeout=15)
+                codes.append(proc.wait(timeout=15))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+                codes.append(None)
+        # Every process stops cleanly on SIGTERM.
+        assert codes == [0] * len(procs), codes
 
 
 def test_mesh_job_matches_numpy_and_pays_workers(mesh: tuple[str, Path]) -> None:

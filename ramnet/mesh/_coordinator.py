@@ -519,11 +519,27 @@ class _TooLarge(Exception):
 
 def serve(config: CoordinatorConfig, host: str = "127.0.0.1", port: int = 9000) -> None:
     """Run the coordinator in the foreground until SIGTERM or SIGINT (uvicorn stops cleanly)."""
+    import contextlib
+    import signal
+
     import uvicorn
+
+    class _Server(uvicorn.Server):
+        # uvicorn re-raises the signal after a graceful shutdown, so the process would end
+        # "killed by SIGTERM"; a clean stop should exit 0.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            sigs = (signal.SIGINT, signal.SIGTERM)
+            previous = {s: signal.signal(s, self.handle_exit) for s in sigs}
+            try:
+                yield
+            finally:
+                for s, handler in previous.items():
+                    signal.signal(s, handler)
 
     coordinator = Coordinator(config)
     try:
-        uvicorn.run(
+        config_ = uvicorn.Config(
             create_app(coordinator),
             host=host,
             port=port,
@@ -531,5 +547,6 @@ def serve(config: CoordinatorConfig, host: str = "127.0.0.1", port: int = 9000) 
             access_log=False,
             timeout_graceful_shutdown=10,
         )
+        _Server(config_).run()
     finally:
         coordinator.close()
