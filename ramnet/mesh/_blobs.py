@@ -90,8 +90,15 @@ class BlobStore:
         path: The store's root folder.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True) -> None:
+        """Args:
+        path: The store's folder (created if missing).
+        durable: fsync each blob and its folder (survives power loss); without it a blob
+            is still written to a temporary file and renamed into place, which survives the
+            process being killed at any point.
+        """
         self.root = Path(path)
+        self.durable = durable
         self._tmp = self.root / "tmp"
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
@@ -149,12 +156,14 @@ class BlobStore:
                     hasher.update(chunk)
                     fh.write(chunk)
                 fh.flush()
-                os.fsync(fh.fileno())
+                if self.durable:
+                    os.fsync(fh.fileno())
             digest = str(hasher.hexdigest())
             target = self.path_of(digest)
             target.parent.mkdir(exist_ok=True)
             os.replace(tmp, target)
-            _fsync_dir(target.parent)
+            if self.durable:
+                _fsync_dir(target.parent)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -200,10 +209,12 @@ class BlobStore:
                 for chunk in chunks:
                     fh.write(chunk)
                 fh.flush()
-                os.fsync(fh.fileno())
+                if self.durable:
+                    os.fsync(fh.fileno())
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        _fsync_dir(target.parent)
+        if self.durable:
+            _fsync_dir(target.parent)

@@ -13,6 +13,8 @@ from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh import _api
 from ramnet.valkyrie import freivalds
 
+LONG_POLL = 1.0
+
 
 class MeshJobFailed(RamnetError):
     """The coordinator could not settle the job (a dispute it could not resolve, or a refusal)."""
@@ -61,7 +63,7 @@ def wait(
     job_id: str,
     *,
     timeout: float | None = None,
-    poll: float = 0.2,
+    poll: float = 0.01,
     on_status: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Follow a job until it settles.
@@ -82,12 +84,13 @@ def wait(
     """
     start = time.monotonic()
     while True:
-        info = status(client, job_id)
+        # A long poll: the coordinator answers as soon as the job settles, or after a second.
+        info: dict[str, Any] = client.get_json(f"{_api.job(job_id)}?wait={LONG_POLL:g}")
         if on_status is not None:
             on_status(info)
         if info.get("state") == "settled":
             return info
-        if info.get("state") in ("failed", "cancelled"):
+        if info.get("state") in ("disputed", "failed", "cancelled"):
             raise MeshJobFailed(f"job {job_id} {info['state']}: {info.get('reason', '')}")
         if timeout is not None and time.monotonic() - start > timeout:
             raise TimeoutError(f"job {job_id} did not settle within {timeout:.0f} s")

@@ -17,6 +17,7 @@ from ramnet.mesh._shard import compute_shard, result_digest
 from ramnet.orchid import BlockProduct
 
 Log = Callable[[str], None]
+LONG_POLL = 1.0  # seconds the coordinator may hold a poll: prompt, yet SIGTERM is served fast
 
 
 def _tiles(arrays: dict[str, np.ndarray], prefix: str) -> dict[tuple[int, int], np.ndarray]:
@@ -80,7 +81,7 @@ class Worker:
 
     def step(self, stop: threading.Event) -> bool:
         """Claim and finish one shard. Returns False when there was no work."""
-        meta, arrays = self.client.get_wire(_api.WORK)
+        meta, arrays = self.client.get_wire(f"{_api.WORK}?wait={LONG_POLL:g}")
         shard_id = meta.get("shard_id")
         if not shard_id:
             return False
@@ -101,9 +102,9 @@ class Worker:
             if reply.get("state") in ("expired", "rejected"):
                 self.log(f"shard {shard_id}: {reply['state']}")
                 return True
-            if stop.wait(self.poll):
+            if stop.is_set():
                 break
-            reply = self.client.get_json(_api.shard(shard_id))
+            reply = self.client.get_json(f"{_api.shard(shard_id)}?wait={LONG_POLL:g}")
         else:
             payload = {f"p/{b.i}/{b.j}/{b.k}": partials[b] for b in blocks}
             self.client.post_wire(_api.shard_reveal(shard_id), {"shard_id": shard_id}, payload)
@@ -126,6 +127,6 @@ class Worker:
                 self.log(f"error: {exc}")
                 worked = False
                 time.sleep(min(2.0, self.poll * 5))
-            if not worked:
-                stop.wait(self.poll)
+            if not worked and stop.wait(0.01):
+                break
         return self.done

@@ -1,0 +1,179 @@
+"""The mesh against the sovereign run and against Dask distributed, in one run.
+
+Usage: python bench/bench_mesh.py [--n 4096] [--runs 3] [--json]
+Needs the `bench` extra for Dask (`pip install -e ".[bench]"`).
+
+All on this machine's loopback, square int8 jobs from `.npy` files:
+- sovereign: `ramnet run --mode sovereign` as a process (wall, and CPU seconds of the process);
+- mesh: a coordinator and 3 workers already running (like a cluster), then
+  `ramnet run --mode mesh --nodes 3` as a process; wall of that process, and CPU seconds of every
+  mesh process (coordinator + workers during the job, + the consumer process);
+- Dask: a LocalCluster of 3 single-threaded worker processes already running; the same grid of
+  block products (`grid_for`), each multiplied with `ramnet.matmul` (the same ORCHID kernel) on a
+  worker, partials summed there, C gathered: wall time from scattering A and B to holding C.
+Medians over --runs. The mesh also audits (overlapping blocks) and checks every partial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import emit
+
+import ramnet
+from ramnet import orchid
+from ramnet.mesh import grid_for
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu(pids: list[int]) -> float:
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    c0, t0 = _child_cpu(), time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0, _child_cpu() - c0
+
+
+def dask_run(a: np.ndarray, b: np.ndarray, client: object) -> np.ndarray:
+    m, k = a.shape
+    n = b.shape[1]
+    grid = orchid.make_grid(m, k, n, grid_for(m, k, n, 3))
+    p, q, r = grid.shape
+    tiles_a = {
+        (i, kk): client.scatter(np.ascontiguousarray(a[grid.rows(i), grid.inner(kk)]))  # type: ignore[attr-defined]
+        for i in range(p)
+        for kk in range(r)
+    }
+    tiles_b = {
+        (kk, j): client.scatter(np.ascontiguousarray(b[grid.inner(kk), grid.cols(j)]))  # type: ignore[attr-defined]
+        for kk in range(r)
+        for j in range(q)
+    }
+
+    def block(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        import ramnet
+
+        return ramnet.matmul(x, y, threads=1)
+
+    def add(*parts: np.ndarray) -> np.ndarray:
+        out = parts[0].copy()
+        for part in parts[1:]:
+            out += part
+        return out
+
+    tiles = {}
+    for i in range(p):
+        for j in range(q):
+            partials = [client.submit(block, tiles_a[(i, kk)], tiles_b[(kk, j)]) for kk in range(r)]  # type: ignore[attr-defined]
+            tiles[(i, j)] = client.submit(add, *partials)  # type: ignore[attr-defined]
+    c = np.empty((m, n), orchid.result_dtype(a.dtype, k))
+    for (i, j), future in tiles.items():
+        c[grid.rows(i), grid.cols(j)] = future.result()
+    return c
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=4096)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    n = args.n
+    tmp = Path(tempfile.mkdtemp())
+    a, b = orchid.random_operands(n, n, n, "int8", seed=9)
+    np.save(tmp / "A.npy", a)
+    np.save(tmp / "B.npy", b)
+    exact = ramnet.matmul(a, b)
+    me = [sys.executable, "-m", "ramnet.cli"]
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp / "cfg")}
+    sovereign = [*me, "run", "--a", "A.npy", "--b", "B.npy", "--out", "C.npy"]
+    port = _port()
+    url = f"http://127.0.0.1:{port}"
+    procs = [
+        subprocess.Popen(
+            [*me, "coordinator", "start", "--port", str(port), "--data-dir", "state"],
+            cwd=tmp, env=env, stderr=subprocess.DEVNULL,
+        )
+    ]  # fmt: skip
+    time.sleep(2)
+    for w in range(3):
+        procs.append(
+            subprocess.Popen(
+                [*me, "worker", "start", "--key-file", f"w{w}.key", "--coordinator", url],
+                cwd=tmp, env=env, stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+    time.sleep(2)
+    mesh = [*me, "run", "--mode", "mesh", "--nodes", "3", "--coordinator", url]
+    mesh += ["--a", "A.npy", "--b", "B.npy", "--out", "CM.npy", "--key-file", "consumer.key"]
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = Client(cluster)
+    client.run(
+        lambda: __import__("ramnet").matmul(np.ones((8, 8), np.int8), np.ones((8, 8), np.int8))
+    )
+    rows: dict[str, list[float]] = {}
+    try:
+        for _ in range(args.runs):
+            wall, cpu = _timed(sovereign, tmp, env)
+            rows.setdefault("sovereign_wall_s", []).append(wall)
+            rows.setdefault("sovereign_cpu_s", []).append(cpu)
+            before = _cpu([p.pid for p in procs])
+            wall, cpu = _timed(mesh, tmp, env)
+            mesh_cpu = cpu + _cpu([p.pid for p in procs]) - before
+            rows.setdefault("mesh_wall_s", []).append(wall)
+            rows.setdefault("mesh_cpu_s", []).append(mesh_cpu)
+            assert np.array_equal(np.load(tmp / "CM.npy"), exact)
+            t0 = time.perf_counter()
+            c = dask_run(a, b, client)
+            rows.setdefault("dask_wall_s", []).append(time.perf_counter() - t0)
+            assert np.array_equal(c, exact)
+    finally:
+        client.close()
+        cluster.close()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+    med = {key: round(statistics.median(v), 3) for key, v in rows.items()}
+    result: dict[str, object] = {"n": n, "runs": args.runs, "median": med}
+    result["mesh_cpu_over_sovereign_cpu"] = round(med["mesh_cpu_s"] / med["sovereign_cpu_s"], 2)
+    result["mesh_wall_over_sovereign_wall"] = round(med["mesh_wall_s"] / med["sovereign_wall_s"], 2)
+    result["mesh_wall_over_dask_wall"] = round(med["mesh_wall_s"] / med["dask_wall_s"], 2)
+    emit(result, args.json)
+
+
+if __name__ == "__main__":
+    main()
