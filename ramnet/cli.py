@@ -675,6 +675,12 @@ def coordinator_start(
     price_per_block: Annotated[
         int, typer.Option("--price-per-block", min=1, help="Price of one block product.")
     ] = 1,
+    durable: Annotated[
+        bool,
+        typer.Option(
+            "--durable", help="fsync every state change (survives power loss, not only kills)."
+        ),
+    ] = False,
 ) -> None:
     """Run the coordinator in the foreground (stops cleanly on SIGTERM)."""
     from ramnet.config import user_data_dir
@@ -682,7 +688,10 @@ def coordinator_start(
 
     folder = data_dir or user_data_dir() / "coordinator"
     config = CoordinatorConfig(
-        data_dir=folder, default_credit=default_credit, price_per_block=price_per_block
+        data_dir=folder,
+        default_credit=default_credit,
+        price_per_block=price_per_block,
+        durable=durable,
     )
     _stderr().print(f"coordinator on http://{host}:{port}, state in {folder}", markup=False)
     serve(config, host=host, port=port)
