@@ -30,7 +30,7 @@ from ramnet.mesh._consumer import check_nodes
 from ramnet.mesh._ledger import InsufficientFundsError, Ledger, LedgerConflictError
 from ramnet.mesh._plan import grid_for, plan_shards
 from ramnet.mesh._settle import settle
-from ramnet.mesh._shard import result_digest
+from ramnet.mesh._shard import assemble, result_digest
 from ramnet.mesh._store import (
     DeadlinePassedError,
     NewShard,
@@ -90,6 +90,11 @@ class Coordinator:
         self._settling = threading.Lock()
         # Long polls wait on this; every state change wakes them.
         self._changed = threading.Condition()
+        # Hot copies of what is also on disk: a job's tiles and revealed partials until it
+        # settles, and the last few assembled results. After a restart, everything is re-read.
+        self._tiles: dict[str, tuple[dict[Any, np.ndarray], dict[Any, np.ndarray]]] = {}
+        self._partials: dict[str, dict[int, dict[BlockProduct, np.ndarray]]] = {}
+        self._results: dict[str, np.ndarray] = {}
 
     def _notify(self) -> None:
         with self._changed:
@@ -203,6 +208,10 @@ class Coordinator:
             NewShard(slot, [[x.i, x.j, x.k] for x in plan.assignment(slot)], "primary")
             for slot in range(nodes)
         ]
+        self._tiles[job_id] = (
+            {(i, kk): a[grid.rows(i), grid.inner(kk)] for i in range(p) for kk in range(r)},
+            {(kk, j): b[grid.inner(kk), grid.cols(j)] for kk in range(r) for j in range(q)},
+        )
         with self.store.transaction():
             job = self.store.create_job(job_id, consumer, spec, shards, state="sharded")
             if job.spec.get("request_id") == request and job.spec != spec:
@@ -230,6 +239,36 @@ class Coordinator:
     def _tile(self, blob: str) -> np.ndarray:
         _, arrays = unpack(self.blobs.get(blob), max_bytes=self.config.max_body)
         return arrays["t"]
+
+    def _job_tiles(
+        self, job_id: str, spec: Mapping[str, Any]
+    ) -> tuple[dict[Any, np.ndarray], dict[Any, np.ndarray]]:
+        if job_id not in self._tiles:
+            self._tiles[job_id] = (
+                {_pair(key): self._tile(v) for key, v in spec["tiles_a"].items()},
+                {_pair(key): self._tile(v) for key, v in spec["tiles_b"].items()},
+            )
+        return self._tiles[job_id]
+
+    def _revealed(
+        self, job_id: str
+    ) -> tuple[dict[int, dict[BlockProduct, np.ndarray]], dict[int, str]]:
+        # Each slot's revealed partials (from memory, or re-read from the blob store).
+        cached = self._partials.get(job_id, {})
+        reveals: dict[int, dict[BlockProduct, np.ndarray]] = {}
+        nodes_of: dict[int, str] = {}
+        for shard in self.store.list_shards(job_id=job_id, state="revealed"):
+            if shard.slot in cached:
+                reveals[shard.slot] = cached[shard.slot]
+            else:
+                _, arrays = unpack(
+                    self.blobs.get(str(shard.result_digest)), max_bytes=self.config.max_body
+                )
+                reveals[shard.slot] = {
+                    BlockProduct(*map(int, name.split("/")[1:])): x for name, x in arrays.items()
+                }
+            nodes_of[shard.slot] = str(shard.node_id)
+        return reveals, nodes_of
 
     def claim(self, node: str, wait: float = 0.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Give the node its next shard with the tiles it needs (``shard_id`` None: no work).
@@ -304,8 +343,20 @@ class Coordinator:
         self._notify()
         return self.shard_view(node, shard_id)
 
-    def reveal(self, node: str, shard_id: str, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    def reveal(
+        self,
+        node: str,
+        shard_id: str,
+        arrays: Mapping[str, np.ndarray],
+        body: bytes | None = None,
+    ) -> dict[str, Any]:
         """Accept a shard's partial tiles if they match its commitment; settle when all are in.
+
+        Args:
+            node: The revealing node.
+            shard_id: Its shard.
+            arrays: The partials, named ``p/i/j/k``.
+            body: The wire container they came in, stored as is (None: packed anew).
 
         Raises:
             ShardStateError: Not open for reveal, or the partials do not match the commitment.
@@ -326,8 +377,11 @@ class Coordinator:
         if result_digest(partials).hex() != shard.commit_hash:
             self.store.set_shard_state(number, "rejected", expect="committed")
             raise ShardStateError("the revealed partials do not match the commitment")
-        blob = self.blobs.put(pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()}))
+        if body is None:
+            body = pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()})
+        blob = self.blobs.put(body)
         self.store.record_reveal(number, node, blob)
+        self._partials.setdefault(shard.job_id, {})[shard.slot] = partials
         self._notify()
         remaining = self.store.list_shards(
             job_id=shard.job_id, state=("pending", "assigned", "committed")
@@ -344,18 +398,8 @@ class Coordinator:
                 return self.status(job_id)
             spec = job.spec
             plan, grid = self._plan(job_id, spec)
-            tiles_a = {_pair(key): self._tile(v) for key, v in spec["tiles_a"].items()}
-            tiles_b = {_pair(key): self._tile(v) for key, v in spec["tiles_b"].items()}
-            reveals: dict[int, dict[BlockProduct, np.ndarray]] = {}
-            nodes_of: dict[int, str] = {}
-            for shard in self.store.list_shards(job_id=job_id, state="revealed"):
-                _, arrays = unpack(
-                    self.blobs.get(str(shard.result_digest)), max_bytes=self.config.max_body
-                )
-                reveals[shard.slot] = {
-                    BlockProduct(*map(int, name.split("/")[1:])): x for name, x in arrays.items()
-                }
-                nodes_of[shard.slot] = str(shard.node_id)
+            tiles_a, tiles_b = self._job_tiles(job_id, spec)
+            reveals, nodes_of = self._revealed(job_id)
             dtype = np.dtype(spec["out_dtype"])
             outcome = settle(plan, grid, dtype, reveals, tiles_a, tiles_b)
             if not outcome.ok or outcome.c is None:
@@ -371,8 +415,10 @@ class Coordinator:
                     },
                 )
                 return self.status(job_id)
-            c_blob = self.blobs.put(pack({}, {"C": outcome.c}))
-            self._write_result(job_id, {"c": c_blob})
+            # C is not stored: it is the sum of the stored primary partials, re-assembled on
+            # demand after a restart; the last few stay in memory.
+            self._remember(job_id, outcome.c)
+            self._write_result(job_id, {"settled": True})
             with self.store.transaction():
                 for slot, count in outcome.computed.items():
                     if count:
@@ -380,8 +426,15 @@ class Coordinator:
                         self.ledger.pay(job_id, nodes_of[slot], amount)
                 self.ledger.refund(job_id, job.consumer)
                 self.store.set_job_state(job_id, "settled")
+            self._tiles.pop(job_id, None)
+            self._partials.pop(job_id, None)
             self._notify()
             return self.status(job_id)
+
+    def _remember(self, job_id: str, c: np.ndarray) -> None:
+        self._results[job_id] = c
+        while len(self._results) > 4:
+            self._results.pop(next(iter(self._results)))
 
     def _write_result(self, job_id: str, info: Mapping[str, Any]) -> None:
         path = self._root / "results" / f"{job_id}.json"
@@ -428,11 +481,14 @@ class Coordinator:
             ShardStateError: The job has not settled.
         """
         job = self.store.get_job(job_id)
-        blob = self._read_result(job_id).get("c")
-        if job.state != "settled" or blob is None:
+        if job.state != "settled":
             raise ShardStateError(f"job {job_id} is {job.state}, not settled")
-        _, arrays = unpack(self.blobs.get(blob), max_bytes=self.config.max_body)
-        return {"job_id": job_id}, {"C": arrays["C"]}
+        if job_id not in self._results:
+            plan, grid = self._plan(job_id, job.spec)
+            reveals, _ = self._revealed(job_id)
+            primaries = {b: reveals[plan.owner(b)][b] for b in grid.blocks()}
+            self._remember(job_id, assemble(grid, primaries, np.dtype(job.spec["out_dtype"])))
+        return {"job_id": job_id}, {"C": self._results[job_id]}
 
 
 def _pair(key: str) -> tuple[int, int]:
@@ -576,7 +632,9 @@ def create_app(coordinator: Coordinator) -> Any:
         Route(
             "/v1/shards/{shard_id}/reveal",
             handler(
-                lambda n, r, b: coordinator.reveal(n, r.path_params["shard_id"], wire_body(b)[1])
+                lambda n, r, b: coordinator.reveal(
+                    n, r.path_params["shard_id"], wire_body(b)[1], body=b
+                )
             ),
             methods=["POST"],
         ),
