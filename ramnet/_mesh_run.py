@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ramnet import orchid
-from ramnet._errors import InvalidInputError
+from ramnet._operands import check_sources, load_operands, save_operands
 from ramnet.orchid._io import check_writable
 
 
@@ -43,22 +43,6 @@ class MeshJob:
     retry_for: float = 300.0
 
 
-def _operands(job: MeshJob) -> tuple[Any, Any]:
-    files = job.a_path is not None or job.b_path is not None
-    if files and job.random is not None:
-        raise InvalidInputError("give either --a and --b, or --random, not both")
-    if job.random is not None:
-        if job.dtype is None:
-            raise InvalidInputError("--random needs --dtype")
-        m, k, n = job.random
-        return orchid.random_operands(m, k, n, job.dtype, job.seed)
-    if job.a_path is None or job.b_path is None:
-        raise InvalidInputError("give --a A.npy and --b B.npy, or --random MxKxN")
-    a = orchid.load_npy(job.a_path, "A")
-    b = orchid.load_npy(job.b_path, "B")
-    return orchid.prepare(a, b, job.dtype)
-
-
 def client_for(coordinator: str, key: Any, retry_for: float = 300.0) -> Any:
     """A MeshClient that keeps retrying for ``retry_for`` seconds while the coordinator is away."""
     from ramnet.mesh import MeshClient
@@ -81,18 +65,13 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
     from ramnet.mesh import _consumer
 
     _consumer.check_nodes(job.nodes)
-    if job.save_inputs is not None and job.random is None:
-        raise InvalidInputError("--save-inputs only applies to --random operands")
+    check_sources(job.a_path, job.b_path, job.random, job.dtype, job.save_inputs)
     if not job.detach:
         check_writable(job.out)
     t0 = time.perf_counter()
-    a, b = orchid.prepare(*_operands(job))
+    a, b = load_operands(job.a_path, job.b_path, job.random, job.dtype, job.seed)
     if job.save_inputs is not None:
-        from ramnet.orchid._io import save_npy
-
-        job.save_inputs.mkdir(parents=True, exist_ok=True)
-        save_npy(job.save_inputs / "A.npy", a)
-        save_npy(job.save_inputs / "B.npy", b)
+        save_operands(job.save_inputs, a, b)
     client = client_for(job.coordinator, job.key, job.retry_for)
     t1 = time.perf_counter()
     job_id = _consumer.submit(client, a, b, job.nodes)

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ramnet import orchid
-from ramnet._errors import InvalidInputError, OutputFileError
+from ramnet._errors import InvalidInputError
+from ramnet._operands import check_sources, load_operands, save_operands
 from ramnet.orchid._io import check_writable
 from ramnet.orchid._scheduler import ProgressCallback
 
@@ -56,15 +57,7 @@ def validate(job: SovereignJob) -> None:
         InvalidInputError: Conflicting or missing operand options.
         OutputFileError: An unwritable output.
     """
-    files = job.a_path is not None or job.b_path is not None
-    if files and job.random is not None:
-        raise InvalidInputError("give either --a and --b, or --random, not both")
-    if job.random is None and (job.a_path is None or job.b_path is None):
-        raise InvalidInputError("give --a A.npy and --b B.npy, or --random MxKxN")
-    if job.random is not None and job.dtype is None:
-        raise InvalidInputError("--random needs --dtype (int8, int16, int32, float32 or float64)")
-    if job.save_inputs is not None and job.random is None:
-        raise InvalidInputError("--save-inputs only applies to --random operands")
+    check_sources(job.a_path, job.b_path, job.random, job.dtype, None)
     if job.prove and job.trace is None:
         raise InvalidInputError("--prove needs --trace PATH to write the proof into")
     if job.trace is not None and job.key is None:
@@ -72,13 +65,7 @@ def validate(job: SovereignJob) -> None:
     check_writable(job.out)
     if job.trace is not None:
         check_writable(job.trace)
-    if job.save_inputs is not None:
-        try:
-            job.save_inputs.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputFileError(f"cannot create {job.save_inputs}: {exc.strerror}") from exc
-        for name in ("A.npy", "B.npy"):
-            check_writable(job.save_inputs / name)
+    check_sources(job.a_path, job.b_path, job.random, job.dtype, job.save_inputs)
 
 
 def run(job: SovereignJob, progress: ProgressCallback | None = None) -> dict[str, Any]:
@@ -98,15 +85,7 @@ def run(job: SovereignJob, progress: ProgressCallback | None = None) -> dict[str
     """
     validate(job)
     t0 = time.perf_counter()
-    if job.random is not None:
-        m, k, n = job.random
-        assert job.dtype is not None
-        a, b = orchid.random_operands(m, k, n, job.dtype, job.seed)
-    else:
-        assert job.a_path is not None and job.b_path is not None
-        a = orchid.load_npy(job.a_path, "A")
-        b = orchid.load_npy(job.b_path, "B")
-    a, b = orchid.prepare(a, b, job.dtype)
+    a, b = load_operands(job.a_path, job.b_path, job.random, job.dtype, job.seed)
     recorder = None
     if job.trace is not None:
         from ramnet.valkyrie import TraceRecorder
@@ -147,8 +126,7 @@ def run(job: SovereignJob, progress: ProgressCallback | None = None) -> dict[str
         }
     t_trace = time.perf_counter()
     if job.save_inputs is not None:
-        orchid.save_npy(job.save_inputs / "A.npy", a)
-        orchid.save_npy(job.save_inputs / "B.npy", b)
+        save_operands(job.save_inputs, a, b)
     orchid.save_npy(job.out, c)
     t3 = time.perf_counter()
     compute = t2 - t1 - hook_seconds
