@@ -96,3 +96,43 @@ def test_a_reveal_that_does_not_match_its_commitment_is_rejected(tmp_path: Path)
         coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in forged.items()})
     assert coord.shard_view(w, s)["state"] == "rejected"
     coord.close()
+
+
+class _Stub:
+    def __init__(self, c: np.ndarray) -> None:
+        self.c = c
+
+    def get_wire(self, path: str) -> tuple[dict[str, object], dict[str, np.ndarray]]:
+        return {}, {"C": self.c}
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_consumer_checks_the_result(dtype: str) -> None:
+    from ramnet.mesh._consumer import ResultCheckFailed, fetch_result
+
+    a, b = orchid.random_operands(40, 30, 20, dtype, seed=2)
+    c = orchid.matmul(a, b)
+    np.testing.assert_array_equal(fetch_result(_Stub(c), "j", a, b), c)
+    bad = c.copy()
+    bad[3, 4] += 1000
+    with pytest.raises(ResultCheckFailed):
+        fetch_result(_Stub(bad), "j", a, b)
+
+
+def test_float_job_settles_within_rounding(tmp_path: Path) -> None:
+    coord = Coordinator(CoordinatorConfig(data_dir=tmp_path))
+    workers = [NodeKey.generate().node_id for _ in range(3)]
+    consumer = NodeKey.generate().node_id
+    for node in (*workers, consumer):
+        coord.register(node, {"bond": 0})
+    a, b = orchid.random_operands(50, 40, 30, "float32", seed=4)
+    job = coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})["job_id"]
+    work = [(w, *_work(coord, w)) for w in workers]
+    for w, s, p in work:
+        coord.commit(w, s, {"digest": result_digest(p).hex()})
+    for w, s, p in work:
+        coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+    assert coord.status(job)["state"] == "settled"
+    c = coord.result(job)[1]["C"]
+    np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    coord.close()

@@ -11,7 +11,7 @@ import numpy as np
 
 from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh import _api
-from ramnet.valkyrie import freivalds
+from ramnet.valkyrie import float_range_check, freivalds
 
 LONG_POLL = 1.0
 
@@ -100,7 +100,7 @@ def wait(
 def fetch_result(
     client: Any, job_id: str, a: np.ndarray | None, b: np.ndarray | None, *, security_bits: int = 40
 ) -> np.ndarray:
-    """Download C and, when A and B are at hand, check it with Freivalds.
+    """Download C and, when A and B are at hand, check it (Freivalds; floats: the range check).
 
     Raises:
         ResultCheckFailed: C fails the check.
@@ -108,7 +108,9 @@ def fetch_result(
     _, arrays = client.get_wire(_api.job_result(job_id))
     c = np.array(arrays["C"])
     if a is not None and b is not None:
-        exact = a.dtype.kind == "i"
-        if exact and not freivalds(a, b, c, security_bits=security_bits):
+        if a.dtype.kind == "f":
+            if not float_range_check(a, b, c):
+                raise ResultCheckFailed(f"job {job_id}: C is off by more than rounding explains")
+        elif not freivalds(a, b, c, security_bits=security_bits):
             raise ResultCheckFailed(f"job {job_id}: C fails Freivalds' check against A and B")
     return c
