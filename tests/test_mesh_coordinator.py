@@ -136,3 +136,34 @@ def test_float_job_settles_within_rounding(tmp_path: Path) -> None:
     c = coord.result(job)[1]["C"]
     np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
     coord.close()
+
+
+def test_a_handed_back_shard_goes_to_another_node(tmp_path: Path) -> None:
+    coord = Coordinator(CoordinatorConfig(data_dir=tmp_path))
+    nodes = [NodeKey.generate().node_id for _ in range(5)]
+    for node in nodes:
+        coord.register(node, {"bond": 0})
+    a, b = orchid.random_operands(30, 20, 10, "int8", seed=1)
+    job = coord.submit(nodes[4], {"nodes": 3}, {"A": a, "B": b})["job_id"]
+    work = {w: _work(coord, w) for w in nodes[:3]}
+    quitter = nodes[0]
+    shard, partials = work[quitter]
+    coord.commit(quitter, shard, {"digest": result_digest(partials).hex()})
+    assert coord.release(quitter, shard)["state"] == "expired"
+    with pytest.raises(ShardStateError):
+        coord.release(quitter, shard)
+    # The quitter cannot take its slot back; a fresh node can, and the job settles.
+    assert coord.claim(quitter)[0]["shard_id"] is None
+    work[nodes[3]] = _work(coord, nodes[3])
+    del work[quitter]
+    for w, (s, p) in work.items():
+        coord.commit(w, s, {"digest": result_digest(p).hex()})
+    for w, (s, p) in work.items():
+        coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+    assert coord.status(job)["state"] == "settled"
+    np.testing.assert_array_equal(
+        coord.result(job)[1]["C"], a.astype(np.int64) @ b.astype(np.int64)
+    )
+    paid = {x["node_id"]: x["balance"] for x in coord.ledger.show()["accounts"]}
+    assert paid[quitter] == 1_000_000  # handed back: earns nothing
+    coord.close()

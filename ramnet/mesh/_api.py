@@ -36,6 +36,11 @@ def shard_commit(shard_id: str) -> str:
     return f"/v1/shards/{shard_id}/commit"
 
 
+def shard_release(shard_id: str) -> str:
+    """Where a stopping worker hands a shard back."""
+    return f"/v1/shards/{shard_id}/release"
+
+
 def shard_reveal(shard_id: str) -> str:
     """Where a worker posts its partial tiles, once the commit phase has closed."""
     return f"/v1/shards/{shard_id}/reveal"
@@ -99,6 +104,13 @@ def openapi() -> dict[str, Any]:
                 "summary": "Commit to a result's digest",
                 "security": _SIGNED,
                 "requestBody": {"content": _json(obj)},
+                "responses": {**ok, **errors},
+            }
+        },
+        "/v1/shards/{shard_id}/release": {
+            "post": {
+                "summary": "Hand a shard back (it goes to another node)",
+                "security": _SIGNED,
                 "responses": {**ok, **errors},
             }
         },

@@ -343,6 +343,22 @@ class Coordinator:
         self._notify()
         return self.shard_view(node, shard_id)
 
+    def release(self, node: str, shard_id: str) -> dict[str, Any]:
+        """Hand a shard back (a worker stopping): it expires and a fresh copy goes to another node.
+
+        Raises:
+            ShardStateError: Not this node's shard, or already revealed.
+        """
+        number = _shard_number(shard_id)
+        with self.store.transaction():
+            shard = self.store.get_shard(number)
+            if shard.node_id != node or shard.state not in ("assigned", "committed"):
+                raise ShardStateError(f"shard {shard_id} is not this node's to hand back")
+            self.store.set_shard_state(number, "expired", expect=("assigned", "committed"))
+            self.store.add_shards(shard.job_id, [NewShard(shard.slot, shard.blocks, shard.role)])
+        self._notify()
+        return {"shard_id": shard_id, "state": "expired"}
+
     def reveal(
         self,
         node: str,
@@ -627,6 +643,11 @@ def create_app(coordinator: Coordinator) -> Any:
         Route(
             "/v1/shards/{shard_id}/commit",
             handler(lambda n, r, b: coordinator.commit(n, r.path_params["shard_id"], json_body(b))),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/shards/{shard_id}/release",
+            handler(lambda n, r, b: coordinator.release(n, r.path_params["shard_id"])),
             methods=["POST"],
         ),
         Route(

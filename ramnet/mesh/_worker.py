@@ -111,8 +111,9 @@ class Worker:
             self.done += 1
             self.log(f"shard {shard_id}: revealed")
             return True
-        # Asked to stop before the reveal opened: hand the shard back by letting it expire.
-        self.log(f"shard {shard_id}: stopping before the reveal; the shard will be reassigned")
+        # Asked to stop before the reveal opened: hand the shard back to be given to another node.
+        self.client.post_json(_api.shard_release(shard_id), {})
+        self.log(f"shard {shard_id}: handed back")
         return True
 
     def run(self, stop: threading.Event, *, max_shards: int | None = None) -> int:

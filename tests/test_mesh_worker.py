@@ -1,0 +1,67 @@
+"""The worker loop against a scripted coordinator: compute, commit, reveal; hand back on stop."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from ramnet import orchid
+from ramnet.mesh import Worker
+from ramnet.mesh._shard import result_digest
+from ramnet.orchid import BlockProduct
+
+
+class Script:
+    """A fake MeshClient: one shard of two blocks; the reveal opens after ``open_after`` polls."""
+
+    def __init__(self, open_after: int, stop: threading.Event | None = None) -> None:
+        rng = np.random.default_rng(0)
+        self.a = rng.integers(-128, 128, (6, 5), dtype=np.int8)
+        self.b = rng.integers(-128, 128, (5, 4), dtype=np.int8)
+        self.open_after, self.stop = open_after, stop
+        self.calls: list[tuple[str, Any]] = []
+        self.polls = 0
+
+    def post_json(self, path: str, obj: Any, **_: Any) -> dict[str, Any]:
+        self.calls.append((path, obj))
+        if path.endswith("/commit"):
+            return {"state": "committed", "reveal": False}
+        return {"state": "ok", "balance": 0, "bond": 0}
+
+    def get_wire(self, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        meta = {"shard_id": "7", "job_id": "j", "blocks": [[0, 0, 0], [1, 0, 0]]}
+        arrays = {"a/0/0": self.a[:3], "a/1/0": self.a[3:], "b/0/0": self.b}
+        return meta, arrays
+
+    def get_json(self, path: str) -> dict[str, Any]:
+        self.polls += 1
+        if self.stop is not None:
+            self.stop.set()
+        return {"state": "committed", "reveal": self.polls > self.open_after}
+
+    def post_wire(self, path: str, meta: Any, arrays: dict[str, np.ndarray], **_: Any) -> Any:
+        self.calls.append((path, arrays))
+        return {"state": "revealed"}
+
+
+def test_worker_commits_then_reveals_what_it_committed() -> None:
+    script = Script(open_after=2)
+    assert Worker(script).step(threading.Event()) is True
+    commit = next(obj for path, obj in script.calls if path.endswith("/commit"))
+    reveal = next(obj for path, obj in script.calls if path.endswith("/reveal"))
+    partials = {BlockProduct(*map(int, name.split("/")[1:])): x for name, x in reveal.items()}
+    assert commit["digest"] == result_digest(partials).hex()
+    np.testing.assert_array_equal(
+        partials[BlockProduct(1, 0, 0)], orchid.matmul(script.a[3:], script.b)
+    )
+
+
+def test_worker_told_to_stop_hands_its_shard_back() -> None:
+    stop = threading.Event()
+    script = Script(open_after=10**6, stop=stop)
+    assert Worker(script).step(stop) is True
+    paths = [path for path, _ in script.calls]
+    assert paths[-1].endswith("/release")
+    assert not any(path.endswith("/reveal") for path in paths)
