@@ -681,6 +681,10 @@ def coordinator_start(
             "--durable", help="fsync every state change (survives power loss, not only kills)."
         ),
     ] = False,
+    lease: Annotated[
+        float,
+        typer.Option("--lease", min=0.5, help="Seconds a worker has to commit, then to reveal."),
+    ] = 300.0,
 ) -> None:
     """Run the coordinator in the foreground (stops cleanly on SIGTERM)."""
     from ramnet.config import user_data_dir
@@ -692,6 +696,7 @@ def coordinator_start(
         default_credit=default_credit,
         price_per_block=price_per_block,
         durable=durable,
+        lease_s=lease,
     )
     _stderr().print(f"coordinator on http://{host}:{port}, state in {folder}", markup=False)
     serve(config, host=host, port=port)
@@ -711,12 +716,26 @@ def worker_start(
     ] = None,
     threads: Annotated[int | None, typer.Option("--threads", min=1)] = None,
     backend: Annotated[BackendChoice | None, typer.Option("--backend")] = None,
+    misbehave: Annotated[
+        str | None,
+        typer.Option(
+            "--misbehave",
+            help="Testing aid: random, off-by-one, zeros, replay, crash or stall.",
+            metavar="STRATEGY",
+        ),
+    ] = None,
 ) -> None:
     """Serve the coordinator's shards until SIGTERM (the shard in hand is finished first)."""
     import signal
     import threading
 
     from ramnet.mesh import MeshClient, Worker
+    from ramnet.mesh._worker import MISBEHAVIOURS
+
+    if misbehave is not None and misbehave not in MISBEHAVIOURS:
+        raise InvalidInputError(
+            f"--misbehave must be one of {', '.join(MISBEHAVIOURS)}, got {misbehave!r}"
+        )
 
     settings = _settings(
         coordinator=coordinator,
@@ -739,6 +758,7 @@ def worker_start(
         backend=settings.backend,
         threads=settings.threads or 1,
         log=lambda line: err.print(f"worker {key.node_id[:12]}: {line}", markup=False),
+        misbehave=misbehave,
     )
     done = worker.run(stop)
     err.print(f"worker {key.node_id[:12]}: stopped after {done} shards", markup=False)

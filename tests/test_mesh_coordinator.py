@@ -167,3 +167,34 @@ def test_a_handed_back_shard_goes_to_another_node(tmp_path: Path) -> None:
     paid = {x["node_id"]: x["balance"] for x in coord.ledger.show()["accounts"]}
     assert paid[quitter] == 1_000_000  # handed back: earns nothing
     coord.close()
+
+
+@pytest.mark.parametrize("strategy", ["random", "off-by-one", "zeros", "replay"])
+def test_every_cheating_strategy_is_caught(tmp_path: Path, strategy: str) -> None:
+    from ramnet.mesh._worker import _misbehave
+
+    coord = Coordinator(CoordinatorConfig(data_dir=tmp_path))
+    workers = [NodeKey.generate().node_id for _ in range(3)]
+    consumer = NodeKey.generate().node_id
+    for node in (*workers, consumer):
+        coord.register(node, {"bond": 5})
+    previous: list[np.ndarray] = []
+    for seed in (1, 2):  # two jobs in a row: "replay" sends the first job's results
+        a, b = orchid.random_operands(60, 50, 40, "int8", seed=seed)
+        job = coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})["job_id"]
+        work = {w: _work(coord, w) for w in workers}
+        cheater = workers[seed % 3]
+        shard, honest = work[cheater]
+        work[cheater] = (shard, _misbehave(strategy, honest, previous))
+        previous = list(honest.values())
+        for w, (s, p) in work.items():
+            coord.commit(w, s, {"digest": result_digest(p).hex()})
+        for w, (s, p) in work.items():
+            coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+        status = coord.status(job)
+        assert status["state"] == "disputed", (strategy, seed)
+        assert "failed partials" in status["reason"]
+        with pytest.raises(ShardStateError):
+            coord.result(job)
+    assert coord.ledger.show()["totals"]["conserved"]
+    coord.close()

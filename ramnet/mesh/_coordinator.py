@@ -339,7 +339,11 @@ class Coordinator:
         value = body.get("digest")
         if not isinstance(value, str) or len(value) != 64:
             raise InvalidInputError("digest must be 64 hex digits")
-        self.store.record_commit(_shard_number(shard_id), node, value.lower())
+        shard = self.store.record_commit(_shard_number(shard_id), node, value.lower())
+        if self._reveal_open(shard.job_id):
+            # The commit phase has closed: every committed shard must now be revealed within a
+            # lease, or it goes to another node.
+            self.store.open_reveals(shard.job_id, time.time() + self.config.lease_s)
         self._notify()
         return self.shard_view(node, shard_id)
 
@@ -474,9 +478,12 @@ class Coordinator:
             wait: Seconds to hold the request until the job settles or fails (a long poll).
         """
         if wait > 0:
-            self._wait_for(
-                lambda: self.store.get_job(job_id).state in ("settled", "disputed"), wait
-            )
+
+            def done() -> bool:
+                self.store.expire_overdue()  # a stalled or dead worker's shard moves on
+                return self.store.get_job(job_id).state in ("settled", "disputed")
+
+            self._wait_for(done, wait)
         info = self.store.job_status(job_id)
         spec = self.store.get_job(job_id).spec
         info["shape"] = [spec["m"], spec["n"]]

@@ -1136,6 +1136,24 @@ class Store:
             )
             return self._shard(conn, shard_id)
 
+    def open_reveals(self, job_id: str, deadline: float, *, now: float | None = None) -> int:
+        """Give every committed shard of a job without a deadline the reveal ``deadline``.
+
+        Called when the commit phase closes, so the time to reveal starts then, not at commit.
+
+        Returns:
+            How many shards got the deadline.
+        """
+        check_job_id(job_id)
+        limit = _check_time("deadline", deadline)
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE shards SET deadline = ?, updated_at = ? WHERE job_id = ?"
+                " AND state = 'committed' AND deadline IS NULL",
+                (limit, _now(now), job_id),
+            )
+            return int(cur.rowcount)
+
     def set_shard_state(
         self,
         shard_id: int,

@@ -5,6 +5,7 @@ A library object: it prints nothing; ``log`` receives one line per event.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,36 @@ def _tiles(arrays: dict[str, np.ndarray], prefix: str) -> dict[tuple[int, int], 
     return out
 
 
+MISBEHAVIOURS = ("random", "off-by-one", "zeros", "replay", "crash", "stall")
+
+
+def _misbehave(
+    strategy: str, partials: dict[BlockProduct, np.ndarray], previous: list[np.ndarray]
+) -> dict[BlockProduct, np.ndarray]:
+    # Testing aid: turn honest partials into the chosen kind of wrong ones.
+    rng = np.random.default_rng()
+    out = {}
+    for t, (block, x) in enumerate(sorted(partials.items(), key=lambda kv: (kv[0].i, kv[0].j))):
+        if strategy == "random":
+            info = np.iinfo(x.dtype) if x.dtype.kind == "i" else None
+            y = (
+                rng.integers(info.min // 2, info.max // 2, x.shape, dtype=x.dtype)
+                if info is not None
+                else rng.standard_normal(x.shape).astype(x.dtype)
+            )
+        elif strategy == "zeros":
+            y = np.zeros_like(x)
+        elif strategy == "off-by-one":
+            y = x.copy()
+            if t == 0 and y.size:
+                y.flat[rng.integers(y.size)] += 1
+        else:  # replay: an earlier result of the same shape, for another block or job
+            same = [p for p in previous if p.shape == x.shape and p.dtype == x.dtype]
+            y = same[t % len(same)].copy() if same else np.zeros_like(x)
+        out[block] = y
+    return out
+
+
 class Worker:
     """One provider node.
 
@@ -42,6 +73,9 @@ class Worker:
         threads: Block products computed at once.
         poll: Seconds between polls when there is no work.
         log: Receives one line per event.
+        misbehave: A testing aid (``ramnet worker start --misbehave``): ``random``, ``off-by-one``
+            (one entry of one block +1), ``zeros`` (skips the work), ``replay`` (results computed
+            earlier for other blocks), ``crash`` (exits mid-shard), ``stall`` (never answers).
     """
 
     def __init__(
@@ -55,7 +89,16 @@ class Worker:
         threads: int = 1,
         poll: float = 0.2,
         log: Log | None = None,
+        misbehave: str | None = None,
     ) -> None:
+        if misbehave is not None and misbehave not in MISBEHAVIOURS:
+            from ramnet._errors import InvalidInputError
+
+            raise InvalidInputError(
+                f"--misbehave must be one of {', '.join(MISBEHAVIOURS)}, got {misbehave!r}"
+            )
+        self.misbehave = misbehave
+        self._previous: list[np.ndarray] = []
         self.client = client
         self.bond = bond
         self.validator = validator
@@ -87,6 +130,13 @@ class Worker:
             return False
         blocks = [BlockProduct(*map(int, b)) for b in meta["blocks"]]
         self.log(f"shard {shard_id}: {len(blocks)} block products of job {meta['job_id']}")
+        if self.misbehave == "crash":
+            self.log(f"shard {shard_id}: crashing (--misbehave crash)")
+            os._exit(3)
+        if self.misbehave == "stall":
+            self.log(f"shard {shard_id}: stalling (--misbehave stall)")
+            stop.wait()
+            return True
         partials = compute_shard(
             blocks,
             _tiles(arrays, "a"),
@@ -94,6 +144,10 @@ class Worker:
             backend=self.backend,
             threads=self.threads,
         )
+        if self.misbehave is not None:
+            honest = list(partials.values())
+            partials = _misbehave(self.misbehave, partials, self._previous)
+            self._previous = honest
         digest = result_digest(partials).hex()
         reply = self.client.post_json(_api.shard_commit(shard_id), {"digest": digest})
         # Commit-reveal: the partials leave only once every copy of the job's audit blocks has
