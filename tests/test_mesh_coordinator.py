@@ -198,3 +198,112 @@ def test_every_cheating_strategy_is_caught(tmp_path: Path, strategy: str) -> Non
             coord.result(job)
     assert coord.ledger.show()["totals"]["conserved"]
     coord.close()
+
+
+def _validate(coord: Coordinator, validator: str, lie: bool = False) -> dict[str, object]:
+    from ramnet.mesh._disputes import fraud_entry
+
+    meta, arrays = coord.validation(validator)
+    assert meta["dispute_id"] is not None
+    frauds = []
+    for claim in meta["claims"]:  # type: ignore[attr-defined]
+        i, j, k = claim["block"]
+        correct = arrays[f"a/{i}/{k}"].astype(np.int64) @ arrays[f"b/{k}/{j}"].astype(np.int64)
+        entry = fraud_entry(claim["node"], BlockProduct(i, j, k), arrays[claim["name"]], correct)
+        if entry is not None:
+            frauds.append(entry)
+    if lie:
+        guilty = {f["node"] for f in frauds}
+        honest = [c for c in meta["claims"] if c["node"] not in guilty]  # type: ignore[attr-defined]
+        # Clear the cheater, and accuse an honest node where there is one.
+        frauds = [{"node": c["node"], "block": c["block"], "row": 0, "col": 0} for c in honest[:1]]
+    return coord.verdict(validator, int(meta["dispute_id"]), {"frauds": frauds})  # type: ignore[arg-type]
+
+
+def test_dispute_slashes_the_cheater_and_the_job_settles(tmp_path: Path) -> None:
+    from ramnet.mesh._worker import _misbehave
+
+    coord = Coordinator(CoordinatorConfig(data_dir=tmp_path, validator_fee=7))
+    workers = [NodeKey.generate().node_id for _ in range(3)]
+    liar, validator = NodeKey.generate().node_id, NodeKey.generate().node_id
+    consumer = NodeKey.generate().node_id
+    for node in workers:
+        coord.register(node, {"bond": 40})
+    for node in (liar, validator):
+        coord.register(node, {"bond": 40, "validator": True})
+    coord.register(consumer, {"bond": 0})
+    a, b = orchid.random_operands(60, 50, 40, "int8", seed=8)
+    job = coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})["job_id"]
+    work = {w: _work(coord, w) for w in workers}
+    cheater = workers[1]
+    shard, honest = work[cheater]
+    work[cheater] = (shard, _misbehave("off-by-one", honest, []))
+    for w, (s, p) in work.items():
+        coord.commit(w, s, {"digest": result_digest(p).hex()})
+    for w, (s, p) in work.items():
+        coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+    assert coord.status(job)["state"] == "disputed"
+    # Whoever was drawn first: if it is the liar, it is caught and the dispute is re-drawn.
+    drawn = coord.store.list_disputes(job)[0].validator
+    assert drawn in (liar, validator)  # never a party
+    if drawn == liar:
+        assert _validate(coord, liar, lie=True)["outcome"] == "validator lied"
+    assert _validate(coord, validator)["outcome"] == "upheld"
+    assert coord.store.get_node(cheater).banned
+    # The cheater's slot is recomputed by an honest worker; the job settles with the right C.
+    from ramnet.mesh._store import NodeBannedError
+
+    with pytest.raises(NodeBannedError):
+        coord.claim(cheater)
+    redo = next(w for w in workers if w != cheater)
+    s, p = _work(coord, redo)
+    coord.commit(redo, s, {"digest": result_digest(p).hex()})
+    coord.reveal(redo, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+    assert coord.status(job)["state"] == "settled"
+    np.testing.assert_array_equal(
+        coord.result(job)[1]["C"], a.astype(np.int64) @ b.astype(np.int64)
+    )
+    ledger = coord.ledger.show()
+    accounts = {x["node_id"]: x for x in ledger["accounts"]}
+    assert ledger["totals"]["conserved"]
+    assert accounts[cheater]["slashed"] == 40 and accounts[cheater]["bond"] == 0
+    assert accounts[cheater]["balance"] == 1_000_000 - 40  # earned nothing
+    assert accounts[validator]["balance"] >= 1_000_000 - 40 + 7 + 20  # fee and half the bond
+    assert all(accounts[w]["slashed"] == 0 for w in workers if w != cheater)
+    assert accounts[validator]["slashed"] == 0
+    if drawn == liar:
+        assert accounts[liar]["slashed"] == 40
+    coord.close()
+
+
+def test_a_lying_validator_is_slashed_and_replaced(tmp_path: Path) -> None:
+    from ramnet.mesh._worker import _misbehave
+
+    coord = Coordinator(CoordinatorConfig(data_dir=tmp_path))
+    workers = [NodeKey.generate().node_id for _ in range(3)]
+    liar, honest, consumer = (NodeKey.generate().node_id for _ in range(3))
+    for node in workers:
+        coord.register(node, {"bond": 30})
+    coord.register(liar, {"bond": 30, "validator": True})  # the only validator, at first
+    coord.register(consumer, {"bond": 0})
+    a, b = orchid.random_operands(40, 30, 20, "int16", seed=5)
+    job = coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})["job_id"]
+    work = {w: _work(coord, w) for w in workers}
+    shard, good = work[workers[0]]
+    work[workers[0]] = (shard, _misbehave("zeros", good, []))
+    for w, (s, p) in work.items():
+        coord.commit(w, s, {"digest": result_digest(p).hex()})
+    for w, (s, p) in work.items():
+        coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+    assert coord.store.list_disputes(job)[0].validator == liar
+    assert _validate(coord, liar, lie=True)["outcome"] == "validator lied"
+    assert coord.store.get_node(liar).banned
+    # Nobody else is eligible yet: the new round waits, then draws the honest validator.
+    assert coord.status(job)["reason"].endswith("none eligible yet")
+    coord.register(honest, {"bond": 30, "validator": True})
+    assert _validate(coord, honest)["outcome"] == "upheld"
+    accounts = {x["node_id"]: x for x in coord.ledger.show()["accounts"]}
+    assert accounts[liar]["slashed"] == 30 and accounts[workers[0]]["slashed"] == 30
+    assert accounts[honest]["slashed"] == 0
+    assert coord.ledger.show()["totals"]["conserved"]
+    coord.close()

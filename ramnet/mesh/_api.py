@@ -14,6 +14,12 @@ NODES = "/v1/nodes"
 JOBS = "/v1/jobs"
 WORK = "/v1/work"
 LEDGER = "/v1/ledger"
+VALIDATIONS = "/v1/validations"
+
+
+def verdict(dispute_id: int) -> str:
+    """Where a validator posts its verdict."""
+    return f"{VALIDATIONS}/{dispute_id}/verdict"
 
 
 def job(job_id: str) -> str:

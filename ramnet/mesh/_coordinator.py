@@ -27,6 +27,7 @@ from ramnet.mesh import _api
 from ramnet.mesh._auth import AuthError, asgi_target, verify_request
 from ramnet.mesh._blobs import BlobStore
 from ramnet.mesh._consumer import check_nodes
+from ramnet.mesh._disputes import check_fraud, draw_validator
 from ramnet.mesh._ledger import InsufficientFundsError, Ledger, LedgerConflictError
 from ramnet.mesh._plan import grid_for, plan_shards
 from ramnet.mesh._settle import settle
@@ -62,6 +63,10 @@ class CoordinatorConfig:
         durable: fsync every state change and blob (survives power loss). Off, state still
             survives the process being killed at any point (SQLite WAL with synchronous=NORMAL,
             blobs renamed into place), at a fraction of the cost.
+        validator_fee: Escrowed with every job; paid to the validator of an upheld dispute,
+            refunded otherwise.
+        bounty: The share of a slashed bond that goes to the validator who proved the fraud
+            (the rest is burned, so challenging oneself never pays).
     """
 
     data_dir: Path
@@ -71,6 +76,8 @@ class CoordinatorConfig:
     lease_s: float = 300.0
     max_skew: float = 300.0
     durable: bool = False
+    validator_fee: int = 10
+    bounty: float = 0.5
 
 
 class Coordinator:
@@ -189,7 +196,7 @@ class Coordinator:
             for j in range(q)
         }
         computed = sum(plan.load.values())
-        price = computed * self.config.price_per_block
+        price = computed * self.config.price_per_block + self.config.validator_fee
         spec = {
             "m": m,
             "k": k,
@@ -423,33 +430,164 @@ class Coordinator:
             dtype = np.dtype(spec["out_dtype"])
             outcome = settle(plan, grid, dtype, reveals, tiles_a, tiles_b)
             if not outcome.ok or outcome.c is None:
-                self.store.set_job_state(job_id, "disputed")
-                self._notify()
-                self._write_result(
-                    job_id,
-                    {
-                        "failed": [[n, [b.i, b.j, b.k]] for n, b in outcome.failed],
-                        "disagreements": [
-                            [[b.i, b.j, b.k], list(ns)] for b, ns in outcome.disagreements
-                        ],
-                    },
-                )
+                self._open_dispute(job_id, outcome, nodes_of)
                 return self.status(job_id)
             # C is not stored: it is the sum of the stored primary partials, re-assembled on
             # demand after a restart; the last few stay in memory.
             self._remember(job_id, outcome.c)
             self._write_result(job_id, {"settled": True})
+            earnings: dict[str, int] = {}
+            for slot, count in outcome.computed.items():  # a node may have served two slots
+                earnings[nodes_of[slot]] = earnings.get(nodes_of[slot], 0) + count
             with self.store.transaction():
-                for slot, count in outcome.computed.items():
+                for worker, count in earnings.items():
                     if count:
-                        amount = count * self.config.price_per_block
-                        self.ledger.pay(job_id, nodes_of[slot], amount)
+                        self.ledger.pay(job_id, worker, count * self.config.price_per_block)
                 self.ledger.refund(job_id, job.consumer)
                 self.store.set_job_state(job_id, "settled")
             self._tiles.pop(job_id, None)
             self._partials.pop(job_id, None)
             self._notify()
             return self.status(job_id)
+
+    # ---- disputes ----------------------------------------------------------------------------
+
+    def _parties(self, job_id: str) -> set[str]:
+        return {str(s.node_id) for s in self.store.list_shards(job_id=job_id) if s.node_id}
+
+    def _draw(self, job_id: str, round_: int) -> str | None:
+        parties = self._parties(job_id)
+        eligible = [
+            n.node_id
+            for n in self.store.list_nodes(validators_only=True, include_banned=False)
+            if n.node_id not in parties
+        ]
+        commits = [
+            str(s.commit_hash)
+            for s in self.store.list_shards(job_id=job_id, state="revealed")
+            if s.commit_hash
+        ]
+        return draw_validator(job_id, commits, round_, eligible)
+
+    def _open_dispute(self, job_id: str, outcome: Any, nodes_of: Mapping[int, str]) -> None:
+        failed = [
+            [nodes_of[slot], [b.i, b.j, b.k]] for slot, b in outcome.failed if slot in nodes_of
+        ]
+        contested = sorted(
+            {(b.i, b.j, b.k) for _, b in outcome.failed}
+            | {(b.i, b.j, b.k) for b, _ in outcome.disagreements}
+        )
+        round_ = len(self.store.list_disputes(job_id))
+        claims = {
+            "round": round_,
+            "failed": failed,
+            "blocks": [list(b) for b in contested],
+            "slots": {str(slot): node for slot, node in nodes_of.items()},
+        }
+        with self.store.transaction():
+            self.store.open_dispute(job_id, claims, validator=self._draw(job_id, round_))
+            self.store.set_job_state(job_id, "disputed")
+        self._notify()
+
+    def validation(
+        self, node: str, wait: float = 0.0
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The next dispute this validator was drawn for: contested tiles and claims only."""
+
+        def mine() -> Any:
+            for dispute in self.store.list_disputes(state="open"):
+                if dispute.validator is None:  # nobody was eligible then: draw again
+                    drawn = self._draw(dispute.job_id, dispute.claims["round"])
+                    if drawn is not None:
+                        dispute = self.store.set_dispute_validator(dispute.dispute_id, drawn)
+                if dispute.validator == node:
+                    return dispute
+            return None
+
+        dispute = self._wait_for(mine, wait)
+        if dispute is None:
+            return {"dispute_id": None}, {}
+        spec = self.store.get_job(dispute.job_id).spec
+        tiles_a, tiles_b = self._job_tiles(dispute.job_id, spec)
+        reveals, nodes_of = self._revealed(dispute.job_id)
+        arrays: dict[str, np.ndarray] = {}
+        claims = []
+        for i, j, k in dispute.claims["blocks"]:
+            block = BlockProduct(i, j, k)
+            arrays[f"a/{i}/{k}"] = tiles_a[(i, k)]
+            arrays[f"b/{k}/{j}"] = tiles_b[(k, j)]
+            for slot, partials in reveals.items():
+                if block in partials:
+                    name = f"c/{nodes_of[slot]}/{i}/{j}/{k}"
+                    arrays[name] = partials[block]
+                    claims.append({"node": nodes_of[slot], "block": [i, j, k], "name": name})
+        meta = {
+            "dispute_id": dispute.dispute_id,
+            "job_id": dispute.job_id,
+            "blocks": dispute.claims["blocks"],
+            "claims": claims,
+        }
+        return meta, arrays
+
+    def verdict(self, node: str, dispute_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Check a validator's verdict; slash and requeue the proven cheaters, or the validator.
+
+        Raises:
+            ShardStateError: Not this validator's open dispute; InvalidInputError: a malformed
+                verdict.
+        """
+        frauds = body.get("frauds")
+        if not isinstance(frauds, list) or not all(isinstance(f, dict) for f in frauds):
+            raise InvalidInputError("a verdict is {'frauds': [fraud proof, ...]}")
+        dispute = self.store.get_dispute(dispute_id)
+        if dispute.validator != node or dispute.state != "open":
+            raise ShardStateError(f"dispute {dispute_id} is not this validator's to settle")
+        job_id = dispute.job_id
+        spec = self.store.get_job(job_id).spec
+        tiles_a, tiles_b = self._job_tiles(job_id, spec)
+        reveals, nodes_of = self._revealed(job_id)
+        claims = {
+            (nodes_of[slot], block): x for slot, p in reveals.items() for block, x in p.items()
+        }
+        proven = all(check_fraud(f, claims, tiles_a, tiles_b) for f in frauds)
+        accused = {str(f.get("node")) for f in frauds}
+        failed = {str(n) for n, _ in dispute.claims["failed"]}
+        verdict_blob = self.blobs.put(json.dumps({"validator": node, "frauds": frauds}).encode())
+        if not proven or accused != failed:
+            # A lie (or a miss): the validator pays, and the dispute goes to another one.
+            with self.store.transaction():
+                self.ledger.slash(node, None, 0, job_id, ref=f"slash:{job_id}:{node}:validator")
+                self.store.set_banned(node, True)
+                self.store.resolve_dispute(
+                    dispute_id, {"outcome": "validator lied"}, verdict_digest=verdict_blob
+                )
+                round_ = dispute.claims["round"] + 1
+                claims_next = {**dispute.claims, "round": round_}
+                self.store.open_dispute(job_id, claims_next, validator=self._draw(job_id, round_))
+            self._notify()
+            return {"dispute_id": dispute_id, "outcome": "validator lied"}
+        slots_of = {v: int(k) for k, v in dispute.claims["slots"].items()}
+        with self.store.transaction():
+            for cheater in sorted(accused):
+                self.ledger.slash(cheater, node, self.config.bounty, job_id)
+                self.store.set_banned(cheater, True)
+                for shard in self.store.list_shards(job_id=job_id, node_id=cheater):
+                    if shard.state == "revealed":
+                        self.store.set_shard_state(shard.shard_id, "rejected")
+                        self.store.add_shards(
+                            job_id, [NewShard(shard.slot, shard.blocks, shard.role)]
+                        )
+                self._partials.get(job_id, {}).pop(slots_of.get(cheater, -1), None)
+            if self.config.validator_fee:
+                self.ledger.pay(job_id, node, self.config.validator_fee, reason="validation")
+            self.store.resolve_dispute(
+                dispute_id,
+                {"outcome": "upheld", "slashed": sorted(accused)},
+                verdict_digest=verdict_blob,
+            )
+            self.store.set_job_state(job_id, "dispatched")
+        self._notify()
+        return {"dispute_id": dispute_id, "outcome": "upheld", "slashed": sorted(accused)}
 
     def _remember(self, job_id: str, c: np.ndarray) -> None:
         self._results[job_id] = c
@@ -491,10 +629,22 @@ class Coordinator:
         info["dtype"] = spec["dtype"]
         info["nodes"] = spec["nodes"]
         info["price"] = spec["price"]
-        result = self._read_result(job_id)
-        if "failed" in result:
-            info["reason"] = f"{len(result['failed'])} failed partials, "
-            info["reason"] += f"{len(result['disagreements'])} diverging audit blocks"
+        disputes = self.store.list_disputes(job_id)
+        info["disputes"] = [
+            {
+                "dispute_id": d.dispute_id,
+                "state": d.state,
+                "validator": d.validator,
+                "failed": d.claims.get("failed", []),
+                "outcome": d.outcome,
+            }
+            for d in disputes
+        ]
+        open_ = [d for d in disputes if d.state == "open"]
+        if info["state"] == "disputed" and open_:
+            d = open_[-1]
+            who = d.validator[:16] if d.validator else "none eligible yet"
+            info["reason"] = f"{len(d.claims.get('failed', []))} failed partials; validator {who}"
         return info
 
     def result(self, job_id: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -641,6 +791,17 @@ def create_app(coordinator: Coordinator) -> Any:
             handler(lambda n, r, b: wire(*coordinator.result(r.path_params["job_id"]))),
         ),
         Route(_api.WORK, handler(lambda n, r, b: wire(*coordinator.claim(n, wait_of(r))))),
+        Route(
+            _api.VALIDATIONS,
+            handler(lambda n, r, b: wire(*coordinator.validation(n, wait_of(r)))),
+        ),
+        Route(
+            "/v1/validations/{dispute_id:int}/verdict",
+            handler(
+                lambda n, r, b: coordinator.verdict(n, r.path_params["dispute_id"], json_body(b))
+            ),
+            methods=["POST"],
+        ),
         Route(
             "/v1/shards/{shard_id}",
             handler(

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ramnet.mesh import _api
+from ramnet.mesh._disputes import fraud_entry
 from ramnet.mesh._shard import compute_shard, result_digest
 from ramnet.orchid import BlockProduct
 
@@ -31,7 +32,7 @@ def _tiles(arrays: dict[str, np.ndarray], prefix: str) -> dict[tuple[int, int], 
     return out
 
 
-MISBEHAVIOURS = ("random", "off-by-one", "zeros", "replay", "crash", "stall")
+MISBEHAVIOURS = ("random", "off-by-one", "zeros", "replay", "crash", "stall", "lie")
 
 
 def _misbehave(
@@ -75,7 +76,8 @@ class Worker:
         log: Receives one line per event.
         misbehave: A testing aid (``ramnet worker start --misbehave``): ``random``, ``off-by-one``
             (one entry of one block +1), ``zeros`` (skips the work), ``replay`` (results computed
-            earlier for other blocks), ``crash`` (exits mid-shard), ``stall`` (never answers).
+            earlier for other blocks), ``crash`` (exits mid-shard), ``stall`` (never answers);
+            for validators, ``lie`` (accuses an honest node and clears the cheater).
     """
 
     def __init__(
@@ -122,8 +124,43 @@ class Worker:
         self.log(f"registered: balance {reply.get('balance')}, bond {reply.get('bond')}")
         return reply
 
+    def validate(self) -> bool:
+        """Settle one dispute this validator was drawn for. Returns False when there was none."""
+        meta, arrays = self.client.get_wire(f"{_api.VALIDATIONS}?wait=0")
+        dispute_id = meta.get("dispute_id")
+        if dispute_id is None:
+            return False
+        tiles_a, tiles_b = _tiles(arrays, "a"), _tiles(arrays, "b")
+        correct: dict[tuple[int, int, int], np.ndarray] = {}
+        for i, j, k in meta["blocks"]:
+            block = BlockProduct(i, j, k)
+            correct[(i, j, k)] = compute_shard([block], tiles_a, tiles_b, backend=self.backend)[
+                block
+            ]
+        frauds = []
+        for claim in meta["claims"]:
+            i, j, k = claim["block"]
+            entry = fraud_entry(
+                claim["node"], BlockProduct(i, j, k), arrays[claim["name"]], correct[(i, j, k)]
+            )
+            if entry is not None:
+                frauds.append(entry)
+        if self.misbehave == "lie":  # testing aid: clear the cheaters, accuse an honest node
+            guilty = {f["node"] for f in frauds}
+            honest = [c for c in meta["claims"] if c["node"] not in guilty]
+            frauds = [
+                {"node": c["node"], "block": c["block"], "row": 0, "col": 0, "claimed": 0}
+                for c in honest[:1]
+            ]
+        reply = self.client.post_json(_api.verdict(int(dispute_id)), {"frauds": frauds})
+        self.log(f"dispute {dispute_id}: {reply.get('outcome')}")
+        return True
+
     def step(self, stop: threading.Event) -> bool:
-        """Claim and finish one shard. Returns False when there was no work."""
+        """Settle a dispute (validators), or claim and finish one shard. Returns False when
+        there was nothing to do."""
+        if self.validator and self.validate():
+            return True
         meta, arrays = self.client.get_wire(f"{_api.WORK}?wait={LONG_POLL:g}")
         shard_id = meta.get("shard_id")
         if not shard_id:
