@@ -90,7 +90,8 @@ def wait(
             on_status(info)
         if info.get("state") == "settled":
             return info
-        if info.get("state") in ("disputed", "failed", "cancelled"):
+        # A disputed job is being settled by a validator: keep waiting.
+        if info.get("state") in ("failed", "cancelled"):
             raise MeshJobFailed(f"job {job_id} {info['state']}: {info.get('reason', '')}")
         if timeout is not None and time.monotonic() - start > timeout:
             raise TimeoutError(f"job {job_id} did not settle within {timeout:.0f} s")
