@@ -307,3 +307,18 @@ def test_a_lying_validator_is_slashed_and_replaced(tmp_path: Path) -> None:
     assert accounts[honest]["slashed"] == 0
     assert coord.ledger.show()["totals"]["conserved"]
     coord.close()
+
+
+def test_a_retried_submission_is_the_same_job(tmp_path: Path) -> None:
+    coord = Coordinator(CoordinatorConfig(data_dir=tmp_path))
+    consumer = NodeKey.generate().node_id
+    coord.register(consumer, {"bond": 0})
+    a, b = orchid.random_operands(20, 10, 15, "int8", seed=1)
+    first = coord.submit(consumer, {"nodes": 3, "request_id": "same"}, {"A": a, "B": b})
+    again = coord.submit(consumer, {"nodes": 3, "request_id": "same"}, {"A": a, "B": b})
+    assert first == again
+    assert coord.ledger.show()["totals"]["escrow"] == first["price"]  # escrowed once
+    other = NodeKey.generate().node_id
+    coord.register(other, {"bond": 0})
+    assert coord.submit(other, {"nodes": 3, "request_id": "same"}, {"A": a, "B": b}) != first
+    coord.close()

@@ -88,10 +88,12 @@ def test_cheater_is_slashed_and_jobs_settle(tmp_path: Path) -> None:
         assert all(accounts[h]["slashed"] == 0 for h in honest)
         assert accounts[val]["slashed"] == 0
     finally:
-        for proc in procs.values():
+        # Workers first, while the coordinator still answers their long polls.
+        ordered = [p for name, p in procs.items() if name != "coord"] + [procs["coord"]]
+        for proc in ordered:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
+        for proc in ordered:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:

@@ -80,10 +80,12 @@ def test_a_faulty_worker_loses_its_shard(tmp_path: Path, strategy: str) -> None:
         if strategy == "crash":
             assert procs["bad"].wait(timeout=10) == 3
     finally:
-        for proc in procs.values():
+        # Workers first, while the coordinator still answers their long polls.
+        ordered = [p for name, p in procs.items() if name != "coord"] + [procs["coord"]]
+        for proc in ordered:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
+        for proc in ordered:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:

@@ -182,6 +182,14 @@ class Coordinator:
         grid = orchid.make_grid(m, k, n, grid_for(m, k, n, nodes))
         request = str(meta.get("request_id") or secrets.token_hex(16))
         job_id = digest(b"RNJOB1\x00", consumer.encode(), request.encode()).hex()[:32]
+        try:  # a retried upload (its first answer was lost): the job already exists
+            existing = self.store.get_job(job_id)
+        except NotFoundError:
+            existing = None
+        if existing is not None:
+            if existing.consumer != consumer:
+                raise StoreConflictError(f"job {job_id} belongs to another consumer")
+            return self._submitted(job_id, existing.spec)
         salt = secrets.token_bytes(16)
         plan = plan_shards(job_id.encode(), grid.shape, nodes, audit_salt=salt)
         p, q, r = grid.shape
@@ -220,9 +228,7 @@ class Coordinator:
             {(kk, j): b[grid.inner(kk), grid.cols(j)] for kk in range(r) for j in range(q)},
         )
         with self.store.transaction():
-            job = self.store.create_job(job_id, consumer, spec, shards, state="sharded")
-            if job.spec.get("request_id") == request and job.spec != spec:
-                return self._submitted(job_id, job.spec)  # a retried request
+            self.store.create_job(job_id, consumer, spec, shards, state="sharded")
             self.ledger.escrow(consumer, job_id, price)
         self._notify()
         return self._submitted(job_id, spec)
@@ -304,9 +310,15 @@ class Coordinator:
         return meta, arrays
 
     def _reveal_open(self, job_id: str) -> bool:
-        # The commit phase closes once no live shard of the job still awaits its commit.
+        # The commit phase closes once no live shard of the job still awaits its commit; from
+        # then on every committed shard must be revealed within a lease. Setting the deadlines
+        # here (idempotent) rather than only at the closing commit keeps a crash between the
+        # two from leaving shards without one.
         live = self.store.list_shards(job_id=job_id, state=("pending", "assigned"))
-        return not live
+        if live:
+            return False
+        self.store.open_reveals(job_id, time.time() + self.config.lease_s)
+        return True
 
     def shard_view(self, node: str, shard_id: str, wait: float = 0.0) -> dict[str, Any]:
         """The shard's state and whether its reveal is open.
@@ -347,10 +359,7 @@ class Coordinator:
         if not isinstance(value, str) or len(value) != 64:
             raise InvalidInputError("digest must be 64 hex digits")
         shard = self.store.record_commit(_shard_number(shard_id), node, value.lower())
-        if self._reveal_open(shard.job_id):
-            # The commit phase has closed: every committed shard must now be revealed within a
-            # lease, or it goes to another node.
-            self.store.open_reveals(shard.job_id, time.time() + self.config.lease_s)
+        self._reveal_open(shard.job_id)  # sets the reveal deadlines if this closed the phase
         self._notify()
         return self.shard_view(node, shard_id)
 
@@ -410,12 +419,19 @@ class Coordinator:
         self.store.record_reveal(number, node, blob)
         self._partials.setdefault(shard.job_id, {})[shard.slot] = partials
         self._notify()
-        remaining = self.store.list_shards(
-            job_id=shard.job_id, state=("pending", "assigned", "committed")
-        )
-        if not remaining:
-            self.settle(shard.job_id)
+        self._maybe_settle(shard.job_id)
         return {"shard_id": shard_id, "state": "revealed"}
+
+    def _maybe_settle(self, job_id: str) -> None:
+        # Settle once every live shard is revealed: from the last reveal, or, if the process died
+        # between that reveal and its settlement, from the next status poll after a restart.
+        if self.store.get_job(job_id).state in ("settled", "disputed"):
+            return
+        remaining = self.store.list_shards(
+            job_id=job_id, state=("pending", "assigned", "committed")
+        )
+        if not remaining and self.store.list_shards(job_id=job_id, state="revealed"):
+            self.settle(job_id)
 
     def settle(self, job_id: str) -> dict[str, Any]:
         """Check every revealed shard of a job, pay, and publish C (idempotent)."""
@@ -618,7 +634,9 @@ class Coordinator:
         if wait > 0:
 
             def done() -> bool:
+                self._reveal_open(job_id)
                 self.store.expire_overdue()  # a stalled or dead worker's shard moves on
+                self._maybe_settle(job_id)
                 return self.store.get_job(job_id).state in ("settled", "disputed")
 
             self._wait_for(done, wait)

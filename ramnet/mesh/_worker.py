@@ -186,7 +186,11 @@ class Worker:
             partials = _misbehave(self.misbehave, partials, self._previous)
             self._previous = honest
         digest = result_digest(partials).hex()
-        reply = self.client.post_json(_api.shard_commit(shard_id), {"digest": digest})
+        # Committing the same digest twice is a no-op, so a commit cut off by a coordinator
+        # restart is simply sent again.
+        reply = self.client.post_json(
+            _api.shard_commit(shard_id), {"digest": digest}, idempotent=True
+        )
         # Commit-reveal: the partials leave only once every copy of the job's audit blocks has
         # been committed, so no worker can copy another's result.
         while not reply.get("reveal"):
@@ -198,7 +202,7 @@ class Worker:
             reply = self.client.get_json(f"{_api.shard(shard_id)}?wait={LONG_POLL:g}")
         else:
             payload = {f"p/{b.i}/{b.j}/{b.k}": partials[b] for b in blocks}
-            self.client.post_wire(_api.shard_reveal(shard_id), {"shard_id": shard_id}, payload)
+            self._reveal(shard_id, payload)
             self.done += 1
             self.log(f"shard {shard_id}: revealed")
             return True
@@ -206,6 +210,22 @@ class Worker:
         self.client.post_json(_api.shard_release(shard_id), {})
         self.log(f"shard {shard_id}: handed back")
         return True
+
+    def _reveal(self, shard_id: str, payload: dict[str, np.ndarray]) -> None:
+        # A reveal cut off by a coordinator restart is sent again; if the first one had landed,
+        # the second is refused as not awaited, which means it is done.
+        from ramnet.mesh._client import MeshRequestError
+
+        try:
+            self.client.post_wire(
+                _api.shard_reveal(shard_id), {"shard_id": shard_id}, payload, idempotent=True
+            )
+        except MeshRequestError as exc:
+            if getattr(exc, "status", None) != 409:
+                raise
+            state = self.client.get_json(_api.shard(shard_id)).get("state")
+            if state != "revealed":
+                raise
 
     def run(self, stop: threading.Event, *, max_shards: int | None = None) -> int:
         """Work until ``stop`` is set (or ``max_shards`` are done). Returns shards revealed."""
