@@ -111,11 +111,14 @@ class Coordinator:
         """Call ``ready()`` until it returns something truthy or ``wait`` seconds pass."""
         deadline = time.monotonic() + max(0.0, min(wait, MAX_WAIT))
         while True:
+            # ready() runs outside the condition's lock: it may change state and notify (settle),
+            # and holding the lock then would deadlock against a thread that settles and
+            # notifies. A notification missed in between costs at most the 0.25 s timeout.
+            value = ready()
+            left = deadline - time.monotonic()
+            if value or left <= 0:
+                return value
             with self._changed:
-                value = ready()
-                left = deadline - time.monotonic()
-                if value or left <= 0:
-                    return value
                 self._changed.wait(min(left, 0.25))
 
     def close(self) -> None:
