@@ -10,7 +10,6 @@ folder resumes where the last committed step left off, and payments carry idempo
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import threading
 import time
@@ -53,7 +52,7 @@ class CoordinatorConfig:
     """Settings of one coordinator.
 
     Attributes:
-        data_dir: Where state.sqlite, blobs/ and results/ live.
+        data_dir: Where state.sqlite and blobs/ live.
         default_credit: Units granted to every new account (so a local mesh works at once).
         price_per_block: What a consumer pays per block product computed (audit copies included),
             and what a worker earns per block product it computed and that passed its checks.
@@ -87,7 +86,6 @@ class Coordinator:
         self.config = config
         root = Path(config.data_dir)
         root.mkdir(parents=True, exist_ok=True)
-        (root / "results").mkdir(exist_ok=True)
         self.store = Store(
             root / "state.sqlite", synchronous="FULL" if config.durable else "NORMAL"
         )
@@ -454,7 +452,6 @@ class Coordinator:
             # C is not stored: it is the sum of the stored primary partials, re-assembled on
             # demand after a restart; the last few stay in memory.
             self._remember(job_id, outcome.c)
-            self._write_result(job_id, {"settled": True})
             earnings: dict[str, int] = {}
             for slot, count in outcome.computed.items():  # a node may have served two slots
                 earnings[nodes_of[slot]] = earnings.get(nodes_of[slot], 0) + count
@@ -612,20 +609,6 @@ class Coordinator:
         self._results[job_id] = c
         while len(self._results) > 4:
             self._results.pop(next(iter(self._results)))
-
-    def _write_result(self, job_id: str, info: Mapping[str, Any]) -> None:
-        path = self._root / "results" / f"{job_id}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, path)
-
-    def _read_result(self, job_id: str) -> dict[str, Any]:
-        path = self._root / "results" / f"{job_id}.json"
-        try:
-            info: dict[str, Any] = json.loads(path.read_text())
-        except FileNotFoundError:
-            return {}
-        return info
 
     def status(self, job_id: str, wait: float = 0.0) -> dict[str, Any]:
         """The job's state, its shards' states, and what settlement found.
