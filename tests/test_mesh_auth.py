@@ -42,6 +42,7 @@ from ramnet.mesh._client import (
 )
 from ramnet.mesh._wire import WIRE_CONTENT_TYPE, pack, unpack
 from ramnet.valkyrie import NodeKey
+from tests.mesh_procs import free_port
 
 KEY = NodeKey.generate()
 OTHER = NodeKey.generate()
@@ -375,12 +376,6 @@ def _make_app(state: _State) -> Starlette:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, _State]]:
     state = _State()
@@ -488,7 +483,7 @@ def test_retries_on_503_then_succeed(server: tuple[str, _State]) -> None:
 
 
 def test_retry_budget_when_server_is_down() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     start = time.monotonic()
     with client(url, retries=None, retry_for=1.0, backoff=0.05, max_backoff=0.2) as c:
         with pytest.raises(MeshUnavailableError) as info:

@@ -32,6 +32,15 @@ def _work(coord: Coordinator, node: str) -> tuple[str, dict[BlockProduct, np.nda
     return meta["shard_id"], partials
 
 
+def _commit_and_reveal(
+    coord: Coordinator, work: dict[str, tuple[str, dict[BlockProduct, np.ndarray]]]
+) -> None:
+    for w, (s, p) in work.items():
+        coord.commit(w, s, {"digest": result_digest(p).hex()})
+    for w, (s, p) in work.items():
+        coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+
+
 def test_job_settles_pays_and_survives_a_restart(tmp_path: Path) -> None:
     config = CoordinatorConfig(data_dir=tmp_path, default_credit=1000, price_per_block=2)
     coord = Coordinator(config)
@@ -156,10 +165,7 @@ def test_a_handed_back_shard_goes_to_another_node(tmp_path: Path) -> None:
     assert coord.claim(quitter)[0]["shard_id"] is None
     work[nodes[3]] = _work(coord, nodes[3])
     del work[quitter]
-    for w, (s, p) in work.items():
-        coord.commit(w, s, {"digest": result_digest(p).hex()})
-    for w, (s, p) in work.items():
-        coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+    _commit_and_reveal(coord, work)
     assert coord.status(job)["state"] == "settled"
     np.testing.assert_array_equal(
         coord.result(job)[1]["C"], a.astype(np.int64) @ b.astype(np.int64)
@@ -187,10 +193,7 @@ def test_every_cheating_strategy_is_caught(tmp_path: Path, strategy: str) -> Non
         shard, honest = work[cheater]
         work[cheater] = (shard, _misbehave(strategy, honest, previous))
         previous = list(honest.values())
-        for w, (s, p) in work.items():
-            coord.commit(w, s, {"digest": result_digest(p).hex()})
-        for w, (s, p) in work.items():
-            coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+        _commit_and_reveal(coord, work)
         status = coord.status(job)
         assert status["state"] == "disputed", (strategy, seed)
         assert "failed partials" in status["reason"]
@@ -238,10 +241,7 @@ def test_dispute_slashes_the_cheater_and_the_job_settles(tmp_path: Path) -> None
     cheater = workers[1]
     shard, honest = work[cheater]
     work[cheater] = (shard, _misbehave("off-by-one", honest, []))
-    for w, (s, p) in work.items():
-        coord.commit(w, s, {"digest": result_digest(p).hex()})
-    for w, (s, p) in work.items():
-        coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+    _commit_and_reveal(coord, work)
     assert coord.status(job)["state"] == "disputed"
     # Whoever was drawn first: if it is the liar, it is caught and the dispute is re-drawn.
     drawn = coord.store.list_disputes(job)[0].validator
@@ -291,10 +291,7 @@ def test_a_lying_validator_is_slashed_and_replaced(tmp_path: Path) -> None:
     work = {w: _work(coord, w) for w in workers}
     shard, good = work[workers[0]]
     work[workers[0]] = (shard, _misbehave("zeros", good, []))
-    for w, (s, p) in work.items():
-        coord.commit(w, s, {"digest": result_digest(p).hex()})
-    for w, (s, p) in work.items():
-        coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+    _commit_and_reveal(coord, work)
     assert coord.store.list_disputes(job)[0].validator == liar
     assert _validate(coord, liar, lie=True)["outcome"] == "validator lied"
     assert coord.store.get_node(liar).banned

@@ -5,71 +5,46 @@ product; no honest node is slashed."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 
-from tests.test_mesh_e2e import _free_port, _ramnet
-from tests.test_mesh_faults import _wait_for
+from tests.mesh_procs import Mesh, ramnet, wait_for
 
 
 def test_cheater_is_slashed_and_jobs_settle(tmp_path: Path) -> None:
     import httpx
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "RAMNET_COORDINATOR": url, "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(name: str, *args: str) -> None:
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        procs[name] = subprocess.Popen(
-            _ramnet(*args), cwd=tmp_path, env=env, stdout=log, stderr=log
-        )
+    mesh = Mesh(tmp_path)
 
     def node_id(name: str) -> str:
         out = subprocess.run(
-            _ramnet("keys", "show", "--key-file", f"{name}.key"),
-            cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+            ramnet("keys", "show", "--key-file", f"{name}.key"),
+            cwd=tmp_path, env=mesh.env, capture_output=True, text=True, check=True,
         )  # fmt: skip
         return out.stdout.strip()
 
     try:
-        start("coord", "coordinator", "start", "--port", str(port), "--data-dir", "s")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "coord.log").read_text()
-            time.sleep(0.1)
-        start("cheat", "worker", "start", "--key-file", "cheat.key", "--bond", "50",
-              "--misbehave", "off-by-one")  # fmt: skip
+        mesh.start_coordinator()
+        mesh.start("cheat", "worker", "start", "--key-file", "cheat.key", "--bond", "50",
+                   "--misbehave", "off-by-one")  # fmt: skip
         for w in range(2):
-            start(f"w{w}", "worker", "start", "--key-file", f"w{w}.key", "--bond", "50")
+            mesh.start(f"w{w}", "worker", "start", "--key-file", f"w{w}.key", "--bond", "50")
         reports = []
         for seed in (1, 2):
-            consumer = subprocess.Popen(
-                _ramnet(
-                    "run", "--mode", "mesh", "--nodes", "3", "--random", "96x80x64",
-                    "--dtype", "int8", "--seed", str(seed), "--save-inputs", f"in{seed}",
-                    "--out", f"C{seed}.npy", "--key-file", "c.key", "--json",
-                ),
-                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            consumer = mesh.popen(
+                "run", "--mode", "mesh", "--nodes", "3", "--random", "96x80x64",
+                "--dtype", "int8", "--seed", str(seed), "--save-inputs", f"in{seed}",
+                "--out", f"C{seed}.npy", "--key-file", "c.key", "--json",
             )  # fmt: skip
             if seed == 1:
                 # The validator joins once the three workers hold the job's three shards, so it
                 # is not a party to the job and can be drawn.
                 for name in ("cheat", "w0", "w1"):
-                    _wait_for(tmp_path / f"{name}.log", "block products", 60)
-                start("val", "worker", "start", "--key-file", "val.key", "--bond", "50",
-                      "--validator")  # fmt: skip
+                    wait_for(tmp_path / f"{name}.log", "block products", 60)
+                mesh.start("val", "worker", "start", "--key-file", "val.key", "--bond", "50",
+                           "--validator")  # fmt: skip
             out, err = consumer.communicate(timeout=120)
             assert consumer.returncode == 0, err.decode()
             reports.append(json.loads(out))
@@ -77,7 +52,7 @@ def test_cheater_is_slashed_and_jobs_settle(tmp_path: Path) -> None:
             b = np.load(tmp_path / f"in{seed}" / "B.npy")
             c = np.load(tmp_path / f"C{seed}.npy")
             np.testing.assert_array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
-        ledger = httpx.get(f"{url}/v1/ledger", timeout=10).json()
+        ledger = httpx.get(f"{mesh.url}/v1/ledger", timeout=10).json()
         assert ledger["totals"]["conserved"]
         accounts = {x["node_id"]: x for x in ledger["accounts"]}
         cheat, val = node_id("cheat"), node_id("val")
@@ -88,14 +63,4 @@ def test_cheater_is_slashed_and_jobs_settle(tmp_path: Path) -> None:
         assert all(accounts[h]["slashed"] == 0 for h in honest)
         assert accounts[val]["slashed"] == 0
     finally:
-        # Workers first, while the coordinator still answers their long polls.
-        ordered = [p for name, p in procs.items() if name != "coord"] + [procs["coord"]]
-        for proc in ordered:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in ordered:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        mesh.stop()

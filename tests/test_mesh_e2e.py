@@ -5,89 +5,40 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.mesh_procs import Mesh, free_port, ramnet
+
 DEADLINE = 90.0  # seconds for the whole scenario; CI must never hang on it
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ramnet(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ramnet.cli", *args]
 
 
 @pytest.fixture
 def mesh(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "RAMNET_COORDINATOR": url, "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(*args: str, log: str) -> None:
-        out = open(tmp_path / log, "wb")  # noqa: SIM115 - closed with the process below
-        procs.append(
-            subprocess.Popen(_ramnet(*args), cwd=tmp_path, env=env, stdout=out, stderr=out)
-        )
-
-    start("coordinator", "start", "--port", str(port), "--data-dir", "state", log="coord.log")
+    procs = Mesh(tmp_path)
     try:
-        import httpx
-
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or procs[0].poll() is not None:
-                pytest.fail(
-                    "the coordinator did not start: " + (tmp_path / "coord.log").read_text()
-                )
-            time.sleep(0.1)
+        procs.start_coordinator()
         for w in range(2):
-            start("worker", "start", "--key-file", f"w{w}.key", "--bond", "10", log=f"w{w}.log")
+            procs.start(f"w{w}", "worker", "start", "--key-file", f"w{w}.key", "--bond", "10")
         # A worker configured by its environment alone, as in a container.
         worker_env = {
-            **env,
+            **procs.env,
             "RAMNET_MODE": "worker",
             "RAMNET_KEY_FILE": str(tmp_path / "w2.key"),
             "STAKED_BOND": "10",
             "RAMNET_PAYOUT_ADDRESS": "acct-w2",
         }
-        out = open(tmp_path / "w2.log", "wb")  # noqa: SIM115
-        procs.append(
-            subprocess.Popen(_ramnet(), cwd=tmp_path, env=worker_env, stdout=out, stderr=out)
-        )
-        start("worker", "start", "--key-file", "v.key", "--validator", "--bond", "10", log="v.log")
-        yield url, tmp_path
+        procs.start("w2", env=worker_env)
+        procs.start("v", "worker", "start", "--key-file", "v.key", "--validator", "--bond", "10")
+        yield procs.url, tmp_path
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        codes = []
-        for proc in procs:
-            try:
-                codes.append(proc.wait(timeout=15))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                codes.append(None)
+        codes = procs.stop()
         # Every process stops cleanly on SIGTERM.
-        assert codes == [0] * len(procs), codes
+        assert codes == [0] * len(codes), codes
 
 
 def test_mesh_job_matches_numpy_and_pays_workers(mesh: tuple[str, Path]) -> None:
@@ -96,7 +47,7 @@ def test_mesh_job_matches_numpy_and_pays_workers(mesh: tuple[str, Path]) -> None
     results = []
     for dtype, shape in (("int8", "150x130x110"), ("int16", "64x50x40")):
         run = subprocess.run(
-            _ramnet(
+            ramnet(
                 "run", "--mode", "mesh", "--nodes", "3", "--coordinator", url,
                 "--random", shape, "--dtype", dtype, "--seed", "5", "--save-inputs", f"in-{dtype}",
                 "--out", f"C-{dtype}.npy", "--key-file", "consumer.key", "--json",
@@ -112,7 +63,7 @@ def test_mesh_job_matches_numpy_and_pays_workers(mesh: tuple[str, Path]) -> None
         np.testing.assert_array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
         results.append(report)
     ledger = subprocess.run(
-        _ramnet("ledger", "show", "--coordinator", url, "--json"),
+        ramnet("ledger", "show", "--coordinator", url, "--json"),
         cwd=tmp, env=env, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert ledger.returncode == 0, ledger.stderr
@@ -132,9 +83,9 @@ def test_mesh_job_matches_numpy_and_pays_workers(mesh: tuple[str, Path]) -> None
 
 def test_mesh_refuses_node_counts_not_multiple_of_three(tmp_path: Path) -> None:
     # Refused before anything is sent: no coordinator is needed.
-    url, tmp = f"http://127.0.0.1:{_free_port()}", tmp_path
+    url, tmp = f"http://127.0.0.1:{free_port()}", tmp_path
     run = subprocess.run(
-        _ramnet(
+        ramnet(
             "run", "--mode", "mesh", "--nodes", "4", "--coordinator", url,
             "--random", "8x8x8", "--dtype", "int8", "--out", "C.npy", "--key-file", "c.key",
         ),

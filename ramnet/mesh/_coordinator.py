@@ -297,10 +297,11 @@ class Coordinator:
         if shard is None:
             return {"shard_id": None}, {}
         spec = self.store.get_job(shard.job_id).spec
+        tiles_a, tiles_b = self._job_tiles(shard.job_id, spec)  # in memory, not re-read per claim
         arrays: dict[str, np.ndarray] = {}
         for i, j, kk in shard.blocks:
-            arrays.setdefault(f"a/{i}/{kk}", self._tile(spec["tiles_a"][f"{i}/{kk}"]))
-            arrays.setdefault(f"b/{kk}/{j}", self._tile(spec["tiles_b"][f"{kk}/{j}"]))
+            arrays.setdefault(f"a/{i}/{kk}", tiles_a[(i, kk)])
+            arrays.setdefault(f"b/{kk}/{j}", tiles_b[(kk, j)])
         meta = {
             "shard_id": str(shard.shard_id),
             "job_id": shard.job_id,
