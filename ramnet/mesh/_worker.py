@@ -19,6 +19,12 @@ from ramnet.mesh._shard import compute_shard, result_digest
 from ramnet.orchid import BlockProduct
 
 Log = Callable[[str], None]
+# What computes a shard: (blocks, A tiles by (i, k), B tiles by (k, j)) -> {block: partial}.
+# The unified worker runs ORCHID in-process; the sidecar proxy hands the work to its daemon.
+Compute = Callable[
+    [list[BlockProduct], dict[tuple[int, int], np.ndarray], dict[tuple[int, int], np.ndarray]],
+    dict[BlockProduct, np.ndarray],
+]
 LONG_POLL = 1.0  # seconds the coordinator may hold a poll: prompt, yet SIGTERM is served fast
 
 
@@ -74,6 +80,8 @@ class Worker:
         threads: Block products computed at once.
         poll: Seconds between polls when there is no work.
         log: Receives one line per event.
+        compute: What computes a shard's partials (None: ORCHID in this process, with
+            ``backend`` and ``threads``); the sidecar proxy passes its daemon's.
         misbehave: A testing aid (``ramnet worker start --misbehave``): ``random``, ``off-by-one``
             (one entry of one block +1), ``zeros`` (skips the work), ``replay`` (results computed
             earlier for other blocks), ``crash`` (exits mid-shard), ``stall`` (never answers);
@@ -92,6 +100,7 @@ class Worker:
         poll: float = 0.2,
         log: Log | None = None,
         misbehave: str | None = None,
+        compute: Compute | None = None,
     ) -> None:
         if misbehave is not None and misbehave not in MISBEHAVIOURS:
             from ramnet._errors import InvalidInputError
@@ -110,6 +119,15 @@ class Worker:
         self.poll = poll
         self.log: Log = log or (lambda line: None)
         self.done = 0
+        self.compute: Compute = compute or self._compute_here
+
+    def _compute_here(
+        self,
+        blocks: list[BlockProduct],
+        tiles_a: dict[tuple[int, int], np.ndarray],
+        tiles_b: dict[tuple[int, int], np.ndarray],
+    ) -> dict[BlockProduct, np.ndarray]:
+        return compute_shard(blocks, tiles_a, tiles_b, backend=self.backend, threads=self.threads)
 
     def register(self) -> dict[str, Any]:
         """Register with the coordinator (idempotent) and stake the bond."""
@@ -174,13 +192,7 @@ class Worker:
             self.log(f"shard {shard_id}: stalling (--misbehave stall)")
             stop.wait()
             return True
-        partials = compute_shard(
-            blocks,
-            _tiles(arrays, "a"),
-            _tiles(arrays, "b"),
-            backend=self.backend,
-            threads=self.threads,
-        )
+        partials = self.compute(blocks, _tiles(arrays, "a"), _tiles(arrays, "b"))
         if self.misbehave is not None:
             honest = list(partials.values())
             partials = _misbehave(self.misbehave, partials, self._previous)
