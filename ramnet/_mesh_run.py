@@ -20,6 +20,7 @@ class MeshJob:
     Attributes:
         coordinator: The coordinator's URL.
         nodes: Workers to spread the job over (a multiple of 3).
+        redundancy: ``mirror`` or ``none`` (None: mirror from 6 nodes on).
         out: Where C goes.
         a_path, b_path / random, dtype, seed: The operands, as for a sovereign run.
         key: The consumer's NodeKey (signs its requests).
@@ -41,6 +42,7 @@ class MeshJob:
     detach: bool = False
     timeout: float | None = None
     retry_for: float = 300.0
+    redundancy: str | None = None
 
 
 def client_for(coordinator: str, key: Any, retry_for: float = 300.0) -> Any:
@@ -65,6 +67,7 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
     from ramnet.mesh import _consumer
 
     _consumer.check_nodes(job.nodes)
+    redundancy = _consumer.check_redundancy(job.redundancy, job.nodes)
     check_sources(job.a_path, job.b_path, job.random, job.dtype, job.save_inputs)
     if not job.detach:
         check_writable(job.out)
@@ -74,7 +77,7 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
         save_operands(job.save_inputs, a, b)
     client = client_for(job.coordinator, job.key, job.retry_for)
     t1 = time.perf_counter()
-    job_id = _consumer.submit(client, a, b, job.nodes)
+    job_id = _consumer.submit(client, a, b, job.nodes, redundancy)
     report: dict[str, Any] = {
         "mode": "mesh",
         "job_id": job_id,
@@ -83,6 +86,7 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
         "b_shape": list(b.shape),
         "dtype": a.dtype.name,
         "nodes": job.nodes,
+        "redundancy": redundancy,
         "coordinator": job.coordinator,
     }
     if job.detach:

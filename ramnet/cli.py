@@ -156,6 +156,11 @@ class Mode(str, Enum):
     mesh = "mesh"
 
 
+class Redundancy(str, Enum):
+    mirror = "mirror"
+    none = "none"
+
+
 class BackendChoice(str, Enum):
     auto = "auto"
     c = "c"
@@ -252,6 +257,13 @@ def run(
     detach: Annotated[
         bool, typer.Option("--detach", help="Mesh: print the job id and return at once.")
     ] = False,
+    redundancy: Annotated[
+        Redundancy | None,
+        typer.Option(
+            "--redundancy",
+            help="Mesh: mirror triads (the default from 6 nodes on) or none.",
+        ),
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="TOML settings file.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -287,6 +299,7 @@ def run(
             seed=seed,
             save_inputs=save_inputs,
             detach=detach,
+            redundancy=redundancy.value if redundancy else None,
         )
         quiet = as_json or not sys.stdout.isatty()
         report = _mesh_run.run(mesh_job) if quiet else _mesh_with_live_view(mesh_job)

@@ -23,6 +23,7 @@ class Script:
         self.open_after, self.stop = open_after, stop
         self.calls: list[tuple[str, Any]] = []
         self.polls = 0
+        self.served = False
 
     def post_json(self, path: str, obj: Any, **_: Any) -> dict[str, Any]:
         self.calls.append((path, obj))
@@ -31,6 +32,9 @@ class Script:
         return {"state": "ok", "balance": 0, "bond": 0}
 
     def get_wire(self, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        if self.served:
+            return {"shard_id": None}, {}
+        self.served = True
         meta = {"shard_id": "7", "job_id": "j", "blocks": [[0, 0, 0], [1, 0, 0]]}
         arrays = {"a/0/0": self.a[:3], "a/1/0": self.a[3:], "b/0/0": self.b}
         return meta, arrays
@@ -48,7 +52,10 @@ class Script:
 
 def test_worker_commits_then_reveals_what_it_committed() -> None:
     script = Script(open_after=2)
-    assert Worker(script).step(threading.Event()) is True
+    worker = Worker(script)
+    for _ in range(5):  # claim and commit, then poll until the reveal opens
+        worker.step(threading.Event())
+    assert worker.done == 1
     commit = next(obj for path, obj in script.calls if path.endswith("/commit"))
     reveal = next(obj for path, obj in script.calls if path.endswith("/reveal"))
     partials = {BlockProduct(*map(int, name.split("/")[1:])): x for name, x in reveal.items()}
@@ -61,7 +68,7 @@ def test_worker_commits_then_reveals_what_it_committed() -> None:
 def test_worker_told_to_stop_hands_its_shard_back() -> None:
     stop = threading.Event()
     script = Script(open_after=10**6, stop=stop)
-    assert Worker(script).step(stop) is True
+    assert Worker(script).run(stop) == 0
     paths = [path for path, _ in script.calls]
     assert paths[-1].endswith("/release")
     assert not any(path.endswith("/reveal") for path in paths)

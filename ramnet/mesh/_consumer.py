@@ -37,17 +37,56 @@ def check_nodes(nodes: int) -> int:
     return nodes
 
 
-def submit(client: Any, a: np.ndarray, b: np.ndarray, nodes: int) -> str:
-    """Upload A and B for ``nodes`` workers; returns the job id (payment is escrowed then).
+REDUNDANCY = ("mirror", "none")
+
+
+def check_redundancy(redundancy: object, nodes: int) -> str:
+    """Resolve ``--redundancy``: ``mirror`` (the default from 6 nodes on) or ``none``.
+
+    With ``mirror``, the nodes' triads are paired: half of them (rounded up) are planned, and
+    each of the others computes the same shards as one planned triad, so a dead or slashed
+    worker's shard is served by its mirror without a recompute.
 
     Raises:
-        InvalidInputError: A bad node count; the coordinator's refusals, as its message says.
+        InvalidInputError: An unknown value, or ``mirror`` with fewer than 6 nodes.
+    """
+    if redundancy is None:
+        return "mirror" if nodes >= 6 else "none"
+    if redundancy not in REDUNDANCY:
+        raise InvalidInputError(f"--redundancy must be mirror or none, got {redundancy!r}")
+    if redundancy == "mirror" and nodes < 6:
+        raise InvalidInputError(f"--redundancy mirror needs --nodes 6 or more, got {nodes}")
+    return str(redundancy)
+
+
+def planned_nodes(nodes: int, redundancy: str) -> int:
+    """The plan's node count: every node without mirrors, else the planned half of the triads
+    (rounded up; an odd triad out is planned and not mirrored)."""
+    triads = nodes // 3
+    return nodes if redundancy == "none" else 3 * (triads - triads // 2)
+
+
+def submit(
+    client: Any, a: np.ndarray, b: np.ndarray, nodes: int, redundancy: str | None = None
+) -> str:
+    """Upload A and B for ``nodes`` workers; returns the job id (payment is escrowed then).
+
+    Args:
+        client: A MeshClient.
+        a, b: The operands.
+        nodes: Workers (a multiple of 3).
+        redundancy: ``mirror``, ``none``, or None for the default (``check_redundancy``).
+
+    Raises:
+        InvalidInputError: A bad node count or redundancy; the coordinator's refusals, as its
+            message says.
     """
     check_nodes(nodes)
+    redundancy = check_redundancy(redundancy, nodes)
     # Registering is idempotent; a new account gets the coordinator's starting credit.
     client.post_json(_api.NODES, {"bond": 0})
     request_id = secrets.token_hex(16)  # a retried upload must not become a second job
-    meta = {"nodes": nodes, "request_id": request_id}
+    meta = {"nodes": nodes, "redundancy": redundancy, "request_id": request_id}
     reply = client.post_wire(_api.JOBS, meta, {"A": a, "B": b}, idempotent=True)
     return str(reply["job_id"])
 

@@ -25,11 +25,11 @@ from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh import _api
 from ramnet.mesh._auth import AuthError, asgi_target, verify_request
 from ramnet.mesh._blobs import BlobStore
-from ramnet.mesh._consumer import check_nodes
+from ramnet.mesh._consumer import check_nodes, check_redundancy, planned_nodes
 from ramnet.mesh._disputes import check_fraud, draw_validator
 from ramnet.mesh._ledger import InsufficientFundsError, Ledger, LedgerConflictError
 from ramnet.mesh._plan import grid_for, plan_shards
-from ramnet.mesh._settle import settle
+from ramnet.mesh._settle import chosen, settle
 from ramnet.mesh._shard import assemble, result_digest
 from ramnet.mesh._store import (
     DeadlinePassedError,
@@ -40,8 +40,10 @@ from ramnet.mesh._store import (
     Store,
     StoreConflictError,
 )
+from ramnet.mesh._tilecommit import commit_tiles, open_tile_path
 from ramnet.mesh._wire import WIRE_CONTENT_TYPE, WireFormatError, pack, unpack
 from ramnet.orchid import BlockProduct
+from ramnet.valkyrie import block_digest
 from ramnet.valkyrie._hash import digest
 
 MAX_WAIT = 5.0  # longest a long poll is held, seconds
@@ -175,12 +177,14 @@ class Coordinator:
             InsufficientFundsError: The consumer cannot pay.
         """
         nodes = check_nodes(meta.get("nodes"))  # type: ignore[arg-type]
+        redundancy = check_redundancy(meta.get("redundancy"), nodes)
+        planned = planned_nodes(nodes, redundancy)
         if "A" not in arrays or "B" not in arrays:
             raise InvalidInputError("a job needs arrays A and B")
         a, b = orchid.prepare(arrays["A"], arrays["B"])
         m, k = a.shape
         n = b.shape[1]
-        grid = orchid.make_grid(m, k, n, grid_for(m, k, n, nodes))
+        grid = orchid.make_grid(m, k, n, grid_for(m, k, n, planned))
         request = str(meta.get("request_id") or secrets.token_hex(16))
         job_id = digest(b"RNJOB1\x00", consumer.encode(), request.encode()).hex()[:32]
         try:  # a retried upload (its first answer was lost): the job already exists
@@ -192,19 +196,17 @@ class Coordinator:
                 raise StoreConflictError(f"job {job_id} belongs to another consumer")
             return self._submitted(job_id, existing.spec)
         salt = secrets.token_bytes(16)
-        plan = plan_shards(job_id.encode(), grid.shape, nodes, audit_salt=salt)
+        plan = plan_shards(job_id.encode(), grid.shape, planned, audit_salt=salt)
+        mirrored = range(nodes - planned)  # slots whose triad has a mirror triad
         p, q, r = grid.shape
-        tiles_a = {
-            f"{i}/{kk}": self.blobs.put(pack({}, {"t": a[grid.rows(i), grid.inner(kk)]}))
-            for i in range(p)
-            for kk in range(r)
-        }
-        tiles_b = {
-            f"{kk}/{j}": self.blobs.put(pack({}, {"t": b[grid.inner(kk), grid.cols(j)]}))
-            for kk in range(r)
-            for j in range(q)
-        }
-        computed = sum(plan.load.values())
+        mem_a = {(i, kk): a[grid.rows(i), grid.inner(kk)] for i in range(p) for kk in range(r)}
+        mem_b = {(kk, j): b[grid.inner(kk), grid.cols(j)] for kk in range(r) for j in range(q)}
+        tiles_a = {f"{i}/{kk}": self.blobs.put(pack({}, {"t": t})) for (i, kk), t in mem_a.items()}
+        tiles_b = {f"{kk}/{j}": self.blobs.put(pack({}, {"t": t})) for (kk, j), t in mem_b.items()}
+        # Validators check the tiles they are sent against these roots.
+        commit_a, _ = commit_tiles("a", mem_a, (p, r))
+        commit_b, _ = commit_tiles("b", mem_b, (r, q))
+        computed = sum(plan.load.values()) + sum(plan.load[slot] for slot in mirrored)
         price = computed * self.config.price_per_block + self.config.validator_fee
         spec = {
             "m": m,
@@ -213,21 +215,23 @@ class Coordinator:
             "dtype": a.dtype.name,
             "out_dtype": orchid.result_dtype(a.dtype, k).name,
             "nodes": nodes,
+            "plan_nodes": planned,
+            "redundancy": redundancy,
             "edges": [list(grid.row_edges), list(grid.col_edges), list(grid.k_edges)],
             "tiles_a": tiles_a,
             "tiles_b": tiles_b,
+            "commit_a": commit_a,
+            "commit_b": commit_b,
             "audit_salt": salt.hex(),
             "price": price,
             "request_id": request,
         }
         shards = [
             NewShard(slot, [[x.i, x.j, x.k] for x in plan.assignment(slot)], "primary")
-            for slot in range(nodes)
-        ]
-        self._tiles[job_id] = (
-            {(i, kk): a[grid.rows(i), grid.inner(kk)] for i in range(p) for kk in range(r)},
-            {(kk, j): b[grid.inner(kk), grid.cols(j)] for kk in range(r) for j in range(q)},
-        )
+            for slot in range(planned)
+        ] + [NewShard(slot, [[x.i, x.j, x.k] for x in plan.assignment(slot)], "mirror")
+             for slot in mirrored]  # fmt: skip
+        self._tiles[job_id] = (mem_a, mem_b)
         with self.store.transaction():
             self.store.create_job(job_id, consumer, spec, shards, state="sharded")
             self.ledger.escrow(consumer, job_id, price)
@@ -242,13 +246,16 @@ class Coordinator:
             "grid": list(grid.shape),
             "block_products": len(grid.blocks()),
             "audit_volume": plan.audit_volume,
+            "redundancy": spec.get("redundancy", "none"),
+            "commitments": {"a": spec.get("commit_a"), "b": spec.get("commit_b")},
         }
 
     def _plan(self, job_id: str, spec: Mapping[str, Any]) -> tuple[Any, orchid.Grid]:
         rows, cols, inner = (tuple(x) for x in spec["edges"])
         grid = orchid.Grid(rows, cols, inner)
         salt = bytes.fromhex(spec["audit_salt"])
-        return plan_shards(job_id.encode(), grid.shape, spec["nodes"], audit_salt=salt), grid
+        planned = spec.get("plan_nodes", spec["nodes"])
+        return plan_shards(job_id.encode(), grid.shape, planned, audit_salt=salt), grid
 
     def _tile(self, blob: str) -> np.ndarray:
         _, arrays = unpack(self.blobs.get(blob), max_bytes=self.config.max_body)
@@ -267,22 +274,35 @@ class Coordinator:
     def _revealed(
         self, job_id: str
     ) -> tuple[dict[int, dict[BlockProduct, np.ndarray]], dict[int, str]]:
-        # Each slot's revealed partials (from memory, or re-read from the blob store).
+        # Each copy's revealed partials (from memory, or re-read from the blob store), keyed
+        # by ``copy_key``: the slot, or slot + plan nodes for a mirror.
+        spec = self.store.get_job(job_id).spec
+        planned = int(spec.get("plan_nodes", spec["nodes"]))
         cached = self._partials.get(job_id, {})
         reveals: dict[int, dict[BlockProduct, np.ndarray]] = {}
         nodes_of: dict[int, str] = {}
         for shard in self.store.list_shards(job_id=job_id, state="revealed"):
-            if shard.slot in cached:
-                reveals[shard.slot] = cached[shard.slot]
+            key = shard.slot if shard.role == "primary" else shard.slot + planned
+            if key in cached:
+                reveals[key] = cached[key]
             else:
                 _, arrays = unpack(
                     self.blobs.get(str(shard.result_digest)), max_bytes=self.config.max_body
                 )
-                reveals[shard.slot] = {
+                reveals[key] = {
                     BlockProduct(*map(int, name.split("/")[1:])): x for name, x in arrays.items()
                 }
-            nodes_of[shard.slot] = str(shard.node_id)
+            nodes_of[key] = str(shard.node_id)
         return reveals, nodes_of
+
+    def _commits(self, job_id: str) -> dict[int, str]:
+        # Each revealed copy's commitment, by copy key (as ``_revealed``).
+        spec = self.store.get_job(job_id).spec
+        planned = int(spec.get("plan_nodes", spec["nodes"]))
+        return {
+            (s.slot if s.role == "primary" else s.slot + planned): str(s.commit_hash)
+            for s in self.store.list_shards(job_id=job_id, state="revealed")
+        }
 
     def claim(self, node: str, wait: float = 0.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Give the node its next shard with the tiles it needs (``shard_id`` None: no work).
@@ -377,7 +397,10 @@ class Coordinator:
             if shard.node_id != node or shard.state not in ("assigned", "committed"):
                 raise ShardStateError(f"shard {shard_id} is not this node's to hand back")
             self.store.set_shard_state(number, "expired", expect=("assigned", "committed"))
-            self.store.add_shards(shard.job_id, [NewShard(shard.slot, shard.blocks, shard.role)])
+            if not self.store.has_live_copy(shard.job_id, shard.slot):  # else its mirror serves
+                self.store.add_shards(
+                    shard.job_id, [NewShard(shard.slot, shard.blocks, shard.role)]
+                )
         self._notify()
         return {"shard_id": shard_id, "state": "expired"}
 
@@ -412,6 +435,7 @@ class Coordinator:
             if name not in arrays:
                 raise InvalidInputError(f"the reveal lacks partial {name}")
             partials[BlockProduct(i, j, kk)] = np.asarray(arrays[name])
+        spec_of = self.store.get_job(shard.job_id).spec
         if result_digest(partials).hex() != shard.commit_hash:
             self.store.set_shard_state(number, "rejected", expect="committed")
             raise ShardStateError("the revealed partials do not match the commitment")
@@ -419,7 +443,9 @@ class Coordinator:
             body = pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()})
         blob = self.blobs.put(body)
         self.store.record_reveal(number, node, blob)
-        self._partials.setdefault(shard.job_id, {})[shard.slot] = partials
+        planned = int(spec_of.get("plan_nodes", spec_of["nodes"]))
+        key = shard.slot if shard.role == "primary" else shard.slot + planned
+        self._partials.setdefault(shard.job_id, {})[key] = partials
         self._notify()
         self._maybe_settle(shard.job_id)
         return {"shard_id": shard_id, "state": "revealed"}
@@ -527,22 +553,48 @@ class Coordinator:
         spec = self.store.get_job(dispute.job_id).spec
         tiles_a, tiles_b = self._job_tiles(dispute.job_id, spec)
         reveals, nodes_of = self._revealed(dispute.job_id)
+        commits = self._commits(dispute.job_id)
+        p, q, r = (len(e) - 1 for e in spec["edges"])
+        levels_a = commit_tiles("a", tiles_a, (p, r))[1]
+        levels_b = commit_tiles("b", tiles_b, (r, q))[1]
         arrays: dict[str, np.ndarray] = {}
+        openings: dict[str, list[str]] = {}
         claims = []
         for i, j, k in dispute.claims["blocks"]:
             block = BlockProduct(i, j, k)
             arrays[f"a/{i}/{k}"] = tiles_a[(i, k)]
             arrays[f"b/{k}/{j}"] = tiles_b[(k, j)]
-            for slot, partials in reveals.items():
+            openings[f"a/{i}/{k}"] = open_tile_path(levels_a, (p, r), i, k)
+            openings[f"b/{k}/{j}"] = open_tile_path(levels_b, (r, q), k, j)
+            for copy, partials in reveals.items():
                 if block in partials:
-                    name = f"c/{nodes_of[slot]}/{i}/{j}/{k}"
+                    name = f"c/{copy}/{i}/{j}/{k}"
                     arrays[name] = partials[block]
-                    claims.append({"node": nodes_of[slot], "block": [i, j, k], "name": name})
+                    # The claim is opened against the worker's own commitment: the digests of
+                    # the shard's partials, which must hash to the commit it posted.
+                    digests = {
+                        f"{b.i}/{b.j}/{b.k}": block_digest(b, x).hex() for b, x in partials.items()
+                    }
+                    claims.append(
+                        {
+                            "node": nodes_of[copy],
+                            "block": [i, j, k],
+                            "name": name,
+                            "commit": commits.get(copy),
+                            "digests": digests,
+                        }
+                    )
         meta = {
             "dispute_id": dispute.dispute_id,
             "job_id": dispute.job_id,
             "blocks": dispute.claims["blocks"],
             "claims": claims,
+            "commitments": {
+                "a": spec.get("commit_a"),
+                "b": spec.get("commit_b"),
+                "grid": [p, q, r],
+            },
+            "openings": openings,
         }
         return meta, arrays
 
@@ -583,7 +635,6 @@ class Coordinator:
                 self.store.open_dispute(job_id, claims_next, validator=self._draw(job_id, round_))
             self._notify()
             return {"dispute_id": dispute_id, "outcome": "validator lied"}
-        slots_of = {v: int(k) for k, v in dispute.claims["slots"].items()}
         with self.store.transaction():
             for cheater in sorted(accused):
                 self.ledger.slash(cheater, node, self.config.bounty, job_id)
@@ -591,10 +642,14 @@ class Coordinator:
                 for shard in self.store.list_shards(job_id=job_id, node_id=cheater):
                     if shard.state == "revealed":
                         self.store.set_shard_state(shard.shard_id, "rejected")
-                        self.store.add_shards(
-                            job_id, [NewShard(shard.slot, shard.blocks, shard.role)]
-                        )
-                self._partials.get(job_id, {}).pop(slots_of.get(cheater, -1), None)
+                        # A mirrored slot is served by its other copy at once: no recompute.
+                        if not self.store.has_live_copy(job_id, shard.slot):
+                            self.store.add_shards(
+                                job_id, [NewShard(shard.slot, shard.blocks, shard.role)]
+                            )
+                cache = self._partials.get(job_id, {})
+                for key in [key for key, n in nodes_of.items() if n == cheater]:
+                    cache.pop(key, None)
             if self.config.validator_fee:
                 self.ledger.pay(job_id, node, self.config.validator_fee, reason="validation")
             self.store.resolve_dispute(
@@ -604,6 +659,7 @@ class Coordinator:
             )
             self.store.set_job_state(job_id, "dispatched")
         self._notify()
+        self._maybe_settle(job_id)  # mirrors may already serve every rejected slot
         return {"dispute_id": dispute_id, "outcome": "upheld", "slashed": sorted(accused)}
 
     def _remember(self, job_id: str, c: np.ndarray) -> None:
@@ -664,7 +720,8 @@ class Coordinator:
         if job_id not in self._results:
             plan, grid = self._plan(job_id, job.spec)
             reveals, _ = self._revealed(job_id)
-            primaries = {b: reveals[plan.owner(b)][b] for b in grid.blocks()}
+            picked = chosen(plan, reveals)
+            primaries = {b: picked[plan.owner(b)][b] for b in grid.blocks()}
             self._remember(job_id, assemble(grid, primaries, np.dtype(job.spec["out_dtype"])))
         return {"job_id": job_id}, {"C": self._results[job_id]}
 

@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from ramnet.mesh._shard import digest_of_blocks
+from ramnet.mesh._tilecommit import verify_tile_path
 from ramnet.orchid import BlockProduct
+from ramnet.valkyrie import block_digest
 from ramnet.valkyrie._hash import digest
 
 
@@ -36,6 +39,59 @@ def draw_validator(
     seed = digest(b"RNDRAW1\x00", job_id.encode(), *(c.encode() for c in sorted(commits)))
     seed = digest(seed, round_.to_bytes(8, "little"))
     return pool[int.from_bytes(seed[:8], "little") % len(pool)]
+
+
+def bad_tiles(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> list[str]:
+    """The tiles of a validation package that do not open against the job's commitments.
+
+    Args:
+        meta: The package's metadata: ``commitments`` (``a``, ``b`` roots and the ``grid``
+            p, q, r) and ``openings`` (tile name -> Merkle path as hex).
+        arrays: The tiles, named ``a/i/k`` and ``b/k/j``.
+
+    Returns:
+        The names of the tiles that fail (empty when every one verifies).
+    """
+    roots = meta.get("commitments") or {}
+    try:
+        p, q, r = (int(x) for x in roots.get("grid", ()))
+    except (TypeError, ValueError):
+        return sorted(n for n in arrays if n[:2] in ("a/", "b/"))
+    openings = meta.get("openings") or {}
+    bad = []
+    for name, tile in arrays.items():
+        kind, _, rest = name.partition("/")
+        if kind not in ("a", "b"):
+            continue
+        try:
+            x, y = (int(v) for v in rest.split("/"))
+        except ValueError:
+            bad.append(name)
+            continue
+        grid = (p, r) if kind == "a" else (r, q)
+        root = roots.get(kind)
+        path = openings.get(name)
+        ok = isinstance(root, str) and isinstance(path, list)
+        if not ok or not verify_tile_path(kind, str(root), grid, x, y, tile, path or []):
+            bad.append(name)
+    return bad
+
+
+def claim_opens(claim: Mapping[str, Any], partial: np.ndarray) -> bool:
+    """Whether a contested partial is what its worker committed to: its digest is the one the
+    claim lists for its block, and the listed digests of the shard hash to the commit."""
+    try:
+        block = BlockProduct(*(int(x) for x in claim["block"]))
+        digests = {
+            BlockProduct(*(int(v) for v in key.split("/"))): bytes.fromhex(value)
+            for key, value in claim["digests"].items()
+        }
+        commit = str(claim["commit"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+    if digests.get(block) != block_digest(block, partial):
+        return False
+    return digest_of_blocks(digests).hex() == commit
 
 
 def fraud_entry(

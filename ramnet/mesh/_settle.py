@@ -36,6 +36,25 @@ class Settlement:
     computed: dict[int, int] = field(default_factory=dict)
 
 
+def copy_key(plan: ShardPlan, slot: int, role: str) -> int:
+    """The key of one copy of a slot's work: the slot itself for the primary copy, and
+    ``slot + plan.nodes`` for its mirror (``--redundancy mirror``)."""
+    return slot if role == "primary" else slot + plan.nodes
+
+
+def chosen(
+    plan: ShardPlan, reveals: Mapping[int, Mapping[BlockProduct, np.ndarray]]
+) -> dict[int, Mapping[BlockProduct, np.ndarray]]:
+    """Each slot's copy that C is assembled from: the primary's, else its mirror's."""
+    out = {}
+    for slot in range(plan.nodes):
+        for key in (slot, slot + plan.nodes):
+            if key in reveals:
+                out[slot] = reveals[key]
+                break
+    return out
+
+
 def settle(
     plan: ShardPlan,
     grid: Grid,
@@ -52,30 +71,45 @@ def settle(
         plan: The job's sharding plan.
         grid: The job's grid.
         out_dtype: C's dtype.
-        reveals: Node -> its revealed partials, one per block of its assignment.
+        reveals: Copy key (``copy_key``: the slot, or slot + ``plan.nodes`` for a mirror) ->
+            that copy's revealed partials, one per block of the slot's assignment. A slot needs
+            one copy; when both are there they must agree bit for bit.
         tiles_a, tiles_b: The job's tiles by (i, k) and (k, j).
         security_bits: λ of each partial's Freivalds check.
 
     Returns:
-        The Settlement.
+        The Settlement (``failed``, ``disagreements`` and ``computed`` name copy keys).
     """
     result = Settlement(ok=True, c=None)
-    for node in range(plan.nodes):
-        got = reveals.get(node, {})
-        if sorted(got, key=lambda b: (b.i, b.j, b.k)) != plan.assignment(node):
-            result.failed.extend((node, b) for b in plan.assignment(node) if b not in got)
+    for slot in range(plan.nodes):
+        want = plan.assignment(slot)
+        keys = [key for key in (slot, slot + plan.nodes) if key in reveals]
+        if not keys:
+            result.failed.extend((slot, b) for b in want)
             continue
-        passed = 0
-        for block, partial in got.items():
-            if check_partial(block, partial, tiles_a, tiles_b, security_bits=security_bits):
-                passed += 1
-            else:
-                result.failed.append((node, block))
-        result.computed[node] = passed
+        for key in keys:
+            got = reveals[key]
+            if sorted(got, key=lambda b: (b.i, b.j, b.k)) != want:
+                result.failed.extend((key, b) for b in want if b not in got)
+                continue
+            passed = 0
+            for block, partial in got.items():
+                if check_partial(block, partial, tiles_a, tiles_b, security_bits=security_bits):
+                    passed += 1
+                else:
+                    result.failed.append((key, block))
+            result.computed[key] = passed
+        if len(keys) == 2:  # a mirrored slot: the whole shard is cross-checked, not just audits
+            first, second = (reveals[key] for key in keys)
+            for block in want:
+                x, y = first.get(block), second.get(block)
+                if x is None or y is None or x.dtype != y.dtype or not np.array_equal(x, y):
+                    result.disagreements.append((block, tuple(keys)))
+    picked = chosen(plan, reveals)
     for triad, blocks in plan.audits.items():
         nodes = plan.triad_nodes(triad)
         for block in blocks:
-            copies = [reveals.get(n, {}).get(block) for n in nodes]
+            copies = [picked.get(n, {}).get(block) for n in nodes]
             present = [c for c in copies if c is not None]
             if len(present) != len(nodes) or any(
                 c.dtype != present[0].dtype or not np.array_equal(c, present[0]) for c in present
@@ -83,6 +117,6 @@ def settle(
                 result.disagreements.append((block, nodes))
     result.ok = not result.failed and not result.disagreements
     if result.ok:
-        primaries = {b: reveals[plan.owner(b)][b] for b in grid.blocks()}
+        primaries = {b: picked[plan.owner(b)][b] for b in grid.blocks()}
         result.c = assemble(grid, primaries, out_dtype)
     return result

@@ -63,10 +63,16 @@ def compute_shard(
 
 def result_digest(partials: Mapping[BlockProduct, np.ndarray]) -> bytes:
     """The commitment to a shard's result: every partial's digest, in (i, j, k) order."""
+    return digest_of_blocks({b: block_digest(b, x) for b, x in partials.items()})
+
+
+def digest_of_blocks(digests: Mapping[BlockProduct, bytes]) -> bytes:
+    """``result_digest`` from the partials' ``block_digest`` values: how a validator opens one
+    partial against a worker's commitment, given the digests of the shard's other partials."""
     parts = [_RESULT_TAG]
-    for block in sorted(partials, key=lambda b: (b.i, b.j, b.k)):
+    for block in sorted(digests, key=lambda b: (b.i, b.j, b.k)):
         parts.append(struct.pack("<III", block.i, block.j, block.k))
-        parts.append(block_digest(block, partials[block]))
+        parts.append(digests[block])
     return digest(*parts)
 
 

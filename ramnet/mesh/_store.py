@@ -938,7 +938,8 @@ class Store:
         """Expire every assigned or committed shard whose deadline has passed.
 
         Each expired shard is replaced by a fresh ``pending`` copy (same job, slot, role and
-        blocks; ``attempt + 1``) that another node can claim; the late node's commit or reveal
+        blocks; ``attempt + 1``) that another node can claim, unless another copy of the slot
+        (its mirror) is still live; the late node's commit or reveal
         for the old shard is refused from now on. Shards of settled jobs are not copied.
 
         Returns:
@@ -960,8 +961,10 @@ class Store:
                 "UPDATE shards SET state = 'expired', updated_at = ? WHERE shard_id = ?",
                 (t, r["shard_id"]),
             )
-            if r["job_state"] in _FINAL_JOB_STATES:
-                continue
+            if r["job_state"] in _FINAL_JOB_STATES or self._has_live_copy(
+                conn, r["job_id"], r["slot"]
+            ):
+                continue  # settled, or another copy of the slot (its mirror) serves it
             attempt = conn.execute(
                 "SELECT max(attempt) + 1 FROM shards WHERE job_id = ? AND slot = ? AND role = ?",
                 (r["job_id"], r["slot"], r["role"]),
@@ -972,6 +975,23 @@ class Store:
                 (r["job_id"], r["slot"], r["triad"], r["role"], attempt, r["blocks"], t, t),
             )
         return [int(r["shard_id"]) for r in rows]
+
+    @staticmethod
+    def _has_live_copy(conn: sqlite3.Connection, job_id: str, slot: int) -> bool:
+        return (
+            conn.execute(
+                "SELECT 1 FROM shards WHERE job_id = ? AND slot = ?"
+                " AND state IN ('pending', 'assigned', 'committed', 'revealed', 'accepted')",
+                (job_id, slot),
+            ).fetchone()
+            is not None
+        )
+
+    def has_live_copy(self, job_id: str, slot: int) -> bool:
+        """Whether some copy of the job's slot (any role) is still pending, held or revealed:
+        when one is, a failed copy needs no replacement."""
+        with self.snapshot() as conn:
+            return self._has_live_copy(conn, check_job_id(job_id), _check_int("slot", slot))
 
     def next_shard_for(
         self, node_id: str, *, lease_s: float = 120.0, now: float | None = None
@@ -986,10 +1006,12 @@ class Store:
 
         A node may not take a shard if it ever held a copy of the same (job, slot), in any role
         or state (it failed it, or would compute the same work twice), nor, for a first attempt
-        (``attempt == 0``), while it holds a live shard of the same triad in that job (the three
-        copies of an audit block must come from three nodes). Retries may go to a node of the
-        same triad: with only three workers there is no one else. Jobs in ``submitted`` or
-        ``settled`` are not served.
+        (``attempt == 0``) of a primary, while it holds a live primary shard of the same triad
+        in that job (the three copies of an audit block must come from three nodes). Mirror
+        shards only need another node than their primary's: every block of a mirrored slot is
+        compared with the primary copy, so the mirror triad's own audit copies add nothing.
+        Retries may go to a node of the same triad: with only three workers there is no one
+        else. Jobs in ``submitted`` or ``settled`` are not served.
 
         Raises:
             NotFoundError: The node is not registered.
@@ -1019,8 +1041,9 @@ class Store:
                 " WHERE s.state = 'pending'"
                 f" AND j.state NOT IN ({', '.join('?' * len(_UNCLAIMABLE_JOB_STATES))})"
                 " AND NOT EXISTS (SELECT 1 FROM shards o WHERE o.job_id = s.job_id"
-                "   AND o.node_id = ? AND (o.slot = s.slot OR (s.attempt = 0"
-                "   AND o.triad = s.triad AND o.state NOT IN ('expired', 'rejected'))))"
+                "   AND o.node_id = ? AND (o.slot = s.slot OR (s.attempt = 0 AND s.role = 'primary'"
+                "   AND o.triad = s.triad AND o.role = 'primary'"
+                "   AND o.state NOT IN ('expired', 'rejected'))))"
                 " ORDER BY j.created_at, j.job_id, s.shard_id LIMIT 1",
                 (*_UNCLAIMABLE_JOB_STATES, node_id),
             ).fetchone()

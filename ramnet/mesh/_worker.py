@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ramnet.mesh import _api
-from ramnet.mesh._disputes import fraud_entry
+from ramnet.mesh._disputes import bad_tiles, claim_opens, fraud_entry
 from ramnet.mesh._shard import compute_shard, result_digest
 from ramnet.orchid import BlockProduct
 
@@ -119,6 +119,7 @@ class Worker:
         self.poll = poll
         self.log: Log = log or (lambda line: None)
         self.done = 0
+        self._committed: dict[str, dict[str, np.ndarray]] = {}  # shard id -> partials to reveal
         self.compute: Compute = compute or self._compute_here
 
     def _compute_here(
@@ -148,6 +149,18 @@ class Worker:
         dispute_id = meta.get("dispute_id")
         if dispute_id is None:
             return False
+        # Judge only what was committed to: the job's tiles, and the workers' own results.
+        bad = bad_tiles(meta, arrays)
+        if bad:
+            self.log(
+                f"dispute {dispute_id}: refused: {', '.join(bad)} do not match the job's"
+                " commitments"
+            )
+            return True
+        claims = [c for c in meta["claims"] if claim_opens(c, arrays[c["name"]])]
+        for claim in meta["claims"]:
+            if claim not in claims:
+                self.log(f"dispute {dispute_id}: claim {claim['name']} does not open; ignored")
         tiles_a, tiles_b = _tiles(arrays, "a"), _tiles(arrays, "b")
         correct: dict[tuple[int, int, int], np.ndarray] = {}
         for i, j, k in meta["blocks"]:
@@ -156,7 +169,7 @@ class Worker:
                 block
             ]
         frauds = []
-        for claim in meta["claims"]:
+        for claim in claims:
             i, j, k = claim["block"]
             entry = fraud_entry(
                 claim["node"], BlockProduct(i, j, k), arrays[claim["name"]], correct[(i, j, k)]
@@ -165,7 +178,7 @@ class Worker:
                 frauds.append(entry)
         if self.misbehave == "lie":  # testing aid: clear the cheaters, accuse an honest node
             guilty = {f["node"] for f in frauds}
-            honest = [c for c in meta["claims"] if c["node"] not in guilty]
+            honest = [c for c in claims if c["node"] not in guilty]
             frauds = [
                 {"node": c["node"], "block": c["block"], "row": 0, "col": 0, "claimed": 0}
                 for c in honest[:1]
@@ -179,10 +192,14 @@ class Worker:
         there was nothing to do."""
         if self.validator and self.validate():
             return True
-        meta, arrays = self.client.get_wire(f"{_api.WORK}?wait={LONG_POLL:g}")
+        if self._committed and self._poll_committed(0):
+            return True
+        wait = 0.0 if self._committed else LONG_POLL
+        meta, arrays = self.client.get_wire(f"{_api.WORK}?wait={wait:g}")
         shard_id = meta.get("shard_id")
         if not shard_id:
-            return False
+            # Nothing new: wait for a committed shard's reveal to open instead.
+            return bool(self._committed) and self._poll_committed(LONG_POLL)
         blocks = [BlockProduct(*map(int, b)) for b in meta["blocks"]]
         self.log(f"shard {shard_id}: {len(blocks)} block products of job {meta['job_id']}")
         if self.misbehave == "crash":
@@ -204,24 +221,43 @@ class Worker:
             _api.shard_commit(shard_id), {"digest": digest}, idempotent=True
         )
         # Commit-reveal: the partials leave only once every copy of the job's audit blocks has
-        # been committed, so no worker can copy another's result.
-        while not reply.get("reveal"):
-            if reply.get("state") in ("expired", "rejected"):
-                self.log(f"shard {shard_id}: {reply['state']}")
-                return True
-            if stop.is_set():
-                break
-            reply = self.client.get_json(f"{_api.shard(shard_id)}?wait={LONG_POLL:g}")
-        else:
-            payload = {f"p/{b.i}/{b.j}/{b.k}": partials[b] for b in blocks}
-            self._reveal(shard_id, payload)
-            self.done += 1
-            self.log(f"shard {shard_id}: revealed")
-            return True
-        # Asked to stop before the reveal opened: hand the shard back to be given to another node.
-        self.client.post_json(_api.shard_release(shard_id), {})
-        self.log(f"shard {shard_id}: handed back")
+        # been committed, so no worker can copy another's result. Meanwhile this node may take
+        # more shards (with mirrors or more slots than workers, the phase closes only then).
+        self._committed[shard_id] = {f"p/{b.i}/{b.j}/{b.k}": partials[b] for b in blocks}
+        self._settle_view(shard_id, reply)
         return True
+
+    def _settle_view(self, shard_id: str, reply: dict[str, Any]) -> bool:
+        # Act on a committed shard's view: reveal it once the reveal is open, drop it once it is
+        # expired or rejected. Returns whether it left the committed list.
+        if reply.get("state") in ("expired", "rejected"):
+            self.log(f"shard {shard_id}: {reply['state']}")
+            self._committed.pop(shard_id, None)
+            return True
+        if not reply.get("reveal"):
+            return False
+        self._reveal(shard_id, self._committed.pop(shard_id))
+        self.done += 1
+        self.log(f"shard {shard_id}: revealed")
+        return True
+
+    def _poll_committed(self, wait: float) -> bool:
+        # Look at every committed shard once (the first with a long poll of ``wait``).
+        moved = False
+        for n, shard_id in enumerate(list(self._committed)):
+            reply = self.client.get_json(f"{_api.shard(shard_id)}?wait={wait if n == 0 else 0:g}")
+            moved = self._settle_view(shard_id, reply) or moved
+        return moved
+
+    def hand_back(self) -> None:
+        """Stopping: reveal what may be revealed, hand the other committed shards back (they
+        go to another node)."""
+        for shard_id in list(self._committed):
+            reply = self.client.get_json(_api.shard(shard_id))
+            if not self._settle_view(shard_id, reply):
+                self.client.post_json(_api.shard_release(shard_id), {})
+                self._committed.pop(shard_id, None)
+                self.log(f"shard {shard_id}: handed back")
 
     def _reveal(self, shard_id: str, payload: dict[str, np.ndarray]) -> None:
         # A reveal cut off by a coordinator restart is sent again; if the first one had landed,
@@ -253,4 +289,8 @@ class Worker:
                 time.sleep(min(2.0, self.poll * 5))
             if not worked and stop.wait(0.01):
                 break
+        try:
+            self.hand_back()
+        except Exception as exc:  # the coordinator is gone: its leases will expire the shards
+            self.log(f"error: {exc}")
         return self.done

@@ -122,19 +122,58 @@ def _root(header: bytes, leaves: int, top: bytes) -> bytes:
     return _hash.digest(_hash.ROOT_TAG, header, struct.pack("<Q", leaves), top)
 
 
+def merkle_levels(leaves: Sequence[bytes]) -> list[list[bytes]]:
+    """Every level of the binary Merkle tree over ``leaves``, bottom first.
+
+    An odd node out is carried up unchanged (it contributes no sibling to paths)."""
+    levels = [list(leaves)]
+    level = levels[0]
+    while len(level) > 1:
+        nxt = [_hash.node(level[t], level[t + 1]) for t in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        levels.append(nxt)
+        level = nxt
+    return levels
+
+
+def merkle_path(levels: Sequence[Sequence[bytes]], index: int) -> tuple[bytes, ...]:
+    """The sibling digests from leaf ``index`` up (carried levels contribute none)."""
+    out = []
+    for level in levels[:-1]:
+        sibling = index ^ 1
+        if sibling < len(level):
+            out.append(level[sibling])
+        index //= 2
+    return tuple(out)
+
+
+def merkle_climb(leaf: bytes, index: int, width: int, path: Sequence[bytes]) -> bytes | None:
+    """The top digest that ``leaf`` at ``index`` of ``width`` leaves reaches along ``path``.
+
+    Returns:
+        The top, or None when the path has the wrong length for the position.
+    """
+    digest = leaf
+    rest = list(path)
+    while width > 1:
+        sibling = index ^ 1
+        if sibling < width:
+            if not rest:
+                return None
+            other = rest.pop(0)
+            digest = _hash.node(other, digest) if index & 1 else _hash.node(digest, other)
+        index //= 2
+        width = (width + 1) // 2
+    return None if rest else digest
+
+
 class MerkleTree:
     """The digests of every level of a commitment's tree, to open tiles from."""
 
     def __init__(self, commitment: Commitment, leaves: list[bytes]) -> None:
         self.commitment = commitment
-        self.levels: list[list[bytes]] = [leaves]
-        level = leaves
-        while len(level) > 1:
-            nxt = [_hash.node(level[t], level[t + 1]) for t in range(0, len(level) - 1, 2)]
-            if len(level) % 2:
-                nxt.append(level[-1])
-            self.levels.append(nxt)
-            level = nxt
+        self.levels: list[list[bytes]] = merkle_levels(leaves)
 
     @property
     def top(self) -> bytes:
@@ -143,13 +182,7 @@ class MerkleTree:
 
     def path(self, index: int) -> tuple[bytes, ...]:
         """The sibling digests from leaf ``index`` up (carried levels contribute none)."""
-        out = []
-        for level in self.levels[:-1]:
-            sibling = index ^ 1
-            if sibling < len(level):
-                out.append(level[sibling])
-            index //= 2
-        return tuple(out)
+        return merkle_path(self.levels, index)
 
 
 def _leaf_prefix(header: bytes) -> bytes:
@@ -282,22 +315,15 @@ def verify_tile(commitment: Commitment, opening: TileOpening) -> bool:
     # pack_tiles numbers the column from 0: patch in this tile's column.
     col_at = len(_hash.LEAF_TAG) + _HEADER.size + 4
     leaf[col_at : col_at + 4] = np.frombuffer(struct.pack("<I", tj), np.uint8)
-    digest = bytes(blake3.blake3(leaf.data).digest())
-    index = ti * gc + tj
-    width = commitment.leaf_count
-    path = list(opening.path)
-    while width > 1:
-        sibling = index ^ 1
-        if sibling < width:
-            if not path:
-                return False
-            other = path.pop(0)
-            digest = _hash.node(other, digest) if index & 1 else _hash.node(digest, other)
-        index //= 2
-        width = (width + 1) // 2
-    if path:
+    top = merkle_climb(
+        bytes(blake3.blake3(leaf.data).digest()),
+        ti * gc + tj,
+        commitment.leaf_count,
+        opening.path,
+    )
+    if top is None:
         return False
-    return _root(commitment.header(), commitment.leaf_count, digest) == commitment.root
+    return _root(commitment.header(), commitment.leaf_count, top) == commitment.root
 
 
 def open_row_segment(

@@ -1,0 +1,91 @@
+"""The job's commitments to its input tiles, and openings for validators.
+
+At submission the coordinator commits to A's tiles A[I_i, K_k] and B's tiles B[K_k, J_j] on the
+job's grid: one Merkle tree per operand over the tiles' canonical digests (dtype, shape and
+position bound in, bytes little-endian in C order), row by row of the tile grid. The roots are
+part of the job's spec and of its status, so a consumer can recompute them from its own A and B.
+A validator drawn for a dispute receives only the contested tiles, each with its Merkle path,
+and checks every one against the roots before it recomputes anything: it judges the tiles the
+job was committed to, not whatever it was sent.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ramnet.valkyrie import merkle_climb, merkle_levels, merkle_path
+from ramnet.valkyrie._hash import digest
+from ramnet.valkyrie._merkle import DTYPE_CODES
+
+_LEAF = b"RNMTILE1"
+_ROOT = b"RNMROOT1"
+
+TileMap = Mapping[tuple[int, int], np.ndarray]
+
+
+def tile_leaf(kind: str, x: int, y: int, tile: np.ndarray) -> bytes:
+    """The leaf digest of tile (x, y) of operand ``kind`` ("a" or "b")."""
+    t = np.ascontiguousarray(tile)
+    if t.dtype.byteorder == ">":
+        t = t.astype(t.dtype.newbyteorder("<"))
+    rows, cols = t.shape
+    head = struct.pack("<cIIBQQ", kind.encode(), x, y, DTYPE_CODES[t.dtype.name], rows, cols)
+    return digest(_LEAF, head, t.tobytes() if t.size else b"")
+
+
+def _order(grid: tuple[int, int]) -> list[tuple[int, int]]:
+    return [(x, y) for x in range(grid[0]) for y in range(grid[1])]
+
+
+def _root(kind: str, grid: tuple[int, int], top: bytes) -> bytes:
+    return digest(_ROOT, kind.encode(), struct.pack("<II", *grid), top)
+
+
+def commit_tiles(kind: str, tiles: TileMap, grid: tuple[int, int]) -> tuple[str, list[list[bytes]]]:
+    """Commit to every tile of one operand.
+
+    Args:
+        kind: "a" or "b".
+        tiles: The tiles by (x, y): (i, k) for A, (k, j) for B.
+        grid: The tile grid's shape: (p, r) for A, (r, q) for B.
+
+    Returns:
+        (root as hex, the tree's levels to open tiles from).
+    """
+    leaves = [tile_leaf(kind, x, y, tiles[(x, y)]) for x, y in _order(grid)]
+    levels = merkle_levels(leaves)
+    return _root(kind, grid, levels[-1][0]).hex(), levels
+
+
+def open_tile_path(
+    levels: Sequence[Sequence[bytes]], grid: tuple[int, int], x: int, y: int
+) -> list[str]:
+    """The Merkle path of tile (x, y), as hex digests."""
+    return [p.hex() for p in merkle_path(levels, x * grid[1] + y)]
+
+
+def verify_tile_path(
+    kind: str,
+    root: str,
+    grid: tuple[int, int],
+    x: int,
+    y: int,
+    tile: np.ndarray,
+    path: Sequence[str],
+) -> bool:
+    """Whether ``tile`` is tile (x, y) of the operand committed to by ``root``."""
+    if not (0 <= x < grid[0] and 0 <= y < grid[1]) or tile.ndim != 2:
+        return False
+    if tile.dtype.name not in DTYPE_CODES:
+        return False
+    try:
+        siblings = [bytes.fromhex(p) for p in path]
+    except (TypeError, ValueError):
+        return False
+    if any(len(s) != 32 for s in siblings):
+        return False
+    top = merkle_climb(tile_leaf(kind, x, y, tile), x * grid[1] + y, grid[0] * grid[1], siblings)
+    return top is not None and _root(kind, grid, top).hex() == root
