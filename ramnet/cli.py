@@ -698,6 +698,20 @@ def coordinator_start(
         float,
         typer.Option("--lease", min=0.5, help="Seconds a worker has to commit, then to reveal."),
     ] = 300.0,
+    bench_no_audits: Annotated[
+        bool,
+        typer.Option(
+            "--bench-no-audits", hidden=True, help="Benchmarking aid: plan jobs without audits."
+        ),
+    ] = False,
+    bench_no_checks: Annotated[
+        bool,
+        typer.Option(
+            "--bench-no-checks",
+            hidden=True,
+            help="Benchmarking aid: settle without the per-shard checks.",
+        ),
+    ] = False,
 ) -> None:
     """Run the coordinator in the foreground (stops cleanly on SIGTERM)."""
     from ramnet.config import user_data_dir
@@ -710,7 +724,15 @@ def coordinator_start(
         price_per_block=price_per_block,
         durable=durable,
         lease_s=lease,
+        audits=not bench_no_audits,
+        checks=not bench_no_checks,
     )
+    if bench_no_audits or bench_no_checks:
+        _stderr().print(
+            "coordinator: benchmarking aid: audits and/or per-shard checks are OFF; results are"
+            " not verified",
+            markup=False,
+        )
     _stderr().print(f"coordinator on http://{host}:{port}, state in {folder}", markup=False)
     serve(config, host=host, port=port)
 

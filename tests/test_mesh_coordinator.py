@@ -212,14 +212,18 @@ def _validate(coord: Coordinator, validator: str, lie: bool = False) -> dict[str
     for claim in meta["claims"]:  # type: ignore[attr-defined]
         i, j, k = claim["block"]
         correct = arrays[f"a/{i}/{k}"].astype(np.int64) @ arrays[f"b/{k}/{j}"].astype(np.int64)
-        entry = fraud_entry(claim["node"], BlockProduct(i, j, k), arrays[claim["name"]], correct)
+        block = BlockProduct(i, j, k)
+        entry = fraud_entry(claim["node"], block, arrays[claim["name"]], correct, claim["copy"])
         if entry is not None:
             frauds.append(entry)
     if lie:
         guilty = {f["node"] for f in frauds}
         honest = [c for c in meta["claims"] if c["node"] not in guilty]  # type: ignore[attr-defined]
         # Clear the cheater, and accuse an honest node where there is one.
-        frauds = [{"node": c["node"], "block": c["block"], "row": 0, "col": 0} for c in honest[:1]]
+        frauds = [
+            {"node": c["node"], "copy": c["copy"], "block": c["block"], "row": 0, "col": 0}
+            for c in honest[:1]
+        ]
     return coord.verdict(validator, int(meta["dispute_id"]), {"frauds": frauds})  # type: ignore[arg-type]
 
 

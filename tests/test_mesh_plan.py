@@ -263,7 +263,7 @@ def test_too_small_grids(grid: tuple[int, int, int], nodes: int, audit: int) -> 
         ({"grid_shape": (3, -1, 3)}, "grid count"),
         ({"grid_shape": (3, 3)}, "grid_shape"),
         ({"grid_shape": (3, 3, 2.0)}, "grid count"),
-        ({"audit_per_triad": 0}, "audit_per_triad"),
+        ({"audit_per_triad": 1.5}, "audit_per_triad"),
         ({"audit_per_triad": -1}, "audit_per_triad"),
         ({"job_id": b""}, "job_id"),
         ({"job_id": "text"}, "job_id"),
@@ -376,3 +376,11 @@ def test_end_to_end_numeric(
             copies = [results[node][x] for node in plan.triad_nodes(t)]
             assert all(y.dtype == copies[0].dtype for y in copies)
             assert len({y.tobytes() for y in copies}) == 1
+
+
+def test_no_audits_is_only_a_plain_split() -> None:
+    # audit_per_triad=0 exists for benchmarks measuring what audits cost.
+    plan = plan_shards(b"job", (3, 3, 3), 3, audit_per_triad=0)
+    assert plan.audit_blocks == 0 and plan.overhead == 0
+    blocks = [(b.i, b.j, b.k) for node in range(3) for b in plan.assignment(node)]
+    assert len(blocks) == 27 and len(set(blocks)) == 27

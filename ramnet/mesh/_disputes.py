@@ -95,18 +95,21 @@ def claim_opens(claim: Mapping[str, Any], partial: np.ndarray) -> bool:
 
 
 def fraud_entry(
-    node: str, block: BlockProduct, claimed: np.ndarray, correct: np.ndarray
+    node: str, block: BlockProduct, claimed: np.ndarray, correct: np.ndarray, copy: int = 0
 ) -> dict[str, Any] | None:
-    """The first entry where ``claimed`` differs from ``correct``, as a fraud proof (or None)."""
+    """The first entry where ``claimed`` differs from ``correct``, as a fraud proof (or None).
+
+    ``copy`` names which of the node's copies of the block is wrong: with mirrors a node may
+    hold two shards holding the same audit block."""
+    where = {"node": node, "copy": copy, "block": [block.i, block.j, block.k]}
     if claimed.shape != correct.shape:
-        return {"node": node, "block": [block.i, block.j, block.k], "shape": list(claimed.shape)}
+        return {**where, "shape": list(claimed.shape)}
     diff = np.argwhere(claimed != correct)
     if not len(diff):
         return None
     r, c = (int(x) for x in diff[0])
     return {
-        "node": node,
-        "block": [block.i, block.j, block.k],
+        **where,
         "row": r,
         "col": c,
         "claimed": claimed[r, c].item(),
@@ -116,15 +119,16 @@ def fraud_entry(
 
 def check_fraud(
     entry: Mapping[str, Any],
-    claims: Mapping[tuple[str, BlockProduct], np.ndarray],
+    claims: Mapping[tuple[str, int, BlockProduct], np.ndarray],
     tiles_a: Mapping[tuple[int, int], np.ndarray],
     tiles_b: Mapping[tuple[int, int], np.ndarray],
 ) -> bool:
-    """Check one fraud proof in O(K) against the coordinator's own tiles and the stored claim."""
+    """Check one fraud proof in O(K) against the coordinator's own tiles and the stored claim
+    (``claims`` by node, copy key and block)."""
     try:
         node = str(entry["node"])
         block = BlockProduct(*(int(x) for x in entry["block"]))
-        claim = claims[(node, block)]
+        claim = claims[(node, int(entry["copy"]), block)]
         a = tiles_a[(block.i, block.k)]
         b = tiles_b[(block.k, block.j)]
     except (KeyError, TypeError, ValueError):

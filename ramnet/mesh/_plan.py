@@ -431,7 +431,8 @@ def plan_shards(
         job_id: The job id; seeds the style deal (recomputable by anyone who knows it).
         grid_shape: (p, q, r), the job grid's blocks along M, N and K (``Grid.shape``).
         nodes: The node count, a positive multiple of 3.
-        audit_per_triad: Audit blocks per triad (>= 1), each computed by all three of its nodes.
+        audit_per_triad: Audit blocks per triad (>= 1), each computed by all three of its nodes;
+            0 (no audits) exists only to measure what they cost.
         audit_salt: Mixed into the choice of audit blocks (not the style deal). With the default
             empty salt anyone who knows the job id can tell which blocks are audits; a coordinator
             should pass a secret salt and reveal it at settlement.
@@ -441,7 +442,7 @@ def plan_shards(
 
     Raises:
         PlanInputError: ``nodes`` not a positive multiple of 3; a grid count below 1;
-            ``audit_per_triad`` below 1; a grid with fewer than ``min_blocks(nodes,
+            ``audit_per_triad`` below 0; a grid with fewer than ``min_blocks(nodes,
             audit_per_triad)`` block products (the message names a grid that is big enough);
             a job id or salt that is not bytes, or an empty job id.
     """
@@ -454,7 +455,8 @@ def plan_shards(
         raise PlanInputError(
             f"nodes must be a positive multiple of 3 (nodes work in triads), got {nodes!r}"
         )
-    audit_per_triad = _check_int("audit_per_triad", audit_per_triad, 1)
+    # 0 only measures what audits cost (a benchmark's coordinator); a real job always audits.
+    audit_per_triad = _check_int("audit_per_triad", audit_per_triad, 0)
     if not isinstance(grid_shape, tuple | list) or len(grid_shape) != 3:
         raise PlanInputError(f"grid_shape must be (p, q, r), got {grid_shape!r}")
     p, q, r = (_check_int("grid count", x, 1) for x in grid_shape)

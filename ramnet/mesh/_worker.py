@@ -172,7 +172,11 @@ class Worker:
         for claim in claims:
             i, j, k = claim["block"]
             entry = fraud_entry(
-                claim["node"], BlockProduct(i, j, k), arrays[claim["name"]], correct[(i, j, k)]
+                claim["node"],
+                BlockProduct(i, j, k),
+                arrays[claim["name"]],
+                correct[(i, j, k)],
+                copy=int(claim["copy"]),
             )
             if entry is not None:
                 frauds.append(entry)
@@ -180,7 +184,7 @@ class Worker:
             guilty = {f["node"] for f in frauds}
             honest = [c for c in claims if c["node"] not in guilty]
             frauds = [
-                {"node": c["node"], "block": c["block"], "row": 0, "col": 0, "claimed": 0}
+                {"node": c["node"], "copy": c["copy"], "block": c["block"], "row": 0, "col": 0}
                 for c in honest[:1]
             ]
         reply = self.client.post_json(_api.verdict(int(dispute_id)), {"frauds": frauds})
