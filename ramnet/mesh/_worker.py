@@ -26,6 +26,7 @@ Compute = Callable[
     dict[BlockProduct, np.ndarray],
 ]
 LONG_POLL = 1.0  # seconds the coordinator may hold a poll: prompt, yet SIGTERM is served fast
+VALIDATOR_POLL = 0.1
 
 
 def _tiles(arrays: dict[str, np.ndarray], prefix: str) -> dict[tuple[int, int], np.ndarray]:
@@ -149,6 +150,7 @@ class Worker:
         dispute_id = meta.get("dispute_id")
         if dispute_id is None:
             return False
+        started = time.perf_counter()
         # Judge only what was committed to: the job's tiles, and the workers' own results.
         bad = bad_tiles(meta, arrays)
         if bad:
@@ -188,7 +190,10 @@ class Worker:
                 for c in honest[:1]
             ]
         reply = self.client.post_json(_api.verdict(int(dispute_id)), {"frauds": frauds})
-        self.log(f"dispute {dispute_id}: {reply.get('outcome')}")
+        self.log(
+            f"dispute {dispute_id}: {reply.get('outcome')} ({len(meta['blocks'])} block products"
+            f" recomputed, {time.perf_counter() - started:.3f} s)"
+        )
         return True
 
     def step(self, stop: threading.Event) -> bool:
@@ -198,12 +203,15 @@ class Worker:
             return True
         if self._committed and self._poll_committed(0):
             return True
-        wait = 0.0 if self._committed else LONG_POLL
+        # A validator looks for disputes between polls for work: it polls briefly, so a dispute
+        # it is drawn for waits at most that long.
+        poll = VALIDATOR_POLL if self.validator else LONG_POLL
+        wait = 0.0 if self._committed else poll
         meta, arrays = self.client.get_wire(f"{_api.WORK}?wait={wait:g}")
         shard_id = meta.get("shard_id")
         if not shard_id:
             # Nothing new: wait for a committed shard's reveal to open instead.
-            return bool(self._committed) and self._poll_committed(LONG_POLL)
+            return bool(self._committed) and self._poll_committed(poll)
         blocks = [BlockProduct(*map(int, b)) for b in meta["blocks"]]
         self.log(f"shard {shard_id}: {len(blocks)} block products of job {meta['job_id']}")
         if self.misbehave == "crash":
