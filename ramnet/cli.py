@@ -799,6 +799,108 @@ def worker_start(
     err.print(f"worker {key.node_id[:12]}: stopped after {done} shards", markup=False)
 
 
+# ---- the sidecar topology: an ORCHID daemon and a VALKYRIE proxy on one host ----
+
+daemon_app = typer.Typer(
+    help="Run the sidecar's ORCHID daemon (block products over a Unix socket).",
+    no_args_is_help=True,
+)
+app.add_typer(daemon_app, name="daemon")
+proxy_app = typer.Typer(
+    help="Run the sidecar's VALKYRIE proxy: a mesh node whose work its daemon computes.",
+    no_args_is_help=True,
+)
+app.add_typer(proxy_app, name="proxy")
+
+
+@daemon_app.command("start")
+@_guarded
+def daemon_start(
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="HTTP port of /health and /traces.")
+    ] = 9000,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    socket_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--socket",
+            help="Unix socket to serve (default: $XDG_RUNTIME_DIR/ramnet/daemon.sock, else "
+            "ramnet-<uid>/daemon.sock in the temp folder).",
+            metavar="PATH",
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="Block products at once (default: every core)."),
+    ] = None,
+    backend: Annotated[BackendChoice | None, typer.Option("--backend")] = None,
+) -> None:
+    """Run the ORCHID daemon in the foreground (SIGTERM stops it and removes its socket)."""
+    from ramnet.config import user_runtime_dir
+    from ramnet.orchid import serve_daemon
+
+    settings = _settings(threads=threads, backend=backend.value if backend else None)
+    err = _stderr()
+    serve_daemon(
+        socket_path,
+        runtime_dir=user_runtime_dir(),
+        host=host,
+        port=port,
+        backend=settings.backend,
+        threads=settings.threads,
+        log=lambda line: err.print(f"daemon: {line}", markup=False, soft_wrap=True),
+    )
+
+
+@proxy_app.command("start")
+@_guarded
+def proxy_start(
+    daemon: Annotated[
+        str,
+        typer.Option("--daemon", help="The daemon's socket: unix://PATH.", metavar="unix://PATH"),
+    ],
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="HTTP port of /health and /status.")
+    ] = 9001,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    coordinator: CoordinatorOption = None,
+    key_file: KeyFileOption = None,
+    bond: Annotated[int | None, typer.Option("--bond", min=0, help="Bond to stake.")] = None,
+    payout_address: Annotated[
+        str | None, typer.Option("--payout-address", help="Where to be paid.")
+    ] = None,
+    validator: Annotated[
+        bool, typer.Option("--validator", help="Also join the validator pool.")
+    ] = False,
+) -> None:
+    """Serve the coordinator's shards through the daemon, checking every partial, until
+    SIGTERM (the shard in hand is finished first)."""
+    from ramnet.mesh import MeshClient, Proxy, serve_proxy
+    from ramnet.orchid import DaemonClient, parse_daemon_url
+
+    daemon_client = DaemonClient(parse_daemon_url(daemon))
+    daemon_client.ping()  # an unreachable daemon fails here, before a key is made or used
+    settings = _settings(
+        coordinator=coordinator,
+        key_file=str(key_file) if key_file else None,
+        bond=bond,
+        payout_address=payout_address,
+    )
+    key = _node_key(settings.key_file)
+    err = _stderr()
+    tag = f"proxy {key.node_id[:12]}"
+    proxy = Proxy(
+        MeshClient(settings.coordinator, key, retries=None, retry_for=30),
+        daemon_client,
+        bond=settings.bond,
+        validator=validator,
+        payout_address=settings.payout_address,
+        log=lambda line: err.print(f"{tag}: {line}", markup=False, soft_wrap=True),
+    )
+    done = serve_proxy(proxy, host=host, port=port)
+    err.print(f"{tag}: stopped after {done} shards", markup=False)
+
+
 def _consumer_client(coordinator: str | None, key_file: Path | None) -> Any:
     from ramnet import _mesh_run
 

@@ -132,6 +132,13 @@ def user_data_dir(env: dict[str, str] | None = None) -> Path:
     return Path(base) / "ramnet"
 
 
+def user_runtime_dir(env: dict[str, str] | None = None) -> str | None:
+    """Return the user's runtime folder (``$XDG_RUNTIME_DIR``), where the sidecar daemon's
+    default socket lives; None when it is not set (the daemon then uses the temp folder)."""
+    env = dict(os.environ) if env is None else env
+    return env.get("XDG_RUNTIME_DIR") or None
+
+
 def default_key_path(env: dict[str, str] | None = None) -> Path:
     """Return the node key's path: ``$RAMNET_KEY_FILE``, else ``node.key`` in the config folder."""
     env = dict(os.environ) if env is None else env

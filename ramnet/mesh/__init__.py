@@ -23,6 +23,7 @@ from ramnet.mesh._plan import (
     plan_shards,
     style_deal,
 )
+from ramnet.mesh._proxy import Proxy, serve_proxy
 from ramnet.mesh._settle import Settlement, settle
 from ramnet.mesh._store import Store
 from ramnet.mesh._wire import WireFormatError, pack, unpack
@@ -43,6 +44,7 @@ __all__ = [
     "MeshRequestError",
     "MeshUnavailableError",
     "PlanInputError",
+    "Proxy",
     "ResultCheckFailed",
     "Settlement",
     "ShardPlan",
@@ -57,6 +59,7 @@ __all__ = [
     "pack",
     "plan_shards",
     "serve",
+    "serve_proxy",
     "settle",
     "sign_request",
     "style_deal",

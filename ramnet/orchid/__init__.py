@@ -10,6 +10,8 @@ import numpy as np
 from ramnet.orchid import _stream
 from ramnet.orchid._backends import BACKENDS, Backend
 from ramnet.orchid._backends import resolve as resolve_backend
+from ramnet.orchid._daemon import DaemonServer, default_socket_path, serve_daemon
+from ramnet.orchid._daemon_client import DaemonClient
 from ramnet.orchid._dtypes import SUPPORTED as SUPPORTED_DTYPES
 from ramnet.orchid._dtypes import result_dtype
 from ramnet.orchid._field import (
@@ -36,6 +38,13 @@ from ramnet.orchid._scheduler import (
     run_job,
     spec_for,
 )
+from ramnet.orchid._sidecar_wire import (
+    DaemonRequestError,
+    DaemonUnavailableError,
+    SidecarError,
+    SidecarProtocolError,
+    parse_daemon_url,
+)
 from ramnet.orchid._tiles import pack_tiles, tile_leaf_sizes
 
 __all__ = [
@@ -44,13 +53,20 @@ __all__ = [
     "SUPPORTED_DTYPES",
     "Backend",
     "BlockProduct",
+    "DaemonClient",
+    "DaemonRequestError",
+    "DaemonServer",
+    "DaemonUnavailableError",
     "Grid",
     "JobSpec",
+    "SidecarError",
+    "SidecarProtocolError",
     "SumcheckTables",
     "TraceHook",
     "add",
     "copy",
     "default_grid",
+    "default_socket_path",
     "default_threads",
     "execute_blocks",
     "fp2_dot",
@@ -63,6 +79,7 @@ __all__ = [
     "matmul",
     "pack_tiles",
     "parallel_map",
+    "parse_daemon_url",
     "parse_shape",
     "prepare",
     "random_operands",
@@ -71,6 +88,7 @@ __all__ = [
     "run_job",
     "save_npy",
     "scale",
+    "serve_daemon",
     "spec_for",
     "tile_leaf_sizes",
     "triad",
