@@ -95,6 +95,10 @@ coordinator_app = typer.Typer(help="Run the mesh's coordinator.", no_args_is_hel
 app.add_typer(coordinator_app, name="coordinator")
 worker_app = typer.Typer(help="Run a mesh worker (a provider).", no_args_is_help=True)
 app.add_typer(worker_app, name="worker")
+auditor_app = typer.Typer(
+    help="Run a mesh auditor (checks optimistic results).", no_args_is_help=True
+)
+app.add_typer(auditor_app, name="auditor")
 job_app = typer.Typer(help="Follow mesh jobs.", no_args_is_help=True)
 app.add_typer(job_app, name="job")
 ledger_app = typer.Typer(help="The mesh's ledger.", no_args_is_help=True)
@@ -759,6 +763,13 @@ def worker_start(
             metavar="STRATEGY",
         ),
     ] = None,
+    no_prove: Annotated[
+        bool,
+        typer.Option(
+            "--no-prove",
+            help="Only compute: post results without commit-reveal; an auditor checks them.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the coordinator's shards until SIGTERM (the shard in hand is finished first)."""
     import signal
@@ -794,9 +805,50 @@ def worker_start(
         threads=settings.threads or 1,
         log=lambda line: err.print(f"worker {key.node_id[:12]}: {line}", markup=False),
         misbehave=misbehave,
+        prove=not no_prove,
     )
     done = worker.run(stop)
     err.print(f"worker {key.node_id[:12]}: stopped after {done} shards", markup=False)
+
+
+@auditor_app.command("start")
+@_guarded
+def auditor_start(
+    coordinator: CoordinatorOption = None,
+    key_file: KeyFileOption = None,
+    bond: Annotated[int | None, typer.Option("--bond", min=0, help="Bond to stake.")] = None,
+    payout_address: Annotated[
+        str | None, typer.Option("--payout-address", help="Where to be paid.")
+    ] = None,
+    backend: Annotated[BackendChoice | None, typer.Option("--backend")] = None,
+) -> None:
+    """Audit optimistic jobs (results of --no-prove workers) until SIGTERM: settle or revert."""
+    import signal
+    import threading
+
+    from ramnet.mesh import Auditor, MeshClient
+
+    settings = _settings(
+        coordinator=coordinator,
+        key_file=str(key_file) if key_file else None,
+        bond=bond,
+        payout_address=payout_address,
+        backend=backend.value if backend else None,
+    )
+    key = _node_key(settings.key_file)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    err = _stderr()
+    auditor = Auditor(
+        MeshClient(settings.coordinator, key, retries=None, retry_for=30),
+        bond=settings.bond,
+        payout_address=settings.payout_address,
+        backend=settings.backend,
+        log=lambda line: err.print(f"auditor {key.node_id[:12]}: {line}", markup=False),
+    )
+    done = auditor.run(stop)
+    err.print(f"auditor {key.node_id[:12]}: stopped after {done} audits", markup=False)
 
 
 # ---- the sidecar topology: an ORCHID daemon and a VALKYRIE proxy on one host ----

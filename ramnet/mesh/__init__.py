@@ -5,6 +5,7 @@ The mesh composes ORCHID (compute) and VALKYRIE (checks); the CLI composes the m
 
 from __future__ import annotations
 
+from ramnet.mesh._audits import Auditor
 from ramnet.mesh._auth import AuthError, sign_request, verify_request
 from ramnet.mesh._blobs import BlobStore
 from ramnet.mesh._client import MeshClient, MeshError, MeshRequestError, MeshUnavailableError
@@ -33,6 +34,7 @@ __all__ = [
     "AXIS_OF_STYLE",
     "BLOCKS_PER_NODE",
     "STYLES",
+    "Auditor",
     "AuthError",
     "BlobStore",
     "Coordinator",

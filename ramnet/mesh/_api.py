@@ -15,6 +15,17 @@ JOBS = "/v1/jobs"
 WORK = "/v1/work"
 LEDGER = "/v1/ledger"
 VALIDATIONS = "/v1/validations"
+AUDITS = "/v1/audits"
+
+
+def audit_report(job_id: str) -> str:
+    """Where an auditor posts its report on an optimistic job."""
+    return f"{AUDITS}/{job_id}/report"
+
+
+def shard_result(shard_id: str) -> str:
+    """Where a node that only computes (``--no-prove``) posts its partials, without a commit."""
+    return f"/v1/shards/{shard_id}/result"
 
 
 def verdict(dispute_id: int) -> str:
@@ -125,6 +136,48 @@ def openapi() -> dict[str, Any]:
                 "summary": "Reveal the partial tiles after the commit phase",
                 "security": _SIGNED,
                 "requestBody": {"content": _WIRE},
+                "responses": {**ok, **errors},
+            }
+        },
+        "/v1/shards/{shard_id}/result": {
+            "post": {
+                "summary": "Post the partials of a --no-prove node (no commit; the job goes "
+                "optimistic and waits for an auditor)",
+                "security": _SIGNED,
+                "requestBody": {"content": _WIRE},
+                "responses": {**ok, **errors},
+            }
+        },
+        AUDITS: {
+            "get": {
+                "summary": "The next optimistic job to audit: tiles, every copy's partials, "
+                "the copies that must agree (job_id null: none)",
+                "security": _SIGNED,
+                "responses": {**wire_ok, **errors},
+            }
+        },
+        "/v1/audits/{job_id}/report": {
+            "post": {
+                "summary": "An audit report: no frauds settles the job; fraud proofs revert "
+                "and slash their authors",
+                "security": _SIGNED,
+                "requestBody": {"content": _json(obj)},
+                "responses": {**ok, **errors},
+            }
+        },
+        "/v1/validations": {
+            "get": {
+                "summary": "The next dispute this validator was drawn for: contested tiles with "
+                "Merkle openings, and the claims",
+                "security": _SIGNED,
+                "responses": {**wire_ok, **errors},
+            }
+        },
+        "/v1/validations/{dispute_id}/verdict": {
+            "post": {
+                "summary": "A validator's verdict with fraud proofs",
+                "security": _SIGNED,
+                "requestBody": {"content": _json(obj)},
                 "responses": {**ok, **errors},
             }
         },

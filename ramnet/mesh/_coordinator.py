@@ -23,6 +23,7 @@ import numpy as np
 from ramnet import orchid
 from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh import _api
+from ramnet.mesh._audits import audit_package, copies_agree
 from ramnet.mesh._auth import AuthError, asgi_target, verify_request
 from ramnet.mesh._blobs import BlobStore
 from ramnet.mesh._consumer import check_nodes, check_redundancy, planned_nodes
@@ -30,7 +31,7 @@ from ramnet.mesh._disputes import check_fraud, draw_validator
 from ramnet.mesh._ledger import InsufficientFundsError, Ledger, LedgerConflictError
 from ramnet.mesh._plan import grid_for, plan_shards
 from ramnet.mesh._settle import chosen, settle
-from ramnet.mesh._shard import assemble, result_digest
+from ramnet.mesh._shard import assemble, check_partial, result_digest
 from ramnet.mesh._store import (
     DeadlinePassedError,
     NewShard,
@@ -68,6 +69,9 @@ class CoordinatorConfig:
             refunded otherwise.
         bounty: The share of a slashed bond that goes to the validator who proved the fraud
             (the rest is burned, so challenging oneself never pays).
+        spot_checks: The fraction of an optimistic job's partials (at least one per copy) the
+            coordinator checks itself before it accepts an auditor's clean report, so that an
+            auditor who passes a bad result risks its bond on every report.
         audits, checks: Benchmarking aids only (hidden flags of ``coordinator start``): False
             plans jobs without audit blocks / settles them without the per-shard checks, to
             measure what those cost. A coordinator serving real jobs keeps both on.
@@ -84,6 +88,7 @@ class CoordinatorConfig:
     bounty: float = 0.5
     audits: bool = True
     checks: bool = True
+    spot_checks: float = 0.1
 
 
 class Coordinator:
@@ -163,7 +168,10 @@ class Coordinator:
         payout = body.get("payout_address")
         with self.store.transaction():
             new = self.store.register_node(
-                node, payout_address=payout, validator=bool(body.get("validator", False))
+                node,
+                payout_address=payout,
+                validator=bool(body.get("validator", False)),
+                prove=bool(body.get("prove", True)),
             )
             if new and self.config.default_credit > 0:
                 self.ledger.grant(node, self.config.default_credit, ref=f"welcome:{node}")
@@ -442,12 +450,7 @@ class Coordinator:
             raise ShardStateError(f"shard {shard_id} is not awaiting this node's reveal")
         if not self._reveal_open(shard.job_id):
             raise ShardStateError("the commit phase of this job is still open")
-        partials: dict[BlockProduct, np.ndarray] = {}
-        for i, j, kk in shard.blocks:
-            name = f"p/{i}/{j}/{kk}"
-            if name not in arrays:
-                raise InvalidInputError(f"the reveal lacks partial {name}")
-            partials[BlockProduct(i, j, kk)] = np.asarray(arrays[name])
+        partials = _partials_of(shard.blocks, arrays)
         spec_of = self.store.get_job(shard.job_id).spec
         if result_digest(partials).hex() != shard.commit_hash:
             self.store.set_shard_state(number, "rejected", expect="committed")
@@ -466,16 +469,31 @@ class Coordinator:
     def _maybe_settle(self, job_id: str) -> None:
         # Settle once every live shard is revealed: from the last reveal, or, if the process died
         # between that reveal and its settlement, from the next status poll after a restart.
-        if self.store.get_job(job_id).state in ("settled", "disputed"):
+        if self.store.get_job(job_id).state in ("settled", "disputed", "optimistic"):
             return
         remaining = self.store.list_shards(
             job_id=job_id, state=("pending", "assigned", "committed")
         )
-        if not remaining and self.store.list_shards(job_id=job_id, state="revealed"):
+        revealed = self.store.list_shards(job_id=job_id, state="revealed")
+        if remaining or not revealed:
+            return
+        if any(not self.store.get_node(str(s.node_id)).prove for s in revealed):
+            # Unproven results (``--no-prove`` workers) wait for an auditor.
+            with self.store.transaction():
+                if self.store.get_job(job_id).state not in ("settled", "optimistic"):
+                    self.store.set_job_state(job_id, "optimistic")
+            self._notify()
+        else:
             self.settle(job_id)
 
-    def settle(self, job_id: str) -> dict[str, Any]:
-        """Check every revealed shard of a job, pay, and publish C (idempotent)."""
+    def settle(self, job_id: str, *, auditor: str | None = None) -> dict[str, Any]:
+        """Check every revealed shard of a job, pay, and publish C (idempotent).
+
+        Args:
+            job_id: The job.
+            auditor: The auditor whose check passed an optimistic job: it earns the job's fee,
+                and the per-partial checks it ran are not repeated here.
+        """
         with self._settling:
             job = self.store.get_job(job_id)
             if job.state in ("settled", "disputed"):
@@ -486,7 +504,13 @@ class Coordinator:
             reveals, nodes_of = self._revealed(job_id)
             dtype = np.dtype(spec["out_dtype"])
             outcome = settle(
-                plan, grid, dtype, reveals, tiles_a, tiles_b, checks=self.config.checks
+                plan,
+                grid,
+                dtype,
+                reveals,
+                tiles_a,
+                tiles_b,
+                checks=self.config.checks and auditor is None,
             )
             if not outcome.ok or outcome.c is None:
                 self._open_dispute(job_id, outcome, nodes_of)
@@ -501,6 +525,9 @@ class Coordinator:
                 for worker, count in earnings.items():
                     if count:
                         self.ledger.pay(job_id, worker, count * self.config.price_per_block)
+                fee = min(self.config.validator_fee, self.ledger.escrow_held(job_id))
+                if auditor is not None and fee > 0:
+                    self.ledger.pay(job_id, auditor, fee, reason="audit")
                 self.ledger.refund(job_id, job.consumer)
                 self.store.set_job_state(job_id, "settled")
             self._tiles.pop(job_id, None)
@@ -680,6 +707,155 @@ class Coordinator:
         self._maybe_settle(job_id)  # mirrors may already serve every rejected slot
         return {"dispute_id": dispute_id, "outcome": "upheld", "slashed": sorted(accused)}
 
+    # ---- the asymmetric topology: unproven results, auditors --------------------------------
+
+    def submit_result(
+        self,
+        node: str,
+        shard_id: str,
+        arrays: Mapping[str, np.ndarray],
+        body: bytes | None = None,
+    ) -> dict[str, Any]:
+        """Accept the partials of a node that only computes (``worker start --no-prove``).
+
+        There is no commit-reveal: the result is recorded at once (its digest as its commitment)
+        and the job, once every shard is in, waits in ``optimistic`` for an auditor.
+
+        Raises:
+            ShardStateError: The node proves its results, or does not hold the shard.
+            InvalidInputError: Partials missing.
+        """
+        number = _shard_number(shard_id)
+        shard = self.store.get_shard(number)
+        if self.store.get_node(node).prove:
+            raise ShardStateError("this node registered as proving: commit, then reveal")
+        if shard.node_id != node:
+            raise ShardStateError(f"shard {shard_id} is not this node's")
+        partials = _partials_of(shard.blocks, arrays)
+        digest_hex = result_digest(partials).hex()
+        if shard.state == "revealed" and shard.commit_hash == digest_hex:
+            return {"shard_id": shard_id, "state": "revealed"}  # a retried request
+        if shard.state != "assigned":
+            raise ShardStateError(f"shard {shard_id} is {shard.state}, not awaiting a result")
+        if body is None:
+            body = pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()})
+        blob = self.blobs.put(body)
+        with self.store.transaction():
+            self.store.record_commit(number, node, digest_hex)
+            self.store.record_reveal(number, node, blob)
+        spec = self.store.get_job(shard.job_id).spec
+        planned = int(spec.get("plan_nodes", spec["nodes"]))
+        key = shard.slot if shard.role == "primary" else shard.slot + planned
+        self._partials.setdefault(shard.job_id, {})[key] = partials
+        self._reveal_open(shard.job_id)
+        self._notify()
+        self._maybe_settle(shard.job_id)
+        return {"shard_id": shard_id, "state": "revealed"}
+
+    def audit(self, node: str, wait: float = 0.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The oldest optimistic job this node may audit (``job_id`` None: none): every tile,
+        every revealed copy's partials, and which copies must agree bit for bit.
+
+        Args:
+            node: The auditor (never a node that holds a shard of the job).
+            wait: Seconds to hold the request while there is none (a long poll).
+        """
+        banned = self.store.get_node(node).banned
+
+        def next_job() -> str | None:
+            if banned:
+                return None
+            for job in reversed(self.store.list_jobs(state="optimistic")):
+                if node not in self._parties(job.job_id):
+                    return job.job_id
+            return None
+
+        job_id = self._wait_for(next_job, wait)
+        if job_id is None:
+            return {"job_id": None}, {}
+        spec = self.store.get_job(job_id).spec
+        tiles_a, tiles_b = self._job_tiles(job_id, spec)
+        reveals, nodes_of = self._revealed(job_id)
+        meta, arrays = audit_package(job_id, tiles_a, tiles_b, reveals, nodes_of)
+        return meta, arrays
+
+    def audit_report(self, node: str, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """An auditor's report on an optimistic job: settle it, or revert what it proves wrong.
+
+        A report with fraud proofs is checked in O(K) per proof; when every one holds, each
+        proven author is slashed (a bounty to the auditor) and banned, its shards rejected and
+        queued again (unless a mirror copy serves them), and the job goes back to work. A clean
+        report settles the job, and the auditor earns the job's fee, provided the copies that
+        must agree do and a random sample of partials passes Freivalds (the coordinator checks
+        both itself: ``spot_checks``). Any other report is a lie: the
+        auditor is slashed and banned, and the job waits for another one.
+
+        Raises:
+            ShardStateError: The job is not optimistic, or the auditor is a party to it.
+            InvalidInputError: A malformed report.
+        """
+        frauds = body.get("frauds")
+        if not isinstance(frauds, list) or not all(isinstance(f, dict) for f in frauds):
+            raise InvalidInputError("an audit report is {'frauds': [fraud proof, ...]}")
+        if self.store.get_job(job_id).state != "optimistic":
+            raise ShardStateError(f"job {job_id} is not awaiting an audit")
+        if node in self._parties(job_id) or self.store.get_node(node).banned:
+            raise ShardStateError("a party to the job (or a banned node) cannot audit it")
+        spec = self.store.get_job(job_id).spec
+        tiles_a, tiles_b = self._job_tiles(job_id, spec)
+        reveals, nodes_of = self._revealed(job_id)
+        claims = {
+            (nodes_of[copy], copy, block): x
+            for copy, partials in reveals.items()
+            for block, x in partials.items()
+        }
+        proven = all(check_fraud(f, claims, tiles_a, tiles_b) for f in frauds)
+        if frauds and proven:
+            accused = sorted({str(f["node"]) for f in frauds})
+            with self.store.transaction():
+                for cheater in accused:
+                    self.ledger.slash(cheater, node, self.config.bounty, job_id)
+                    self.store.set_banned(cheater, True)
+                    for shard in self.store.list_shards(job_id=job_id, node_id=cheater):
+                        if shard.state == "revealed":
+                            self.store.set_shard_state(shard.shard_id, "rejected")
+                            if not self.store.has_live_copy(job_id, shard.slot):
+                                self.store.add_shards(
+                                    job_id, [NewShard(shard.slot, shard.blocks, shard.role)]
+                                )
+                    cache = self._partials.get(job_id, {})
+                    for key in [key for key, n in nodes_of.items() if n == cheater]:
+                        cache.pop(key, None)
+                self.store.set_job_state(job_id, "dispatched")
+            self._notify()
+            self._maybe_settle(job_id)
+            return {"job_id": job_id, "outcome": "reverted", "slashed": accused}
+        if not frauds and copies_agree(reveals) and self._spot_check(reveals, tiles_a, tiles_b):
+            self.settle(job_id, auditor=node)
+            return {"job_id": job_id, "outcome": "settled"}
+        with self.store.transaction():
+            self.ledger.slash(node, None, 0, job_id, ref=f"slash:{job_id}:{node}:auditor")
+            self.store.set_banned(node, True)
+        self._notify()
+        return {"job_id": job_id, "outcome": "auditor lied"}
+
+    def _spot_check(
+        self,
+        reveals: Mapping[int, Mapping[BlockProduct, np.ndarray]],
+        tiles_a: Mapping[tuple[int, int], np.ndarray],
+        tiles_b: Mapping[tuple[int, int], np.ndarray],
+    ) -> bool:
+        # A random sample the auditor cannot predict: secrets, not the job's public data.
+        rng = np.random.default_rng(secrets.randbits(64))
+        for partials in reveals.values():
+            blocks = list(partials)
+            count = max(1, round(self.config.spot_checks * len(blocks)))
+            for t in rng.choice(len(blocks), size=min(count, len(blocks)), replace=False):
+                block = blocks[int(t)]
+                if not check_partial(block, partials[block], tiles_a, tiles_b):
+                    return False
+        return True
+
     def _remember(self, job_id: str, c: np.ndarray) -> None:
         self._results[job_id] = c
         while len(self._results) > 4:
@@ -742,6 +918,16 @@ class Coordinator:
             primaries = {b: picked[plan.owner(b)][b] for b in grid.blocks()}
             self._remember(job_id, assemble(grid, primaries, np.dtype(job.spec["out_dtype"])))
         return {"job_id": job_id}, {"C": self._results[job_id]}
+
+
+def _partials_of(blocks: Any, arrays: Mapping[str, np.ndarray]) -> dict[BlockProduct, np.ndarray]:
+    partials: dict[BlockProduct, np.ndarray] = {}
+    for i, j, kk in blocks:
+        name = f"p/{i}/{j}/{kk}"
+        if name not in arrays:
+            raise InvalidInputError(f"the result lacks partial {name}")
+        partials[BlockProduct(i, j, kk)] = np.asarray(arrays[name])
+    return partials
 
 
 def _pair(key: str) -> tuple[int, int]:
@@ -896,6 +1082,23 @@ def create_app(coordinator: Coordinator) -> Any:
         Route(
             "/v1/shards/{shard_id}/release",
             handler(lambda n, r, b: coordinator.release(n, r.path_params["shard_id"])),
+            methods=["POST"],
+        ),
+        Route(
+            "/v1/shards/{shard_id}/result",
+            handler(
+                lambda n, r, b: coordinator.submit_result(
+                    n, r.path_params["shard_id"], wire_body(b)[1], body=b
+                )
+            ),
+            methods=["POST"],
+        ),
+        Route(_api.AUDITS, handler(lambda n, r, b: wire(*coordinator.audit(n, wait_of(r))))),
+        Route(
+            "/v1/audits/{job_id}/report",
+            handler(
+                lambda n, r, b: coordinator.audit_report(n, r.path_params["job_id"], json_body(b))
+            ),
             methods=["POST"],
         ),
         Route(

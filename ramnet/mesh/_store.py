@@ -69,7 +69,14 @@ __all__ = [
 ]
 
 #: The schema this code writes. A file with a newer version is refused (``SchemaVersionError``).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Upgrades from older versions, in order: version -> statements that bring it to version + 1.
+_MIGRATIONS = {
+    1: [
+        # v2: nodes that only compute (``worker start --no-prove``; the asymmetric topology).
+        "ALTER TABLE nodes ADD COLUMN prove INTEGER NOT NULL DEFAULT 1 CHECK (prove IN (0, 1))",
+    ],
+}
 
 JobState = Literal[
     "submitted",
@@ -232,6 +239,7 @@ class Node:
     banned: bool
     registered_at: float
     updated_at: float
+    prove: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -323,7 +331,8 @@ CREATE TABLE nodes (
     validator      INTEGER NOT NULL DEFAULT 0 CHECK (validator IN (0, 1)),
     banned         INTEGER NOT NULL DEFAULT 0 CHECK (banned IN (0, 1)),
     registered_at  REAL NOT NULL,
-    updated_at     REAL NOT NULL
+    updated_at     REAL NOT NULL,
+    prove          INTEGER NOT NULL DEFAULT 1 CHECK (prove IN (0, 1))
 );
 CREATE TABLE jobs (
     job_id     TEXT PRIMARY KEY,
@@ -590,6 +599,13 @@ class Store:
                     return
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 version = int(row[0]) if row is not None and str(row[0]).isdigit() else -1
+                while version in _MIGRATIONS and version < SCHEMA_VERSION:
+                    for statement in _MIGRATIONS[version]:
+                        conn.execute(statement)
+                    version += 1
+                    conn.execute(
+                        "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
+                    )
                 if version != SCHEMA_VERSION:
                     raise SchemaVersionError(
                         f"{self.path} has state schema version {version}; this RAMNET reads "
@@ -618,10 +634,13 @@ class Store:
         *,
         payout_address: str | None = None,
         validator: bool = False,
+        prove: bool = True,
         now: float | None = None,
     ) -> bool:
-        """Register a node, or update its payout address and validator flag if already known.
+        """Register a node, or update its payout address and flags if already known.
 
+        ``prove`` False marks a node that only computes (``worker start --no-prove``): its
+        results skip commit-reveal, and its jobs wait in ``optimistic`` for an auditor.
         Re-registering never lifts a ban and keeps ``registered_at``.
 
         Returns:
@@ -638,16 +657,17 @@ class Store:
         t = _now(now)
         with self.transaction() as conn:
             cur = conn.execute(
-                "INSERT INTO nodes (node_id, payout_address, validator, banned, registered_at,"
-                " updated_at) VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (node_id) DO NOTHING",
-                (node_id, payout_address, int(bool(validator)), t, t),
+                "INSERT INTO nodes (node_id, payout_address, validator, prove, banned,"
+                " registered_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?)"
+                " ON CONFLICT (node_id) DO NOTHING",
+                (node_id, payout_address, int(bool(validator)), int(bool(prove)), t, t),
             )
             if cur.rowcount:
                 return True
             conn.execute(
                 "UPDATE nodes SET payout_address = coalesce(?, payout_address), validator = ?,"
-                " updated_at = ? WHERE node_id = ?",
-                (payout_address, int(bool(validator)), t, node_id),
+                " prove = ?, updated_at = ? WHERE node_id = ?",
+                (payout_address, int(bool(validator)), int(bool(prove)), t, node_id),
             )
             return False
 
@@ -1341,6 +1361,7 @@ def _node(row: sqlite3.Row) -> Node:
         banned=bool(row["banned"]),
         registered_at=row["registered_at"],
         updated_at=row["updated_at"],
+        prove=bool(row["prove"]),
     )
 
 

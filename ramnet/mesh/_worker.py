@@ -83,6 +83,8 @@ class Worker:
         log: Receives one line per event.
         compute: What computes a shard's partials (None: ORCHID in this process, with
             ``backend`` and ``threads``); the sidecar proxy passes its daemon's.
+        prove: False: a node that only computes (the asymmetric topology): results are posted
+            without commit-reveal, and their jobs wait in ``optimistic`` for an auditor.
         misbehave: A testing aid (``ramnet worker start --misbehave``): ``random``, ``off-by-one``
             (one entry of one block +1), ``zeros`` (skips the work), ``replay`` (results computed
             earlier for other blocks), ``crash`` (exits mid-shard), ``stall`` (never answers);
@@ -102,6 +104,7 @@ class Worker:
         log: Log | None = None,
         misbehave: str | None = None,
         compute: Compute | None = None,
+        prove: bool = True,
     ) -> None:
         if misbehave is not None and misbehave not in MISBEHAVIOURS:
             from ramnet._errors import InvalidInputError
@@ -120,6 +123,7 @@ class Worker:
         self.poll = poll
         self.log: Log = log or (lambda line: None)
         self.done = 0
+        self.prove = prove
         self._committed: dict[str, dict[str, np.ndarray]] = {}  # shard id -> partials to reveal
         self.compute: Compute = compute or self._compute_here
 
@@ -139,6 +143,7 @@ class Worker:
                 "bond": self.bond,
                 "validator": self.validator,
                 "payout_address": self.payout_address,
+                "prove": self.prove,
             },
         )
         self.log(f"registered: balance {reply.get('balance')}, bond {reply.get('bond')}")
@@ -226,6 +231,16 @@ class Worker:
             honest = list(partials.values())
             partials = _misbehave(self.misbehave, partials, self._previous)
             self._previous = honest
+        if not self.prove:  # only computes: no commitment; an auditor checks the job later
+            self.client.post_wire(
+                _api.shard_result(shard_id),
+                {"shard_id": shard_id},
+                {f"p/{b.i}/{b.j}/{b.k}": partials[b] for b in blocks},
+                idempotent=True,
+            )
+            self.done += 1
+            self.log(f"shard {shard_id}: submitted (unproven)")
+            return True
         digest = result_digest(partials).hex()
         # Committing the same digest twice is a no-op, so a commit cut off by a coordinator
         # restart is simply sent again.
