@@ -31,6 +31,8 @@ def report() -> dict[str, Any]:
     from ramnet import __version__, orchid
 
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    # A frozen executable (packaging/pyinstaller.spec) builds nothing: its compiler is moot.
+    frozen = bool(getattr(sys, "frozen", False))
     return {
         "ramnet": __version__,
         "python": platform.python_version(),
@@ -39,7 +41,11 @@ def report() -> dict[str, Any]:
         "machine": platform.machine(),
         "numpy": np.__version__,
         "blas": _blas(),
-        "compiler": {"name": cc, "found": shutil.which(cc) is not None},
+        "frozen": frozen,
+        "compiler": {
+            "name": None if frozen else cc,
+            "found": not frozen and shutil.which(cc) is not None,
+        },
         "threads": orchid.default_threads(),
         "kernels": orchid.kernel_info(),
     }

@@ -540,7 +540,9 @@ def doctor(
     )
     table.add_row(
         "compiler",
-        f"{info['compiler']['name']} ({'found' if info['compiler']['found'] else 'not found'})",
+        "none (a frozen executable)"
+        if info.get("frozen")
+        else f"{info['compiler']['name']} ({'found' if info['compiler']['found'] else 'missing'})",
     )
     if kernels["c_extension"]:
         table.add_row("C kernels", "loaded")
@@ -803,7 +805,9 @@ def worker_start(
         payout_address=settings.payout_address,
         backend=settings.backend,
         threads=settings.threads or 1,
-        log=lambda line: err.print(f"worker {key.node_id[:12]}: {line}", markup=False),
+        log=lambda line: err.print(
+            f"worker {key.node_id[:12]}: {line}", markup=False, soft_wrap=True
+        ),
         misbehave=misbehave,
         prove=not no_prove,
     )
@@ -845,7 +849,9 @@ def auditor_start(
         bond=settings.bond,
         payout_address=settings.payout_address,
         backend=settings.backend,
-        log=lambda line: err.print(f"auditor {key.node_id[:12]}: {line}", markup=False),
+        log=lambda line: err.print(
+            f"auditor {key.node_id[:12]}: {line}", markup=False, soft_wrap=True
+        ),
     )
     done = auditor.run(stop)
     err.print(f"auditor {key.node_id[:12]}: stopped after {done} audits", markup=False)
