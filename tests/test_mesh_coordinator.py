@@ -259,6 +259,8 @@ def test_dispute_slashes_the_cheater_and_the_job_settles(tmp_path: Path) -> None
 
     with pytest.raises(NodeBannedError):
         coord.claim(cheater)
+    coord.register(cheater, {"bond": 0})  # registering again without a new bond: still banned
+    assert coord.store.get_node(cheater).banned
     redo = next(w for w in workers if w != cheater)
     s, p = _work(coord, redo)
     coord.commit(redo, s, {"digest": result_digest(p).hex()})
@@ -277,6 +279,9 @@ def test_dispute_slashes_the_cheater_and_the_job_settles(tmp_path: Path) -> None
     assert accounts[validator]["slashed"] == 0
     if drawn == liar:
         assert accounts[liar]["slashed"] == 40
+    # Staking a bond again lifts the ban.
+    assert coord.register(cheater, {"bond": 40})["bond"] == 40
+    assert not coord.store.get_node(cheater).banned
     coord.close()
 
 

@@ -1,6 +1,6 @@
 """Workers that crash or stall mid-shard, with real processes on 127.0.0.1: the shard moves to
-another node after its lease, the consumer still gets the exact product, the faulty node earns
-nothing."""
+another node after its lease, the consumer still gets the exact product (and again for a second
+job in a row), the faulty node earns nothing."""
 
 from __future__ import annotations
 
@@ -42,5 +42,17 @@ def test_a_faulty_worker_loses_its_shard(tmp_path: Path, strategy: str) -> None:
         assert bad and bad[0]["balance"] + bad[0]["bond"] == 1_000_000  # granted, never paid
         if strategy == "crash":
             assert mesh.procs["bad"].wait(timeout=10) == 3
+        # A second job in a row runs on the honest workers alone.
+        second = mesh.popen(
+            "run", "--mode", "mesh", "--nodes", "3", "--random", "64x48x40", "--dtype",
+            "int16", "--seed", "2", "--save-inputs", "in2", "--out", "C2.npy", "--key-file",
+            "c.key", "--json",
+        )  # fmt: skip
+        out, err = second.communicate(timeout=90)
+        assert second.returncode == 0, err.decode()
+        a, b = np.load(tmp_path / "in2" / "A.npy"), np.load(tmp_path / "in2" / "B.npy")
+        np.testing.assert_array_equal(
+            np.load(tmp_path / "C2.npy"), a.astype(np.int64) @ b.astype(np.int64)
+        )
     finally:
         mesh.stop()

@@ -158,6 +158,9 @@ class Coordinator:
     def register(self, node: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Register (or update) the signing node, grant a new account its credit, stake its bond.
 
+        A banned node (a proven cheater, its bond slashed) that stakes a bond again here may take
+        shards again.
+
         Raises:
             InvalidInputError: A bad bond or payout address.
             InsufficientFundsError: The bond exceeds the node's balance.
@@ -178,6 +181,9 @@ class Coordinator:
             missing = bond - int(self.ledger.account(node)["bond"])
             if missing > 0:
                 self.ledger.stake(node, missing, ref=f"stake:{node}:{secrets.token_hex(8)}")
+                # A slashed node is banned from new shards until it stakes a bond again.
+                if self.store.get_node(node).banned:
+                    self.store.set_banned(node, False)
         return {**self.ledger.account(node), "new": new}
 
     def submit(
