@@ -774,10 +774,7 @@ def worker_start(
     ] = False,
 ) -> None:
     """Serve the coordinator's shards until SIGTERM (the shard in hand is finished first)."""
-    import signal
-    import threading
-
-    from ramnet.mesh import MeshClient, Worker
+    from ramnet.mesh import Worker
     from ramnet.mesh._worker import MISBEHAVIOURS
 
     if misbehave is not None and misbehave not in MISBEHAVIOURS:
@@ -793,26 +790,39 @@ def worker_start(
         threads=threads,
         backend=backend.value if backend else None,
     )
-    key = _node_key(settings.key_file)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    err = _stderr()
+    client, stop, log = _mesh_node("worker", settings)
     worker = Worker(
-        MeshClient(settings.coordinator, key, retries=None, retry_for=30),
+        client,
         bond=settings.bond,
         validator=validator,
         payout_address=settings.payout_address,
         backend=settings.backend,
         threads=settings.threads or 1,
-        log=lambda line: err.print(
-            f"worker {key.node_id[:12]}: {line}", markup=False, soft_wrap=True
-        ),
+        log=log,
         misbehave=misbehave,
         prove=not no_prove,
     )
-    done = worker.run(stop)
-    err.print(f"worker {key.node_id[:12]}: stopped after {done} shards", markup=False)
+    log(f"stopped after {worker.run(stop)} shards")
+
+
+def _mesh_node(role: str, settings: Any) -> tuple[Any, Any, Callable[[str], None]]:
+    """A node's signed client (its key loaded or created), an event that SIGTERM and SIGINT
+    set, and a function that logs one line on stderr as ``ROLE NODE-ID: ...``."""
+    import signal
+    import threading
+
+    from ramnet.mesh import MeshClient
+
+    key = _node_key(settings.key_file)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    err = _stderr()
+
+    def log(line: str) -> None:
+        err.print(f"{role} {key.node_id[:12]}: {line}", markup=False, soft_wrap=True)
+
+    return MeshClient(settings.coordinator, key, retries=None, retry_for=30), stop, log
 
 
 @auditor_app.command("start")
@@ -827,10 +837,7 @@ def auditor_start(
     backend: Annotated[BackendChoice | None, typer.Option("--backend")] = None,
 ) -> None:
     """Audit optimistic jobs (results of --no-prove workers) until SIGTERM: settle or revert."""
-    import signal
-    import threading
-
-    from ramnet.mesh import Auditor, MeshClient
+    from ramnet.mesh import Auditor
 
     settings = _settings(
         coordinator=coordinator,
@@ -839,22 +846,15 @@ def auditor_start(
         payout_address=payout_address,
         backend=backend.value if backend else None,
     )
-    key = _node_key(settings.key_file)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    err = _stderr()
+    client, stop, log = _mesh_node("auditor", settings)
     auditor = Auditor(
-        MeshClient(settings.coordinator, key, retries=None, retry_for=30),
+        client,
         bond=settings.bond,
         payout_address=settings.payout_address,
         backend=settings.backend,
-        log=lambda line: err.print(
-            f"auditor {key.node_id[:12]}: {line}", markup=False, soft_wrap=True
-        ),
+        log=log,
     )
-    done = auditor.run(stop)
-    err.print(f"auditor {key.node_id[:12]}: stopped after {done} audits", markup=False)
+    log(f"stopped after {auditor.run(stop)} audits")
 
 
 # ---- the sidecar topology: an ORCHID daemon and a VALKYRIE proxy on one host ----

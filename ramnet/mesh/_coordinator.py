@@ -688,19 +688,7 @@ class Coordinator:
             return {"dispute_id": dispute_id, "outcome": "validator lied"}
         with self.store.transaction():
             for cheater in sorted(accused):
-                self.ledger.slash(cheater, node, self.config.bounty, job_id)
-                self.store.set_banned(cheater, True)
-                for shard in self.store.list_shards(job_id=job_id, node_id=cheater):
-                    if shard.state == "revealed":
-                        self.store.set_shard_state(shard.shard_id, "rejected")
-                        # A mirrored slot is served by its other copy at once: no recompute.
-                        if not self.store.has_live_copy(job_id, shard.slot):
-                            self.store.add_shards(
-                                job_id, [NewShard(shard.slot, shard.blocks, shard.role)]
-                            )
-                cache = self._partials.get(job_id, {})
-                for key in [key for key, n in nodes_of.items() if n == cheater]:
-                    cache.pop(key, None)
+                self._punish(job_id, cheater, node, nodes_of)
             if self.config.validator_fee:
                 self.ledger.pay(job_id, node, self.config.validator_fee, reason="validation")
             self.store.resolve_dispute(
@@ -820,18 +808,7 @@ class Coordinator:
             accused = sorted({str(f["node"]) for f in frauds})
             with self.store.transaction():
                 for cheater in accused:
-                    self.ledger.slash(cheater, node, self.config.bounty, job_id)
-                    self.store.set_banned(cheater, True)
-                    for shard in self.store.list_shards(job_id=job_id, node_id=cheater):
-                        if shard.state == "revealed":
-                            self.store.set_shard_state(shard.shard_id, "rejected")
-                            if not self.store.has_live_copy(job_id, shard.slot):
-                                self.store.add_shards(
-                                    job_id, [NewShard(shard.slot, shard.blocks, shard.role)]
-                                )
-                    cache = self._partials.get(job_id, {})
-                    for key in [key for key, n in nodes_of.items() if n == cheater]:
-                        cache.pop(key, None)
+                    self._punish(job_id, cheater, node, nodes_of)
                 self.store.set_job_state(job_id, "dispatched")
             self._notify()
             self._maybe_settle(job_id)
@@ -861,6 +838,23 @@ class Coordinator:
                 if not check_partial(block, partials[block], tiles_a, tiles_b):
                     return False
         return True
+
+    def _punish(
+        self, job_id: str, cheater: str, challenger: str, nodes_of: Mapping[int, str]
+    ) -> None:
+        # A proven cheater (inside the caller's transaction): its bond slashed (the bounty to
+        # the challenger, the rest burned), banned, its revealed shards of the job rejected and
+        # queued again, unless a mirror copy serves the slot at once.
+        self.ledger.slash(cheater, challenger, self.config.bounty, job_id)
+        self.store.set_banned(cheater, True)
+        for shard in self.store.list_shards(job_id=job_id, node_id=cheater):
+            if shard.state == "revealed":
+                self.store.set_shard_state(shard.shard_id, "rejected")
+                if not self.store.has_live_copy(job_id, shard.slot):
+                    self.store.add_shards(job_id, [NewShard(shard.slot, shard.blocks, shard.role)])
+        cache = self._partials.get(job_id, {})
+        for key in [key for key, n in nodes_of.items() if n == cheater]:
+            cache.pop(key, None)
 
     def _remember(self, job_id: str, c: np.ndarray) -> None:
         self._results[job_id] = c
