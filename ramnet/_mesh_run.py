@@ -23,7 +23,7 @@ class MeshJob:
         redundancy: ``mirror`` or ``none`` (None: mirror from 6 nodes on).
         out: Where C goes.
         a_path, b_path / random, dtype, seed: The operands, as for a sovereign run.
-        key: The consumer's NodeKey (signs its requests).
+        key: The consumer's NodeKey (signs its requests), or a function that returns it.
         detach: Return once the job is accepted.
         timeout: Seconds to wait for settlement (None: no limit).
         retry_for: Seconds to keep retrying while the coordinator is unreachable.
@@ -75,7 +75,9 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
     a, b = load_operands(job.a_path, job.b_path, job.random, job.dtype, job.seed)
     if job.save_inputs is not None:
         save_operands(job.save_inputs, a, b)
-    client = client_for(job.coordinator, job.key, job.retry_for)
+    # Loaded (or created) only once the job and its operands have been validated.
+    key = job.key() if callable(job.key) else job.key
+    client = client_for(job.coordinator, key, job.retry_for)
     t1 = time.perf_counter()
     job_id = _consumer.submit(client, a, b, job.nodes, redundancy)
     report: dict[str, Any] = {

@@ -295,7 +295,7 @@ def run(
             coordinator=settings.coordinator,
             nodes=nodes,
             out=out,
-            key=_node_key(settings.key_file),
+            key=functools.partial(_node_key, settings.key_file),
             a_path=a,
             b_path=b,
             random=parse_shape(random) if random is not None else None,

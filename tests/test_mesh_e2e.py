@@ -94,3 +94,24 @@ def test_mesh_refuses_node_counts_not_multiple_of_three(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert "multiple of 3" in run.stderr
     assert not (tmp / "C.npy").exists()
+
+
+@pytest.mark.parametrize(
+    ("nodes", "redundancy", "message"),
+    [("3", "mirror", "6 or more"), ("6", "triple", "--redundancy")],
+)
+def test_mesh_refuses_bad_redundancy(
+    tmp_path: Path, nodes: str, redundancy: str, message: str
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    run = subprocess.run(
+        ramnet(
+            "run", "--mode", "mesh", "--nodes", nodes, "--redundancy", redundancy,
+            "--coordinator", url, "--random", "8x8x8", "--dtype", "int8", "--out", "C.npy",
+            "--key-file", "c.key",
+        ),
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "C.npy").exists()
