@@ -22,27 +22,18 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from _common import emit
+from bench_mesh import ME, _port
 
 import ramnet
 from ramnet import orchid
-
-ME = [sys.executable, "-m", "ramnet.cli"]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(predicate: object, timeout: float, what: str) -> None:

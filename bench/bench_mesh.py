@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _common import emit
@@ -34,6 +35,8 @@ from _common import emit
 import ramnet
 from ramnet import orchid
 from ramnet.mesh import grid_for
+
+ME = [sys.executable, "-m", "ramnet.cli"]
 
 
 def _port() -> int:
@@ -101,6 +104,33 @@ def dask_run(a: np.ndarray, b: np.ndarray, client: object) -> np.ndarray:
     return c
 
 
+def start_mesh(folder: Path, env: dict[str, str], extra: list[str]) -> tuple[str, list[Any]]:
+    """A coordinator (with ``extra`` flags, state in ``folder/state``) and 3 workers, started in
+    ``folder``: returns the coordinator's URL and the processes, the coordinator first."""
+    port = _port()
+    url = f"http://127.0.0.1:{port}"
+    procs = [
+        subprocess.Popen(
+            [*ME, "coordinator", "start", "--port", str(port), "--data-dir", "state", *extra],
+            cwd=folder, env=env, stderr=subprocess.DEVNULL,
+        )
+    ]  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (folder / "state" / "state.sqlite").exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("bench: the coordinator did not start")
+        time.sleep(0.05)
+    for w in range(3):
+        procs.append(
+            subprocess.Popen(
+                [*ME, "worker", "start", "--key-file", f"w{w}.key", "--coordinator", url],
+                cwd=folder, env=env, stderr=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+    time.sleep(2)
+    return url, procs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=4096)
@@ -113,27 +143,10 @@ def main() -> None:
     np.save(tmp / "A.npy", a)
     np.save(tmp / "B.npy", b)
     exact = ramnet.matmul(a, b)
-    me = [sys.executable, "-m", "ramnet.cli"]
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp / "cfg")}
-    sovereign = [*me, "run", "--a", "A.npy", "--b", "B.npy", "--out", "C.npy"]
-    port = _port()
-    url = f"http://127.0.0.1:{port}"
-    procs = [
-        subprocess.Popen(
-            [*me, "coordinator", "start", "--port", str(port), "--data-dir", "state"],
-            cwd=tmp, env=env, stderr=subprocess.DEVNULL,
-        )
-    ]  # fmt: skip
-    time.sleep(2)
-    for w in range(3):
-        procs.append(
-            subprocess.Popen(
-                [*me, "worker", "start", "--key-file", f"w{w}.key", "--coordinator", url],
-                cwd=tmp, env=env, stderr=subprocess.DEVNULL,
-            )
-        )  # fmt: skip
-    time.sleep(2)
-    mesh = [*me, "run", "--mode", "mesh", "--nodes", "3", "--coordinator", url]
+    sovereign = [*ME, "run", "--a", "A.npy", "--b", "B.npy", "--out", "C.npy"]
+    url, procs = start_mesh(tmp, env, [])
+    mesh = [*ME, "run", "--mode", "mesh", "--nodes", "3", "--coordinator", url]
     mesh += ["--a", "A.npy", "--b", "B.npy", "--out", "CM.npy", "--key-file", "consumer.key"]
     from dask.distributed import Client, LocalCluster
 

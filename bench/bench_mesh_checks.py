@@ -17,46 +17,15 @@ import argparse
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from _common import emit
-from bench_mesh import _cpu, _port, _timed
+from bench_mesh import ME, _cpu, _timed, start_mesh
 
 import ramnet
 from ramnet import orchid
-
-ME = [sys.executable, "-m", "ramnet.cli"]
-
-
-def _mesh(folder: Path, env: dict[str, str], extra: list[str]) -> tuple[str, list[Any]]:
-    port = _port()
-    url = f"http://127.0.0.1:{port}"
-    procs = [
-        subprocess.Popen(
-            [*ME, "coordinator", "start", "--port", str(port), "--data-dir", "state", *extra],
-            cwd=folder, env=env, stderr=subprocess.DEVNULL,
-        )
-    ]  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not (folder / "state" / "state.sqlite").exists():
-        if time.monotonic() > deadline:
-            raise SystemExit("bench_mesh_checks: the coordinator did not start")
-        time.sleep(0.05)
-    for w in range(3):
-        procs.append(
-            subprocess.Popen(
-                [*ME, "worker", "start", "--key-file", f"w{w}.key", "--coordinator", url],
-                cwd=folder, env=env, stderr=subprocess.DEVNULL,
-            )
-        )  # fmt: skip
-    time.sleep(2)
-    return url, procs
 
 
 def main() -> None:
@@ -76,7 +45,7 @@ def main() -> None:
         np.save(folder / "A.npy", a)
         np.save(folder / "B.npy", b)
         env = {**os.environ, "XDG_CONFIG_HOME": str(folder / "cfg")}
-        meshes[name] = (folder, env, *_mesh(folder, env, extra))
+        meshes[name] = (folder, env, *start_mesh(folder, env, extra))
     rows: dict[str, list[float]] = {}
     try:
         for _ in range(args.runs):

@@ -20,7 +20,7 @@ import numpy as np
 
 from ramnet.mesh import _api
 from ramnet.mesh._disputes import fraud_entry
-from ramnet.mesh._shard import check_partial, compute_shard
+from ramnet.mesh._shard import check_partial, compute_shard, tile_map
 from ramnet.orchid import BlockProduct
 
 Log = Callable[[str], None]
@@ -86,13 +86,7 @@ def audit_findings(
     Returns:
         (fraud proofs for the partials that fail, one per partial; partials checked).
     """
-    tiles_a: dict[tuple[int, int], np.ndarray] = {}
-    tiles_b: dict[tuple[int, int], np.ndarray] = {}
-    for name, x in arrays.items():
-        kind, _, rest = name.partition("/")
-        if kind in ("a", "b"):
-            key = tuple(int(v) for v in rest.split("/"))
-            (tiles_a if kind == "a" else tiles_b)[(key[0], key[1])] = x
+    tiles_a, tiles_b = tile_map(arrays, "a"), tile_map(arrays, "b")
     frauds = []
     checked = 0
     for entry in meta["copies"]:

@@ -19,6 +19,7 @@ import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import blake3
 
@@ -136,7 +137,7 @@ class BlobStore:
         target = self.path_of(digest)
         if self._intact(target, digest):
             return digest
-        self._write(target, (view,))
+        self._place(self._write_tmp((view,)), target)
         return digest
 
     def _intact(self, target: Path, digest: str) -> bool:
@@ -148,26 +149,9 @@ class BlobStore:
     def put_stream(self, chunks: Iterable[bytes | bytearray | memoryview]) -> str:
         """Store the concatenation of ``chunks`` (hashed while written) and return its digest."""
         hasher = blake3.blake3()
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="in-")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in chunks:
-                    hasher.update(chunk)
-                    fh.write(chunk)
-                fh.flush()
-                if self.durable:
-                    os.fsync(fh.fileno())
-            digest = str(hasher.hexdigest())
-            target = self.path_of(digest)
-            target.parent.mkdir(exist_ok=True)
-            os.replace(tmp, target)
-            if self.durable:
-                _fsync_dir(target.parent)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        tmp = self._write_tmp(chunks, hasher)
+        digest = str(hasher.hexdigest())
+        self._place(tmp, self.path_of(digest))
         return digest
 
     def get(self, digest: str) -> bytes:
@@ -200,17 +184,32 @@ class BlobStore:
             return False
         return True
 
-    def _write(self, target: Path, chunks: Iterable[memoryview]) -> None:
-        target.parent.mkdir(exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
+    def _write_tmp(
+        self, chunks: Iterable[bytes | bytearray | memoryview], hasher: Any = None
+    ) -> Path:
+        # Write (and, with ``hasher``, hash) the chunks into a temporary file, synced when
+        # durable; the caller moves it into place with ``_place``.
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="in-")
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as fh:
                 for chunk in chunks:
+                    if hasher is not None:
+                        hasher.update(chunk)
                     fh.write(chunk)
                 fh.flush()
                 if self.durable:
                     os.fsync(fh.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        return tmp
+
+    def _place(self, tmp: Path, target: Path) -> None:
+        # Atomically move a written temporary file to its blob's name.
+        try:
+            target.parent.mkdir(exist_ok=True)
             os.replace(tmp, target)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -27,16 +27,17 @@ from ramnet.mesh._audits import audit_package, copies_agree
 from ramnet.mesh._auth import AuthError, asgi_target, verify_request
 from ramnet.mesh._blobs import BlobStore
 from ramnet.mesh._consumer import check_nodes, check_redundancy, planned_nodes
-from ramnet.mesh._disputes import check_fraud, draw_validator
+from ramnet.mesh._disputes import draw_validator, frauds_proven
 from ramnet.mesh._ledger import InsufficientFundsError, Ledger, LedgerConflictError
 from ramnet.mesh._plan import grid_for, plan_shards
-from ramnet.mesh._settle import chosen, settle
+from ramnet.mesh._settle import chosen, copy_key, settle
 from ramnet.mesh._shard import assemble, check_partial, result_digest
 from ramnet.mesh._store import (
     DeadlinePassedError,
     NewShard,
     NodeBannedError,
     NotFoundError,
+    Shard,
     ShardStateError,
     Store,
     StoreConflictError,
@@ -298,18 +299,21 @@ class Coordinator:
             )
         return self._tiles[job_id]
 
+    def _copy_key(self, shard: Shard) -> int:
+        # ``copy_key`` of a stored shard: its slot, or slot + the plan's nodes for a mirror.
+        spec = self.store.get_job(shard.job_id).spec
+        return copy_key(int(spec.get("plan_nodes", spec["nodes"])), shard.slot, shard.role)
+
     def _revealed(
         self, job_id: str
     ) -> tuple[dict[int, dict[BlockProduct, np.ndarray]], dict[int, str]]:
         # Each copy's revealed partials (from memory, or re-read from the blob store), keyed
-        # by ``copy_key``: the slot, or slot + plan nodes for a mirror.
-        spec = self.store.get_job(job_id).spec
-        planned = int(spec.get("plan_nodes", spec["nodes"]))
+        # by ``_copy_key``.
         cached = self._partials.get(job_id, {})
         reveals: dict[int, dict[BlockProduct, np.ndarray]] = {}
         nodes_of: dict[int, str] = {}
         for shard in self.store.list_shards(job_id=job_id, state="revealed"):
-            key = shard.slot if shard.role == "primary" else shard.slot + planned
+            key = self._copy_key(shard)
             if key in cached:
                 reveals[key] = cached[key]
             else:
@@ -324,10 +328,8 @@ class Coordinator:
 
     def _commits(self, job_id: str) -> dict[int, str]:
         # Each revealed copy's commitment, by copy key (as ``_revealed``).
-        spec = self.store.get_job(job_id).spec
-        planned = int(spec.get("plan_nodes", spec["nodes"]))
         return {
-            (s.slot if s.role == "primary" else s.slot + planned): str(s.commit_hash)
+            self._copy_key(s): str(s.commit_hash)
             for s in self.store.list_shards(job_id=job_id, state="revealed")
         }
 
@@ -457,17 +459,24 @@ class Coordinator:
         if not self._reveal_open(shard.job_id):
             raise ShardStateError("the commit phase of this job is still open")
         partials = _partials_of(shard.blocks, arrays)
-        spec_of = self.store.get_job(shard.job_id).spec
         if result_digest(partials).hex() != shard.commit_hash:
             self.store.set_shard_state(number, "rejected", expect="committed")
             raise ShardStateError("the revealed partials do not match the commitment")
+        self.store.record_reveal(number, node, self._store_result(partials, body))
+        return self._result_in(shard_id, shard, partials)
+
+    def _store_result(self, partials: Mapping[BlockProduct, np.ndarray], body: bytes | None) -> str:
+        # The result's wire container as a blob (packed anew when it did not come as one).
         if body is None:
             body = pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()})
-        blob = self.blobs.put(body)
-        self.store.record_reveal(number, node, blob)
-        planned = int(spec_of.get("plan_nodes", spec_of["nodes"]))
-        key = shard.slot if shard.role == "primary" else shard.slot + planned
-        self._partials.setdefault(shard.job_id, {})[key] = partials
+        return self.blobs.put(body)
+
+    def _result_in(
+        self, shard_id: str, shard: Shard, partials: dict[BlockProduct, np.ndarray]
+    ) -> dict[str, Any]:
+        # A shard's result was recorded: keep its partials at hand, wake the long polls, and
+        # settle (or go optimistic) if it was the last one.
+        self._partials.setdefault(shard.job_id, {})[self._copy_key(shard)] = partials
         self._notify()
         self._maybe_settle(shard.job_id)
         return {"shard_id": shard_id, "state": "revealed"}
@@ -608,6 +617,7 @@ class Coordinator:
         arrays: dict[str, np.ndarray] = {}
         openings: dict[str, list[str]] = {}
         claims = []
+        digests_of: dict[int, dict[str, str]] = {}  # each copy's partial digests, hashed once
         for i, j, k in dispute.claims["blocks"]:
             block = BlockProduct(i, j, k)
             arrays[f"a/{i}/{k}"] = tiles_a[(i, k)]
@@ -620,9 +630,11 @@ class Coordinator:
                     arrays[name] = partials[block]
                     # The claim is opened against the worker's own commitment: the digests of
                     # the shard's partials, which must hash to the commit it posted.
-                    digests = {
-                        f"{b.i}/{b.j}/{b.k}": block_digest(b, x).hex() for b, x in partials.items()
-                    }
+                    if copy not in digests_of:
+                        digests_of[copy] = {
+                            f"{b.i}/{b.j}/{b.k}": block_digest(b, x).hex()
+                            for b, x in partials.items()
+                        }
                     claims.append(
                         {
                             "node": nodes_of[copy],
@@ -630,7 +642,7 @@ class Coordinator:
                             "block": [i, j, k],
                             "name": name,
                             "commit": commits.get(copy),
-                            "digests": digests,
+                            "digests": digests_of[copy],
                         }
                     )
         meta = {
@@ -664,12 +676,7 @@ class Coordinator:
         spec = self.store.get_job(job_id).spec
         tiles_a, tiles_b = self._job_tiles(job_id, spec)
         reveals, nodes_of = self._revealed(job_id)
-        claims = {
-            (nodes_of[copy], copy, block): x
-            for copy, p in reveals.items()
-            for block, x in p.items()
-        }
-        proven = all(check_fraud(f, claims, tiles_a, tiles_b) for f in frauds)
+        proven = frauds_proven(frauds, reveals, nodes_of, tiles_a, tiles_b)
         accused = {str(f.get("node")) for f in frauds}
         failed = {str(n) for n, _ in dispute.claims["failed"]}
         verdict_blob = self.blobs.put(json.dumps({"validator": node, "frauds": frauds}).encode())
@@ -731,20 +738,12 @@ class Coordinator:
             return {"shard_id": shard_id, "state": "revealed"}  # a retried request
         if shard.state != "assigned":
             raise ShardStateError(f"shard {shard_id} is {shard.state}, not awaiting a result")
-        if body is None:
-            body = pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()})
-        blob = self.blobs.put(body)
+        blob = self._store_result(partials, body)
         with self.store.transaction():
             self.store.record_commit(number, node, digest_hex)
             self.store.record_reveal(number, node, blob)
-        spec = self.store.get_job(shard.job_id).spec
-        planned = int(spec.get("plan_nodes", spec["nodes"]))
-        key = shard.slot if shard.role == "primary" else shard.slot + planned
-        self._partials.setdefault(shard.job_id, {})[key] = partials
-        self._reveal_open(shard.job_id)
-        self._notify()
-        self._maybe_settle(shard.job_id)
-        return {"shard_id": shard_id, "state": "revealed"}
+        self._reveal_open(shard.job_id)  # this may have been the last shard awaited
+        return self._result_in(shard_id, shard, partials)
 
     def audit(self, node: str, wait: float = 0.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """The oldest optimistic job this node may audit (``job_id`` None: none): every tile,
@@ -798,12 +797,7 @@ class Coordinator:
         spec = self.store.get_job(job_id).spec
         tiles_a, tiles_b = self._job_tiles(job_id, spec)
         reveals, nodes_of = self._revealed(job_id)
-        claims = {
-            (nodes_of[copy], copy, block): x
-            for copy, partials in reveals.items()
-            for block, x in partials.items()
-        }
-        proven = all(check_fraud(f, claims, tiles_a, tiles_b) for f in frauds)
+        proven = frauds_proven(frauds, reveals, nodes_of, tiles_a, tiles_b)
         if frauds and proven:
             accused = sorted({str(f["node"]) for f in frauds})
             with self.store.transaction():

@@ -146,3 +146,20 @@ def check_fraud(
     # Exact: a partial's dtype holds its true value (int32 for int8 blocks, int64 otherwise).
     true = sum(int(x) * int(y) for x, y in zip(a[r].tolist(), b[:, c].tolist(), strict=True))
     return int(claim[r, c]) != true
+
+
+def frauds_proven(
+    frauds: Sequence[Mapping[str, Any]],
+    reveals: Mapping[int, Mapping[BlockProduct, np.ndarray]],
+    nodes_of: Mapping[int, str],
+    tiles_a: Mapping[tuple[int, int], np.ndarray],
+    tiles_b: Mapping[tuple[int, int], np.ndarray],
+) -> bool:
+    """Whether every fraud proof holds against the revealed copies (by copy key) and their
+    nodes (``nodes_of``): each checked by ``check_fraud``."""
+    claims = {
+        (nodes_of[copy], copy, block): x
+        for copy, partials in reveals.items()
+        for block, x in partials.items()
+    }
+    return all(check_fraud(f, claims, tiles_a, tiles_b) for f in frauds)

@@ -36,10 +36,10 @@ class Settlement:
     computed: dict[int, int] = field(default_factory=dict)
 
 
-def copy_key(plan: ShardPlan, slot: int, role: str) -> int:
+def copy_key(plan_nodes: int, slot: int, role: str) -> int:
     """The key of one copy of a slot's work: the slot itself for the primary copy, and
-    ``slot + plan.nodes`` for its mirror (``--redundancy mirror``)."""
-    return slot if role == "primary" else slot + plan.nodes
+    ``slot + plan_nodes`` for its mirror (``--redundancy mirror``)."""
+    return slot if role == "primary" else slot + plan_nodes
 
 
 def chosen(

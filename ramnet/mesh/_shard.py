@@ -25,6 +25,17 @@ _RESULT_TAG = b"RNSHARD1"
 TileMap = Mapping[tuple[int, int], np.ndarray]
 
 
+def tile_map(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[tuple[int, int], np.ndarray]:
+    """The tiles named ``PREFIX/x/y`` in a wire container (``a/i/k``, ``b/k/j``), by (x, y)."""
+    out = {}
+    for name, array in arrays.items():
+        kind, _, rest = name.partition("/")
+        if kind == prefix:
+            x, y = (int(v) for v in rest.split("/"))
+            out[(x, y)] = array
+    return out
+
+
 def compute_shard(
     blocks: Sequence[BlockProduct],
     tiles_a: TileMap,

@@ -33,7 +33,7 @@ def tile_leaf(kind: str, x: int, y: int, tile: np.ndarray) -> bytes:
         t = t.astype(t.dtype.newbyteorder("<"))
     rows, cols = t.shape
     head = struct.pack("<cIIBQQ", kind.encode(), x, y, DTYPE_CODES[t.dtype.name], rows, cols)
-    return digest(_LEAF, head, t.tobytes() if t.size else b"")
+    return digest(_LEAF, head, t.reshape(-1).view(np.uint8).data if t.size else b"")
 
 
 def _order(grid: tuple[int, int]) -> list[tuple[int, int]]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ramnet.mesh import _api
 from ramnet.mesh._disputes import bad_tiles, claim_opens, fraud_entry
-from ramnet.mesh._shard import compute_shard, result_digest
+from ramnet.mesh._shard import compute_shard, result_digest, tile_map
 from ramnet.orchid import BlockProduct
 
 Log = Callable[[str], None]
@@ -27,16 +27,6 @@ Compute = Callable[
 ]
 LONG_POLL = 1.0  # seconds the coordinator may hold a poll: prompt, yet SIGTERM is served fast
 VALIDATOR_POLL = 0.1
-
-
-def _tiles(arrays: dict[str, np.ndarray], prefix: str) -> dict[tuple[int, int], np.ndarray]:
-    out = {}
-    for name, array in arrays.items():
-        kind, _, rest = name.partition("/")
-        if kind == prefix:
-            x, y = (int(v) for v in rest.split("/"))
-            out[(x, y)] = array
-    return out
 
 
 MISBEHAVIOURS = ("random", "off-by-one", "zeros", "replay", "crash", "stall", "lie")
@@ -168,7 +158,7 @@ class Worker:
         for claim in meta["claims"]:
             if claim not in claims:
                 self.log(f"dispute {dispute_id}: claim {claim['name']} does not open; ignored")
-        tiles_a, tiles_b = _tiles(arrays, "a"), _tiles(arrays, "b")
+        tiles_a, tiles_b = tile_map(arrays, "a"), tile_map(arrays, "b")
         correct: dict[tuple[int, int, int], np.ndarray] = {}
         for i, j, k in meta["blocks"]:
             block = BlockProduct(i, j, k)
@@ -226,7 +216,7 @@ class Worker:
             self.log(f"shard {shard_id}: stalling (--misbehave stall)")
             stop.wait()
             return True
-        partials = self.compute(blocks, _tiles(arrays, "a"), _tiles(arrays, "b"))
+        partials = self.compute(blocks, tile_map(arrays, "a"), tile_map(arrays, "b"))
         if self.misbehave is not None:
             honest = list(partials.values())
             partials = _misbehave(self.misbehave, partials, self._previous)
