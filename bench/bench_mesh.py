@@ -10,7 +10,10 @@ All on this machine's loopback, square int8 jobs from `.npy` files:
   mesh process (coordinator + workers during the job, + the consumer process);
 - Dask: a LocalCluster of 3 single-threaded worker processes already running; the same grid of
   block products (`grid_for`), each multiplied with `ramnet.matmul` (the same ORCHID kernel) on a
-  worker, partials summed there, C gathered: wall time from scattering A and B to holding C.
+  worker, partials summed there, C gathered: wall time from scattering A and B to holding C;
+- mesh in process, measured like Dask: the consumer's library calls (submit, wait, fetch and
+  Freivalds-check C) from A and B in memory to C in memory, in this process; wall, and CPU seconds
+  of this process plus the coordinator and workers.
 Medians over --runs. The mesh also audits (overlapping blocks) and checks every partial.
 """
 
@@ -104,6 +107,15 @@ def dask_run(a: np.ndarray, b: np.ndarray, client: object) -> np.ndarray:
     return c
 
 
+def mesh_in_process(client: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The consumer's part of a mesh job without its process: submit, wait, fetch and check C."""
+    from ramnet.mesh import _consumer
+
+    job_id = _consumer.submit(client, a, b, 3)
+    _consumer.wait(client, job_id)
+    return _consumer.fetch_result(client, job_id, a, b)
+
+
 def start_mesh(folder: Path, env: dict[str, str], extra: list[str]) -> tuple[str, list[Any]]:
     """A coordinator (with ``extra`` flags, state in ``folder/state``) and 3 workers, started in
     ``folder``: returns the coordinator's URL and the processes, the coordinator first."""
@@ -157,6 +169,10 @@ def main() -> None:
     client.run(
         lambda: __import__("ramnet").matmul(np.ones((8, 8), np.int8), np.ones((8, 8), np.int8))
     )
+    from ramnet.mesh import MeshClient
+    from ramnet.valkyrie import NodeKey
+
+    client_ = MeshClient(url, NodeKey.generate())
     rows: dict[str, list[float]] = {}
     try:
         for _ in range(args.runs):
@@ -173,6 +189,13 @@ def main() -> None:
             c = dask_run(a, b, client)
             rows.setdefault("dask_wall_s", []).append(time.perf_counter() - t0)
             assert np.array_equal(c, exact)
+            before = _cpu([p.pid for p in procs]) + time.process_time()
+            t0 = time.perf_counter()
+            c = mesh_in_process(client_, a, b)
+            rows.setdefault("mesh_inproc_wall_s", []).append(time.perf_counter() - t0)
+            inproc_cpu = _cpu([p.pid for p in procs]) + time.process_time() - before
+            rows.setdefault("mesh_inproc_cpu_s", []).append(inproc_cpu)
+            assert np.array_equal(c, exact)
     finally:
         client.close()
         cluster.close()
@@ -185,6 +208,9 @@ def main() -> None:
     result["mesh_cpu_over_sovereign_cpu"] = round(med["mesh_cpu_s"] / med["sovereign_cpu_s"], 2)
     result["mesh_wall_over_sovereign_wall"] = round(med["mesh_wall_s"] / med["sovereign_wall_s"], 2)
     result["mesh_wall_over_dask_wall"] = round(med["mesh_wall_s"] / med["dask_wall_s"], 2)
+    result["mesh_inproc_wall_over_dask_wall"] = round(
+        med["mesh_inproc_wall_s"] / med["dask_wall_s"], 2
+    )
     emit(result, args.json)
 
 

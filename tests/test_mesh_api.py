@@ -19,13 +19,14 @@ from ramnet.valkyrie import NodeKey
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Coordinator]]:
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Coordinator]]:
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    coordinator = Coordinator(CoordinatorConfig(data_dir=tmp_path / "state", max_body=1 << 20))
+    max_body = getattr(request, "param", 1 << 20)
+    coordinator = Coordinator(CoordinatorConfig(data_dir=tmp_path / "state", max_body=max_body))
     server = uvicorn.Server(
         uvicorn.Config(create_app(coordinator), host="127.0.0.1", port=port, log_level="error")
     )
@@ -109,3 +110,43 @@ def test_job_refusals_are_clear(server: tuple[str, Coordinator]) -> None:
     assert _ledger(url)["totals"]["conserved"] is True  # type: ignore[index]
     raw = pack({"nodes": 3}, {"A": a, "B": np.ones((5, 7), np.int8)})
     assert httpx.post(f"{url}/v1/jobs", content=raw).status_code == 401
+
+
+@pytest.mark.parametrize("server", [16 << 20], indirect=True)
+def test_a_large_body_is_streamed_in_chunks_and_arrives_whole(
+    server: tuple[str, Coordinator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bodies over _UPLOAD_CHUNK leave the client in bounded chunks (httpcore copies what is left
+    # of a body after every send); the signature covers the whole body, so it must arrive exact.
+    from ramnet.mesh import _client
+
+    url, coordinator = server
+    sent: list[int] = []
+    chunks = _client._chunks
+    monkeypatch.setattr(
+        _client, "_chunks", lambda content: (sent.append(len(content)), chunks(content))[1]
+    )
+    client = MeshClient(url, NodeKey.generate(), retry_for=5)
+    client.post_json("/v1/nodes", {"bond": 0})
+    rng = np.random.default_rng(5)
+    a = rng.integers(-128, 128, (1500, 1100), dtype=np.int8)
+    b = rng.integers(-128, 128, (1100, 1300), dtype=np.int8)
+    job_id = client.post_wire("/v1/jobs", {"nodes": 3}, {"A": a, "B": b})["job_id"]
+    assert sent and sent[0] > 2 * _client._UPLOAD_CHUNK
+    spec = coordinator.store.get_job(job_id).spec
+    tiles_a, tiles_b = coordinator._job_tiles(job_id, spec)
+    grid = coordinator._plan(job_id, spec)[1]
+    for (i, k), tile in tiles_a.items():
+        assert np.array_equal(tile, a[grid.rows(i), grid.inner(k)])
+    for (k, j), tile in tiles_b.items():
+        assert np.array_equal(tile, b[grid.inner(k), grid.cols(j)])
+
+
+def test_the_coordinator_raises_uvicorns_read_buffer() -> None:
+    # A renamed uvicorn setting would silently bring back 64 KiB reads (a third slower uploads).
+    import uvicorn.protocols.http.httptools_impl as httptools_impl
+
+    from ramnet.mesh._coordinator import READ_BUFFER, raise_read_buffer
+
+    assert raise_read_buffer() is True
+    assert httptools_impl.HIGH_WATER_LIMIT >= READ_BUFFER
