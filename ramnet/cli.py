@@ -740,6 +740,7 @@ def coordinator_start(
             markup=False,
         )
     _stderr().print(f"coordinator on http://{host}:{port}, state in {folder}", markup=False)
+    _long_running()
     serve(config, host=host, port=port)
 
 
@@ -805,6 +806,14 @@ def worker_start(
     log(f"stopped after {worker.run(stop)} shards")
 
 
+def _long_running() -> None:
+    # A node handles one large body after another: let it reuse freed memory rather than pay
+    # fresh page faults for every buffer (see ramnet.orchid.keep_freed_memory).
+    from ramnet.orchid import keep_freed_memory
+
+    keep_freed_memory()
+
+
 def _mesh_node(role: str, settings: Any) -> tuple[Any, Any, Callable[[str], None]]:
     """A node's signed client (its key loaded or created), an event that SIGTERM and SIGINT
     set, and a function that logs one line on stderr as ``ROLE NODE-ID: ...``."""
@@ -814,6 +823,7 @@ def _mesh_node(role: str, settings: Any) -> tuple[Any, Any, Callable[[str], None
     from ramnet.mesh import MeshClient
 
     key = _node_key(settings.key_file)
+    _long_running()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -899,6 +909,7 @@ def daemon_start(
 
     settings = _settings(threads=threads, backend=backend.value if backend else None)
     err = _stderr()
+    _long_running()
     serve_daemon(
         socket_path,
         runtime_dir=user_runtime_dir(),
@@ -955,6 +966,7 @@ def proxy_start(
         payout_address=settings.payout_address,
         log=lambda line: err.print(f"{tag}: {line}", markup=False, soft_wrap=True),
     )
+    _long_running()
     done = serve_proxy(proxy, host=host, port=port)
     err.print(f"{tag}: stopped after {done} shards", markup=False)
 

@@ -57,6 +57,7 @@ ORCHID_ALL = [
     "fp2_eq_table",
     "fp2_fold",
     "fp2_sumcheck_round",
+    "keep_freed_memory",
     "kernel_info",
     "load_npy",
     "make_grid",

@@ -28,6 +28,7 @@ from ramnet.orchid._hooks import BlockProduct, JobSpec, TraceHook
 from ramnet.orchid._info import kernel_info
 from ramnet.orchid._io import load_npy, parse_shape, random_operands, save_npy
 from ramnet.orchid._matmul import matmul, prepare
+from ramnet.orchid._memory import keep_freed_memory
 from ramnet.orchid._pool import parallel_map
 from ramnet.orchid._scheduler import (
     Grid,
@@ -73,6 +74,7 @@ __all__ = [
     "fp2_eq_table",
     "fp2_fold",
     "fp2_sumcheck_round",
+    "keep_freed_memory",
     "kernel_info",
     "load_npy",
     "make_grid",
