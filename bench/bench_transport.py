@@ -3,9 +3,10 @@
 Usage: python bench/bench_transport.py [--n 4096] [--mib 64] [--runs 5] [--json]
 
 A server process runs the coordinator's stack (uvicorn with httptools, Starlette, the
-coordinator's raised read buffer) with two endpoints: one answers a GET with a --mib body, one
-reads a POSTed body whole. This process is the client, a MeshClient-like httpx client that sends
-bodies in the same 1 MiB chunks. Measured: CPU milliseconds per MiB on each side (medians of
+coordinator's raised read buffer, freed memory kept for reuse as nodes keep it) with two
+endpoints: one answers a GET with a --mib body, one reads a POSTed body whole. This process is the
+client, a MeshClient-like httpx client that sends bodies in the same 1 MiB chunks and keeps freed
+memory too (as a worker does). Measured: CPU milliseconds per MiB on each side (medians of
 --runs), for uploads (POST) and downloads (GET).
 
 Then the floor for one n x n x n int8 job on 3 nodes: the bytes its plan must move (A and B up;
@@ -43,8 +44,10 @@ _SERVER = textwrap.dedent(
     from starlette.responses import Response
     from starlette.routing import Route
     from ramnet.mesh._coordinator import raise_read_buffer
+    from ramnet.orchid import keep_freed_memory
 
     raise_read_buffer()
+    keep_freed_memory()
     body = bytes(int(sys.argv[2]) << 20)
 
     async def get(request):
@@ -86,6 +89,9 @@ def transport_costs(mib: int, runs: int) -> dict[str, float]:
     """CPU ms per MiB, client and server, for uploads and downloads of ``mib`` MiB bodies."""
     import httpx
 
+    from ramnet.orchid import keep_freed_memory
+
+    keep_freed_memory()
     port = _port()
     server = subprocess.Popen([sys.executable, "-c", _SERVER, str(port), str(mib)])
     try:
