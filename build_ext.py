@@ -16,7 +16,7 @@ import cffi
 
 ROOT = Path(__file__).resolve().parent
 CSRC = "csrc"
-SOURCES = ["cpu.c", "gemm_s8.c", "gemm_wide.c", "stream.c", "tiles.c", "field.c"]
+SOURCES = ["cpu.c", "gemm_s8.c", "gemm_wide.c", "stream.c", "tiles.c", "field.c", "hash.c"]
 MODULE = "ramnet.orchid._native"
 
 # One portable build: no -march=native. Vector code paths carry per-function target attributes and
@@ -48,10 +48,10 @@ def read_cdef(*headers: Path) -> str:
 
 
 ffibuilder = cffi.FFI()
-ffibuilder.cdef(read_cdef(ROOT / CSRC / "ramnet.h", ROOT / CSRC / "field.h"))
+ffibuilder.cdef(read_cdef(*(ROOT / CSRC / name for name in ("ramnet.h", "field.h", "hash.h"))))
 ffibuilder.set_source(
     MODULE,
-    '#include "ramnet.h"\n#include "field.h"',
+    '#include "ramnet.h"\n#include "field.h"\n#include "hash.h"',
     sources=[f"{CSRC}/{name}" for name in SOURCES],
     include_dirs=[CSRC],
     extra_compile_args=COMPILE_ARGS,

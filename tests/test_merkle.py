@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import struct
+import threading
 
+import blake3
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ramnet import orchid
 from ramnet._errors import InvalidInputError, TraceFormatError
 from ramnet.valkyrie import (
     Commitment,
@@ -334,3 +337,151 @@ def test_row_strips_hashed_in_place_equal_packed_leaves(
     assert contiguous == strided
     for ti in range(contiguous.grid[0]):
         assert verify_tile(contiguous, open_tile(x, tree, ti, 0))
+
+
+# ---- the C leaf hasher (csrc/hash.c) against the blake3 package ----
+
+HASH_PATHS = orchid.hash_paths()
+
+
+def blake3_leaves(x: np.ndarray, tile: tuple[int, int], tile_row0: int, prefix: bytes) -> list:  # type: ignore[type-arg]
+    packed = orchid.pack_tiles(x, tile, tile_row0=tile_row0, prefix=prefix)
+    out, at = [], 0
+    for size in orchid.tile_leaf_sizes(x.shape, x.itemsize, tile, len(prefix)):
+        out.append(blake3.blake3(packed[at : at + size].data).digest())
+        at += size
+    return out
+
+
+@pytest.mark.skipif(not HASH_PATHS, reason="C extension not built")
+@pytest.mark.parametrize("path", HASH_PATHS)
+@pytest.mark.parametrize(
+    "data_len",
+    # Leaf sizes around every boundary the C code handles: one chunk or less (a root chunk), a
+    # full first chunk, 16 chunks (one vector batch), a partial last chunk, odd chunk counts
+    # (carried tree nodes), and the 128 KiB and 64 KiB leaves traces use.
+    [0, 1, 63, 64, 975, 976, 977, 1024, 2000, 16 * 1024 - 49, 16 * 1024, 17 * 1024 + 3,
+     33 * 1024 - 49, 65536, 131072, 131072 * 3 + 5],
+)  # fmt: skip
+def test_tile_digests_are_blake3(path: str, data_len: int) -> None:
+    x = make_matrix(data_len, (1, max(data_len, 1)), "int8")[:, :data_len]
+    prefix = b"RNLEAF1\x00" + bytes(25)
+    if data_len:
+        assert orchid.tile_digests(x, (1, data_len), prefix=prefix, path=path) == blake3_leaves(
+            x, (1, data_len), 0, prefix
+        )
+
+
+@pytest.mark.skipif(not HASH_PATHS, reason="C extension not built")
+@pytest.mark.parametrize("path", HASH_PATHS)
+def test_tile_digests_of_awkward_tiles(path: str) -> None:
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        rows, cols = int(rng.integers(1, 60)), int(rng.integers(1, 700))
+        dtype = ("int8", "int16", "int32", "float64")[trial % 4]
+        x = make_matrix(trial, (rows, cols), dtype)
+        tile = (int(rng.integers(1, rows + 3)), int(rng.integers(1, cols + 3)))
+        if trial % 3 == 0:
+            tile = (tile[0], cols)  # whole rows: hashed in place
+        prefix = bytes(rng.integers(0, 256, int(rng.integers(0, 1008)), dtype=np.uint8))
+        row0 = int(rng.integers(0, 9))
+        want = blake3_leaves(x, tile, row0, prefix)
+        assert orchid.tile_digests(x, tile, tile_row0=row0, prefix=prefix, path=path) == want
+        # A strided view (rows not adjacent) takes the packing path.
+        wide = np.zeros((rows * 2, cols), x.dtype)
+        wide[::2] = x
+        got = orchid.tile_digests(wide[::2], tile, tile_row0=row0, prefix=prefix, path=path)
+        assert got == want
+        # Rows in reverse (a negative stride) are copied first.
+        flipped = np.ascontiguousarray(x[::-1])
+        got = orchid.tile_digests(x[::-1], tile, tile_row0=row0, prefix=prefix, path=path)
+        assert got == blake3_leaves(flipped, tile, row0, prefix)
+
+
+@pytest.mark.skipif(not HASH_PATHS, reason="C extension not built")
+def test_tile_digests_refuse_bad_arguments() -> None:
+    x = np.zeros((4, 4), np.int8)
+    with pytest.raises(InvalidInputError):
+        orchid.tile_digests(x, (0, 2))
+    with pytest.raises(InvalidInputError):
+        orchid.tile_digests(x, (2, 2), prefix=bytes(1008))
+    with pytest.raises(InvalidInputError):
+        orchid.tile_digests(x, (2, 2), path="sse2")
+    with pytest.raises(InvalidInputError):
+        orchid.tile_digests(np.zeros(4, np.int8), (2, 2))
+    assert orchid.tile_digests(np.zeros((0, 4), np.int8), (2, 2)) == []
+    assert orchid.tile_digests(np.zeros((3, 0), np.int8), (2, 2)) == []
+
+
+@pytest.mark.skipif(not HASH_PATHS, reason="C extension not built")
+@pytest.mark.parametrize("path", HASH_PATHS)
+@pytest.mark.parametrize("count", [0, 1, 3, 4, 15, 16, 17, 40])
+def test_node_digests_are_blake3(path: str, count: int) -> None:
+    rng = np.random.default_rng(count)
+    children = bytes(rng.integers(0, 256, 64 * count, dtype=np.uint8))
+    for tag in (b"", b"RNNODE1\x00", bytes(range(64))):
+        got = orchid.node_digests(tag, children, path=path)
+        want = b"".join(
+            blake3.blake3(tag + children[64 * i : 64 * i + 64]).digest() for i in range(count)
+        )
+        assert got == want
+    with pytest.raises(InvalidInputError):
+        orchid.node_digests(bytes(65), children, path=path)
+    with pytest.raises(InvalidInputError):
+        orchid.node_digests(b"", children + b"x", path=path)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int32", "float64"])
+@pytest.mark.parametrize("shape", [(3, 5), (300, 1000), (1025, 64)])
+def test_blake3_package_and_c_hashing_commit_alike(
+    monkeypatch: pytest.MonkeyPatch, dtype: str, shape: tuple[int, int]
+) -> None:
+    # Without the C extension's vector path, leaves are hashed with the blake3 package; both
+    # must give the same roots and trees, with square tiles and with whole-row tiles.
+    from ramnet.valkyrie import _merkle, row_strip_tile
+
+    x = make_matrix(7, shape, dtype)
+    tiles = [None, row_strip_tile(x.dtype, x.shape), (7, 9)]
+    fast = [commit_matrix(x, tile=t, threads=2) for t in tiles]
+    monkeypatch.setattr(_merkle, "_c_hashing", lambda: False)
+    slow = [commit_matrix(x, tile=t, threads=2) for t in tiles]
+    for (c1, t1), (c2, t2) in zip(fast, slow, strict=True):
+        assert c1 == c2
+        assert t1.levels == t2.levels
+
+
+def test_commit_matrices_visits_every_row_once() -> None:
+    from ramnet.valkyrie import row_strip_tile
+    from ramnet.valkyrie._merkle import commit_matrices
+
+    mats = [make_matrix(1, (2000, 700), "int8"), make_matrix(2, (0, 3), "int32"),
+            make_matrix(3, (513, 2100), "int32"), make_matrix(4, (5, 0), "int16")]  # fmt: skip
+    tiles = [row_strip_tile(mats[0].dtype, mats[0].shape), None, (16, 16), None]
+    seen: dict[int, list[tuple[int, int]]] = {i: [] for i in range(len(mats))}
+    lock = threading.Lock()
+
+    def visit(index: int, row0: int, strip: np.ndarray) -> None:
+        np.testing.assert_array_equal(strip, mats[index][row0 : row0 + len(strip)])
+        with lock:
+            seen[index].append((row0, row0 + len(strip)))
+
+    for threads in (1, 3):
+        for spans in seen.values():
+            spans.clear()
+        got = commit_matrices(list(zip(mats, tiles, strict=True)), threads=threads, visit=visit)
+        for i, (x, tile) in enumerate(zip(mats, tiles, strict=True)):
+            assert got[i][0] == commit_matrix(x, tile=tile, threads=1)[0]
+            rows = sorted(seen[i])
+            covered = x.shape[0] if x.shape[1] else 0  # no columns: no tiles, no strips
+            assert [r for span in rows for r in range(*span)] == list(range(covered))
+
+
+def test_commit_matrices_raises_what_a_visitor_raises() -> None:
+    from ramnet.valkyrie._merkle import commit_matrices
+
+    def visit(index: int, row0: int, strip: np.ndarray) -> None:
+        if row0 > 0:
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        commit_matrices([(make_matrix(1, (5000, 300), "int8"), None)], threads=2, visit=visit)

@@ -228,3 +228,57 @@ def pack_tiles(
         out.size,
     )
     _check(code, "pack_tiles")
+
+
+def hash_tiles(
+    x: np.ndarray, tile: tuple[int, int], tile_row0: int, prefix: bytes, path: int, out: np.ndarray
+) -> None:
+    """Write the BLAKE3 digest of each leaf ``pack_tiles`` would pack into ``out`` (32 bytes
+    each, see ``ramnet.orchid._tiles.tile_digests``).
+
+    Raises:
+        BackendUnavailableError: The extension is missing, or the path is not supported here.
+        InvalidInputError: ``out`` is too small, or bad arguments.
+        KernelError: Scratch memory could not be allocated.
+    """
+    lib = _lib()
+    rows = x.shape[0]
+    row_bytes = x.shape[1] * x.itemsize
+    ld_bytes = _leading(x) * x.itemsize if x.size else max(row_bytes, 1)
+    code = lib.ramnet_hash_tiles(
+        path,
+        _address(x, "uint8_t *") if x.size else _native.ffi.NULL,
+        rows if x.size else 0,
+        row_bytes if x.size else 0,
+        ld_bytes,
+        tile[0],
+        tile[1] * x.itemsize,
+        tile_row0,
+        prefix,
+        len(prefix),
+        _address(out, "uint8_t *") if out.size else _native.ffi.NULL,
+        out.size,
+    )
+    _check(code, "hash_tiles")
+
+
+def hash_nodes(tag: bytes, children: bytes, path: int, out: np.ndarray) -> None:
+    """Write BLAKE3(tag | children[64 i : 64 i + 64]) for each i into ``out`` (32 bytes each).
+
+    Raises:
+        BackendUnavailableError: The extension is missing, or the path is not supported here.
+        InvalidInputError: A tag over 64 bytes, or ``out`` of the wrong size.
+    """
+    lib = _lib()
+    count = len(children) // 64
+    if len(children) % 64 or out.size != 32 * count:
+        raise InvalidInputError("hash_nodes: children must be 64-byte pairs, out 32 per pair")
+    code = lib.ramnet_hash_nodes(
+        path,
+        tag,
+        len(tag),
+        children,
+        count,
+        _address(out, "uint8_t *") if out.size else _native.ffi.NULL,
+    )
+    _check(code, "hash_nodes")

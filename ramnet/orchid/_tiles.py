@@ -67,3 +67,95 @@ def pack_tiles(
                 out[offset : offset + part.size] = part
                 offset += part.size
     return out
+
+
+HASH_PATHS = ("portable", "avx512")
+_HASH_PATH_NUMBERS = {"portable": 0, "avx512": 3}  # RAMNET_PATH_* (csrc/ramnet.h)
+
+
+def hash_paths() -> list[str]:
+    """Return the C code paths of ``tile_digests`` this CPU and build can run, best first.
+
+    Returns:
+        ``avx512`` (16 BLAKE3 chunks at a time) and ``portable``, where supported; empty without
+        the C extension.
+    """
+    if not _bindings.AVAILABLE:
+        return []
+    lib = _bindings._native.lib
+    return [
+        name
+        for name in reversed(HASH_PATHS)
+        if lib.ramnet_hash_path_supported(_HASH_PATH_NUMBERS[name])
+    ]
+
+
+def tile_digests(
+    x: np.ndarray,
+    tile: tuple[int, int],
+    *,
+    tile_row0: int = 0,
+    prefix: bytes = b"",
+    path: str = "auto",
+) -> list[bytes]:
+    """The BLAKE3 digest of every leaf ``pack_tiles`` would pack, without packing (C only).
+
+    Whole-row tiles of a row-major array are hashed where they lie; other tiles are gathered one
+    at a time into a scratch leaf. Every full 1 KiB chunk of a leaf is hashed 16 at a time on the
+    ``avx512`` path, which is why this beats feeding the leaf to an incremental BLAKE3 API (see
+    csrc/hash.h). The digests are BLAKE3's, bit for bit.
+
+    Args:
+        x: 2-D array whose rows are contiguous (other layouts are copied).
+        tile: (rows, columns) of a full tile; edge tiles are smaller.
+        tile_row0: Number of the first tile row (to hash a strip of a bigger matrix).
+        prefix: Bytes before every leaf's tile header (fewer than 1008).
+        path: ``auto`` or one of :func:`hash_paths`.
+
+    Returns:
+        One 32-byte digest per tile, in row-major tile order.
+
+    Raises:
+        InvalidInputError: Not 2-D, a tile dimension below 1, a prefix of 1008 bytes or more, or
+            an unknown path.
+        BackendUnavailableError: The C extension is missing or the path is not supported here.
+        KernelError: Scratch memory could not be allocated.
+    """
+    if x.ndim != 2 or min(tile) < 1:
+        raise InvalidInputError("tile_digests needs a 2-D array and a positive tile shape")
+    if path != "auto" and path not in _HASH_PATH_NUMBERS:
+        raise InvalidInputError(f"unknown hash code path {path!r}; choose auto or {HASH_PATHS}")
+    if (x.shape[1] > 1 and x.strides[1] != x.itemsize) or (
+        x.shape[0] > 1 and x.strides[0] < x.shape[1] * x.itemsize
+    ):
+        x = np.ascontiguousarray(x)
+    count = len(tile_leaf_sizes(x.shape, x.itemsize, tile, 0))
+    out = np.empty(32 * count, np.uint8)
+    number = _bindings.PATH_AUTO if path == "auto" else _HASH_PATH_NUMBERS[path]
+    _bindings.hash_tiles(x, tile, tile_row0, prefix, number, out)
+    raw = out.tobytes()
+    return [raw[i : i + 32] for i in range(0, len(raw), 32)]
+
+
+def node_digests(tag: bytes, children: bytes, *, path: str = "auto") -> bytes:
+    """BLAKE3 of ``tag`` followed by each 64-byte pair of ``children`` (a level of a Merkle tree
+    of 32-byte digests), computed 16 at a time on the ``avx512`` path (C only).
+
+    Args:
+        tag: Domain separation bytes before each pair (at most 64).
+        children: The pairs, back to back (a multiple of 64 bytes).
+        path: ``auto`` or one of :func:`hash_paths`.
+
+    Returns:
+        The parents' 32-byte digests, back to back.
+
+    Raises:
+        InvalidInputError: A tag over 64 bytes, children not in 64-byte pairs, or an unknown path.
+        BackendUnavailableError: The C extension is missing or the path is not supported here.
+    """
+    if path != "auto" and path not in _HASH_PATH_NUMBERS:
+        raise InvalidInputError(f"unknown hash code path {path!r}; choose auto or {HASH_PATHS}")
+    out = np.empty(32 * (len(children) // 64), np.uint8)
+    number = _bindings.PATH_AUTO if path == "auto" else _HASH_PATH_NUMBERS[path]
+    _bindings.hash_nodes(tag, children, number, out)
+    return out.tobytes()
