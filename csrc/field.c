@@ -58,9 +58,12 @@ ALWAYS_INLINE uint64_t reduce128(u128 t) {
 
 ALWAYS_INLINE uint64_t mul_p(uint64_t a, uint64_t b) { return reduce128((u128)a * b); }
 
+/* w >= p exactly when w + 1 or w (for w = 2^64 - 1) reaches 2^61: shifts and ors, which GCC
+ * vectorizes, where a compare per element ran at one element a cycle (it is called on every
+ * weight of every call, and the verifier calls the kernels once per strip of a matrix). */
 static int weights_ok(size_t count, const uint64_t *w) {
   uint64_t bad = 0;
-  for (size_t i = 0; i < count; i++) bad |= (uint64_t)(w[i] >= P61);
+  for (size_t i = 0; i < count; i++) bad |= (w[i] >> 61) | ((w[i] + 1) >> 61);
   return bad == 0;
 }
 
@@ -453,53 +456,45 @@ ALWAYS_INLINE uint64_t combine8(const int32_t *a, size_t stride) {
   return add_p(mod_s64(lo), rot61(mod_s64(hi), 32));
 }
 
-/* acc (int32 [G][8] rows of VC_JB lanes, at vector q) += the limb dot products of `steps` packed
- * 4-row steps xb with the broadcast limb dwords wl (wst dwords per step). Named accumulators (not
- * an array); G <= 2, as 24 accumulators spill under GCC 12. */
-#define VC_LD(v, g, l) __m512i v = _mm512_setzero_si512()
-#define VC_ST(v, g, l)                                                                          \
-  if (G > g) {                                                                                  \
-    int32_t *p_ = acc + (g * 8 + l) * VC_JB;                                                    \
+/* acc (int32 [8] rows of VC_JB lanes, at vectors q and q + 1) += the limb dot products of `steps`
+ * packed 4-row steps of both vectors (xb0, xb1) with one weight's broadcast limb dwords wl (wst
+ * dwords per step): each broadcast feeds two vpdpbusd, where one vector at a time (for two
+ * weights) needed a broadcast per vpdpbusd. Named accumulators (not an array), and the asm
+ * keeps GCC 12 from a broadcast-operand form it then copies around. */
+#define VQ_LD(v, q, l) __m512i v = _mm512_setzero_si512()
+#define VQ_ST(v, q, l)                                                                          \
+  {                                                                                             \
+    int32_t *p_ = acc + l * VC_JB + 16 * q;                                                     \
     _mm512_storeu_si512(p_, _mm512_add_epi32(_mm512_loadu_si512(p_), v));                       \
   }
-#define VC_DP(v, g, l)                                                                          \
-  if (G > g) {                                                                                  \
-    __m512i b_ = _mm512_set1_epi32(ws[g * 8 + l]);                                              \
-    __asm__("" : "+v"(b_)); /* keeps GCC 12 from a broadcast-operand form it then copies around */ \
-    v = _mm512_dpbusd_epi32(v, b_, xv);                                                         \
-  }
-#define VC_ALL(OP)                                                                              \
+#define VQ_ALL(OP)                                                                              \
   OP(a0, 0, 0); OP(a1, 0, 1); OP(a2, 0, 2); OP(a3, 0, 3);                                       \
   OP(a4, 0, 4); OP(a5, 0, 5); OP(a6, 0, 6); OP(a7, 0, 7);                                       \
   OP(b0, 1, 0); OP(b1, 1, 1); OP(b2, 1, 2); OP(b3, 1, 3);                                       \
   OP(b4, 1, 4); OP(b5, 1, 5); OP(b6, 1, 6); OP(b7, 1, 7)
-VNNI_INLINE void vc_kernel(unsigned G, size_t steps, const __m512i *xb, const int32_t *wl,
-                           size_t wst, int32_t *acc) {
-  VC_ALL(VC_LD);
-  const __m512i *xe = xb + steps;
+#define VQ_DP(l)                                                                                \
+  {                                                                                             \
+    __m512i b_ = _mm512_set1_epi32(ws[l]);                                                      \
+    __asm__("" : "+v"(b_));                                                                     \
+    a##l = _mm512_dpbusd_epi32(a##l, b_, x0);                                                   \
+    b##l = _mm512_dpbusd_epi32(b##l, b_, x1);                                                   \
+  }
+ATTR_VNNI __attribute__((noinline)) static void vc_kernel_q2(size_t steps, const __m512i *xb0,
+                                                             const __m512i *xb1,
+                                                             const int32_t *wl, size_t wst,
+                                                             int32_t *acc) {
+  VQ_ALL(VQ_LD);
   const int32_t *ws = wl;
-  do { /* steps >= 1 */
-    __m512i xv = _mm512_load_si512(xb);
-    VC_ALL(VC_DP);
-    xb++;
-    ws += wst;
-  } while (xb != xe);
-  VC_ALL(VC_ST);
+  for (size_t s = 0; s < steps; s++, ws += wst) {
+    __m512i x0 = _mm512_load_si512(xb0 + s), x1 = _mm512_load_si512(xb1 + s);
+    VQ_DP(0) VQ_DP(1) VQ_DP(2) VQ_DP(3) VQ_DP(4) VQ_DP(5) VQ_DP(6) VQ_DP(7)
+  }
+  VQ_ALL(VQ_ST);
 }
-#undef VC_LD
-#undef VC_ST
-#undef VC_DP
-#undef VC_ALL
-ATTR_VNNI __attribute__((noinline)) static void vc_kernel1(size_t steps, const __m512i *xb,
-                                                           const int32_t *wl, size_t wst,
-                                                           int32_t *acc) {
-  vc_kernel(1, steps, xb, wl, wst, acc);
-}
-ATTR_VNNI __attribute__((noinline)) static void vc_kernel2(size_t steps, const __m512i *xb,
-                                                           const int32_t *wl, size_t wst,
-                                                           int32_t *acc) {
-  vc_kernel(2, steps, xb, wl, wst, acc);
-}
+#undef VQ_LD
+#undef VQ_ST
+#undef VQ_ALL
+#undef VQ_DP
 
 /* Packs rows [0, rows) x columns [0, jn) of x: vector q = 4c + v of the block holds, in lane
  * 4k + t, the four rows of column 64c + 16k + 4v + t (the order of the byte/word unpacks); vector
@@ -583,17 +578,13 @@ ATTR_VNNI static int vecmat_s8_vnni(size_t m, size_t n, const int8_t *x, size_t 
         pf_cols = n - j0 - VC_JB < VC_JB ? n - j0 - VC_JB : VC_JB;
       }
       if (pf_rows > 2 * nq) pf_rows = 2 * nq;
-      for (size_t g0 = 0; g0 < nw; g0 += 2) { /* G = 3 (24 accumulators) spills under GCC 12 */
-        size_t G = nw - g0 < 2 ? nw - g0 : 2;
-        for (size_t q = 0; q < nq; q++) {
-          if (g0 == 0 && pf_rows) /* prefetch two rows of the next block: all of it by the end */
-            for (size_t r = 2 * q; r < 2 * q + 2 && r < pf_rows; r++)
+      for (size_t g = 0; g < nw; g++) { /* nq is a multiple of 4: q in pairs */
+        for (size_t q = 0; q < nq; q += 2) {
+          if (g == 0 && pf_rows) /* two rows of the next block per vector: all of it by the end */
+            for (size_t r = 2 * q; r < 2 * q + 4 && r < pf_rows; r++)
               for (size_t c = 0; c < pf_cols; c += 64) _mm_prefetch((const char *)(pf + r * ldx + c), _MM_HINT_T0);
-          const __m512i *xb = buf + q * steps;
-          int32_t *aq = acc + g0 * 8 * VC_JB + 16 * q;
-          const int32_t *wg = wl + g0 * 8;
-          if (G == 2) vc_kernel2(steps, xb, wg, nw * 8, aq);
-          else vc_kernel1(steps, xb, wg, nw * 8, aq);
+          vc_kernel_q2(steps, buf + q * steps, buf + (q + 1) * steps, wl + g * 8, nw * 8,
+                       acc + g * 8 * VC_JB + 16 * q);
         }
       }
       steps_done += steps;
@@ -606,6 +597,24 @@ ATTR_VNNI static int vecmat_s8_vnni(size_t m, size_t n, const int8_t *x, size_t 
   }
   free(mem);
   return RAMNET_OK;
+}
+
+/* Lane i of the result is the sum of the 16 int32 lanes of v[i]: a tree of interleaves and adds
+ * (45 instructions), where a horizontal sum of each vector apart costs about 150; at n = 2048
+ * those made up a quarter of the row sums. */
+VNNI_INLINE __m512i hsum16(const __m512i v[16]) {
+  __m512i w[8], x[4];
+  for (unsigned j = 0; j < 8; j++) /* 128-bit block: even lanes from v[2j], odd from v[2j+1] */
+    w[j] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * j], v[2 * j + 1]),
+                            _mm512_unpackhi_epi32(v[2 * j], v[2 * j + 1]));
+  for (unsigned j = 0; j < 4; j++) /* 128-bit block, lane t: from v[4j + t] */
+    x[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(w[2 * j], w[2 * j + 1]),
+                            _mm512_unpackhi_epi64(w[2 * j], w[2 * j + 1]));
+  __m512i y0 = _mm512_add_epi32(_mm512_shuffle_i32x4(x[0], x[1], 0x44),
+                                _mm512_shuffle_i32x4(x[0], x[1], 0xEE));
+  __m512i y1 = _mm512_add_epi32(_mm512_shuffle_i32x4(x[2], x[3], 0x44),
+                                _mm512_shuffle_i32x4(x[2], x[3], 0xEE));
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(y0, y1, 0x88), _mm512_shuffle_i32x4(y0, y1, 0xDD));
 }
 
 /* Row sums of four rows xr[0..3] over columns [0, n) (n <= VR_CB) for limbs l0 .. l0+LP-1 of G
@@ -642,12 +651,23 @@ VNNI_INLINE void vr_kernel(unsigned G, unsigned LP, unsigned l0, size_t n, const
         for (unsigned r = 0; r < 4; r++) a[r][g][k] = _mm512_dpbusd_epi32(a[r][g][k], wv, xv[r]);
       }
   }
+  /* 4 * G * LP lane totals, 16 at a time (see hsum16) */
+  __m512i flat[32];
+  unsigned count = 0;
 #pragma GCC unroll 4
   for (unsigned r = 0; r < 4; r++)
 #pragma GCC unroll 3
     for (unsigned g = 0; g < G; g++)
 #pragma GCC unroll 4
-      for (unsigned k = 0; k < LP; k++) s[r][g][l0 + k] += _mm512_reduce_add_epi32(a[r][g][k]);
+      for (unsigned k = 0; k < LP; k++) flat[count++] = a[r][g][k];
+  for (unsigned i = count; i < 32; i++) flat[i] = _mm512_setzero_si512();
+  int32_t tot[32];
+  _mm512_storeu_si512(tot, hsum16(flat));
+  if (count > 16) _mm512_storeu_si512(tot + 16, hsum16(flat + 16));
+  count = 0;
+  for (unsigned r = 0; r < 4; r++)
+    for (unsigned g = 0; g < G; g++)
+      for (unsigned k = 0; k < LP; k++) s[r][g][l0 + k] += tot[count++];
 }
 
 ATTR_VNNI static void vr_rows(unsigned G, size_t n, const int8_t *const xr[4], const uint8_t *wb,
@@ -665,7 +685,9 @@ ATTR_VNNI static void vr_rows(unsigned G, size_t n, const int8_t *const xr[4], c
 /* int8 row sums with vpdpbusd. out must be zeroed. */
 ATTR_VNNI static int matvec_s8_vnni(size_t m, size_t n, const int8_t *x, size_t ldx, size_t nw,
                                     const uint64_t *w, uint64_t *out) {
-  size_t ld = (n + 63) & ~(size_t)63;
+  /* One cache line more than the row: the kernel streams up to 24 limb rows at once, and rows a
+   * multiple of 4 KiB apart would all fall into the same L1 set. */
+  size_t ld = ((n + 63) & ~(size_t)63) + 64;
   uint8_t *wb = aligned_alloc(64, nw * 8 * ld);
   if (!wb) return RAMNET_ENOMEM;
   for (size_t g = 0; g < nw; g++) {
@@ -724,10 +746,19 @@ ALWAYS_INLINE uint64_t mod_u64(uint64_t u) {
   return r >= P61 ? r - P61 : r;
 }
 
-/* B * sum(w) mod p for B = 2^bits. */
-static uint64_t bias_sum(size_t k, const uint64_t *w, unsigned bits) {
+/* B * sum(w) mod p for B = 2^bits. The low and high 32-bit halves are summed apart (2^31 terms
+ * of either fit in 64 bits), a loop GCC vectorizes, not a chain of modular adds. */
+ATTR_IFMA static uint64_t bias_sum(size_t k, const uint64_t *w, unsigned bits) {
   uint64_t s = 0;
-  for (size_t i = 0; i < k; i++) s = add_p(s, w[i]);
+  for (size_t i0 = 0; i0 < k; i0 += (size_t)1 << 31) {
+    size_t i1 = k - i0 < ((size_t)1 << 31) ? k : i0 + ((size_t)1 << 31);
+    uint64_t lo = 0, hi = 0;
+    for (size_t i = i0; i < i1; i++) {
+      lo += w[i] & 0xFFFFFFFFu;
+      hi += w[i] >> 32;
+    }
+    s = add_p(s, add_p(mod_u64(lo), rot61(mod_u64(hi), 32)));
+  }
   return rot61(s, bits);
 }
 
@@ -814,10 +845,13 @@ static uint64_t bias_sum(size_t k, const uint64_t *w, unsigned bits) {
     }                                                                                           \
     return RAMNET_OK;                                                                           \
   }                                                                                             \
-  /* Row sums of four rows over columns [0, n) (n <= IR_CB) for G <= 3 weights; wl: c0 and c1  \
-   * rows of each weight (row 2g and 2g+1, ld apart, zero past n). s[r][g] += value mod p. */    \
+  /* Row sums of four rows over columns [0, n) (n <= IR_CB) for G <= 3 weights (row g at    \
+   * w + g * wst). s[r][g] += value mod p. The limbs c0, c1 of each weight are cut here (an and \
+   * and a shift, which do not compete with the multiplies) rather than copied out beforehand:  \
+   * a copy cost more than the sums on the strips the verifier hands over. */                  \
   IFMA_INLINE void ir_kernel_##SUF(unsigned G, size_t n, const T *const xr[4],                  \
-                                   const uint64_t *wl, size_t ld, uint64_t s[4][3]) {           \
+                                   const uint64_t *w, size_t wst, uint64_t s[4][3]) {           \
+    const __m512i mlo = _mm512_set1_epi64((int64_t)(((uint64_t)1 << K) - 1));                   \
     __m512i a0[4][3], a1[4][3];                                                                 \
     _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++)                                                            \
       _Pragma("GCC unroll 3") for (unsigned g = 0; g < G; g++) a0[r][g] = a1[r][g] = _mm512_setzero_si512();            \
@@ -829,8 +863,9 @@ static uint64_t bias_sum(size_t k, const uint64_t *w, unsigned bits) {
           _mm_prefetch((const char *)(xr[r] + j + IR_PF), _MM_HINT_T0);                         \
       _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++) u[r] = ifma_load_##SUF(xr[r] + j, mask);                 \
       _Pragma("GCC unroll 3") for (unsigned g = 0; g < G; g++) {                                                        \
-        __m512i c0 = _mm512_loadu_si512(wl + 2 * g * ld + j);                                   \
-        __m512i c1 = _mm512_loadu_si512(wl + (2 * g + 1) * ld + j);                             \
+        /* masked-off weights load as 0, so the biased entries there (B) add nothing */         \
+        __m512i wv = _mm512_maskz_loadu_epi64(mask, w + g * wst + j);                           \
+        __m512i c0 = _mm512_and_si512(wv, mlo), c1 = _mm512_srli_epi64(wv, K);                  \
         _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++) {                                                      \
           a0[r][g] = _mm512_madd52lo_epu64(a0[r][g], u[r], c0);                                 \
           if (HI) a1[r][g] = _mm512_madd52hi_epu64(a1[r][g], u[r], c0);                         \
@@ -853,15 +888,6 @@ static uint64_t bias_sum(size_t k, const uint64_t *w, unsigned bits) {
   }                                                                                             \
   ATTR_IFMA static int matvec_##SUF##_ifma(size_t m, size_t n, const T *x, size_t ldx,          \
                                            size_t nw, const uint64_t *w, uint64_t *out) {        \
-    size_t ld = (n + 7) & ~(size_t)7;                                                           \
-    uint64_t *wl = aligned_alloc(64, nw * 2 * ld * sizeof(uint64_t));                           \
-    if (!wl) return RAMNET_ENOMEM;                                                              \
-    for (size_t g = 0; g < nw; g++)                                                             \
-      for (size_t j = 0; j < ld; j++) {                                                         \
-        uint64_t v = j < n ? w[g * n + j] : 0;                                                  \
-        wl[2 * g * ld + j] = v & (((uint64_t)1 << K) - 1);                                      \
-        wl[(2 * g + 1) * ld + j] = v >> K;                                                      \
-      }                                                                                         \
     for (size_t g0 = 0; g0 < nw; g0 += 3) {                                                     \
       unsigned G = nw - g0 < 3 ? (unsigned)(nw - g0) : 3;                                       \
       for (size_t i = 0; i < m; i += 4) {                                                       \
@@ -871,16 +897,15 @@ static uint64_t bias_sum(size_t k, const uint64_t *w, unsigned bits) {
           size_t jn = n - j0 < IR_CB ? n - j0 : IR_CB;                                          \
           const T *xr[4];                                                                       \
           _Pragma("GCC unroll 4") for (unsigned r = 0; r < 4; r++) xr[r] = x + (i + (r < rn ? r : 0)) * ldx + j0;       \
-          const uint64_t *wg = wl + 2 * g0 * ld + j0;                                           \
-          if (G == 3) ir_kernel_##SUF(3, jn, xr, wg, ld, s);                                    \
-          else if (G == 2) ir_kernel_##SUF(2, jn, xr, wg, ld, s);                               \
-          else ir_kernel_##SUF(1, jn, xr, wg, ld, s);                                           \
+          const uint64_t *wg = w + g0 * n + j0;                                                 \
+          if (G == 3) ir_kernel_##SUF(3, jn, xr, wg, n, s);                                     \
+          else if (G == 2) ir_kernel_##SUF(2, jn, xr, wg, n, s);                                \
+          else ir_kernel_##SUF(1, jn, xr, wg, n, s);                                            \
         }                                                                                       \
         for (size_t r = 0; r < rn; r++)                                                         \
           _Pragma("GCC unroll 3") for (unsigned g = 0; g < G; g++) out[(g0 + g) * m + i + r] = s[r][g];                 \
       }                                                                                         \
     }                                                                                           \
-    free(wl);                                                                                   \
     for (size_t g = 0; g < nw; g++) {                                                           \
       uint64_t b = bias_sum(n, w + g * n, BITS);                                                \
       for (size_t i = 0; i < m; i++) out[g * m + i] = sub_p(out[g * m + i], b);                 \
@@ -1128,6 +1153,21 @@ int ramnet_p61x2_fold(size_t n, uint64_t *u, const uint64_t *r) {
     fp2_store(u + 2 * t, fp2_add(a, fp2_mul(rr, fp2_sub(b, a))));
   }
   return RAMNET_OK;
+}
+
+int ramnet_p61x2_fold_round(size_t n, uint64_t *u, uint64_t *v, const uint64_t *r,
+                            uint64_t *g) {
+  if (n % 2 || !r || !g || (n && (!u || !v)) || !fp2_ok(1, r) || !fp2_ok(n, u) || !fp2_ok(n, v))
+    return RAMNET_EINVAL;
+  fp2 rr = fp2_load(r);
+  for (size_t t = 0; t < n / 2; t++) {
+    fp2 a = fp2_load(u + 4 * t), b = fp2_load(u + 4 * t + 2);
+    fp2_store(u + 2 * t, fp2_add(a, fp2_mul(rr, fp2_sub(b, a))));
+    a = fp2_load(v + 4 * t), b = fp2_load(v + 4 * t + 2);
+    fp2_store(v + 2 * t, fp2_add(a, fp2_mul(rr, fp2_sub(b, a))));
+  }
+  if (n / 2 < 2 || (n / 2) % 2) return RAMNET_OK;
+  return ramnet_p61x2_sumcheck_round(n / 2, u, v, g);
 }
 
 int ramnet_p61x2_dot(size_t n, const uint64_t *u, const uint64_t *v, uint64_t *out) {

@@ -62,6 +62,10 @@ int ramnet_p61x2_eq_table(size_t nvars, const uint64_t *r, uint64_t *out);
 int ramnet_p61x2_sumcheck_round(size_t n, const uint64_t *u, const uint64_t *v, uint64_t *g);
 /* In place: u[t] = u[2t] + r * (u[2t+1] - u[2t]) for t < n/2 (n even). */
 int ramnet_p61x2_fold(size_t n, uint64_t *u, const uint64_t *r);
+/* A prover's step: fold u and v in place with r (as ramnet_p61x2_fold, n even), then, when the
+ * folded length n/2 is even and at least 2, write the next round's g(0), g(1), g(2) of the folded
+ * tables to g (as ramnet_p61x2_sumcheck_round); g is left alone otherwise. */
+int ramnet_p61x2_fold_round(size_t n, uint64_t *u, uint64_t *v, const uint64_t *r, uint64_t *g);
 /* out = sum_t u[t] * v[t] over n elements. */
 int ramnet_p61x2_dot(size_t n, const uint64_t *u, const uint64_t *v, uint64_t *out);
 /* cdef-end */

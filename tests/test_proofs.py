@@ -197,6 +197,86 @@ def test_off_by_one_caught_by_verify_trace(
     assert set(verdict.failed) == {"commitment of C", "proof evaluation of C", "Freivalds"}
 
 
+@pytest.mark.parametrize("dtype", EXACT)
+@pytest.mark.parametrize("prove", [True, False])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (300, 77, 1100), (1030, 600, 3)])
+def test_verify_trace_one_pass_per_matrix(
+    tmp_path: Path, rng: np.random.Generator, dtype: str, prove: bool, shape: tuple[int, int, int]
+) -> None:
+    # The verifier reduces each matrix strip by strip while hashing it (A's weights wait for all
+    # of B·r): the verdict is the same on any number of threads, and each altered matrix fails
+    # exactly the checks that read it.
+    a, b, _ = exact_operands(rng, *shape, dtype)
+    path = _recorded_trace(tmp_path, a, b, prove=prove)
+    c = np.load(tmp_path / "C.npy")
+    for threads in (1, 2, 5):
+        verdict = verify_trace(path, a, b, c, threads=threads)
+        assert verdict.valid, verdict.failed
+    for name, x in (("A", a), ("B", b), ("C", c)):
+        bad = x.copy()
+        i, j = x.shape[0] // 2, x.shape[1] // 2
+        bad[i, j] += 1 if bad[i, j] < 0 else -1
+        given = {"A": a, "B": b, "C": c, name: bad}
+        expect = {f"commitment of {name}"} | ({f"proof evaluation of {name}"} if prove else set())
+        # A·(B·r) moves by A[:, i]·r_j when B[i, j] does: not at all if that column of A is 0.
+        if name != "B" or a[:, i].any():
+            expect.add("Freivalds")
+        for threads in (1, 3):
+            verdict = verify_trace(path, given["A"], given["B"], given["C"], threads=threads)
+            assert set(verdict.failed) == expect
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 5), (700, 30, 900)])
+def test_verify_trace_refuses_c_off_by_a_multiple_of_p(
+    tmp_path: Path, rng: np.random.Generator, shape: tuple[int, int, int]
+) -> None:
+    # C + p agrees with A·B modulo p: only the range check (|C| < 2^60, read strip by strip for
+    # an int64 C) keeps Freivalds and the proof's evaluation from accepting it.
+    a, b, _ = exact_operands(rng, *shape, "int16")
+    path = _recorded_trace(tmp_path, a, b)
+    c = np.load(tmp_path / "C.npy")
+    assert c.dtype == np.int64
+    bad = c.copy()
+    bad[-1, -1] += P61
+    for threads in (1, 2):
+        verdict = verify_trace(path, a, b, bad, threads=threads)
+        assert set(verdict.failed) == {"commitment of C", "proof evaluation of C", "Freivalds"}
+
+
+def test_verify_trace_a_failing_reduction_of_b_does_not_hang(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rng: np.random.Generator
+) -> None:
+    # A strips wait for B's sums: if reducing B fails, they must give up, not wait forever.
+    import threading
+
+    from ramnet.valkyrie import _verify
+
+    a, b, _ = exact_operands(rng, 2000, 900, 300, "int8")
+    path = _recorded_trace(tmp_path, a, b)
+    c = np.load(tmp_path / "C.npy")
+
+    class FailingOnB(_verify.RowSums):
+        def __call__(self, x: np.ndarray) -> np.ndarray:
+            if x.shape[1] == b.shape[1] and x.dtype == b.dtype:
+                raise MemoryError("no room for B's sums")
+            return super().__call__(x)
+
+    monkeypatch.setattr(_verify, "RowSums", FailingOnB)
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            verify_trace(path, a, b, c, threads=3)
+        except BaseException as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "verify_trace hung after B's reduction failed"
+    assert raised and isinstance(raised[0], (MemoryError, RuntimeError))
+
+
 # ---- a proof with one value altered is caught ----
 
 

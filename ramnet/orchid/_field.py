@@ -32,6 +32,7 @@ from ramnet.orchid._scheduler import default_threads
 
 __all__ = [
     "P61",
+    "RowSums",
     "SumcheckTables",
     "field_best_path",
     "field_paths",
@@ -338,6 +339,66 @@ def weighted_rowsums(
     return out[0] if flat else out
 
 
+class RowSums:
+    """Weighted row sums modulo p of many matrices (or strips of one) against one set of weights.
+
+    ``weighted_rowsums`` checks its weights and splits the rows over threads on every call; a
+    caller that reduces a matrix strip by strip, each strip on the thread that is also hashing it,
+    would pay that on every strip. This class checks the weights once; each call runs one kernel
+    in the calling thread (the C kernels release the GIL, so several threads can call at once).
+    """
+
+    def __init__(self, weights: Any, *, backend: str = "auto", path: str = "auto") -> None:
+        """Args:
+            weights: (nw, n) integers in [0, p).
+            backend: ``auto`` (C if built, else numba), ``c`` or ``numba``.
+            path: C code path: ``auto`` or one of :func:`field_paths` (C backend only).
+
+        Raises:
+            InvalidInputError: Weights that are not 2-D or not in [0, p), or a bad option.
+            BackendUnavailableError: The backend or code path is not available here.
+        """
+        w = _field_array(weights, "weights")
+        if w.ndim != 2:
+            raise ShapeMismatchError(f"weights must have shape (nw, n), got {np.shape(weights)}")
+        self._backend = _backend(backend)
+        if self._backend == "numba" and path != "auto":
+            raise InvalidInputError("a code path can only be chosen with the C backend")
+        self._path = _path_number(path)
+        self._w = w
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(nw, n): the number of weight vectors and their length."""
+        return (int(self._w.shape[0]), int(self._w.shape[1]))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``out[w, i] = sum_j x[i, j] * weights[w, j] mod p``, on the calling thread.
+
+        Args:
+            x: (m, n) int8, int16, int32 or int64 array; any view with contiguous rows is used
+                in place.
+
+        Returns:
+            (nw, m) uint64 array of canonical residues.
+
+        Raises:
+            InvalidInputError: Not a 2-D integer array, or n differs from the weights' length.
+        """
+        x = _matrix(x)
+        nw, n = self.shape
+        if x.shape[1] != n:
+            raise ShapeMismatchError(f"x has {x.shape[1]} columns, the weights {n}")
+        out = np.zeros((nw, x.shape[0]), np.uint64)
+        if out.size == 0:
+            return out
+        if self._backend == "numba":
+            out[:] = _numba_shim.field().matvec(x, self._w.view(np.int64))
+        else:
+            _c_reduce("matvec", self._path, x, self._w, out)
+        return out
+
+
 # ---- F_{p^2} vector kernels ----
 
 
@@ -466,6 +527,13 @@ class SumcheckTables:
         self._backend = _backend(backend)
         self._u, self._v = u.copy(), v.copy()
         self._n = int(n)
+        # The tables are folded in place, so their addresses (and those of the round's output
+        # and the fold point) are cast once: a round's arithmetic at n = 2048 costs less than
+        # the conversions would on every call.
+        self._g = np.empty((3, 2), np.uint64)
+        self._point = np.empty(2, np.uint64)
+        if self._backend == "c":
+            self._ptrs = tuple(_ptr(x) for x in (self._u, self._v, self._g, self._point))
 
     @property
     def length(self) -> int:
@@ -476,13 +544,13 @@ class SumcheckTables:
         """g(0), g(1), g(2) of the round over the lowest variable, as a (3, 2) array."""
         if self._n < 2:
             raise ShapeMismatchError("no variable left to sum over")
-        u, v = self._u[: self._n], self._v[: self._n]
         if self._backend == "numba":
+            u, v = self._u[: self._n], self._v[: self._n]
             return np.asarray(_numba_shim.field().sumcheck_round(u, v))
-        g = np.empty((3, 2), np.uint64)
-        code = _bindings._native.lib.ramnet_p61x2_sumcheck_round(self._n, _ptr(u), _ptr(v), _ptr(g))
+        pu, pv, pg, _ = self._ptrs
+        code = _bindings._native.lib.ramnet_p61x2_sumcheck_round(self._n, pu, pv, pg)
         _bindings._check(code, "ramnet_p61x2_sumcheck_round")
-        return g
+        return self._g.copy()
 
     def fold(self, r: Fp2) -> None:
         """Bind the lowest variable to r in both tables (halves their length).
@@ -494,17 +562,40 @@ class SumcheckTables:
             raise ShapeMismatchError("no variable left to fold")
         if not (0 <= r[0] < P61 and 0 <= r[1] < P61):
             raise InvalidInputError("r must be a canonical F_{p^2} element")
-        point = np.array(r, np.uint64)
+        point = self._point
+        point[0], point[1] = r
         if self._backend == "numba":
             for name in ("_u", "_v"):
                 table = getattr(self, name)
                 table[: self._n // 2] = _numba_shim.field().fold(table[: self._n], point)
         else:
             lib = _bindings._native.lib
-            for table in (self._u, self._v):
-                code = lib.ramnet_p61x2_fold(self._n, _ptr(table), _ptr(point))
+            pu, pv, _, pr = self._ptrs
+            for pointer in (pu, pv):
+                code = lib.ramnet_p61x2_fold(self._n, pointer, pr)
                 _bindings._check(code, "ramnet_p61x2_fold")
         self._n //= 2
+
+    def fold_and_round(self, r: Fp2) -> np.ndarray | None:
+        """``fold(r)``, then ``round()`` of the folded tables: a prover's step in one kernel call.
+
+        Returns:
+            The next round's (3, 2) array, or None when the fold bound the last variable.
+
+        Raises:
+            InvalidInputError: r is not a canonical F_{p^2} element.
+        """
+        if self._backend == "numba" or self._n < 2:
+            self.fold(r)
+            return self.round() if self._n >= 2 else None
+        if not (0 <= r[0] < P61 and 0 <= r[1] < P61):
+            raise InvalidInputError("r must be a canonical F_{p^2} element")
+        self._point[0], self._point[1] = r
+        pu, pv, pg, pr = self._ptrs
+        code = _bindings._native.lib.ramnet_p61x2_fold_round(self._n, pu, pv, pr, pg)
+        _bindings._check(code, "ramnet_p61x2_fold_round")
+        self._n //= 2
+        return self._g.copy() if self._n >= 2 else None
 
     def values(self) -> tuple[Fp2, Fp2]:
         """(u[0], v[0]): the tables' values once every variable is bound."""

@@ -15,6 +15,7 @@ from ramnet.valkyrie._merkle import (
     DTYPE_CODES,
     Commitment,
     MerkleTree,
+    commit_matrices,
     commit_matrix,
     row_strip_tile,
 )
@@ -66,11 +67,11 @@ class TraceRecorder:
         """Commit to A and B."""
         t0 = time.perf_counter()
         self._spec, self._a, self._b = spec, a, b
-        # Rows of A and C, columns of B: what a fraud proof opens (see row_strip_tile).
-        self._commitments["a"] = commit_matrix(
-            a, tile=row_strip_tile(a.dtype, a.shape), threads=self.threads
+        # Rows of A and C, columns of B: what a fraud proof opens (see row_strip_tile). One
+        # queue for both, so that neither thread idles between them.
+        self._commitments["a"], self._commitments["b"] = commit_matrices(
+            [(a, row_strip_tile(a.dtype, a.shape)), (b, None)], threads=self.threads
         )
-        self._commitments["b"] = commit_matrix(b, threads=self.threads)
         self.seconds += time.perf_counter() - t0
 
     def on_block_done(self, block: BlockProduct, partial: np.ndarray) -> None:
