@@ -5,17 +5,19 @@ ORCHID knows nothing of VALKYRIE or the mesh: it multiplies, and tells whatever 
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ramnet.orchid import _stream
 from ramnet.orchid._backends import BACKENDS, Backend
 from ramnet.orchid._backends import resolve as resolve_backend
-from ramnet.orchid._daemon import DaemonServer, default_socket_path, serve_daemon
-from ramnet.orchid._daemon_client import DaemonClient
 from ramnet.orchid._dtypes import SUPPORTED as SUPPORTED_DTYPES
 from ramnet.orchid._dtypes import result_dtype
 from ramnet.orchid._field import (
     P61,
+    RowSums,
     SumcheckTables,
     fp2_dot,
     fp2_eq_table,
@@ -39,14 +41,48 @@ from ramnet.orchid._scheduler import (
     run_job,
     spec_for,
 )
-from ramnet.orchid._sidecar_wire import (
-    DaemonRequestError,
-    DaemonUnavailableError,
-    SidecarError,
-    SidecarProtocolError,
-    parse_daemon_url,
+from ramnet.orchid._tiles import (
+    hash_paths,
+    node_digests,
+    pack_tiles,
+    tile_digests,
+    tile_leaf_sizes,
 )
-from ramnet.orchid._tiles import pack_tiles, tile_leaf_sizes
+
+if TYPE_CHECKING:
+    from ramnet.orchid._daemon import DaemonServer, default_socket_path, serve_daemon
+    from ramnet.orchid._daemon_client import DaemonClient
+    from ramnet.orchid._sidecar_wire import (
+        DaemonRequestError,
+        DaemonUnavailableError,
+        SidecarError,
+        SidecarProtocolError,
+        parse_daemon_url,
+    )
+
+# The sidecar daemon, its client and wire format load on first use: a third of the time it took
+# to import ORCHID, and no sovereign run or verification needs them.
+_LAZY = {
+    "DaemonServer": "_daemon",
+    "default_socket_path": "_daemon",
+    "serve_daemon": "_daemon",
+    "DaemonClient": "_daemon_client",
+    "DaemonRequestError": "_sidecar_wire",
+    "DaemonUnavailableError": "_sidecar_wire",
+    "SidecarError": "_sidecar_wire",
+    "SidecarProtocolError": "_sidecar_wire",
+    "parse_daemon_url": "_sidecar_wire",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BACKENDS",
@@ -60,6 +96,7 @@ __all__ = [
     "DaemonUnavailableError",
     "Grid",
     "JobSpec",
+    "RowSums",
     "SidecarError",
     "SidecarProtocolError",
     "SumcheckTables",
@@ -74,11 +111,13 @@ __all__ = [
     "fp2_eq_table",
     "fp2_fold",
     "fp2_sumcheck_round",
+    "hash_paths",
     "keep_freed_memory",
     "kernel_info",
     "load_npy",
     "make_grid",
     "matmul",
+    "node_digests",
     "pack_tiles",
     "parallel_map",
     "parse_daemon_url",
@@ -92,6 +131,7 @@ __all__ = [
     "scale",
     "serve_daemon",
     "spec_for",
+    "tile_digests",
     "tile_leaf_sizes",
     "triad",
     "weighted_colsums",
