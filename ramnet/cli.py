@@ -834,7 +834,8 @@ def _mesh_node(role: str, settings: Any) -> tuple[Any, Any, Callable[[str], None
     def log(line: str) -> None:
         err.print(f"{role} {key.node_id[:12]}: {line}", markup=False, soft_wrap=True)
 
-    return MeshClient(settings.coordinator, key, retries=None, retry_for=30), stop, log
+    client = MeshClient(settings.coordinator, key, retries=None, retry_for=30, stop=stop)
+    return client, stop, log
 
 
 @auditor_app.command("start")

@@ -502,6 +502,33 @@ def test_retry_budget_when_server_is_down() -> None:
     assert "gave up" not in str(info3.value)
 
 
+def test_a_stopping_node_does_not_retry() -> None:
+    """Once the node's stop event is set, a failed request is reported at once: a worker told to
+    stop must not spend its 30 s retry budget on a coordinator that stopped with it."""
+    url = f"http://127.0.0.1:{free_port()}"
+    stop = threading.Event()
+    stop.set()
+    start = time.monotonic()
+    with (
+        client(url, retries=None, retry_for=30.0, stop=stop) as c,
+        pytest.raises(MeshUnavailableError, match="not retried: stopping"),
+    ):
+        c.get_json("/echo")
+    assert time.monotonic() - start < 5.0
+    # Set while the client waits between attempts: the wait ends, one last attempt, no more.
+    stop = threading.Event()
+    timer = threading.Timer(0.5, stop.set)
+    timer.start()
+    start = time.monotonic()
+    slow = {"backoff": 10.0, "max_backoff": 10.0}
+    with (
+        client(url, retries=None, retry_for=30.0, stop=stop, **slow) as c,
+        pytest.raises(MeshUnavailableError, match="not retried: stopping"),
+    ):
+        c.get_json("/echo")
+    assert 0.4 <= time.monotonic() - start < 5.0
+
+
 def test_server_comes_back_within_budget() -> None:
     """A consumer keeps retrying while the coordinator restarts."""
     state = _State()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -160,6 +161,8 @@ class MeshClient:
         max_backoff: The longest delay between attempts.
         max_response_bytes: The largest reply body read (larger: ``MeshProtocolError``).
         transport: An httpx transport (tests; default: real network).
+        stop: An event that, once set, ends retrying: a failed request is then reported at
+            once (a stopping node must not spend ``retry_for`` on a coordinator that is gone).
 
     Raises:
         ConfigError: A base URL that is not http(s), or a bad setting.
@@ -177,6 +180,7 @@ class MeshClient:
         max_backoff: float = 5.0,
         max_response_bytes: int = 1 << 30,
         transport: httpx.BaseTransport | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         import httpx  # the HTTP stack is imported only by commands that use the mesh
 
@@ -205,6 +209,7 @@ class MeshClient:
         self.backoff = float(backoff)
         self.max_backoff = float(max_backoff)
         self.max_response_bytes = int(max_response_bytes)
+        self.stop = stop
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -296,15 +301,22 @@ class MeshClient:
             attempt += 1
             delay = self._delay(attempt, retry_after)
             elapsed = time.monotonic() - start
+            stopping = self.stop is not None and self.stop.is_set()
             if (
                 not retryable
+                or stopping
                 or (self.retries is not None and attempt > self.retries)
                 or elapsed + delay > self.retry_for
             ):
-                if attempt > 1:
+                if stopping:
+                    failure += "; not retried: stopping"
+                elif attempt > 1:
                     failure += f"; gave up after {attempt} attempts in {elapsed:.1f} s"
                 raise MeshUnavailableError(failure, status)
-            time.sleep(delay)
+            if self.stop is not None:
+                self.stop.wait(delay)  # a stop cuts the wait short: one last attempt, then no more
+            else:
+                time.sleep(delay)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
