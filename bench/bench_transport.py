@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,9 +31,11 @@ from pathlib import Path
 
 import numpy as np
 from _common import emit
+from bench_mesh import ME, _port, _timed
 
 from ramnet import orchid
 from ramnet.mesh import grid_for, plan_shards
+from ramnet.mesh._client import _chunks  # what MeshClient sends large bodies as
 
 _SERVER = textwrap.dedent(
     """
@@ -68,21 +69,9 @@ _SERVER = textwrap.dedent(
 )
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _chunks(data: bytes, size: int = 1 << 20):  # type: ignore[no-untyped-def]
-    view = memoryview(data)
-    for start in range(0, len(view), size):
-        yield view[start : start + size]
 
 
 def transport_costs(mib: int, runs: int) -> dict[str, float]:
@@ -163,15 +152,9 @@ def sovereign_cpu(n: int, runs: int) -> float:
         a, b = orchid.random_operands(n, n, n, "int8", seed=9)
         np.save(folder / "A.npy", a)
         np.save(folder / "B.npy", b)
-        cmd = [sys.executable, "-m", "ramnet.cli", "run", "--a", "A.npy", "--b", "B.npy"]
-        cmd += ["--out", "C.npy"]
+        cmd = [*ME, "run", "--a", "A.npy", "--b", "B.npy", "--out", "C.npy"]
         env = {**os.environ, "XDG_CONFIG_HOME": str(folder / "cfg")}
-        times = []
-        for _ in range(runs + 1):
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            subprocess.run(cmd, cwd=folder, env=env, check=True, stdout=subprocess.DEVNULL)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            times.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        times = [_timed(cmd, folder, env)[1] for _ in range(runs + 1)]
         return statistics.median(times[1:])
 
 

@@ -91,24 +91,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Manage this node's Ed25519 key.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
-coordinator_app = typer.Typer(help="Run the mesh's coordinator.", no_args_is_help=True)
-app.add_typer(coordinator_app, name="coordinator")
-worker_app = typer.Typer(help="Run a mesh worker (a provider).", no_args_is_help=True)
-app.add_typer(worker_app, name="worker")
-auditor_app = typer.Typer(
-    help="Run a mesh auditor (checks optimistic results).", no_args_is_help=True
-)
-app.add_typer(auditor_app, name="auditor")
-job_app = typer.Typer(help="Follow mesh jobs.", no_args_is_help=True)
-app.add_typer(job_app, name="job")
-ledger_app = typer.Typer(help="The mesh's ledger.", no_args_is_help=True)
-app.add_typer(ledger_app, name="ledger")
-bench_app = typer.Typer(
-    help="Benchmark RAMNET's kernels against numpy, in one run.", no_args_is_help=True
-)
-app.add_typer(bench_app, name="bench")
+
+
+def _group(name: str, summary: str) -> typer.Typer:
+    """A command group ``ramnet NAME``: shows its help when given no command."""
+    group = typer.Typer(help=summary, no_args_is_help=True)
+    app.add_typer(group, name=name)
+    return group
+
+
+keys_app = _group("keys", "Manage this node's Ed25519 key.")
+coordinator_app = _group("coordinator", "Run the mesh's coordinator.")
+worker_app = _group("worker", "Run a mesh worker (a provider).")
+auditor_app = _group("auditor", "Run a mesh auditor (checks optimistic results).")
+job_app = _group("job", "Follow mesh jobs.")
+ledger_app = _group("ledger", "The mesh's ledger.")
+bench_app = _group("bench", "Benchmark RAMNET's kernels against numpy, in one run.")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -872,16 +870,12 @@ def auditor_start(
 
 # ---- the sidecar topology: an ORCHID daemon and a VALKYRIE proxy on one host ----
 
-daemon_app = typer.Typer(
-    help="Run the sidecar's ORCHID daemon (block products over a Unix socket).",
-    no_args_is_help=True,
+daemon_app = _group(
+    "daemon", "Run the sidecar's ORCHID daemon (block products over a Unix socket)."
 )
-app.add_typer(daemon_app, name="daemon")
-proxy_app = typer.Typer(
-    help="Run the sidecar's VALKYRIE proxy: a mesh node whose work its daemon computes.",
-    no_args_is_help=True,
+proxy_app = _group(
+    "proxy", "Run the sidecar's VALKYRIE proxy: a mesh node whose work its daemon computes."
 )
-app.add_typer(proxy_app, name="proxy")
 
 
 @daemon_app.command("start")

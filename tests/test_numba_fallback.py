@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 SCRIPT = textwrap.dedent(
     """
@@ -53,11 +54,13 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_without_c_extension(tmp_path: Path) -> None:
+def _run_script(script: str, tmp_path: Path) -> dict[str, Any]:
+    """Run ``script`` in a fresh interpreter (no RAMNET_* settings, its own config folder) and
+    return the JSON object on its last line of output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAMNET_")}
     env["XDG_CONFIG_HOME"] = str(tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         env=env,
@@ -65,7 +68,12 @@ def test_without_c_extension(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def test_without_c_extension(tmp_path: Path) -> None:
+    out = _run_script(SCRIPT, tmp_path)
     assert out["available"] is False
     assert out["import_error"]
     assert out["c_extension"] is False
@@ -125,17 +133,7 @@ TRACE_SCRIPT = textwrap.dedent(
 
 def test_trace_and_verify_without_c_extension(tmp_path: Path) -> None:
     # Leaves hashed with the blake3 package, weighted sums on numba, strip by strip.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAMNET_")}
-    proc = subprocess.run(
-        [sys.executable, "-c", TRACE_SCRIPT],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _run_script(TRACE_SCRIPT, tmp_path)
     assert out["hash_paths"] == []
     assert out["valid"] is True
     assert out["failed"] == ["Freivalds", "commitment of C", "proof evaluation of C"]

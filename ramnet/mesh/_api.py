@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ramnet.mesh._wire import WIRE_CONTENT_TYPE
+
 HEALTH = "/health"
 OPENAPI = "/openapi.json"
 NODES = "/v1/nodes"
@@ -16,6 +18,7 @@ WORK = "/v1/work"
 LEDGER = "/v1/ledger"
 VALIDATIONS = "/v1/validations"
 AUDITS = "/v1/audits"
+SHARDS = "/v1/shards"
 
 
 def audit_report(job_id: str) -> str:
@@ -25,7 +28,7 @@ def audit_report(job_id: str) -> str:
 
 def shard_result(shard_id: str) -> str:
     """Where a node that only computes (``--no-prove``) posts its partials, without a commit."""
-    return f"/v1/shards/{shard_id}/result"
+    return f"{SHARDS}/{shard_id}/result"
 
 
 def verdict(dispute_id: int) -> str:
@@ -45,26 +48,26 @@ def job_result(job_id: str) -> str:
 
 def shard(shard_id: str) -> str:
     """The status path of a shard."""
-    return f"/v1/shards/{shard_id}"
+    return f"{SHARDS}/{shard_id}"
 
 
 def shard_commit(shard_id: str) -> str:
     """Where a worker posts the digest of its result."""
-    return f"/v1/shards/{shard_id}/commit"
+    return f"{SHARDS}/{shard_id}/commit"
 
 
 def shard_release(shard_id: str) -> str:
     """Where a stopping worker hands a shard back."""
-    return f"/v1/shards/{shard_id}/release"
+    return f"{SHARDS}/{shard_id}/release"
 
 
 def shard_reveal(shard_id: str) -> str:
     """Where a worker posts its partial tiles, once the commit phase has closed."""
-    return f"/v1/shards/{shard_id}/reveal"
+    return f"{SHARDS}/{shard_id}/reveal"
 
 
 _SIGNED: list[dict[str, list[str]]] = [{"ramnetSignature": []}]
-_WIRE = {"application/x-ramnet-wire": {"schema": {"type": "string", "format": "binary"}}}
+_WIRE = {WIRE_CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}}
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:

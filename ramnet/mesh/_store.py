@@ -35,7 +35,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -231,7 +231,7 @@ def _now(now: float | None) -> float:
 
 @dataclass(frozen=True)
 class Node:
-    """A registered node. ``as_dict()`` is its JSON form."""
+    """A registered node."""
 
     node_id: str
     payout_address: str | None
@@ -240,9 +240,6 @@ class Node:
     registered_at: float
     updated_at: float
     prove: bool = True
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -255,9 +252,6 @@ class Job:
     state: JobState
     created_at: float
     updated_at: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -295,9 +289,6 @@ class Shard:
     revealed_at: float | None
     updated_at: float
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class Dispute:
@@ -312,9 +303,6 @@ class Dispute:
     outcome: Any
     created_at: float
     resolved_at: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------------------------

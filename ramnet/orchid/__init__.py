@@ -5,11 +5,11 @@ ORCHID knows nothing of VALKYRIE or the mesh: it multiplies, and tells whatever 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ramnet._lazy import lazy_getattr
 from ramnet.orchid import _stream
 from ramnet.orchid._backends import BACKENDS, Backend
 from ramnet.orchid._backends import resolve as resolve_backend
@@ -74,14 +74,7 @@ _LAZY = {
     "parse_daemon_url": "_sidecar_wire",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = [

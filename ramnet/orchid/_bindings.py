@@ -201,6 +201,27 @@ def stream(op: str, path: int, a: np.ndarray, *operands: np.ndarray, scalar: flo
     _check(code, f"stream {op}")
 
 
+def _tile_args(
+    x: np.ndarray, tile: tuple[int, int], tile_row0: int, prefix: bytes, out: np.ndarray
+) -> tuple[Any, ...]:
+    # The arguments ramnet_pack_tiles and ramnet_hash_tiles share (csrc/ramnet.h, hash.h): the
+    # matrix as rows of bytes, the tile shape in rows and bytes, the leaf prefix, the output.
+    row_bytes = x.shape[1] * x.itemsize
+    return (
+        _address(x, "uint8_t *") if x.size else _native.ffi.NULL,
+        x.shape[0] if x.size else 0,
+        row_bytes if x.size else 0,
+        _leading(x) * x.itemsize if x.size else max(row_bytes, 1),
+        tile[0],
+        tile[1] * x.itemsize,
+        tile_row0,
+        prefix,
+        len(prefix),
+        _address(out, "uint8_t *") if out.size else _native.ffi.NULL,
+        out.size,
+    )
+
+
 def pack_tiles(
     x: np.ndarray, tile: tuple[int, int], tile_row0: int, prefix: bytes, out: np.ndarray
 ) -> None:
@@ -210,23 +231,7 @@ def pack_tiles(
         BackendUnavailableError: The extension is missing.
         InvalidInputError: ``out`` is too small, or bad arguments.
     """
-    lib = _lib()
-    rows = x.shape[0]
-    row_bytes = x.shape[1] * x.itemsize
-    ld_bytes = _leading(x) * x.itemsize if x.size else max(row_bytes, 1)
-    code = lib.ramnet_pack_tiles(
-        _address(x, "uint8_t *") if x.size else _native.ffi.NULL,
-        rows if x.size else 0,
-        row_bytes if x.size else 0,
-        ld_bytes,
-        tile[0],
-        tile[1] * x.itemsize,
-        tile_row0,
-        prefix,
-        len(prefix),
-        _address(out, "uint8_t *") if out.size else _native.ffi.NULL,
-        out.size,
-    )
+    code = _lib().ramnet_pack_tiles(*_tile_args(x, tile, tile_row0, prefix, out))
     _check(code, "pack_tiles")
 
 
@@ -241,24 +246,7 @@ def hash_tiles(
         InvalidInputError: ``out`` is too small, or bad arguments.
         KernelError: Scratch memory could not be allocated.
     """
-    lib = _lib()
-    rows = x.shape[0]
-    row_bytes = x.shape[1] * x.itemsize
-    ld_bytes = _leading(x) * x.itemsize if x.size else max(row_bytes, 1)
-    code = lib.ramnet_hash_tiles(
-        path,
-        _address(x, "uint8_t *") if x.size else _native.ffi.NULL,
-        rows if x.size else 0,
-        row_bytes if x.size else 0,
-        ld_bytes,
-        tile[0],
-        tile[1] * x.itemsize,
-        tile_row0,
-        prefix,
-        len(prefix),
-        _address(out, "uint8_t *") if out.size else _native.ffi.NULL,
-        out.size,
-    )
+    code = _lib().ramnet_hash_tiles(path, *_tile_args(x, tile, tile_row0, prefix, out))
     _check(code, "hash_tiles")
 
 

@@ -6,8 +6,9 @@ it knows nothing of the mesh or the CLI.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ramnet._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from ramnet.valkyrie._checks import float_range_check, freivalds
@@ -98,14 +99,7 @@ _LAZY = {
     "verify_trace": "_verify",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = [
