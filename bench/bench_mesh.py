@@ -14,6 +14,7 @@ All on this machine's loopback, square int8 jobs from `.npy` files:
 - mesh in process, measured like Dask: the consumer's library calls (submit, wait, fetch and
   Freivalds-check C) from A and B in memory to C in memory, in this process; wall, and CPU seconds
   of this process plus the coordinator and workers.
+The mesh's CPU is also given per part (`mesh_cpu_consumer_s`, `_coordinator_s`, `_workers_s`).
 Medians over --runs. The mesh also audits (overlapping blocks) and checks every partial.
 """
 
@@ -179,11 +180,15 @@ def main() -> None:
             wall, cpu = _timed(sovereign, tmp, env)
             rows.setdefault("sovereign_wall_s", []).append(wall)
             rows.setdefault("sovereign_cpu_s", []).append(cpu)
-            before = _cpu([p.pid for p in procs])
+            before_each = [_cpu([p.pid]) for p in procs]
             wall, cpu = _timed(mesh, tmp, env)
-            mesh_cpu = cpu + _cpu([p.pid for p in procs]) - before
+            spent = [_cpu([p.pid]) - b for p, b in zip(procs, before_each, strict=True)]
+            mesh_cpu = cpu + sum(spent)
             rows.setdefault("mesh_wall_s", []).append(wall)
             rows.setdefault("mesh_cpu_s", []).append(mesh_cpu)
+            rows.setdefault("mesh_cpu_consumer_s", []).append(cpu)
+            rows.setdefault("mesh_cpu_coordinator_s", []).append(spent[0])
+            rows.setdefault("mesh_cpu_workers_s", []).append(sum(spent[1:]))
             assert np.array_equal(np.load(tmp / "CM.npy"), exact)
             t0 = time.perf_counter()
             c = dask_run(a, b, client)

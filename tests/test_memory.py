@@ -49,3 +49,44 @@ def test_freed_large_blocks_stay_in_the_heap_only_when_asked(mode: str) -> None:
     else:
         assert mapped_mib >= 64  # glibc's default: a fresh mapping, unmapped on free
         assert free_heap_mib < 64
+
+
+_THREAD_PROBE = """
+import ctypes, sys, threading
+from ramnet.orchid import keep_freed_memory
+
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = Info
+kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+seen = []
+
+def serve():
+    # What a server's worker thread does: a block bigger than a thread arena's 64 MiB heap.
+    block = bytearray(96 << 20)
+    seen.append(mallinfo2().hblkhd >> 20)
+    del block
+
+thread = threading.Thread(target=serve)
+thread.start()
+thread.join()
+print(kept, seen[0])
+"""
+
+
+@pytest.mark.skipif(not _glibc_mallinfo2(), reason="needs glibc 2.33+ (mallinfo2)")
+@pytest.mark.parametrize("mode", ["keep", "default"])
+def test_large_blocks_from_threads_come_from_the_heap_only_when_asked(mode: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _THREAD_PROBE, mode], capture_output=True, text=True, check=True
+    ).stdout.split()
+    mapped_mib = int(out[1])
+    if mode == "keep":
+        assert out[0] == "True"
+        assert mapped_mib == 0  # one arena: the main heap serves threads too
+    else:
+        assert mapped_mib >= 96  # a thread arena cannot hold it: a private mapping
