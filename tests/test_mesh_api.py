@@ -155,3 +155,16 @@ def test_the_coordinator_raises_uvicorns_read_buffer() -> None:
     for name in ("httptools_impl", "h11_impl"):
         module = importlib.import_module(f"uvicorn.protocols.http.{name}")
         assert module.HIGH_WATER_LIMIT >= READ_BUFFER
+
+
+def test_only_an_https_coordinator_gets_a_certificate_checking_client() -> None:
+    # A plain http client skips loading the CA bundle (about 100 ms per command); an https one
+    # must still check the coordinator's certificate and name.
+    import ssl
+
+    def context(url: str) -> ssl.SSLContext:
+        return MeshClient(url, None)._http._transport._pool._ssl_context  # type: ignore[no-any-return]
+
+    secure = context("https://coordinator.example:9000")
+    assert secure.verify_mode == ssl.CERT_REQUIRED and secure.check_hostname
+    assert context("http://127.0.0.1:9000").verify_mode == ssl.CERT_NONE
