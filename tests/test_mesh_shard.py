@@ -37,6 +37,39 @@ def test_shards_assemble_to_the_product(dtype: str) -> None:
         np.testing.assert_array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
 
 
+@pytest.mark.parametrize("split", [(1, 1, 1), (2, 3, 1), (3, 2, 2), (2, 2, 3), (4, 1, 5)])
+@pytest.mark.parametrize("dtype", ["int32", "int64", "float32", "float64"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_assembly_sums_partials_in_ascending_k(
+    split: tuple[int, int, int], dtype: str, threads: int
+) -> None:
+    # Against the definition: C tile (i, j) = ((0 + P(i,j,0)) + P(i,j,1)) + ..., element-wise,
+    # bit for bit, whatever the thread count (and with signed zeros kept as that sum gives them).
+    grid = orchid.make_grid(23, 19, 17, split)
+    rng = np.random.default_rng(sum(split))
+    partials = {}
+    for block in grid.blocks():
+        shape = (
+            len(range(*_span(grid.row_edges, block.i))),
+            len(range(*_span(grid.col_edges, block.j))),
+        )
+        values = rng.integers(-1000, 1000, shape).astype(dtype)
+        if dtype.startswith("float"):
+            values = values / 7
+            values[0, 0] = -0.0
+        partials[block] = values
+    expected = np.zeros((23, 17), dtype)
+    for block in grid.blocks():
+        expected[grid.rows(block.i), grid.cols(block.j)] += partials[block]
+    got = assemble(grid, partials, np.dtype(dtype), threads=threads)
+    assert got.dtype == np.dtype(dtype)
+    assert got.tobytes() == expected.tobytes()
+
+
+def _span(edges: tuple[int, ...], index: int) -> tuple[int, int]:
+    return edges[index], edges[index + 1]
+
+
 def test_wrong_partials_are_caught_and_digests_bind_results() -> None:
     a, b = orchid.random_operands(30, 20, 10, "int8", seed=4)
     grid = orchid.make_grid(30, 20, 10, (2, 1, 2))

@@ -217,7 +217,14 @@ def _c_hashing() -> bool:
 
 
 def _hash_strip(args: tuple[np.ndarray, tuple[int, int], int, bytes]) -> list[bytes]:
-    strip, tile, tile_row0, prefix = args
+    return leaf_digests(*args)
+
+
+def leaf_digests(
+    strip: np.ndarray, tile: tuple[int, int], tile_row0: int, prefix: bytes
+) -> list[bytes]:
+    """BLAKE3 of every leaf ``pack_tiles(strip, tile, tile_row0=..., prefix=...)`` would write,
+    hashed where the values lie when their rows are contiguous (no packed copy)."""
     if _c_hashing():
         return tile_digests(strip, tile, tile_row0=tile_row0, prefix=prefix)
     rows, cols = strip.shape
