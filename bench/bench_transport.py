@@ -5,8 +5,8 @@ Usage: python bench/bench_transport.py [--n 4096] [--mib 64] [--runs 5] [--json]
 A server process runs the coordinator's stack (uvicorn with httptools, Starlette, the
 coordinator's raised read buffer, freed memory kept for reuse as nodes keep it) with two
 endpoints: one answers a GET with a --mib body, one reads a POSTed body whole. This process is the
-client, a MeshClient-like httpx client that sends bodies in the same 1 MiB chunks and keeps freed
-memory too (as a worker does). Measured: CPU milliseconds per MiB on each side (medians of
+client, through MeshClient's own HTTP exchange (`ramnet.mesh._http`, without the signing), keeping
+freed memory too (as a worker does). Measured: CPU milliseconds per MiB on each side (medians of
 --runs), for uploads (POST) and downloads (GET).
 
 Then the floor for one n x n x n int8 job on 3 nodes: the bytes its plan must move (A and B up;
@@ -35,7 +35,7 @@ from bench_mesh import ME, _port, _timed
 
 from ramnet import orchid
 from ramnet.mesh import grid_for, plan_shards
-from ramnet.mesh._client import _chunks  # what MeshClient sends large bodies as
+from ramnet.mesh._http import HttpConnectionPool, TransportError
 
 _SERVER = textwrap.dedent(
     """
@@ -76,43 +76,44 @@ def _cpu() -> float:
 
 def transport_costs(mib: int, runs: int) -> dict[str, float]:
     """CPU ms per MiB, client and server, for uploads and downloads of ``mib`` MiB bodies."""
-    import httpx
-
     from ramnet.orchid import keep_freed_memory
 
     keep_freed_memory()
     port = _port()
     server = subprocess.Popen([sys.executable, "-c", _SERVER, str(port), str(mib)])
     try:
-        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        http = HttpConnectionPool(f"http://127.0.0.1:{port}", timeout=60)
+
+        def get(path: str) -> bytes | bytearray:
+            return http.send("GET", path, b"", {}, 1 << 40).content
+
         deadline = time.monotonic() + 30
         while True:
             try:
-                http.get("/cpu")
+                get("/cpu")
                 break
-            except httpx.TransportError:
+            except TransportError:
                 if time.monotonic() > deadline:
                     raise SystemExit("bench: the server did not start") from None
                 time.sleep(0.05)
         body = bytes(mib << 20)
 
         def upload() -> None:
-            headers = {"Content-Length": str(len(body))}
-            reply = http.post("/post", content=_chunks(body), headers=headers)
-            assert reply.text == str(len(body))
+            reply = http.send("POST", "/post", body, {}, 1 << 20).content
+            assert bytes(reply) == str(len(body)).encode()
 
         def download() -> None:
-            assert len(http.get("/get").content) == len(body)
+            assert len(get("/get")) == len(body)
 
         out: dict[str, float] = {}
         for name, fn in (("upload", upload), ("download", download)):
             fn()  # warm
             client, server_ms = [], []
             for _ in range(runs):
-                s0, c0 = float(http.get("/cpu").text), _cpu()
+                s0, c0 = float(get("/cpu")), _cpu()
                 fn()
                 client.append((_cpu() - c0) * 1e3 / mib)
-                server_ms.append((float(http.get("/cpu").text) - s0) * 1e3 / mib)
+                server_ms.append((float(get("/cpu")) - s0) * 1e3 / mib)
             out[f"{name}_client_ms_per_mib"] = round(statistics.median(client), 3)
             out[f"{name}_server_ms_per_mib"] = round(statistics.median(server_ms), 3)
         return out

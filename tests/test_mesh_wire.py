@@ -18,6 +18,7 @@ from ramnet.mesh._wire import (
     WIRE_MAGIC,
     WireFormatError,
     pack,
+    pack_parts,
     unpack,
 )
 
@@ -383,3 +384,33 @@ json_fields = st.one_of(
 def test_fuzz_entries(entries: list[dict[str, Any]], data: bytes) -> None:
     text = json.dumps({"meta": {}, "arrays": entries}).encode()  # NaN may appear: refused
     _unpack_or_error(raw(None, data, text=text))
+
+
+def test_pack_parts_concatenate_to_the_container_without_copying_c_order_arrays() -> None:
+    c_order = np.arange(3 << 18, dtype=np.int32).reshape(768, 1024)
+    arrays = {
+        "c": c_order,
+        "fortran": np.asfortranarray(np.arange(35, dtype=np.int16).reshape(5, 7)),
+        "big": np.arange(9, dtype=">f8"),
+        "empty": np.zeros((0, 4), np.int8),
+        "odd": np.arange(3, dtype=np.uint8),
+    }
+    parts = pack_parts({"job": "x"}, arrays)
+    assert b"".join(parts) == pack({"job": "x"}, arrays)
+    shared = [p for p in parts if isinstance(p, memoryview) and p.nbytes == c_order.nbytes]
+    assert shared and np.shares_memory(np.frombuffer(shared[0], np.int32), c_order)
+
+
+def test_the_coordinator_sends_a_reply_in_pieces_of_at_most_a_mib() -> None:
+    import asyncio
+
+    from ramnet.mesh._coordinator import _pieces
+
+    parts = pack_parts({}, {"x": np.arange(700_000, dtype=np.int32), "y": np.ones(5, np.int8)})
+
+    async def collect() -> list[memoryview]:
+        return [piece async for piece in _pieces(parts)]
+
+    pieces = asyncio.run(collect())
+    assert max(p.nbytes for p in pieces) <= 1 << 20
+    assert b"".join(pieces) == b"".join(parts)

@@ -97,7 +97,7 @@ def _check_method(method: str) -> str:
     return method
 
 
-def _check_target(target: str) -> str:
+def check_target(target: str) -> str:
     if (
         not isinstance(target, str)
         or len(target) > _MAX_TARGET
@@ -134,7 +134,7 @@ def sign_request(
         key: The node's key.
         method: The HTTP method, upper case (``GET``, ``POST``, ...).
         path: The request target exactly as it goes on the wire: the path, percent-encoded, and
-            the query if any (``/jobs/7?wait=1``). ``httpx.Request.url.raw_path`` gives it.
+            the query if any (``/jobs/7?wait=1``). ``MeshClient`` signs the target it sends.
         body: The request body (empty for none).
         nonce: For tests only: the nonce to use (default: 16 fresh random bytes).
         timestamp: For tests only: the unix time to state (default: now).
@@ -143,7 +143,7 @@ def sign_request(
         AuthError: A malformed method, path, nonce or timestamp (``http_status`` 400).
     """
     _check_method(method)
-    _check_target(path)
+    check_target(path)
     nonce = secrets.token_hex(NONCE_BYTES) if nonce is None else nonce
     if _NONCE_RE.fullmatch(nonce) is None:
         raise AuthError("the nonce must be 16 to 64 bytes in lowercase hex", 400)
@@ -234,7 +234,7 @@ def verify_request(
     if _HEX128_RE.fullmatch(sig) is None:
         raise AuthError(f"{HEADER_SIGNATURE} must be 128 lowercase hex digits", 400)
     _check_method(method)
-    _check_target(path)
+    check_target(path)
     skew = int(ts) - float(now)
     if not abs(skew) <= max_skew:
         raise AuthError(

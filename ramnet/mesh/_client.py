@@ -1,8 +1,9 @@
-"""A signed HTTP client for the coordinator's API (httpx), with retries and ramnet errors.
+"""A signed HTTP client for the coordinator's API, with retries and ramnet errors.
 
-Every request is signed with the node's key (``ramnet.mesh._auth``), over the request target exactly
-as httpx sends it. Bodies are JSON or RNWIRE1 (``ramnet.mesh._wire``); replies are read with a size
-cap. HTTP failures become one-line ramnet errors:
+The HTTP exchange itself is ``ramnet.mesh._http`` (the standard library's ``http.client``, bodies
+moved without extra copies). Every request is signed with the node's key (``ramnet.mesh._auth``),
+over the request target exactly as it is sent. Bodies are JSON or RNWIRE1 (``ramnet.mesh._wire``);
+replies are read with a size cap. HTTP failures become one-line ramnet errors:
 
 - ``MeshRequestError`` (an ``InvalidInputError``): the coordinator refused the request (4xx);
   ``status`` says why (401 unsigned or bad signature, 404 unknown, 409 replay or conflict, ...).
@@ -31,19 +32,18 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping
+import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ramnet._errors import ConfigError, InvalidInputError, RamnetError
-from ramnet.mesh._auth import sign_request
+from ramnet.mesh._auth import AuthError, check_target, sign_request
+from ramnet.mesh._http import HttpConnectionPool, ReplyTooLarge, TransportError
 from ramnet.mesh._wire import WIRE_CONTENT_TYPE, WireFormatError, pack, unpack
 from ramnet.valkyrie import NodeKey
-
-if TYPE_CHECKING:
-    import httpx
 
 __all__ = [
     "MeshClient",
@@ -58,7 +58,9 @@ JSON_CONTENT_TYPE = "application/json"
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 _RETRY_IDEMPOTENT = frozenset({500, 502, 503, 504})
 _MAX_MESSAGE = 240
-_UPLOAD_CHUNK = 1 << 20
+# Characters a request target carries unencoded (RFC 3986 reserved and unreserved, and '%' so that
+# a target already encoded stays as it is).
+_TARGET_SAFE = "/?&=%:@!$'()*+,;~-._[]"
 
 
 class MeshError(RamnetError):
@@ -102,7 +104,7 @@ class MeshResponse:
 
     status: int
     headers: Mapping[str, str]
-    content: bytes
+    content: bytes | bytearray
 
     def json(self) -> Any:
         """The body parsed as JSON.
@@ -160,7 +162,6 @@ class MeshClient:
         backoff: The first retry delay in seconds; it doubles each retry, with jitter.
         max_backoff: The longest delay between attempts.
         max_response_bytes: The largest reply body read (larger: ``MeshProtocolError``).
-        transport: An httpx transport (tests; default: real network).
         stop: An event that, once set, ends retrying: a failed request is then reported at
             once (a stopping node must not spend ``retry_for`` on a coordinator that is gone).
 
@@ -179,11 +180,8 @@ class MeshClient:
         backoff: float = 0.25,
         max_backoff: float = 5.0,
         max_response_bytes: int = 1 << 30,
-        transport: httpx.BaseTransport | None = None,
         stop: threading.Event | None = None,
     ) -> None:
-        import httpx  # the HTTP stack is imported only by commands that use the mesh
-
         url = str(base_url).strip()
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"coordinator URL must start with http:// or https://, not {url!r}")
@@ -192,20 +190,11 @@ class MeshClient:
         if retries is not None and retries < 0:
             raise ConfigError("retries must be >= 0 (or None for no count limit)")
         try:
-            self._http = httpx.Client(
-                base_url=url.rstrip("/"),
-                timeout=httpx.Timeout(timeout),
-                transport=transport,
-                follow_redirects=False,
-                trust_env=False,
-                # Only an https coordinator needs certificates: loading the CA bundle costs about
-                # 100 ms, a third of a short command's run. Requests never leave base_url (no
-                # redirects are followed), so a plain http client never makes a TLS connection.
-                verify=url.startswith("https://"),
-            )
-        except (httpx.InvalidURL, ValueError, TypeError) as exc:
+            # Only an https coordinator needs certificates (checked); loading the CA bundle costs
+            # about 100 ms, a third of a short command's run, so a plain http pool never does.
+            self._http = HttpConnectionPool(url.rstrip("/"), timeout)
+        except ValueError as exc:
             raise ConfigError(f"bad coordinator URL {url!r}: {exc}") from None
-        self._httpx = httpx
         self.base_url = url.rstrip("/")
         self.key = key
         self.retries = retries
@@ -218,7 +207,7 @@ class MeshClient:
     # -- life cycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the client's connections."""
         self._http.close()
 
     def __enter__(self) -> MeshClient:
@@ -270,18 +259,23 @@ class MeshClient:
             headers["Content-Type"] = content_type
         if accept:
             headers["Accept"] = accept
+        # Percent-encode what may not go on the wire as is (spaces, non-ASCII, ...), as URLs
+        # are; the signature covers the encoded target.
+        path = urllib.parse.quote(path, safe=_TARGET_SAFE)
+        try:
+            check_target(path)
+        except AuthError as exc:
+            raise InvalidInputError(f"bad mesh API path {path!r}: {exc}") from None
         what = f"{method} {path.split('?', 1)[0]}"
-        httpx = self._httpx
         start = time.monotonic()
         attempt = 0
         while True:
             retry_after: float | None = None
             try:
                 response = self._once(method, path, content, headers)
-            except httpx.TransportError as exc:
-                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-                retryable = never_sent or idempotent
-                failure = f"cannot reach the coordinator at {self.base_url} ({_describe(exc)})"
+            except TransportError as exc:
+                retryable = exc.never_sent or idempotent
+                failure = f"cannot reach the coordinator at {self.base_url} ({exc})"
                 status: int | None = None
             else:
                 status = response.status
@@ -331,48 +325,18 @@ class MeshClient:
     def _once(
         self, method: str, path: str, content: bytes, headers: dict[str, str]
     ) -> MeshResponse:
-        http = self._http
-        body: bytes | Iterator[bytes] = content
-        if len(content) > _UPLOAD_CHUNK:
-            # httpcore sends a body with ``buffer = buffer[n:]`` after every send(), which copies
-            # what is left each time: quadratic in the body's size. Bounded chunks keep it linear
-            # (a 64 MiB upload: 140 ms of client CPU down to 16 ms, bench/bench_transport.py).
-            body = _chunks(content)
-            headers = {**headers, "Content-Length": str(len(content))}
-        try:
-            request = http.build_request(method, path, content=body, headers=headers)
-        except self._httpx.InvalidURL as exc:
-            raise InvalidInputError(f"bad mesh API path {path!r}: {exc}") from None
         if self.key is not None:
-            # Sign exactly what goes on the wire: httpx's encoded path and query.
-            target = request.url.raw_path.decode("ascii")
-            request.headers.update(sign_request(self.key, method, target, content))
-        response = http.send(request, stream=True)
+            # Signed over exactly the target that is sent (it was checked to need no encoding).
+            headers = {**headers, **sign_request(self.key, method, path, content)}
         try:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_response_bytes:
-                raise MeshProtocolError(
-                    f"coordinator reply of {declared} bytes is over the limit of "
-                    f"{self.max_response_bytes}",
-                    response.status_code,
-                )
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > self.max_response_bytes:
-                    raise MeshProtocolError(
-                        f"coordinator reply is over the limit of {self.max_response_bytes} bytes",
-                        response.status_code,
-                    )
-                chunks.append(chunk)
-        except self._httpx.DecodingError as exc:
+            reply = self._http.send(method, path, content, headers, self.max_response_bytes)
+        except ReplyTooLarge as exc:
+            size = f"of {exc.declared} bytes " if exc.declared is not None else ""
             raise MeshProtocolError(
-                f"coordinator reply cannot be decoded ({_describe(exc)})", response.status_code
+                f"coordinator reply {size}is over the limit of {self.max_response_bytes} bytes",
+                exc.status,
             ) from None
-        finally:
-            response.close()
-        return MeshResponse(response.status_code, response.headers, b"".join(chunks))
+        return MeshResponse(reply.status, reply.headers, reply.content)
 
     # -- conveniences ---------------------------------------------------------------------------
 
@@ -426,13 +390,7 @@ class MeshClient:
 
     def get_bytes(self, path: str) -> bytes:
         """GET ``path``; return the raw reply body."""
-        return self.request("GET", path).content
-
-
-def _chunks(content: bytes) -> Iterator[bytes]:
-    view = memoryview(content)
-    for start in range(0, len(view), _UPLOAD_CHUNK):
-        yield view[start : start + _UPLOAD_CHUNK]  # type: ignore[misc]
+        return bytes(self.request("GET", path).content)
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -449,9 +407,3 @@ def _retry_after(value: str | None) -> float | None:
     if value.isdigit() and len(value) <= 6:
         return float(value)
     return None
-
-
-def _describe(exc: Exception) -> str:
-    text = _one_line(str(exc), 160)
-    name = type(exc).__name__
-    return f"{name}: {text}" if text else name

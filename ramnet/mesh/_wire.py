@@ -107,13 +107,29 @@ def _dtype_table(dtypes: Iterable[Any]) -> dict[str, np.dtype[Any]]:
 def pack(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
     """Build an RNWIRE1 container.
 
+    Returns:
+        The container's bytes (one copy of each array's data).
+
+    Raises:
+        As ``pack_parts``.
+    """
+    return b"".join(pack_parts(meta, arrays))
+
+
+def pack_parts(
+    meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+) -> list[bytes | memoryview]:
+    """An RNWIRE1 container as the pieces that, concatenated, make it: a server sends them one
+    after another without building the container (arrays that are already little-endian and in C
+    order are not copied; keep them unchanged until the pieces are sent).
+
     Args:
         meta: A JSON-serialisable mapping (str keys; no NaN or Inf; nesting within the bounds).
         arrays: Named numeric arrays (bool, int, uint or float of 1 to 8 bytes); any byte order
             and memory layout (written little-endian, C order).
 
     Returns:
-        The container's bytes (one copy of each array's data).
+        The pieces, in order.
 
     Raises:
         InvalidInputError: ``meta`` is not JSON-serialisable within the bounds, or a name is bad.
@@ -162,7 +178,7 @@ def pack(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
         raise InvalidInputError(f"wire metadata is over {MAX_JSON_BYTES} bytes of JSON")
     prefix_len = _PREFIX.size + len(head)
     padding = bytes(_align(prefix_len) - prefix_len)
-    return b"".join([_PREFIX.pack(WIRE_MAGIC, len(head)), head, padding, *chunks])
+    return [_PREFIX.pack(WIRE_MAGIC, len(head)) + head + padding, *chunks]
 
 
 def _no_constants(name: str) -> Any:

@@ -1,0 +1,202 @@
+"""The HTTP exchange under MeshClient (ramnet.mesh._http), against scripted servers on 127.0.0.1:
+kept-alive connections the server dropped, replies without a length, size caps, threads."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from ramnet.mesh._http import HttpConnectionPool, ReplyTooLarge, TransportError, split_base_url
+
+Script = Callable[[socket.socket, int], None]
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = conn.recv(65536)
+        if not piece:
+            return b""
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head.split(b"\r\n")[0] + b"\n" + body
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[[Script], tuple[str, list[int]]]]:
+    """Start a server that runs ``script(conn, n)`` for its n-th connection; returns its URL and
+    the list of connection numbers seen."""
+    servers: list[socket.socket] = []
+
+    def start(script: Script) -> tuple[str, list[int]]:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        servers.append(listener)
+        seen: list[int] = []
+
+        def loop() -> None:
+            n = 0
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+                seen.append(n)
+                threading.Thread(target=_serve, args=(script, conn, n), daemon=True).start()
+                n += 1
+
+        threading.Thread(target=loop, daemon=True).start()
+        return f"http://127.0.0.1:{listener.getsockname()[1]}", seen
+
+    yield start
+    for listener in servers:
+        listener.close()
+
+
+def _serve(script: Script, conn: socket.socket, n: int) -> None:
+    with conn:
+        script(conn, n)
+
+
+def _reply(body: bytes, extra: str = "") -> bytes:
+    return (f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(scripted) -> None:  # type: ignore[no-untyped-def]
+    # Every connection answers one request, then the server closes it without saying so. The next
+    # request (a POST, which must not be sent twice) goes on a fresh connection, not a dead one.
+    def one_then_close(conn: socket.socket, n: int) -> None:
+        request = _read_request(conn)
+        conn.sendall(_reply(b"conn %d: " % n + request.split(b"\n", 1)[1]))
+
+    url, seen = scripted(one_then_close)
+    pool = HttpConnectionPool(url, timeout=5)
+    for i in range(4):
+        reply = pool.send("POST", "/x", b"body %d" % i, {}, 1 << 20)
+        assert reply.status == 200
+        assert bytes(reply.content) == b"conn %d: body %d" % (i, i)
+        # Let the close reach the client before the next request.
+        threading.Event().wait(0.05)
+    assert seen == [0, 1, 2, 3]
+    pool.close()
+
+
+def test_a_kept_alive_connection_is_reused(scripted) -> None:  # type: ignore[no-untyped-def]
+    def keep_alive(conn: socket.socket, n: int) -> None:
+        while request := _read_request(conn):
+            conn.sendall(_reply(request.split(b"\n", 1)[1]))
+
+    url, seen = scripted(keep_alive)
+    pool = HttpConnectionPool(url, timeout=5)
+    big = bytes(range(256)) * (12 << 12)  # 12 MiB, sent from memory and read into one buffer
+    for _ in range(3):
+        assert bytes(pool.send("PUT", "/echo", big, {}, 1 << 30).content) == big
+    assert seen == [0]
+    pool.close()
+
+
+def test_a_reply_without_a_length_is_read_whole_and_capped(scripted) -> None:  # type: ignore[no-untyped-def]
+    def chunked(conn: socket.socket, n: int) -> None:
+        _read_request(conn)
+        pieces = [b"a" * 1000, b"b" * 70000, b"c"]
+        out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Thing: 1\r\n\r\n"
+        for piece in pieces:
+            out += b"%x\r\n%s\r\n" % (len(piece), piece)
+        conn.sendall(out + b"0\r\n\r\n")
+
+    url, _ = scripted(chunked)
+    reply = HttpConnectionPool(url, timeout=5).send("GET", "/", b"", {}, 1 << 20)
+    assert bytes(reply.content) == b"a" * 1000 + b"b" * 70000 + b"c"
+    assert reply.headers.get("x-thing") == "1" and reply.headers["X-THING"] == "1"
+    with pytest.raises(ReplyTooLarge) as caught:
+        HttpConnectionPool(url, timeout=5).send("GET", "/", b"", {}, 50000)
+    assert caught.value.declared is None and caught.value.status == 200
+
+
+def test_a_declared_length_over_the_cap_is_refused_unread(scripted) -> None:  # type: ignore[no-untyped-def]
+    def huge(conn: socket.socket, n: int) -> None:
+        _read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 999999999999\r\n\r\nxx")
+
+    url, _ = scripted(huge)
+    with pytest.raises(ReplyTooLarge) as caught:
+        HttpConnectionPool(url, timeout=5).send("GET", "/", b"", {}, 1 << 30)
+    assert caught.value.declared == 999999999999
+
+
+def test_a_reply_cut_short_is_a_transport_error(scripted) -> None:  # type: ignore[no-untyped-def]
+    def short(conn: socket.socket, n: int) -> None:
+        _read_request(conn)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
+
+    url, _ = scripted(short)
+    with pytest.raises(TransportError) as caught:
+        HttpConnectionPool(url, timeout=5).send("GET", "/", b"", {}, 1 << 20)
+    assert caught.value.never_sent is False
+
+
+def test_a_refused_connection_was_never_sent() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(TransportError) as caught:
+        HttpConnectionPool(f"http://127.0.0.1:{port}", timeout=5).send("POST", "/", b"x", {}, 10)
+    assert caught.value.never_sent is True
+
+
+def test_threads_get_their_own_connections(scripted) -> None:  # type: ignore[no-untyped-def]
+    def keep_alive(conn: socket.socket, n: int) -> None:
+        while request := _read_request(conn):
+            conn.sendall(_reply(request.split(b"\n", 1)[1]))
+
+    url, seen = scripted(keep_alive)
+    pool = HttpConnectionPool(url, timeout=5)
+    errors: list[BaseException] = []
+
+    def many(t: int) -> None:
+        try:
+            for i in range(20):
+                body = b"%d-%d" % (t, i) * 1000
+                assert bytes(pool.send("POST", "/", body, {}, 1 << 20).content) == body
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=many, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len(seen) == 4
+    pool.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "parts"),
+    [
+        ("http://127.0.0.1:9000", ("http", "127.0.0.1", 9000, "")),
+        ("https://c.example/api/", ("https", "c.example", 443, "/api")),
+        ("http://[::1]:80/p", ("http", "::1", 80, "/p")),
+    ],
+)
+def test_base_urls(url: str, parts: tuple[str, str, int, str]) -> None:
+    assert split_base_url(url) == parts
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://x", "http://", "http://h:99999", "http://h/?q=1", "http://u:p@h/", "http://h/#f"]
+)
+def test_bad_base_urls(url: str) -> None:
+    with pytest.raises(ValueError):
+        split_base_url(url)
