@@ -78,12 +78,83 @@ def test_job_settles_pays_and_survives_a_restart(tmp_path: Path) -> None:
     earned = {w: accounts[w]["balance"] - 990 for w in workers}
     assert all(v > 0 for v in earned.values())
     assert 1000 - accounts[consumer]["balance"] == sum(earned.values())
+    # C is kept as a blob; the job's tiles and partials are dropped from the blob store.
+    stored = coord.store.get_job(job_id)
+    assert stored.result_blob is not None
+    assert _blob_names(coord) == {stored.result_blob}
     coord.close()
-    # A new process on the same folder: nothing lost, C re-assembled from the stored partials.
+    # A new process on the same folder: nothing lost, C read back from its blob.
     again = Coordinator(config)
     assert again.status(job_id)["state"] == "settled"
     np.testing.assert_array_equal(again.result(job_id)[1]["C"], exact)
     assert again.ledger.show() == ledger
+    again.close()
+
+
+def _blob_names(coord: Coordinator) -> set[str]:
+    # Stored blobs (not the temporary folder, which stays empty between writes).
+    return {p.name for p in coord.blobs.root.glob("??/*") if p.is_file()}
+
+
+def _run_job(
+    coord: Coordinator, consumer: str, workers: list[str], a: np.ndarray, b: np.ndarray, tag: str
+) -> str:
+    job_id = str(
+        coord.submit(consumer, {"nodes": 3, "request_id": tag}, {"A": a, "B": b})["job_id"]
+    )
+    _commit_and_reveal(coord, {w: _work(coord, w) for w in workers})
+    assert coord.status(job_id)["state"] == "settled"
+    return job_id
+
+
+def test_settling_drops_only_blobs_no_other_job_needs(tmp_path: Path) -> None:
+    # Blobs are content-addressed: two jobs on the same A and B share their tile blobs (and, here,
+    # their partials). Settling one must leave the other's, even across a restart.
+    config = CoordinatorConfig(data_dir=tmp_path, default_credit=10_000)
+    coord = Coordinator(config)
+    workers = [NodeKey.generate().node_id for _ in range(6)]
+    consumer = NodeKey.generate().node_id
+    for node in (*workers, consumer):
+        coord.register(node, {"bond": 0})
+    a, b = orchid.random_operands(40, 30, 20, "int8", seed=6)
+    exact = a.astype(np.int64) @ b.astype(np.int64)
+    live = str(
+        coord.submit(consumer, {"nodes": 3, "request_id": "live"}, {"A": a, "B": b})["job_id"]
+    )
+    tiles = set(coord.store.get_job(live).spec["tiles_a"].values())
+    tiles |= set(coord.store.get_job(live).spec["tiles_b"].values())
+    work = {w: _work(coord, w) for w in workers[:3]}  # the live job's shards, held
+    done = _run_job(coord, consumer, workers[3:], a, b, "done")
+    assert tiles <= _blob_names(coord)
+    coord.close()
+    coord = Coordinator(config)  # tiles are re-read from the blobs now
+    _commit_and_reveal(coord, work)
+    assert coord.status(live)["state"] == "settled"
+    for job_id in (live, done):
+        np.testing.assert_array_equal(coord.result(job_id)[1]["C"], exact)
+    # Both settled: only the (shared) C blob is left.
+    assert _blob_names(coord) == {coord.store.get_job(live).result_blob}
+    coord.close()
+
+
+def test_a_job_settled_without_a_stored_c_is_assembled_from_its_partials(tmp_path: Path) -> None:
+    # A crash between settling and storing C (or a job settled by an older version) keeps the
+    # partials, and C is assembled from them.
+    config = CoordinatorConfig(data_dir=tmp_path, default_credit=10_000)
+    coord = Coordinator(config)
+    workers = [NodeKey.generate().node_id for _ in range(3)]
+    consumer = NodeKey.generate().node_id
+    for node in (*workers, consumer):
+        coord.register(node, {"bond": 0})
+    a, b = orchid.random_operands(33, 21, 17, "int16", seed=8)
+    coord._retire = lambda job_id, c: None  # type: ignore[method-assign]
+    job_id = _run_job(coord, consumer, workers, a, b, "crash")
+    coord.close()
+    again = Coordinator(config)
+    assert again.store.get_job(job_id).result_blob is None
+    np.testing.assert_array_equal(
+        again.result(job_id)[1]["C"], a.astype(np.int64) @ b.astype(np.int64)
+    )
     again.close()
 
 

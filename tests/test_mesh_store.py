@@ -546,3 +546,55 @@ def test_blob_missing_corrupt_and_bad_digests(tmp_path: Path) -> None:
         with pytest.raises(BadDigestError):
             blobs.has(bad)  # type: ignore[arg-type]
     assert issubclass(BlobCorruptError, RamnetError) and issubclass(BadDigestError, ValueError)
+
+
+# --------------------------------------------------------------------------------------------
+# Settled jobs' results (schema v3)
+
+
+def test_a_version_2_store_is_upgraded_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    s = Store(path)
+    s.register_node(CONSUMER, now=1.0)
+    make_job(s)
+    s.close()
+    raw = sqlite3.connect(path)
+    raw.execute("ALTER TABLE jobs DROP COLUMN result_blob")  # what version 2 looked like
+    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    s = Store(path)
+    assert s.schema_version == SCHEMA_VERSION == 3
+    assert s.get_job("job1").result_blob is None
+    s.close()
+
+
+def test_a_result_blob_is_recorded_only_for_a_settled_job(store: Store) -> None:
+    make_job(store)
+    with pytest.raises(StoreConflictError, match="not settled"):
+        store.set_job_result("job1", H1)
+    store.set_job_state("job1", "settled")
+    with pytest.raises(StoreInputError):
+        store.set_job_result("job1", "not a digest")
+    with pytest.raises(NotFoundError):
+        store.set_job_result("nojob", H1)
+    store.set_job_result("job1", H1)
+    assert store.get_job("job1").result_blob == H1
+
+
+def test_jobs_holding_inputs(store: Store) -> None:
+    # Unsettled jobs, and settled ones whose C is not stored, still read their tiles and partials.
+    make_job(store, "live")
+    shard = store.next_shard_for(node(0), lease_s=60)
+    assert shard is not None and shard.job_id == "live"
+    store.record_commit(shard.shard_id, node(0), H1)
+    store.open_reveals("live", 1e12)
+    store.record_reveal(shard.shard_id, node(0), H2)
+    make_job(store, "old")
+    make_job(store, "done")
+    store.set_job_state("old", "settled")
+    store.set_job_state("done", "settled")
+    store.set_job_result("done", H1)
+    holding = {job.job_id: digests for job, digests in store.jobs_holding_inputs()}
+    assert holding == {"live": [H2], "old": []}
+    assert {j.job_id for j, _ in store.jobs_holding_inputs(besides="live")} == {"old"}

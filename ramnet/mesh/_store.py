@@ -69,12 +69,16 @@ __all__ = [
 ]
 
 #: The schema this code writes. A file with a newer version is refused (``SchemaVersionError``).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Upgrades from older versions, in order: version -> statements that bring it to version + 1.
 _MIGRATIONS = {
     1: [
         # v2: nodes that only compute (``worker start --no-prove``; the asymmetric topology).
         "ALTER TABLE nodes ADD COLUMN prove INTEGER NOT NULL DEFAULT 1 CHECK (prove IN (0, 1))",
+    ],
+    2: [
+        # v3: a settled job's C is stored as a blob, and its tiles and partials are dropped.
+        "ALTER TABLE jobs ADD COLUMN result_blob TEXT",
     ],
 }
 
@@ -244,7 +248,8 @@ class Node:
 
 @dataclass(frozen=True)
 class Job:
-    """A consumer's job. ``spec`` is the JSON the coordinator stored at submission."""
+    """A consumer's job. ``spec`` is the JSON the coordinator stored at submission;
+    ``result_blob`` the digest of the blob holding C, once the job settled and C was stored."""
 
     job_id: str
     consumer: str
@@ -252,6 +257,7 @@ class Job:
     state: JobState
     created_at: float
     updated_at: float
+    result_blob: str | None = None
 
 
 @dataclass(frozen=True)
@@ -328,7 +334,8 @@ CREATE TABLE jobs (
     spec       TEXT NOT NULL,
     state      TEXT NOT NULL CHECK (state IN ({job_states})),
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    result_blob TEXT
 );
 CREATE INDEX jobs_state ON jobs (state, created_at);
 CREATE INDEX jobs_consumer ON jobs (consumer, created_at);
@@ -882,6 +889,50 @@ class Store:
             )
             return True
 
+    def set_job_result(self, job_id: str, digest: str, *, now: float | None = None) -> None:
+        """Record the blob holding a settled job's C.
+
+        Raises:
+            NotFoundError: No such job.
+            StoreConflictError: The job has not settled.
+            StoreInputError: ``digest`` is not 64 lowercase hex digits.
+        """
+        check_job_id(job_id)
+        _check_hash("result_blob", digest)
+        with self.transaction() as conn:
+            row = conn.execute("SELECT state FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no job {job_id}")
+            if row["state"] != "settled":
+                raise StoreConflictError(f"job {job_id} is {row['state']}, not settled")
+            conn.execute(
+                "UPDATE jobs SET result_blob = ?, updated_at = ? WHERE job_id = ?",
+                (digest, _now(now), job_id),
+            )
+
+    def jobs_holding_inputs(self, *, besides: str | None = None) -> list[tuple[Job, list[str]]]:
+        """Jobs that may still read their tiles and partials, each with its shards' result
+        digests: every job not settled, and settled jobs whose C was not stored as a blob.
+
+        Args:
+            besides: A job to leave out.
+        """
+        with self.snapshot() as conn:
+            rows = conn.execute(
+                "SELECT * FROM jobs WHERE (state != 'settled' OR result_blob IS NULL)"
+                " AND job_id != ?",
+                (besides or "",),
+            ).fetchall()
+            out = []
+            for row in rows:
+                digests = conn.execute(
+                    "SELECT result_digest FROM shards WHERE job_id = ?"
+                    " AND result_digest IS NOT NULL",
+                    (row["job_id"],),
+                ).fetchall()
+                out.append((_job(row), [d[0] for d in digests]))
+        return out
+
     def job_status(self, job_id: str) -> dict[str, Any]:
         """The job's JSON-ready status: its record plus the count of its shards in each state.
 
@@ -1361,6 +1412,7 @@ def _job(row: sqlite3.Row) -> Job:
         state=row["state"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        result_blob=row["result_blob"],
     )
 
 
