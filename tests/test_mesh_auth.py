@@ -30,6 +30,7 @@ from ramnet.mesh._auth import (
     AuthError,
     ReplayCache,
     asgi_target,
+    body_digest,
     sign_request,
     verify_request,
 )
@@ -92,6 +93,20 @@ def test_round_trip() -> None:
     assert verify(headers=list(headers.items())) == KEY.node_id
     # Fresh nonces each time.
     assert signed()[HEADER_NONCE] != headers[HEADER_NONCE]
+    # A server that hashed the body already passes its hash; a body-like buffer works too.
+    body = bytearray(b'{"x": 1}')
+    hashed = body_digest(body)
+    assert (
+        verify_request(
+            "POST", "/jobs/7?wait=1", headers, body, now=NOW, seen=never_seen, body_hash=hashed
+        )
+        == KEY.node_id
+    )
+    with pytest.raises(AuthError, match="signature"):
+        verify_request(
+            "POST", "/jobs/7?wait=1", headers, body, now=NOW, seen=never_seen,
+            body_hash=body_digest(b"other"),
+        )  # fmt: skip
 
 
 def _flip_hex(text: str, index: int = 0) -> str:

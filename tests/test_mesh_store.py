@@ -525,6 +525,11 @@ def test_blob_round_trip_and_idempotent_put(tmp_path: Path) -> None:
     assert blobs.get(blob_digest(b"")) == b""
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []  # no temporary file left
     assert blobs.delete(d) and not blobs.has(d) and not blobs.delete(d)
+    # A digest the caller computed already names the blob (a request body hashed for its
+    # signature), and must still look like a digest.
+    assert blobs.put(bytearray(data), digest=d) == d and blobs.get(d) == data
+    with pytest.raises(BadDigestError):
+        blobs.put(data, digest="nope")
 
 
 def test_blob_missing_corrupt_and_bad_digests(tmp_path: Path) -> None:

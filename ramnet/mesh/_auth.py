@@ -109,13 +109,23 @@ def check_target(target: str) -> str:
     return target
 
 
-def canonical_request(method: str, target: str, body: bytes, nonce: str, timestamp: str) -> bytes:
+def canonical_request(
+    method: str,
+    target: str,
+    body: bytes | bytearray | memoryview,
+    nonce: str,
+    timestamp: str,
+    *,
+    body_hash: str | None = None,
+) -> bytes:
     """Return the bytes a node signs for a request (see the module docstring).
 
     ``method``, ``target``, ``nonce`` and ``timestamp`` must already be validated: this function
-    does not check them (``sign_request`` and ``verify_request`` do).
+    does not check them (``sign_request`` and ``verify_request`` do). ``body_hash``, when given,
+    must be ``body_digest(body)`` (the caller computed it already).
     """
-    body_hash = blake3.blake3(body).hexdigest()
+    if body_hash is None:
+        body_hash = body_digest(body)
     return f"{REQUEST_TAG}\n{method}\n{target}\n{body_hash}\n{nonce}\n{timestamp}".encode("ascii")
 
 
@@ -183,15 +193,22 @@ def _auth_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dic
     return found
 
 
+def body_digest(body: bytes | bytearray | memoryview) -> str:
+    """BLAKE3-256 of a request body, 64 lowercase hex digits: what a signature covers of it, and
+    the body's name in the coordinator's blob store."""
+    return str(blake3.blake3(body).hexdigest())
+
+
 def verify_request(
     method: str,
     path: str,
     headers: Mapping[str, str] | Iterable[tuple[str, str]],
-    body: bytes,
+    body: bytes | bytearray | memoryview,
     *,
     now: float,
     max_skew: float = 300,
     seen: Callable[[str, str], bool],
+    body_hash: str | None = None,
 ) -> str:
     """Check a signed request; return the node id that signed it.
 
@@ -206,6 +223,8 @@ def verify_request(
         seen: The replay store: ``seen(node_id, nonce)`` returns True if that pair was seen
             before, and otherwise records it and returns False. It is called only for requests
             whose signature is valid, so unsigned traffic cannot fill it.
+        body_hash: ``body_digest(body)`` when the caller has it (a server that also stores the
+            body under that name); None: computed here.
 
     Returns:
         The node id (64 lowercase hex digits).
@@ -242,7 +261,7 @@ def verify_request(
             f"the server clock (at most {max_skew:g} s allowed); check the node's clock",
             401,
         )
-    message = canonical_request(method, path, bytes(body), nonce, ts)
+    message = canonical_request(method, path, body, nonce, ts, body_hash=body_hash)
     if not verify_signature(bytes.fromhex(node), message, bytes.fromhex(sig)):
         raise AuthError("bad request signature", 401)
     if seen(node, nonce):

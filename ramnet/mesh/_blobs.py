@@ -126,14 +126,19 @@ class BlobStore:
         except FileNotFoundError:
             raise BlobNotFoundError(f"no blob {digest}") from None
 
-    def put(self, data: bytes | bytearray | memoryview) -> str:
+    def put(self, data: bytes | bytearray | memoryview, *, digest: str | None = None) -> str:
         """Store ``data`` and return its digest. Atomic and durable once it returns.
 
         Idempotent: when the blob is already stored intact nothing is written; a stored copy that
         has rotted (its bytes no longer hash to its name) is replaced.
+
+        Args:
+            data: The bytes.
+            digest: ``blob_digest(data)`` when the caller computed it already (a server that
+                hashed a request body to check its signature); it is trusted, not checked.
         """
         view = memoryview(data).cast("B")
-        digest = blob_digest(view)
+        digest = blob_digest(view) if digest is None else check_digest(digest)
         target = self.path_of(digest)
         if self._intact(target, digest):
             return digest

@@ -24,7 +24,7 @@ from ramnet import orchid
 from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh import _api
 from ramnet.mesh._audits import audit_package, copies_agree
-from ramnet.mesh._auth import AuthError, asgi_target, verify_request
+from ramnet.mesh._auth import AuthError, asgi_target, body_digest, verify_request
 from ramnet.mesh._blobs import BlobStore
 from ramnet.mesh._consumer import check_nodes, check_redundancy, planned_nodes
 from ramnet.mesh._disputes import draw_validator, frauds_proven
@@ -141,8 +141,13 @@ class Coordinator:
 
     # ---- requests -------------------------------------------------------------------------
 
-    def authenticate(self, method: str, target: str, headers: Any, body: bytes) -> str:
+    def authenticate(
+        self, method: str, target: str, headers: Any, body: bytes, body_hash: str | None = None
+    ) -> str:
         """Check a signed request and record its nonce; returns the node id.
+
+        Args:
+            body_hash: ``body_digest(body)`` if already computed.
 
         Raises:
             AuthError: Unsigned, badly signed, stale or replayed.
@@ -152,6 +157,7 @@ class Coordinator:
             target,
             headers,
             body,
+            body_hash=body_hash,
             now=time.time(),
             max_skew=self.config.max_skew,
             seen=lambda node, nonce: (
@@ -447,6 +453,7 @@ class Coordinator:
         shard_id: str,
         arrays: Mapping[str, np.ndarray],
         body: bytes | None = None,
+        body_hash: str | None = None,
     ) -> dict[str, Any]:
         """Accept a shard's partial tiles if they match its commitment; settle when all are in.
 
@@ -455,6 +462,7 @@ class Coordinator:
             shard_id: Its shard.
             arrays: The partials, named ``p/i/j/k``.
             body: The wire container they came in, stored as is (None: packed anew).
+            body_hash: ``body_digest(body)``, if already computed (checking the signature).
 
         Raises:
             ShardStateError: Not open for reveal, or the partials do not match the commitment.
@@ -471,14 +479,23 @@ class Coordinator:
             self.store.set_shard_state(number, "rejected", expect="committed")
             raise ShardStateError("the revealed partials do not match the commitment")
         with self._blob_refs:
-            self.store.record_reveal(number, node, self._store_result(partials, body))
+            blob = self._store_result(partials, body, body_hash)
+            self.store.record_reveal(number, node, blob)
         return self._result_in(shard_id, shard, partials)
 
-    def _store_result(self, partials: Mapping[BlockProduct, np.ndarray], body: bytes | None) -> str:
-        # The result's wire container as a blob (packed anew when it did not come as one).
+    def _store_result(
+        self,
+        partials: Mapping[BlockProduct, np.ndarray],
+        body: bytes | None,
+        body_hash: str | None = None,
+    ) -> str:
+        # The result's wire container as a blob (packed anew when it did not come as one); a
+        # body's hash from checking its signature is its blob name, so it is not hashed again.
         if body is None:
-            body = pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()})
-        return self.blobs.put(body)
+            return self.blobs.put(
+                pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()})
+            )
+        return self.blobs.put(body, digest=body_hash)
 
     def _result_in(
         self, shard_id: str, shard: Shard, partials: dict[BlockProduct, np.ndarray]
@@ -753,6 +770,7 @@ class Coordinator:
         shard_id: str,
         arrays: Mapping[str, np.ndarray],
         body: bytes | None = None,
+        body_hash: str | None = None,
     ) -> dict[str, Any]:
         """Accept the partials of a node that only computes (``worker start --no-prove``).
 
@@ -776,7 +794,7 @@ class Coordinator:
         if shard.state != "assigned":
             raise ShardStateError(f"shard {shard_id} is {shard.state}, not awaiting a result")
         with self._blob_refs, self.store.transaction():
-            blob = self._store_result(partials, body)
+            blob = self._store_result(partials, body, body_hash)
             self.store.record_commit(number, node, digest_hex)
             self.store.record_reveal(number, node, blob)
         self._reveal_open(shard.job_id)  # this may have been the last shard awaited
@@ -1019,6 +1037,19 @@ def create_app(coordinator: Coordinator) -> Any:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > max_body):
             raise _TooLarge()
+        if declared is not None:
+            # Gathered straight into one buffer of the declared size: joining the pieces would
+            # copy every byte once more.
+            body = bytearray(int(declared))
+            view, size = memoryview(body), 0
+            async for chunk in request.stream():
+                if size + len(chunk) > len(body):
+                    raise _BadLength()
+                view[size : size + len(chunk)] = chunk
+                size += len(chunk)
+            if size != len(body):
+                raise _BadLength()
+            return body  # type: ignore[return-value]  # bytes-like, and nobody writes to it
         chunks, size = [], 0
         async for chunk in request.stream():
             size += len(chunk)
@@ -1038,22 +1069,33 @@ def create_app(coordinator: Coordinator) -> Any:
             headers={"content-length": str(size)},
         )
 
+    def authenticate(request: Request, body: bytes) -> str:
+        # The body's hash serves twice: the signature covers it, and it names the body if the
+        # body is stored (a shard's result).
+        request.state.body_hash = body_digest(body)
+        return coordinator.authenticate(
+            request.method,
+            asgi_target(request.scope),
+            request.headers,
+            body,
+            request.state.body_hash,
+        )
+
     def handler(fn: Any, *, signed: bool = True) -> Any:
         async def endpoint(request: Request) -> Response:
             try:
                 body = await body_of(request)
                 node = None
+                request.state.body_hash = None
                 if signed:
-                    node = await run_in_threadpool(
-                        coordinator.authenticate,
-                        request.method,
-                        asgi_target(request.scope),
-                        request.headers,
-                        body,
-                    )
+                    node = await run_in_threadpool(authenticate, request, body)
                 out = await run_in_threadpool(fn, node, request, body)
             except _TooLarge:
                 return JSONResponse({"error": f"body over {max_body} bytes"}, status_code=413)
+            except _BadLength:
+                return JSONResponse(
+                    {"error": "body length differs from its Content-Length"}, status_code=400
+                )
             except RamnetError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=_status_of(exc))
             except Exception as exc:  # a bug: say so in one line, keep serving
@@ -1142,7 +1184,7 @@ def create_app(coordinator: Coordinator) -> Any:
             "/v1/shards/{shard_id}/result",
             handler(
                 lambda n, r, b: coordinator.submit_result(
-                    n, r.path_params["shard_id"], wire_body(b)[1], body=b
+                    n, r.path_params["shard_id"], wire_body(b)[1], b, r.state.body_hash
                 )
             ),
             methods=["POST"],
@@ -1159,7 +1201,7 @@ def create_app(coordinator: Coordinator) -> Any:
             "/v1/shards/{shard_id}/reveal",
             handler(
                 lambda n, r, b: coordinator.reveal(
-                    n, r.path_params["shard_id"], wire_body(b)[1], body=b
+                    n, r.path_params["shard_id"], wire_body(b)[1], b, r.state.body_hash
                 )
             ),
             methods=["POST"],
@@ -1170,6 +1212,10 @@ def create_app(coordinator: Coordinator) -> Any:
 
 class _TooLarge(Exception):
     pass
+
+
+class _BadLength(Exception):
+    """A request body longer or shorter than its Content-Length."""
 
 
 #: Bytes of a request body uvicorn buffers per connection before it stops reading the socket.
