@@ -133,10 +133,11 @@ def sign_request(
     key: NodeKey,
     method: str,
     path: str,
-    body: bytes = b"",
+    body: bytes | bytearray | memoryview = b"",
     *,
     nonce: str | None = None,
     timestamp: int | None = None,
+    body_hash: str | None = None,
 ) -> dict[str, str]:
     """Sign a request; return the four ``X-Ramnet-*`` headers to send with it.
 
@@ -148,6 +149,8 @@ def sign_request(
         body: The request body (empty for none).
         nonce: For tests only: the nonce to use (default: 16 fresh random bytes).
         timestamp: For tests only: the unix time to state (default: now).
+        body_hash: ``body_digest`` of the body when the caller has it (a body sent in pieces,
+            or signed afresh for each retry); ``body`` is then not read.
 
     Raises:
         AuthError: A malformed method, path, nonce or timestamp (``http_status`` 400).
@@ -160,7 +163,7 @@ def sign_request(
     ts = str(int(time.time()) if timestamp is None else int(timestamp))
     if _TIMESTAMP_RE.fullmatch(ts) is None:
         raise AuthError(f"bad timestamp {ts!r}", 400)
-    signature = key.sign(canonical_request(method, path, bytes(body), nonce, ts))
+    signature = key.sign(canonical_request(method, path, body, nonce, ts, body_hash=body_hash))
     return {
         HEADER_NODE: key.node_id,
         HEADER_NONCE: nonce,

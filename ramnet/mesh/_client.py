@@ -37,12 +37,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import blake3
 import numpy as np
 
 from ramnet._errors import ConfigError, InvalidInputError, RamnetError
-from ramnet.mesh._auth import AuthError, check_target, sign_request
-from ramnet.mesh._http import HttpConnectionPool, ReplyTooLarge, TransportError
-from ramnet.mesh._wire import WIRE_CONTENT_TYPE, WireFormatError, pack, unpack
+from ramnet.mesh._auth import AuthError, body_digest, check_target, sign_request
+from ramnet.mesh._http import Body, HttpConnectionPool, ReplyTooLarge, TransportError, body_pieces
+from ramnet.mesh._wire import WIRE_CONTENT_TYPE, WireFormatError, pack_parts, unpack
 from ramnet.valkyrie import NodeKey
 
 __all__ = [
@@ -223,7 +224,7 @@ class MeshClient:
         method: str,
         path: str,
         *,
-        content: bytes = b"",
+        content: Body = b"",
         content_type: str | None = None,
         accept: str | None = None,
         idempotent: bool | None = None,
@@ -233,7 +234,8 @@ class MeshClient:
         Args:
             method: The HTTP method.
             path: The path from the base URL, starting with ``/`` (a query is allowed).
-            content: The body.
+            content: The body, or the pieces that make it up (sent one after another, as they
+                lie in memory; keep them unchanged until the call returns).
             content_type: Its Content-Type.
             accept: The Accept header.
             idempotent: Whether the request may be repeated on ambiguous failures (default:
@@ -267,12 +269,14 @@ class MeshClient:
         except AuthError as exc:
             raise InvalidInputError(f"bad mesh API path {path!r}: {exc}") from None
         what = f"{method} {path.split('?', 1)[0]}"
+        # Hashed once, however many attempts sign it.
+        body_hash = body_digest_of(content) if self.key is not None else None
         start = time.monotonic()
         attempt = 0
         while True:
             retry_after: float | None = None
             try:
-                response = self._once(method, path, content, headers)
+                response = self._once(method, path, content, headers, body_hash)
             except TransportError as exc:
                 retryable = exc.never_sent or idempotent
                 failure = f"cannot reach the coordinator at {self.base_url} ({exc})"
@@ -323,11 +327,19 @@ class MeshClient:
         return base * random.uniform(0.5, 1.0)
 
     def _once(
-        self, method: str, path: str, content: bytes, headers: dict[str, str]
+        self,
+        method: str,
+        path: str,
+        content: Body,
+        headers: dict[str, str],
+        body_hash: str | None,
     ) -> MeshResponse:
         if self.key is not None:
             # Signed over exactly the target that is sent (it was checked to need no encoding).
-            headers = {**headers, **sign_request(self.key, method, path, content)}
+            headers = {
+                **headers,
+                **sign_request(self.key, method, path, body_hash=body_hash),
+            }
         try:
             reply = self._http.send(method, path, content, headers, self.max_response_bytes)
         except ReplyTooLarge as exc:
@@ -377,7 +389,7 @@ class MeshClient:
         return self.request(
             "POST",
             path,
-            content=pack(meta, arrays),
+            content=pack_parts(meta, arrays),  # no packed copy of the arrays
             content_type=WIRE_CONTENT_TYPE,
             accept=JSON_CONTENT_TYPE,
             idempotent=idempotent,
@@ -407,3 +419,14 @@ def _retry_after(value: str | None) -> float | None:
     if value.isdigit() and len(value) <= 6:
         return float(value)
     return None
+
+
+def body_digest_of(content: Body) -> str:
+    """``body_digest`` of a body given whole or in pieces."""
+    pieces = body_pieces(content)
+    if len(pieces) == 1:
+        return body_digest(pieces[0])
+    hasher = blake3.blake3()
+    for piece in pieces:
+        hasher.update(piece)
+    return str(hasher.hexdigest())

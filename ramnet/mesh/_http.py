@@ -18,12 +18,22 @@ import socket
 import ssl
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["HttpConnectionPool", "ReplyTooLarge", "TransportError"]
+__all__ = ["Body", "HttpConnectionPool", "ReplyTooLarge", "TransportError", "body_pieces"]
 
 _READ_CHUNK = 1 << 20
+
+#: A request body: bytes, or a sequence of bytes-like pieces sent one after another.
+Body = bytes | bytearray | memoryview | Sequence[bytes | bytearray | memoryview]
+
+
+def body_pieces(body: Body) -> list[memoryview]:
+    """The body as byte views, in order (one view for a plain bytes-like body)."""
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return [memoryview(body).cast("B")]
+    return [memoryview(piece).cast("B") for piece in body]
 
 
 class TransportError(Exception):
@@ -142,7 +152,7 @@ class HttpConnectionPool:
         self,
         method: str,
         target: str,
-        body: bytes | bytearray | memoryview,
+        body: Body,
         headers: Mapping[str, str],
         max_bytes: int,
     ) -> Reply:
@@ -151,7 +161,7 @@ class HttpConnectionPool:
         Args:
             method: The HTTP method.
             target: The path and query (appended to the base URL's prefix).
-            body: The body (sent as it lies in memory).
+            body: The body, or the pieces that make it up (sent as they lie in memory).
             headers: Request headers (Host, Content-Length and Accept-Encoding are set here).
             max_bytes: The largest reply body accepted.
 
@@ -164,10 +174,12 @@ class HttpConnectionPool:
             conn.putrequest(method, self.prefix + target, skip_accept_encoding=True)
             for name, value in headers.items():
                 conn.putheader(name, value)
-            conn.putheader("Content-Length", str(memoryview(body).nbytes))
+            pieces = body_pieces(body)
+            conn.putheader("Content-Length", str(sum(p.nbytes for p in pieces)))
             conn.endheaders()
-            if len(body):
-                conn.send(body)
+            for piece in pieces:
+                if piece.nbytes:
+                    conn.send(piece)
             reply = conn.getresponse()
             try:
                 content = _read(reply, max_bytes)
