@@ -3,7 +3,9 @@ commit-reveal rules, and a restart on the same data folder."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,6 +83,7 @@ def test_job_settles_pays_and_survives_a_restart(tmp_path: Path) -> None:
     # C is kept as a blob; the job's tiles and partials are dropped from the blob store.
     stored = coord.store.get_job(job_id)
     assert stored.result_blob is not None
+    assert coord._writes.wait_due()
     assert _blob_names(coord) == {stored.result_blob}
     coord.close()
     # A new process on the same folder: nothing lost, C read back from its blob.
@@ -125,6 +128,7 @@ def test_settling_drops_only_blobs_no_other_job_needs(tmp_path: Path) -> None:
     tiles |= set(coord.store.get_job(live).spec["tiles_b"].values())
     work = {w: _work(coord, w) for w in workers[:3]}  # the live job's shards, held
     done = _run_job(coord, consumer, workers[3:], a, b, "done")
+    assert coord._writes.wait_due()
     assert tiles <= _blob_names(coord)
     coord.close()
     coord = Coordinator(config)  # tiles are re-read from the blobs now
@@ -133,29 +137,101 @@ def test_settling_drops_only_blobs_no_other_job_needs(tmp_path: Path) -> None:
     for job_id in (live, done):
         np.testing.assert_array_equal(coord.result(job_id)[1]["C"], exact)
     # Both settled: only the (shared) C blob is left.
+    assert coord._writes.wait_due()
     assert _blob_names(coord) == {coord.store.get_job(live).result_blob}
     coord.close()
 
 
-def test_a_job_settled_without_a_stored_c_is_assembled_from_its_partials(tmp_path: Path) -> None:
-    # A crash between settling and storing C (or a job settled by an older version) keeps the
-    # partials, and C is assembled from them.
-    config = CoordinatorConfig(data_dir=tmp_path, default_credit=10_000)
-    coord = Coordinator(config)
-    workers = [NodeKey.generate().node_id for _ in range(3)]
+def _setup(tmp_path: Path, workers: int = 3, **config: Any) -> tuple[Coordinator, list[str], str]:
+    coord = Coordinator(CoordinatorConfig(data_dir=tmp_path, default_credit=10_000, **config))
+    nodes = [NodeKey.generate().node_id for _ in range(workers)]
     consumer = NodeKey.generate().node_id
-    for node in (*workers, consumer):
+    for node in (*nodes, consumer):
         coord.register(node, {"bond": 0})
+    return coord, nodes, consumer
+
+
+def test_a_job_settled_without_a_stored_c_is_assembled_from_its_partials(tmp_path: Path) -> None:
+    # Jobs settled before C was stored (schema v2) kept their partials: C is assembled from them.
+    coord, workers, consumer = _setup(tmp_path, write_behind=0)
+    coord._drop_inputs = lambda job_id, c_blob: None  # type: ignore[method-assign]
     a, b = orchid.random_operands(33, 21, 17, "int16", seed=8)
-    coord._retire = lambda job_id, c: None  # type: ignore[method-assign]
-    job_id = _run_job(coord, consumer, workers, a, b, "crash")
+    job_id = _run_job(coord, consumer, workers, a, b, "v2")
     coord.close()
-    again = Coordinator(config)
+    raw = sqlite3.connect(tmp_path / "state.sqlite")
+    raw.execute("UPDATE jobs SET result_blob = NULL")
+    raw.commit()
+    raw.close()
+    again = Coordinator(CoordinatorConfig(data_dir=tmp_path))
     assert again.store.get_job(job_id).result_blob is None
     np.testing.assert_array_equal(
         again.result(job_id)[1]["C"], a.astype(np.int64) @ b.astype(np.int64)
     )
     again.close()
+
+
+def test_a_job_that_settles_at_once_never_writes_its_partials(tmp_path: Path) -> None:
+    coord, workers, consumer = _setup(tmp_path, write_behind=30)
+    written: list[str] = []
+    put = coord.blobs.put
+    coord.blobs.put = lambda data, digest=None: (
+        written.append(put(data, digest=digest)) or written[-1]
+    )  # type: ignore[method-assign]
+    a, b = orchid.random_operands(40, 30, 20, "int8", seed=2)
+    job_id = _run_job(coord, consumer, workers, a, b, "quick")
+    results = {s.result_digest for s in coord.store.list_shards(job_id=job_id)}
+    c_blob = coord.store.get_job(job_id).result_blob
+    assert coord._writes.wait_due()
+    coord.close()  # runs every write still pending: none is, the job took them
+    assert results and not results & set(written)
+    assert _blob_names(coord) == {c_blob}
+
+
+def test_results_lost_in_a_crash_before_settling_are_computed_again(tmp_path: Path) -> None:
+    # Two of three shards revealed, then the process dies before their results were written:
+    # those shards go back to the queue, are computed again, and the job settles exactly.
+    coord, workers, consumer = _setup(tmp_path, workers=5, write_behind=3600)
+    a, b = orchid.random_operands(50, 40, 30, "int8", seed=4)
+    job_id = str(
+        coord.submit(consumer, {"nodes": 3, "request_id": "crash"}, {"A": a, "B": b})["job_id"]
+    )
+    work = {w: _work(coord, w) for w in workers[:3]}
+    for w, (s, p) in work.items():
+        coord.commit(w, s, {"digest": result_digest(p).hex()})
+    for w, (s, p) in list(work.items())[:2]:
+        coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+    # Killed: no close(), nothing flushed. A new process opens the same folder.
+    again = Coordinator(CoordinatorConfig(data_dir=tmp_path, default_credit=10_000))
+    states = sorted(s.state for s in again.store.list_shards(job_id=job_id))
+    assert states == ["committed", "expired", "expired", "pending", "pending"]
+    redo = {w: _work(again, w) for w in workers[3:]}
+    last = list(work.items())[2]
+    _commit_and_reveal(again, {**redo})
+    again.reveal(last[0], last[1][0], {f"p/{x.i}/{x.j}/{x.k}": v for x, v in last[1][1].items()})
+    assert again.status(job_id)["state"] == "settled"
+    np.testing.assert_array_equal(
+        again.result(job_id)[1]["C"], a.astype(np.int64) @ b.astype(np.int64)
+    )
+    assert again.ledger.show()["totals"]["conserved"]
+    again.close()
+
+
+def test_a_disputed_job_has_its_results_on_disk_at_once(tmp_path: Path) -> None:
+    coord, workers, consumer = _setup(tmp_path, write_behind=3600)
+    a, b = orchid.random_operands(40, 30, 20, "int8", seed=5)
+    job_id = str(
+        coord.submit(consumer, {"nodes": 3, "request_id": "d"}, {"A": a, "B": b})["job_id"]
+    )
+    work = {w: _work(coord, w) for w in workers}
+    w0 = workers[0]
+    s0, p0 = work[w0]
+    first = next(iter(p0))
+    work[w0] = (s0, {**p0, first: p0[first] + 1})  # a wrong partial, committed to
+    _commit_and_reveal(coord, work)
+    assert coord.status(job_id)["state"] == "disputed"
+    for shard in coord.store.list_shards(job_id=job_id, state="revealed"):
+        assert coord.blobs.has(str(shard.result_digest))
+    coord.close()
 
 
 def test_a_reveal_that_does_not_match_its_commitment_is_rejected(tmp_path: Path) -> None:

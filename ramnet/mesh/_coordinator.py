@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -25,7 +26,7 @@ from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh import _api
 from ramnet.mesh._audits import audit_package, copies_agree
 from ramnet.mesh._auth import AuthError, asgi_target, body_digest, verify_request
-from ramnet.mesh._blobs import BlobStore
+from ramnet.mesh._blobs import BlobStore, blob_digest
 from ramnet.mesh._consumer import check_nodes, check_redundancy, planned_nodes
 from ramnet.mesh._disputes import draw_validator, frauds_proven
 from ramnet.mesh._ledger import InsufficientFundsError, Ledger, LedgerConflictError
@@ -44,6 +45,7 @@ from ramnet.mesh._store import (
 )
 from ramnet.mesh._tilecommit import commit_tiles, open_tile_path
 from ramnet.mesh._wire import WIRE_CONTENT_TYPE, WireFormatError, pack, pack_parts, unpack
+from ramnet.mesh._writeback import WriteBehind
 from ramnet.orchid import BlockProduct
 from ramnet.valkyrie import block_digest
 from ramnet.valkyrie._hash import digest
@@ -73,6 +75,11 @@ class CoordinatorConfig:
         spot_checks: The fraction of an optimistic job's partials (at least one per copy) the
             coordinator checks itself before it accepts an auditor's clean report, so that an
             auditor who passes a bad result risks its bond on every report.
+        write_behind: Seconds a revealed shard's result waits in memory before it is written to
+            the blob store. A job that settles sooner never writes its partials (C is stored
+            instead); a job going to a dispute or an auditor writes them at once. A coordinator
+            killed in between loses those results, and their shards are computed again after
+            the restart. 0 writes every result at once; ``durable`` implies 0.
         audits, checks: Benchmarking aids only (hidden flags of ``coordinator start``): False
             plans jobs without audit blocks / settles them without the per-shard checks, to
             measure what those cost. A coordinator serving real jobs keeps both on.
@@ -90,6 +97,7 @@ class CoordinatorConfig:
     audits: bool = True
     checks: bool = True
     spot_checks: float = 0.1
+    write_behind: float = 1.0
 
 
 class Coordinator:
@@ -116,6 +124,11 @@ class Coordinator:
         self._tiles: dict[str, tuple[dict[Any, np.ndarray], dict[Any, np.ndarray]]] = {}
         self._partials: dict[str, dict[int, dict[BlockProduct, np.ndarray]]] = {}
         self._results: dict[str, np.ndarray] = {}
+        # Revealed results not yet in the blob store: digest -> (job id, wire container).
+        self._unwritten: dict[str, tuple[str, Any]] = {}
+        self._write_delay = 0.0 if config.durable else max(0.0, float(config.write_behind))
+        self._writes = WriteBehind(report=_report_write_failure)
+        self._requeue_lost_results()
 
     def _notify(self) -> None:
         with self._changed:
@@ -136,8 +149,30 @@ class Coordinator:
                 self._changed.wait(min(left, 0.25))
 
     def close(self) -> None:
-        """Close the state store."""
+        """Write what is still waiting to be written, then close the state store."""
+        self._writes.close()
+        for blob in list(self._unwritten):  # a write that failed earlier gets a last try
+            try:
+                self._write_result(blob)
+            except Exception as exc:
+                _report_write_failure(exc)
         self.store.close()
+
+    def _requeue_lost_results(self) -> None:
+        # Results revealed shortly before the process died may never have reached the blob
+        # store (``write_behind``): their shards go back to the queue, as a shard handed back
+        # does, and are computed again. Settled jobs need none of them.
+        for shard in self.store.list_shards(state="revealed"):
+            if self.blobs.has(str(shard.result_digest)):
+                continue
+            if self.store.get_job(shard.job_id).state == "settled":
+                continue
+            with self.store.transaction():
+                self.store.set_shard_state(shard.shard_id, "expired", expect="revealed")
+                if not self.store.has_live_copy(shard.job_id, shard.slot):
+                    self.store.add_shards(
+                        shard.job_id, [NewShard(shard.slot, shard.blocks, shard.role)]
+                    )
 
     # ---- requests -------------------------------------------------------------------------
 
@@ -331,9 +366,9 @@ class Coordinator:
             if key in cached:
                 reveals[key] = cached[key]
             else:
-                _, arrays = unpack(
-                    self.blobs.get(str(shard.result_digest)), max_bytes=self.config.max_body
-                )
+                waiting = self._unwritten.get(str(shard.result_digest))
+                body = waiting[1] if waiting else self.blobs.get(str(shard.result_digest))
+                _, arrays = unpack(body, max_bytes=self.config.max_body)
                 reveals[key] = {
                     BlockProduct(*map(int, name.split("/")[1:])): x for name, x in arrays.items()
                 }
@@ -479,23 +514,39 @@ class Coordinator:
             self.store.set_shard_state(number, "rejected", expect="committed")
             raise ShardStateError("the revealed partials do not match the commitment")
         with self._blob_refs:
-            blob = self._store_result(partials, body, body_hash)
+            blob = self._store_result(shard.job_id, partials, body, body_hash)
             self.store.record_reveal(number, node, blob)
         return self._result_in(shard_id, shard, partials)
 
     def _store_result(
         self,
+        job_id: str,
         partials: Mapping[BlockProduct, np.ndarray],
         body: bytes | None,
         body_hash: str | None = None,
     ) -> str:
         # The result's wire container as a blob (packed anew when it did not come as one); a
         # body's hash from checking its signature is its blob name, so it is not hashed again.
+        # Written after ``write_behind`` seconds, unless the job no longer needs it by then.
+        # The caller holds ``_blob_refs``.
         if body is None:
-            return self.blobs.put(
-                pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()})
-            )
-        return self.blobs.put(body, digest=body_hash)
+            body = pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()})
+        blob = blob_digest(body) if body_hash is None else body_hash
+        if self._write_delay <= 0 or self.store.get_job(job_id).state in (
+            "disputed",
+            "optimistic",
+        ):  # a job off the quick path: its results go to disk at once
+            return self.blobs.put(body, digest=blob)
+        self._unwritten[blob] = (job_id, body)
+        self._writes.schedule(self._write_delay, job_id, lambda: self._write_result(blob))
+        return blob
+
+    def _write_result(self, blob: str) -> None:
+        with self._blob_refs:
+            waiting = self._unwritten.get(blob)
+            if waiting is not None:  # else its job settled and no longer needs it
+                self.blobs.put(waiting[1], digest=blob)
+                del self._unwritten[blob]
 
     def _result_in(
         self, shard_id: str, shard: Shard, partials: dict[BlockProduct, np.ndarray]
@@ -519,7 +570,8 @@ class Coordinator:
         if remaining or not revealed:
             return
         if any(not self.store.get_node(str(s.node_id)).prove for s in revealed):
-            # Unproven results (``--no-prove`` workers) wait for an auditor.
+            # Unproven results (``--no-prove`` workers) wait for an auditor: on disk.
+            self._writes.flush(job_id)
             with self.store.transaction():
                 if self.store.get_job(job_id).state not in ("settled", "optimistic"):
                     self.store.set_job_state(job_id, "optimistic")
@@ -556,9 +608,10 @@ class Coordinator:
             if not outcome.ok or outcome.c is None:
                 self._open_dispute(job_id, outcome, nodes_of)
                 return self.status(job_id)
-            # The last few results stay in memory; C goes to the blob store once the consumer
-            # has been woken (``_retire``).
+            # C is stored before the job is settled: a settled job's partials may never have
+            # reached the disk (``write_behind``). The last few results also stay in memory.
             self._remember(job_id, outcome.c)
+            c_blob = self.blobs.put_stream(pack_parts({}, {"C": outcome.c}))
             earnings: dict[str, int] = {}
             for slot, count in outcome.computed.items():  # a node may have served two slots
                 earnings[nodes_of[slot]] = earnings.get(nodes_of[slot], 0) + count
@@ -571,23 +624,22 @@ class Coordinator:
                     self.ledger.pay(job_id, auditor, fee, reason="audit")
                 self.ledger.refund(job_id, job.consumer)
                 self.store.set_job_state(job_id, "settled")
+                self.store.set_job_result(job_id, c_blob)
             self._tiles.pop(job_id, None)
             self._partials.pop(job_id, None)
             self._notify()
-            self._retire(job_id, outcome.c)
-            return self.status(job_id)
+        # Off the settling path: the consumer and the last reveal are answered meanwhile.
+        self._writes.schedule(0.0, f"drop:{job_id}", lambda: self._drop_inputs(job_id, c_blob))
+        return self.status(job_id)
 
-    def _retire(self, job_id: str, c: np.ndarray) -> None:
-        """Store a settled job's C as a blob, then drop the tiles and partials nothing reads again.
+    def _drop_inputs(self, job_id: str, c_blob: str) -> None:
+        """Drop a settled job's tiles and partials from the blob store (and those still waiting
+        to be written): nothing reads them again, as C is stored.
 
-        Done after the consumer was woken (C is served from memory meanwhile). A crash before the
-        C blob is recorded leaves the partials, and ``result`` re-assembles C from them. Dropping
-        keeps the blob folder from growing by every job's inputs, and on the reference VM it is
+        This keeps the blob folder from growing by every job's inputs. On the reference VM it is
         also what makes writes cheap: a file written into recycled page cache cost 16 ms per
         68 MiB against 160 ms into fresh pages (a throwaway timing; see docs/mesh.md).
         """
-        digest = self.blobs.put_stream(pack_parts({}, {"C": c}))
-        self.store.set_job_result(job_id, digest)
         job = self.store.get_job(job_id)
         mine = {*job.spec.get("tiles_a", {}).values(), *job.spec.get("tiles_b", {}).values()}
         mine |= {
@@ -600,8 +652,11 @@ class Coordinator:
                 mine -= {*other.spec.get("tiles_a", {}).values()}
                 mine -= {*other.spec.get("tiles_b", {}).values()}
                 mine -= set(digests)
-            mine.discard(digest)
+            mine.discard(c_blob)
             for blob in mine:
+                waiting = self._unwritten.get(blob)
+                if waiting is not None and waiting[0] == job_id:
+                    del self._unwritten[blob]
                 self.blobs.delete(blob)
 
     # ---- disputes ----------------------------------------------------------------------------
@@ -632,6 +687,7 @@ class Coordinator:
             | {(b.i, b.j, b.k) for b, _ in outcome.disagreements}
         )
         round_ = len(self.store.list_disputes(job_id))
+        self._writes.flush(job_id)  # a validator and the dispute's record need the results
         claims = {
             "round": round_,
             "failed": failed,
@@ -794,7 +850,7 @@ class Coordinator:
         if shard.state != "assigned":
             raise ShardStateError(f"shard {shard_id} is {shard.state}, not awaiting a result")
         with self._blob_refs, self.store.transaction():
-            blob = self._store_result(partials, body, body_hash)
+            blob = self._store_result(shard.job_id, partials, body, body_hash)
             self.store.record_commit(number, node, digest_hex)
             self.store.record_reveal(number, node, blob)
         self._reveal_open(shard.job_id)  # this may have been the last shard awaited
@@ -1208,6 +1264,11 @@ def create_app(coordinator: Coordinator) -> Any:
         ),
     ]
     return Starlette(routes=routes)
+
+
+def _report_write_failure(exc: BaseException) -> None:
+    # The result stays in memory (close tries it again); say so rather than lose it quietly.
+    print(f"coordinator: a deferred blob write failed: {exc}", file=sys.stderr, flush=True)
 
 
 class _TooLarge(Exception):
