@@ -704,6 +704,15 @@ def coordinator_start(
         float,
         typer.Option("--lease", min=0.5, help="Seconds a worker has to commit, then to reveal."),
     ] = 300.0,
+    write_behind: Annotated[
+        float,
+        typer.Option(
+            "--write-behind",
+            min=0.0,
+            help="Seconds a revealed result waits before it is written (a job settled by then"
+            " never writes it; after a kill, such results are computed again). 0: at once.",
+        ),
+    ] = 1.0,
     bench_no_audits: Annotated[
         bool,
         typer.Option(
@@ -730,6 +739,7 @@ def coordinator_start(
         price_per_block=price_per_block,
         durable=durable,
         lease_s=lease,
+        write_behind=write_behind,
         audits=not bench_no_audits,
         checks=not bench_no_checks,
     )

@@ -556,3 +556,25 @@ def test_cli_import_is_light(tmp_path: Path) -> None:
     assert numpy_loaded == "False"
     helped = _python("-m", "ramnet.cli", "--help", cwd=tmp_path)
     assert helped.returncode == 0 and "Usage" in helped.stdout
+
+
+def test_coordinator_start_passes_its_settings(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ramnet.cli
+    import ramnet.mesh
+
+    seen = {}
+    monkeypatch.setattr(ramnet.cli, "_long_running", lambda: None)
+    monkeypatch.setattr(
+        ramnet.mesh, "serve", lambda config, host, port: seen.update(config=config, port=port)
+    )
+    args = ["coordinator", "start", "--data-dir", str(tmp_path / "s"), "--port", "9123"]
+    result = invoke(runner, *args, "--write-behind", "2.5", "--lease", "7")
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert (config.write_behind, config.lease_s, config.durable) == (2.5, 7.0, False)
+    assert seen["port"] == 9123
+    assert invoke(runner, *args).exit_code == 0 and seen["config"].write_behind == 1.0
+    refused = invoke(runner, *args, "--write-behind", "-1")
+    assert refused.exit_code == 2
