@@ -4,7 +4,8 @@ Usage: python bench/bench_transport.py [--n 4096] [--mib 64] [--runs 5] [--json]
 
 A server process runs the coordinator's stack (uvicorn with httptools, Starlette, the
 coordinator's raised read buffer, freed memory kept for reuse as nodes keep it) with two
-endpoints: one answers a GET with a --mib body, one reads a POSTed body whole. This process is the
+endpoints: one answers a GET with a --mib body streamed as the coordinator streams wire replies,
+one reads a POSTed body whole into one buffer, as the coordinator does. This process is the
 client, through MeshClient's own HTTP exchange (`ramnet.mesh._http`, without the signing), keeping
 freed memory too (as a worker does). Measured: CPU milliseconds per MiB on each side (medians of
 --runs), for uploads (POST) and downloads (GET).
@@ -42,21 +43,26 @@ _SERVER = textwrap.dedent(
     import resource, sys
     import uvicorn
     from starlette.applications import Starlette
-    from starlette.responses import Response
+    from starlette.responses import Response, StreamingResponse
     from starlette.routing import Route
-    from ramnet.mesh._coordinator import raise_read_buffer
+    from ramnet.mesh._coordinator import _pieces, raise_read_buffer
     from ramnet.orchid import keep_freed_memory
 
     raise_read_buffer()
     keep_freed_memory()
     body = bytes(int(sys.argv[2]) << 20)
 
-    async def get(request):
-        return Response(body, media_type="application/octet-stream")
+    async def get(request):  # as the coordinator sends wire replies: 1 MiB pieces, no copy
+        return StreamingResponse(_pieces([body]), media_type="application/octet-stream",
+                                 headers={"content-length": str(len(body))})
 
-    async def post(request):
-        chunks = [c async for c in request.stream()]
-        return Response(str(len(b"".join(chunks))))
+    async def post(request):  # as the coordinator gathers a body: into one buffer of its length
+        got = bytearray(int(request.headers["content-length"]))
+        view, size = memoryview(got), 0
+        async for chunk in request.stream():
+            view[size : size + len(chunk)] = chunk
+            size += len(chunk)
+        return Response(str(size))
 
     async def cpu(request):
         r = resource.getrusage(resource.RUSAGE_SELF)
