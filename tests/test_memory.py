@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-_PROBE = """
+# Both probes start by asking for the setting (or not) and reading glibc's counters.
+_PRELUDE = """
 import ctypes, sys
 from ramnet.orchid import keep_freed_memory
 
@@ -20,12 +21,18 @@ class Info(ctypes.Structure):
 mallinfo2 = ctypes.CDLL(None).mallinfo2
 mallinfo2.restype = Info
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+"""
+
+_PROBE = (
+    _PRELUDE
+    + """
 block = bytearray(64 << 20)
 during = mallinfo2()
 del block
 after = mallinfo2()
 print(kept, during.hblkhd >> 20, after.fordblks >> 20)
 """
+)
 
 
 def _glibc_mallinfo2() -> bool:
@@ -51,18 +58,10 @@ def test_freed_large_blocks_stay_in_the_heap_only_when_asked(mode: str) -> None:
         assert free_heap_mib < 64
 
 
-_THREAD_PROBE = """
-import ctypes, sys, threading
-from ramnet.orchid import keep_freed_memory
-
-class Info(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]
-
-mallinfo2 = ctypes.CDLL(None).mallinfo2
-mallinfo2.restype = Info
-kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+_THREAD_PROBE = (
+    _PRELUDE
+    + """
+import threading
 seen = []
 
 def serve():
@@ -76,6 +75,7 @@ thread.start()
 thread.join()
 print(kept, seen[0])
 """
+)
 
 
 @pytest.mark.skipif(not _glibc_mallinfo2(), reason="needs glibc 2.33+ (mallinfo2)")
