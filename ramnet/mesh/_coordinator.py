@@ -162,17 +162,19 @@ class Coordinator:
         # Results revealed shortly before the process died may never have reached the blob
         # store (``write_behind``): their shards go back to the queue, as a shard handed back
         # does, and are computed again. Settled jobs need none of them.
-        for shard in self.store.list_shards(state="revealed"):
-            if self.blobs.has(str(shard.result_digest)):
-                continue
-            if self.store.get_job(shard.job_id).state == "settled":
-                continue
-            with self.store.transaction():
-                self.store.set_shard_state(shard.shard_id, "expired", expect="revealed")
-                if not self.store.has_live_copy(shard.job_id, shard.slot):
-                    self.store.add_shards(
-                        shard.job_id, [NewShard(shard.slot, shard.blocks, shard.role)]
-                    )
+        unsettled = [job for job, _ in self.store.jobs_holding_inputs() if job.state != "settled"]
+        for job in unsettled:
+            for shard in self.store.list_shards(job_id=job.job_id, state="revealed"):
+                if not self.blobs.has(str(shard.result_digest)):
+                    self._requeue(shard)
+
+    def _requeue(self, shard: Shard) -> None:
+        with self.store.transaction():
+            self.store.set_shard_state(shard.shard_id, "expired", expect="revealed")
+            if not self.store.has_live_copy(shard.job_id, shard.slot):
+                self.store.add_shards(
+                    shard.job_id, [NewShard(shard.slot, shard.blocks, shard.role)]
+                )
 
     # ---- requests -------------------------------------------------------------------------
 
