@@ -710,7 +710,7 @@ def coordinator_start(
             "--write-behind",
             min=0.0,
             help="Seconds a revealed result waits before it is written (a job settled by then"
-            " never writes it; after a kill, such results are computed again). 0: at once.",
+            " never writes it; after a kill, its worker reveals it again). 0: at once.",
         ),
     ] = 1.0,
     bench_no_audits: Annotated[

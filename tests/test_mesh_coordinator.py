@@ -4,6 +4,7 @@ commit-reveal rules, and a restart on the same data folder."""
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -187,10 +188,12 @@ def test_a_job_that_settles_at_once_never_writes_its_partials(tmp_path: Path) ->
     assert _blob_names(coord) == {c_blob}
 
 
-def test_results_lost_in_a_crash_before_settling_are_computed_again(tmp_path: Path) -> None:
-    # Two of three shards revealed, then the process dies before their results were written:
-    # those shards go back to the queue, are computed again, and the job settles exactly.
-    coord, workers, consumer = _setup(tmp_path, workers=5, write_behind=3600)
+def _crash_after_two_reveals(
+    tmp_path: Path, lease: float
+) -> tuple[Coordinator, list[str], str, dict[str, Any], np.ndarray, np.ndarray]:
+    # Two of three shards revealed, then the process dies before their results were written
+    # (no close(), nothing flushed): a new process opens the same folder.
+    coord, workers, consumer = _setup(tmp_path, workers=5, write_behind=3600, lease_s=lease)
     a, b = orchid.random_operands(50, 40, 30, "int8", seed=4)
     job_id = str(
         coord.submit(consumer, {"nodes": 3, "request_id": "crash"}, {"A": a, "B": b})["job_id"]
@@ -199,15 +202,39 @@ def test_results_lost_in_a_crash_before_settling_are_computed_again(tmp_path: Pa
     for w, (s, p) in work.items():
         coord.commit(w, s, {"digest": result_digest(p).hex()})
     for w, (s, p) in list(work.items())[:2]:
-        coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
-    # Killed: no close(), nothing flushed. A new process opens the same folder.
-    again = Coordinator(CoordinatorConfig(data_dir=tmp_path, default_credit=10_000))
-    states = sorted(s.state for s in again.store.list_shards(job_id=job_id))
-    assert states == ["committed", "expired", "expired", "pending", "pending"]
-    redo = {w: _work(again, w) for w in workers[3:]}
-    last = list(work.items())[2]
-    _commit_and_reveal(again, {**redo})
-    again.reveal(last[0], last[1][0], {f"p/{x.i}/{x.j}/{x.k}": v for x, v in last[1][1].items()})
+        reply = coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+        assert reply["stored"] is False  # the worker keeps its result for now
+    config = CoordinatorConfig(data_dir=tmp_path, default_credit=10_000, lease_s=lease)
+    return Coordinator(config), workers, job_id, work, a, b
+
+
+def test_results_lost_in_a_crash_are_revealed_again_by_their_workers(tmp_path: Path) -> None:
+    again, workers, job_id, work, a, b = _crash_after_two_reveals(tmp_path, lease=300)
+    # The lost reveals are awaited again from the same workers, who still hold their results.
+    views = {w: again.shard_view(w, s) for w, (s, _) in work.items()}
+    assert [v["state"] for v in views.values()] == ["committed"] * 3
+    assert all(v["reveal"] and not v["stored"] for v in views.values())
+    before = {x["node_id"]: x["balance"] for x in again.ledger.show()["accounts"]}
+    for w, (s, p) in work.items():
+        again.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+    assert again.status(job_id)["state"] == "settled"
+    np.testing.assert_array_equal(
+        again.result(job_id)[1]["C"], a.astype(np.int64) @ b.astype(np.int64)
+    )
+    after = {x["node_id"]: x["balance"] for x in again.ledger.show()["accounts"]}
+    assert all(after[w] > before[w] for w in workers[:3])  # the original workers are paid
+    assert all(again.shard_view(w, s)["stored"] for w, (s, _) in work.items())
+    assert again.ledger.show()["totals"]["conserved"]
+    again.close()
+
+
+def test_a_lost_result_not_revealed_again_in_time_is_computed_again(tmp_path: Path) -> None:
+    again, workers, job_id, _, a, b = _crash_after_two_reveals(tmp_path, lease=0.5)
+    time.sleep(0.6)  # the workers died with the coordinator: no reveal comes, the lease runs out
+    assert len(again.store.expire_overdue()) == 3  # the third worker's reveal is overdue too
+    redo = {w: _work(again, w) for w in (workers[3], workers[4], workers[1])}
+    assert all(shard for shard, _ in redo.values())
+    _commit_and_reveal(again, redo)
     assert again.status(job_id)["state"] == "settled"
     np.testing.assert_array_equal(
         again.result(job_id)[1]["C"], a.astype(np.int64) @ b.astype(np.int64)

@@ -72,3 +72,40 @@ def test_worker_told_to_stop_hands_its_shard_back() -> None:
     paths = [path for path, _ in script.calls]
     assert paths[-1].endswith("/release")
     assert not any(path.endswith("/reveal") for path in paths)
+
+
+class Restarting(Script):
+    """The coordinator answers the reveal without having stored the result, then restarts and
+    loses it: the shard awaits the reveal again, and after the second reveal it is stored."""
+
+    def __init__(self) -> None:
+        super().__init__(open_after=0)
+        self.reveals = 0
+
+    def get_json(self, path: str) -> dict[str, Any]:
+        self.polls += 1
+        if self.reveals == 0:
+            return {"state": "committed", "reveal": True}
+        if self.reveals == 1:  # restarted: the reveal is awaited again
+            return {"state": "committed", "reveal": True, "stored": False}
+        return {"state": "revealed", "reveal": False, "stored": True}
+
+    def post_wire(self, path: str, meta: Any, arrays: dict[str, np.ndarray], **_: Any) -> Any:
+        self.calls.append((path, arrays))
+        self.reveals += 1
+        return {"state": "revealed", "stored": False}
+
+
+def test_a_revealed_result_is_kept_until_stored_and_revealed_again_if_lost() -> None:
+    script = Restarting()
+    worker = Worker(script)
+    for _ in range(3):
+        worker.step(threading.Event())
+    reveals = [arrays for path, arrays in script.calls if path.endswith("/reveal")]
+    assert len(reveals) == 2  # the same result, sent again after the "restart"
+    assert reveals[0].keys() == reveals[1].keys()
+    assert all(np.array_equal(reveals[0][k], reveals[1][k]) for k in reveals[0])
+    assert worker._unstored  # still not stored: kept
+    worker.step(threading.Event())
+    assert not worker._unstored  # stored now: forgotten
+    assert worker.done == 1

@@ -77,9 +77,11 @@ class CoordinatorConfig:
             auditor who passes a bad result risks its bond on every report.
         write_behind: Seconds a revealed shard's result waits in memory before it is written to
             the blob store. A job that settles sooner never writes its partials (C is stored
-            instead); a job going to a dispute or an auditor writes them at once. A coordinator
-            killed in between loses those results, and their shards are computed again after
-            the restart. 0 writes every result at once; ``durable`` implies 0.
+            instead); a job going to a dispute or an auditor writes them at once. Workers keep a
+            revealed result until the coordinator reports it stored, so after a kill in between
+            the restarted coordinator awaits those reveals again (a worker gone too loses the
+            shard at the reveal deadline, as for any late reveal). 0 writes every result at once;
+            ``durable`` implies 0.
         audits, checks: Benchmarking aids only (hidden flags of ``coordinator start``): False
             plans jobs without audit blocks / settles them without the per-shard checks, to
             measure what those cost. A coordinator serving real jobs keeps both on.
@@ -128,7 +130,7 @@ class Coordinator:
         self._unwritten: dict[str, tuple[str, Any]] = {}
         self._write_delay = 0.0 if config.durable else max(0.0, float(config.write_behind))
         self._writes = WriteBehind(report=_report_write_failure)
-        self._requeue_lost_results()
+        self._reopen_lost_reveals()
 
     def _notify(self) -> None:
         with self._changed:
@@ -158,23 +160,18 @@ class Coordinator:
                 _report_write_failure(exc)
         self.store.close()
 
-    def _requeue_lost_results(self) -> None:
+    def _reopen_lost_reveals(self) -> None:
         # Results revealed shortly before the process died may never have reached the blob
-        # store (``write_behind``): their shards go back to the queue, as a shard handed back
-        # does, and are computed again. Settled jobs need none of them.
+        # store (``write_behind``). Their shards go back to ``committed`` with the reveal open
+        # for a lease: the worker keeps a revealed result until the coordinator reports it
+        # stored (``shard_view``), and reveals it again. A worker that does not (it died too)
+        # loses the shard at the deadline, and it is computed again, as for any late reveal.
+        deadline = time.time() + self.config.lease_s
         unsettled = [job for job, _ in self.store.jobs_holding_inputs() if job.state != "settled"]
         for job in unsettled:
             for shard in self.store.list_shards(job_id=job.job_id, state="revealed"):
                 if not self.blobs.has(str(shard.result_digest)):
-                    self._requeue(shard)
-
-    def _requeue(self, shard: Shard) -> None:
-        with self.store.transaction():
-            self.store.set_shard_state(shard.shard_id, "expired", expect="revealed")
-            if not self.store.has_live_copy(shard.job_id, shard.slot):
-                self.store.add_shards(
-                    shard.job_id, [NewShard(shard.slot, shard.blocks, shard.role)]
-                )
+                    self.store.reopen_reveal(shard.shard_id, deadline)
 
     # ---- requests -------------------------------------------------------------------------
 
@@ -443,6 +440,7 @@ class Coordinator:
                 "shard_id": shard_id,
                 "state": shard.state,
                 "reveal": shard.state == "committed" and self._reveal_open(shard.job_id),
+                "stored": self._stored(shard),
             }
 
         first = view()
@@ -526,17 +524,20 @@ class Coordinator:
         partials: Mapping[BlockProduct, np.ndarray],
         body: bytes | None,
         body_hash: str | None = None,
+        *,
+        defer: bool = True,
     ) -> str:
         # The result's wire container as a blob (packed anew when it did not come as one); a
         # body's hash from checking its signature is its blob name, so it is not hashed again.
-        # Written after ``write_behind`` seconds, unless the job no longer needs it by then.
-        # The caller holds ``_blob_refs``.
+        # With ``defer``, written after ``write_behind`` seconds unless the job no longer needs
+        # it by then (the revealing worker keeps it until then). The caller holds ``_blob_refs``.
         if body is None:
             body = pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()})
         blob = blob_digest(body) if body_hash is None else body_hash
-        if self._write_delay <= 0 or self.store.get_job(job_id).state in (
-            "disputed",
-            "optimistic",
+        if (
+            not defer
+            or self._write_delay <= 0
+            or self.store.get_job(job_id).state in ("disputed", "optimistic")
         ):  # a job off the quick path: its results go to disk at once
             return self.blobs.put(body, digest=blob)
         self._unwritten[blob] = (job_id, body)
@@ -550,6 +551,15 @@ class Coordinator:
                 self.blobs.put(waiting[1], digest=blob)
                 del self._unwritten[blob]
 
+    def _stored(self, shard: Shard) -> bool:
+        # Whether a revealed result is on disk, or its job settled and no longer needs it: the
+        # worker that revealed it may then forget it.
+        if shard.state not in ("revealed", "accepted"):
+            return False
+        if str(shard.result_digest) not in self._unwritten:
+            return True
+        return self.store.get_job(shard.job_id).state == "settled"
+
     def _result_in(
         self, shard_id: str, shard: Shard, partials: dict[BlockProduct, np.ndarray]
     ) -> dict[str, Any]:
@@ -558,7 +568,8 @@ class Coordinator:
         self._partials.setdefault(shard.job_id, {})[self._copy_key(shard)] = partials
         self._notify()
         self._maybe_settle(shard.job_id)
-        return {"shard_id": shard_id, "state": "revealed"}
+        stored = self._stored(self.store.get_shard(shard.shard_id))
+        return {"shard_id": shard_id, "state": "revealed", "stored": stored}
 
     def _maybe_settle(self, job_id: str) -> None:
         # Settle once every live shard is revealed: from the last reveal, or, if the process died
@@ -852,7 +863,8 @@ class Coordinator:
         if shard.state != "assigned":
             raise ShardStateError(f"shard {shard_id} is {shard.state}, not awaiting a result")
         with self._blob_refs, self.store.transaction():
-            blob = self._store_result(shard.job_id, partials, body, body_hash)
+            # A node that only computes forgets its result once posted: stored at once.
+            blob = self._store_result(shard.job_id, partials, body, body_hash, defer=False)
             self.store.record_commit(number, node, digest_hex)
             self.store.record_reveal(number, node, blob)
         self._reveal_open(shard.job_id)  # this may have been the last shard awaited

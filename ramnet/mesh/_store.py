@@ -1218,6 +1218,24 @@ class Store:
             )
             return self._shard(conn, shard_id)
 
+    def reopen_reveal(self, shard_id: int, deadline: float, *, now: float | None = None) -> bool:
+        """Take back a reveal whose result was lost: ``revealed`` → ``committed``, awaiting the
+        same node's reveal again by ``deadline`` (after which it expires, as any late reveal).
+
+        Returns:
+            True when the shard was revealed and is now committed; False otherwise (unchanged).
+        """
+        _check_int("shard_id", shard_id)
+        limit = _check_time("deadline", deadline)
+        t = _now(now)
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE shards SET state = 'committed', result_digest = NULL, revealed_at = NULL,"
+                " deadline = ?, updated_at = ? WHERE shard_id = ? AND state = 'revealed'",
+                (limit, t, shard_id),
+            )
+            return cur.rowcount == 1
+
     def open_reveals(self, job_id: str, deadline: float, *, now: float | None = None) -> int:
         """Give every committed shard of a job without a deadline the reveal ``deadline``.
 

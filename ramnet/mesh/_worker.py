@@ -26,6 +26,7 @@ Compute = Callable[
     dict[BlockProduct, np.ndarray],
 ]
 LONG_POLL = 1.0  # seconds the coordinator may hold a poll: prompt, yet SIGTERM is served fast
+MAX_UNSTORED = 4  # revealed results kept until the coordinator has stored them
 VALIDATOR_POLL = 0.1
 
 
@@ -115,6 +116,10 @@ class Worker:
         self.done = 0
         self.prove = prove
         self._committed: dict[str, dict[str, np.ndarray]] = {}  # shard id -> partials to reveal
+        # Revealed results the coordinator has not stored yet (it writes them a moment later, or
+        # never if the job settles first): kept so that they can be revealed again should the
+        # coordinator restart in between.
+        self._unstored: dict[str, dict[str, np.ndarray]] = {}
         self.compute: Compute = compute or self._compute_here
 
     def _compute_here(
@@ -196,6 +201,8 @@ class Worker:
         there was nothing to do."""
         if self.validator and self.validate():
             return True
+        if self._unstored:
+            self._check_unstored()
         if self._committed and self._poll_committed(0):
             return True
         # A validator looks for disputes between polls for work: it polls briefly, so a dispute
@@ -253,10 +260,31 @@ class Worker:
             return True
         if not reply.get("reveal"):
             return False
-        self._reveal(shard_id, self._committed.pop(shard_id))
+        payload = self._committed.pop(shard_id)
+        if not self._reveal(shard_id, payload).get("stored"):
+            self._keep_unstored(shard_id, payload)
         self.done += 1
         self.log(f"shard {shard_id}: revealed")
         return True
+
+    def _keep_unstored(self, shard_id: str, payload: dict[str, np.ndarray]) -> None:
+        self._unstored[shard_id] = payload
+        while len(self._unstored) > MAX_UNSTORED:  # a bound on memory, oldest first
+            self._unstored.pop(next(iter(self._unstored)))
+
+    def _check_unstored(self) -> None:
+        # Forget revealed results the coordinator has stored (or no longer wants); reveal again
+        # those it lost in a restart (their shards are awaiting the reveal again).
+        for shard_id in list(self._unstored):
+            reply = self.client.get_json(_api.shard(shard_id))
+            state = reply.get("state")
+            if state == "committed" and reply.get("reveal"):
+                payload = self._unstored.pop(shard_id)
+                if not self._reveal(shard_id, payload).get("stored"):
+                    self._keep_unstored(shard_id, payload)
+                self.log(f"shard {shard_id}: revealed again (the coordinator lost the result)")
+            elif reply.get("stored") or state not in ("revealed", "committed"):
+                self._unstored.pop(shard_id)
 
     def _poll_committed(self, wait: float) -> bool:
         # Look at every committed shard once (the first with a long poll of ``wait``).
@@ -276,21 +304,24 @@ class Worker:
                 self._committed.pop(shard_id, None)
                 self.log(f"shard {shard_id}: handed back")
 
-    def _reveal(self, shard_id: str, payload: dict[str, np.ndarray]) -> None:
+    def _reveal(self, shard_id: str, payload: dict[str, np.ndarray]) -> dict[str, Any]:
         # A reveal cut off by a coordinator restart is sent again; if the first one had landed,
-        # the second is refused as not awaited, which means it is done.
+        # the second is refused as not awaited, which means it is done. Returns the
+        # coordinator's answer (``stored``: whether the result is already on its disk).
         from ramnet.mesh._client import MeshRequestError
 
         try:
-            self.client.post_wire(
+            reply: dict[str, Any] = self.client.post_wire(
                 _api.shard_reveal(shard_id), {"shard_id": shard_id}, payload, idempotent=True
             )
+            return reply
         except MeshRequestError as exc:
             if getattr(exc, "status", None) != 409:
                 raise
-            state = self.client.get_json(_api.shard(shard_id)).get("state")
-            if state != "revealed":
+            view: dict[str, Any] = self.client.get_json(_api.shard(shard_id))
+            if view.get("state") != "revealed":
                 raise
+            return view
 
     def run(self, stop: threading.Event, *, max_shards: int | None = None) -> int:
         """Work until ``stop`` is set (or ``max_shards`` are done). Returns shards revealed."""
