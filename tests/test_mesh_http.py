@@ -212,3 +212,57 @@ def test_a_body_in_pieces_hashes_as_its_concatenation() -> None:
     pieces = [b"RNWIRE1", memoryview(bytes(range(256)) * 9000), b"", bytearray(b"x" * 70000)]
     assert body_digest_of(pieces) == body_digest(b"".join(pieces))
     assert body_digest_of(b"abc") == body_digest(b"abc")
+
+
+def test_an_idempotent_post_is_retried_after_the_connection_breaks_and_others_are_not(
+    scripted,  # type: ignore[no-untyped-def]
+) -> None:
+    # The coordinator dies while a request is on the wire: the first connection is dropped with
+    # the request read and unanswered. A registration (idempotent) is sent again; a job step
+    # that may have happened (not idempotent) is reported, not repeated.
+    from ramnet.mesh import MeshClient, MeshUnavailableError
+    from ramnet.valkyrie import NodeKey
+
+    def drop_first(conn: socket.socket, n: int) -> None:
+        while _read_request(conn):
+            if n == 0:
+                conn.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )
+                return  # closed with RST, unanswered
+            conn.sendall(_reply(b'{"ok": true}', "Content-Type: application/json\r\n"))
+
+    url, seen = scripted(drop_first)
+    client = MeshClient(url, NodeKey.generate(), backoff=0.01, retry_for=5)
+    assert client.post_json("/v1/nodes", {"bond": 0}, idempotent=True) == {"ok": True}
+    assert seen == [0, 1]
+    url, seen = scripted(drop_first)
+    client = MeshClient(url, NodeKey.generate(), backoff=0.01, retry_for=5)
+    with pytest.raises(MeshUnavailableError):
+        client.post_json("/v1/shards/1/commit", {"digest": "0" * 64})
+    assert seen == [0]
+
+
+def test_nodes_register_as_an_idempotent_request() -> None:
+    from ramnet.mesh import Worker, _api
+    from ramnet.mesh._audits import Auditor
+    from ramnet.mesh._consumer import submit
+
+    calls: list[tuple[str, dict[str, object]]] = []
+
+    class Client:
+        def post_json(self, path: str, obj: object, **kw: object) -> dict[str, object]:
+            calls.append((path, kw))
+            return {"balance": 0, "bond": 0}
+
+        def post_wire(self, path: str, meta: object, arrays: object, **kw: object) -> object:
+            calls.append((path, kw))
+            return {"job_id": "j"}
+
+    Worker(Client()).register()
+    Auditor(Client()).register()
+    import numpy as np
+
+    submit(Client(), np.ones((2, 2), np.int8), np.ones((2, 2), np.int8), 3)
+    registrations = [kw for path, kw in calls if path == _api.NODES]
+    assert len(registrations) == 3 and all(kw.get("idempotent") is True for kw in registrations)

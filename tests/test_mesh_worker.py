@@ -109,3 +109,38 @@ def test_a_revealed_result_is_kept_until_stored_and_revealed_again_if_lost() -> 
     worker.step(threading.Event())
     assert not worker._unstored  # stored now: forgotten
     assert worker.done == 1
+
+
+class CutOff(Script):
+    """The first reveal is cut off by a coordinator that dies; the restarted one awaits it."""
+
+    def __init__(self) -> None:
+        super().__init__(open_after=0)
+        self.reveals = 0
+
+    def get_json(self, path: str) -> dict[str, Any]:
+        if self.reveals >= 2:
+            return {"state": "revealed", "reveal": False, "stored": True}
+        return {"state": "committed", "reveal": True, "stored": False}
+
+    def post_wire(self, path: str, meta: Any, arrays: dict[str, np.ndarray], **_: Any) -> Any:
+        from ramnet.mesh import MeshUnavailableError
+
+        self.calls.append((path, arrays))
+        self.reveals += 1
+        if self.reveals == 1:
+            raise MeshUnavailableError("cannot reach the coordinator (reset)")
+        return {"state": "revealed", "stored": True}
+
+
+def test_a_reveal_cut_off_is_sent_again_and_counted_once() -> None:
+    script = CutOff()
+    worker = Worker(script)
+    worker.step(threading.Event())  # claim, compute, commit
+    try:
+        worker.step(threading.Event())  # the reveal opens; the request is cut off
+    except Exception as exc:  # Worker.run logs this and goes on
+        assert "cannot reach" in str(exc)
+    assert worker.done == 0 and worker._unstored  # kept for another try
+    worker.step(threading.Event())  # the coordinator awaits the reveal again: sent, stored
+    assert script.reveals == 2 and worker.done == 1 and not worker._unstored

@@ -133,8 +133,12 @@ class Auditor:
 
     def register(self) -> dict[str, Any]:
         """Register with the coordinator (idempotent) and stake the bond."""
+        # Idempotent (the bond is topped up to its target), so it is retried like a GET when
+        # the connection breaks mid-request, as when the coordinator is restarting.
         reply: dict[str, Any] = self.client.post_json(
-            _api.NODES, {"bond": self.bond, "payout_address": self.payout_address}
+            _api.NODES,
+            {"bond": self.bond, "payout_address": self.payout_address},
+            idempotent=True,
         )
         self.log(f"registered: balance {reply.get('balance')}, bond {reply.get('bond')}")
         return reply

@@ -84,7 +84,7 @@ def submit(
     check_nodes(nodes)
     redundancy = check_redundancy(redundancy, nodes)
     # Registering is idempotent; a new account gets the coordinator's starting credit.
-    client.post_json(_api.NODES, {"bond": 0})
+    client.post_json(_api.NODES, {"bond": 0}, idempotent=True)
     request_id = secrets.token_hex(16)  # a retried upload must not become a second job
     meta = {"nodes": nodes, "redundancy": redundancy, "request_id": request_id}
     reply = client.post_wire(_api.JOBS, meta, {"A": a, "B": b}, idempotent=True)

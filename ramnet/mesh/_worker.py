@@ -120,6 +120,7 @@ class Worker:
         # never if the job settles first): kept so that they can be revealed again should the
         # coordinator restart in between.
         self._unstored: dict[str, dict[str, np.ndarray]] = {}
+        self._revealed: set[str] = set()
         self.compute: Compute = compute or self._compute_here
 
     def _compute_here(
@@ -140,6 +141,9 @@ class Worker:
                 "payout_address": self.payout_address,
                 "prove": self.prove,
             },
+            # Idempotent (the bond is topped up to its target), so it is retried like a GET
+            # when the connection breaks mid-request, as when the coordinator is restarting.
+            idempotent=True,
         )
         self.log(f"registered: balance {reply.get('balance')}, bond {reply.get('bond')}")
         return reply
@@ -260,10 +264,11 @@ class Worker:
             return True
         if not reply.get("reveal"):
             return False
+        # Kept until the coordinator has stored it, including while this reveal is on the wire:
+        # a reveal cut off by a coordinator restart is sent again from here.
         payload = self._committed.pop(shard_id)
-        if not self._reveal(shard_id, payload).get("stored"):
-            self._keep_unstored(shard_id, payload)
-        self.done += 1
+        self._keep_unstored(shard_id, payload)
+        self._reveal_kept(shard_id)
         self.log(f"shard {shard_id}: revealed")
         return True
 
@@ -272,17 +277,22 @@ class Worker:
         while len(self._unstored) > MAX_UNSTORED:  # a bound on memory, oldest first
             self._unstored.pop(next(iter(self._unstored)))
 
+    def _reveal_kept(self, shard_id: str) -> None:
+        if self._reveal(shard_id, self._unstored[shard_id]).get("stored"):
+            self._unstored.pop(shard_id, None)
+        if shard_id not in self._revealed:  # counted once, however many times it was sent
+            self._revealed.add(shard_id)
+            self.done += 1
+
     def _check_unstored(self) -> None:
         # Forget revealed results the coordinator has stored (or no longer wants); reveal again
-        # those it lost in a restart (their shards are awaiting the reveal again).
+        # those it did not get or lost in a restart (their shards await the reveal again).
         for shard_id in list(self._unstored):
             reply = self.client.get_json(_api.shard(shard_id))
             state = reply.get("state")
             if state == "committed" and reply.get("reveal"):
-                payload = self._unstored.pop(shard_id)
-                if not self._reveal(shard_id, payload).get("stored"):
-                    self._keep_unstored(shard_id, payload)
-                self.log(f"shard {shard_id}: revealed again (the coordinator lost the result)")
+                self._reveal_kept(shard_id)
+                self.log(f"shard {shard_id}: revealed again (the coordinator had lost it)")
             elif reply.get("stored") or state not in ("revealed", "committed"):
                 self._unstored.pop(shard_id)
 
