@@ -45,7 +45,7 @@ _SERVER = textwrap.dedent(
     from starlette.applications import Starlette
     from starlette.responses import Response, StreamingResponse
     from starlette.routing import Route
-    from ramnet.mesh._coordinator import _pieces, raise_read_buffer
+    from ramnet.mesh._coordinator import _pieces, raise_read_buffer, read_body
     from ramnet.orchid import keep_freed_memory
 
     raise_read_buffer()
@@ -56,13 +56,8 @@ _SERVER = textwrap.dedent(
         return StreamingResponse(_pieces([body]), media_type="application/octet-stream",
                                  headers={"content-length": str(len(body))})
 
-    async def post(request):  # as the coordinator gathers a body: into one buffer of its length
-        got = bytearray(int(request.headers["content-length"]))
-        view, size = memoryview(got), 0
-        async for chunk in request.stream():
-            view[size : size + len(chunk)] = chunk
-            size += len(chunk)
-        return Response(str(size))
+    async def post(request):  # the coordinator's own body reader
+        return Response(str(len(await read_body(request, 1 << 40))))
 
     async def cpu(request):
         r = resource.getrusage(resource.RUSAGE_SELF)

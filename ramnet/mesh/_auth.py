@@ -36,9 +36,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import blake3
-
 from ramnet._errors import InvalidInputError
+from ramnet.mesh._blobs import blob_digest
 from ramnet.valkyrie import NodeKey, verify_signature
 
 __all__ = [
@@ -197,9 +196,9 @@ def _auth_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dic
 
 
 def body_digest(body: bytes | bytearray | memoryview) -> str:
-    """BLAKE3-256 of a request body, 64 lowercase hex digits: what a signature covers of it, and
-    the body's name in the coordinator's blob store."""
-    return str(blake3.blake3(body).hexdigest())
+    """BLAKE3-256 of a request body, 64 lowercase hex digits: what a signature covers of it. It is
+    the blob store's digest (``blob_digest``), so a body the coordinator stores is named by it."""
+    return blob_digest(body)
 
 
 def verify_request(

@@ -1042,6 +1042,38 @@ class Coordinator:
         return {"job_id": job_id}, {"C": self._results[job_id]}
 
 
+async def read_body(request: Any, max_body: int) -> bytes:
+    """A request's body, refused past ``max_body`` bytes (a Starlette ``Request``).
+
+    Raises:
+        _TooLarge: Over ``max_body`` (declared or as it arrives).
+        _BadLength: Longer or shorter than its Content-Length.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_body):
+        raise _TooLarge()
+    if declared is not None:
+        # Gathered straight into one buffer of the declared size: joining the pieces would copy
+        # every byte once more.
+        body = bytearray(int(declared))
+        view, size = memoryview(body), 0
+        async for chunk in request.stream():
+            if size + len(chunk) > len(body):
+                raise _BadLength()
+            view[size : size + len(chunk)] = chunk
+            size += len(chunk)
+        if size != len(body):
+            raise _BadLength()
+        return body  # type: ignore[return-value]  # bytes-like, and nobody writes to it
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise _TooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 _SEND_PIECE = 1 << 20
 
 
@@ -1103,31 +1135,6 @@ def create_app(coordinator: Coordinator) -> Any:
 
     max_body = coordinator.config.max_body
 
-    async def body_of(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > max_body):
-            raise _TooLarge()
-        if declared is not None:
-            # Gathered straight into one buffer of the declared size: joining the pieces would
-            # copy every byte once more.
-            body = bytearray(int(declared))
-            view, size = memoryview(body), 0
-            async for chunk in request.stream():
-                if size + len(chunk) > len(body):
-                    raise _BadLength()
-                view[size : size + len(chunk)] = chunk
-                size += len(chunk)
-            if size != len(body):
-                raise _BadLength()
-            return body  # type: ignore[return-value]  # bytes-like, and nobody writes to it
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body:
-                raise _TooLarge()
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     def wire(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Response:
         # Sent piece by piece, straight from the arrays: one 64 MiB body handed to uvicorn whole
         # is copied into the transport's buffer first (and packing it is one more copy).
@@ -1154,7 +1161,7 @@ def create_app(coordinator: Coordinator) -> Any:
     def handler(fn: Any, *, signed: bool = True) -> Any:
         async def endpoint(request: Request) -> Response:
             try:
-                body = await body_of(request)
+                body = await read_body(request, max_body)
                 node = None
                 request.state.body_hash = None
                 if signed:
