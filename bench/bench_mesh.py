@@ -74,7 +74,7 @@ def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float
 def dask_run(a: np.ndarray, b: np.ndarray, client: object) -> np.ndarray:
     m, k = a.shape
     n = b.shape[1]
-    grid = orchid.make_grid(m, k, n, grid_for(m, k, n, 3))
+    grid = orchid.make_grid(m, k, n, grid_for(m, k, n, 3, dtype=a.dtype))
     p, q, r = grid.shape
     tiles_a = {
         (i, kk): client.scatter(np.ascontiguousarray(a[grid.rows(i), grid.inner(kk)]))  # type: ignore[attr-defined]

@@ -125,7 +125,7 @@ def transport_costs(mib: int, runs: int) -> dict[str, float]:
 
 def job_bytes(n: int) -> dict[str, float]:
     """MiB an n x n x n int8 job on 3 nodes moves, by leg, from its sharding plan."""
-    grid = orchid.make_grid(n, n, n, grid_for(n, n, n, 3))
+    grid = orchid.make_grid(n, n, n, grid_for(n, n, n, 3, dtype="int8"))
     plan = plan_shards(b"bench-transport", grid.shape, 3)
     mib = float(1 << 20)
     ab = 2 * n * n / mib

@@ -23,7 +23,7 @@ from ramnet.mesh import (
     plan_shards,
     style_deal,
 )
-from ramnet.orchid import BlockProduct, execute_blocks, make_grid, resolve_backend
+from ramnet.orchid import BlockProduct, execute_blocks, make_grid, resolve_backend, result_dtype
 
 NODE_COUNTS = range(3, 31, 3)
 GRIDS = [
@@ -313,6 +313,63 @@ def test_grid_for(m: int, k: int, n: int, nodes: int) -> None:
         assert math.prod(shape) >= 8 * nodes
         assert plan_shards(b"job", shape, nodes).balance()["primary_ratio"] <= 9 / 8
     check_plan(plan_shards(b"job", shape, nodes))
+
+
+def _bytes_moved(m: int, k: int, n: int, shape: tuple[int, int, int], dtype: str) -> float:
+    """Tile bytes sent to the nodes plus partial bytes sent back, averaged over style deals."""
+    grid = make_grid(m, k, n, shape)
+    size_in = np.dtype(dtype).itemsize
+    size_out = result_dtype(np.dtype(dtype), k).itemsize
+    total = 0.0
+    ids = [f"job-{x}".encode() for x in range(12)]
+    for job in ids:
+        plan = plan_shards(job, grid.shape, 3)
+        for node in range(3):
+            total += (plan.a_fraction(node, grid) * m * k + plan.b_fraction(node, grid) * k * n) * (
+                size_in
+            )
+            total += size_out * sum(
+                len(range(m)[grid.rows(x.i)]) * len(range(n)[grid.cols(x.j)])
+                for x in plan.assignment(node)
+            )
+    return total / len(ids)
+
+
+@pytest.mark.parametrize("dtype", [None, "int8", "int16", "int32", "float32", "float64"])
+@pytest.mark.parametrize(("m", "k", "n"), [(4096, 4096, 4096), (1000, 37, 5000), (64, 64, 64)])
+@pytest.mark.parametrize("nodes", [3, 12])
+def test_grid_for_any_dtype(m: int, k: int, n: int, nodes: int, dtype: str | None) -> None:
+    shape = grid_for(m, k, n, nodes, dtype=dtype)
+    assert make_grid(m, k, n, shape).shape == shape
+    assert math.prod(shape) >= 8 * nodes
+    check_plan(plan_shards(b"job", shape, nodes))
+
+
+def test_grid_for_weighs_k_by_bytes() -> None:
+    # Same bytes in as out: cubic blocks, as with no dtype.
+    for dtype in (None, "float32", "float64", np.float64):
+        assert grid_for(4096, 4096, 4096, 3, dtype=dtype) == (3, 3, 3)
+    # int8 in, int32 out: a cut along k costs a copy of C in uploads, so k stays whole.
+    assert grid_for(4096, 4096, 4096, 3, dtype="int8") == (5, 5, 1)
+    assert grid_for(4096, 4096, 4096, 3, dtype="int32") == (4, 3, 2)
+    # A long reduction is still cut along k.
+    assert grid_for(1000, 100_000, 1000, 6, dtype="int8")[2] > 1
+
+
+@pytest.mark.parametrize(
+    ("m", "k", "n"), [(4096, 4096, 4096), (2048, 8192, 2048), (3000, 1000, 2000)]
+)
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32"])
+def test_grid_for_moves_fewer_bytes(m: int, k: int, n: int, dtype: str) -> None:
+    weighed = grid_for(m, k, n, 3, dtype=dtype)
+    cubic = grid_for(m, k, n, 3)
+    assert _bytes_moved(m, k, n, weighed, dtype) <= _bytes_moved(m, k, n, cubic, dtype)
+
+
+def test_grid_for_refuses_dtypes() -> None:
+    for bad in ("uint8", "int64", "complex64", "no-such-type", object()):
+        with pytest.raises(InvalidInputError, match="dtype"):
+            grid_for(100, 100, 100, 3, dtype=bad)  # type: ignore[arg-type]
 
 
 def test_grid_for_refuses() -> None:

@@ -247,7 +247,7 @@ class Coordinator:
         a, b = orchid.prepare(arrays["A"], arrays["B"])
         m, k = a.shape
         n = b.shape[1]
-        grid = orchid.make_grid(m, k, n, grid_for(m, k, n, planned))
+        grid = orchid.make_grid(m, k, n, grid_for(m, k, n, planned, dtype=a.dtype))
         request = str(meta.get("request_id") or secrets.token_hex(16))
         job_id = digest(b"RNJOB1\x00", consumer.encode(), request.encode()).hex()[:32]
         try:  # a retried upload (its first answer was lost): the job already exists

@@ -24,8 +24,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+from numpy.typing import DTypeLike
+
 from ramnet._errors import InvalidInputError
-from ramnet.orchid import BlockProduct, Grid, make_grid
+from ramnet.orchid import SUPPORTED_DTYPES, BlockProduct, Grid, make_grid, result_dtype
 
 __all__ = [
     "AXIS_OF_STYLE",
@@ -524,27 +527,39 @@ def _pick_audits(
 
 
 def grid_for(
-    m: int, k: int, n: int, nodes: int, *, audit_per_triad: int = 1
+    m: int,
+    k: int,
+    n: int,
+    nodes: int,
+    *,
+    audit_per_triad: int = 1,
+    dtype: DTypeLike | None = None,
 ) -> tuple[int, int, int]:
     """Pick a grid shape (p, q, r) for a mesh job of C (m x n) = A (m x k) . B (k x n).
 
-    Aims for ``BLOCKS_PER_NODE`` (8) block products per node with near-cubic blocks: starting from
-    one block, the dimension whose blocks are longest (ties: M, N, K) gets one more part until
-    there are enough. Counts are taken from ``make_grid`` itself (which may merge parts to keep
-    blocks aligned), so ``make_grid(m, k, n, grid_for(...)).shape == grid_for(...)``. With 8 or
-    more blocks per node the plan's primary loads are within 9/8 of each other.
+    Aims for ``BLOCKS_PER_NODE`` (8) block products per node with blocks that are near-cubic *in
+    bytes moved*: starting from one block, the dimension whose blocks are longest gets one more
+    part until there are enough. Block extents along M and N count as they are; the extent along K
+    is weighed by ``itemsize(dtype) / itemsize(result)``, because every cut along K adds one more
+    full copy of C to the partial results workers upload, while a block's tiles shrink only by
+    input-sized bytes. For an int8 job (int32 partials) blocks may be 4x longer along K than
+    across; for floats (same size in and out) the blocks stay cubic, as with ``dtype=None``.
+    Ties go to M, then N, then K. Counts are taken from ``make_grid`` itself (which may merge parts
+    to keep blocks aligned), so ``make_grid(m, k, n, grid_for(...)).shape == grid_for(...)``. With
+    8 or more blocks per node the plan's primary loads are within 9/8 of each other.
 
     Args:
         m, k, n: The job's dimensions, each >= 1.
         nodes: The node count, a positive multiple of 3.
         audit_per_triad: As for ``plan_shards``.
+        dtype: The job's input dtype (after promotion), or None to weigh all axes alike.
 
     Returns:
         (p, q, r), with at least ``min_blocks(nodes, audit_per_triad)`` block products.
 
     Raises:
         PlanInputError: Bad arguments, or matrices too small to give every node a block even
-            when cut into single elements.
+            when cut into single elements, or a ``dtype`` that is not a job dtype.
     """
     for name, value in (("m", m), ("k", k), ("n", n)):
         _check_int(name, value, 1)
@@ -561,6 +576,7 @@ def grid_for(
         )
     target = max(needed, BLOCKS_PER_NODE * nodes)
     dims = (m, n, k)  # grid order: rows, columns, inner
+    weight = (1.0, 1.0, _k_weight(dtype, k))
     asked = [1, 1, 1]
 
     def realised(parts: Sequence[int]) -> tuple[int, int, int]:
@@ -571,7 +587,22 @@ def grid_for(
         growable = [a for a in range(3) if asked[a] < dims[a]]
         if not growable:
             break
-        axis = max(growable, key=lambda a: (dims[a] / shape[a], -a))
+        axis = max(growable, key=lambda a: (weight[a] * dims[a] / shape[a], -a))
         asked[axis] += 1
         shape = realised(asked)
     return shape
+
+
+def _k_weight(dtype: DTypeLike | None, k: int) -> float:
+    """Input bytes per result byte: how much less a unit of K costs than a unit of M or N."""
+    if dtype is None:
+        return 1.0
+    try:
+        job = np.dtype(dtype)
+    except TypeError as exc:
+        raise PlanInputError(f"dtype must be a numpy dtype, got {dtype!r}") from exc
+    if job.name not in SUPPORTED_DTYPES:
+        raise PlanInputError(
+            f"dtype {job.name} is not a job dtype; choose from {', '.join(SUPPORTED_DTYPES)}"
+        )
+    return job.itemsize / result_dtype(job, k).itemsize

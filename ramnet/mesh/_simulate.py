@@ -30,7 +30,7 @@ def simulate(
         nodes = int(rng.choice(nodes_choices))
         m, k, n = (int(x) for x in rng.integers(24, 80, 3))
         a, b = orchid.random_operands(m, k, n, "int8", seed=int(rng.integers(1 << 30)))
-        grid = orchid.make_grid(m, k, n, grid_for(m, k, n, nodes))
+        grid = orchid.make_grid(m, k, n, grid_for(m, k, n, nodes, dtype=a.dtype))
         plan = plan_shards(f"sim-{seed}-{job}".encode(), grid.shape, nodes)
         p, q, r = grid.shape
         ta = {(i, kk): a[grid.rows(i), grid.inner(kk)] for i in range(p) for kk in range(r)}
