@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from ramnet import InvalidInputError, orchid
-from ramnet.mesh._shard import assemble, check_partial, compute_shard, result_digest
+from ramnet.mesh import _shard
+from ramnet.mesh._shard import (
+    CheckVectors,
+    assemble,
+    check_partial,
+    check_partials,
+    compute_shard,
+    result_digest,
+)
 from ramnet.orchid import BlockProduct
 
 
@@ -88,3 +96,69 @@ def test_wrong_partials_are_caught_and_digests_bind_results() -> None:
         assemble(grid, {k: v for k, v in partials.items() if k != block}, np.dtype(np.int32))
     with pytest.raises(InvalidInputError, match="tiles"):
         compute_shard([BlockProduct(5, 0, 0)], ta, tb)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "float64"])
+def test_grouped_checks_pass_right_partials_and_name_each_wrong_one(dtype: str) -> None:
+    a, b = orchid.random_operands(45, 70, 38, dtype, seed=11)
+    grid = orchid.make_grid(45, 70, 38, (2, 4, 2))  # 4 blocks share each A tile
+    ta, tb = _tiles(a, b, grid)
+    partials = compute_shard(grid.blocks(), ta, tb)
+    assert check_partials(partials, ta, tb) == []
+    if dtype == "float64":
+        return  # floats are checked block by block by the range check
+    wrong = [BlockProduct(0, 1, 0), BlockProduct(1, 3, 1)]
+    bad = dict(partials)
+    for block in wrong:
+        bad[block] = partials[block].copy()
+        bad[block][2, 3] += 1
+    assert check_partials(bad, ta, tb) == wrong
+    # Errors that cancel in a plain sum of the group's blocks are still each caught.
+    x, y = BlockProduct(1, 0, 0), BlockProduct(1, 2, 0)
+    cancel = dict(partials)
+    cancel[x] = partials[x].copy()
+    cancel[y] = partials[y].copy()
+    cancel[x][0, 0] += 5
+    cancel[y][0, 0] -= 5
+    assert check_partials(cancel, ta, tb) == [x, y]
+
+
+def test_grouped_checks_refuse_bad_shapes_dtypes_and_ranges() -> None:
+    a, b = orchid.random_operands(30, 20, 16, "int16", seed=12)
+    grid = orchid.make_grid(30, 20, 16, (2, 2, 1))
+    ta, tb = _tiles(a, b, grid)
+    partials = compute_shard(grid.blocks(), ta, tb)
+    blocks = sorted(partials, key=lambda x: (x.i, x.j, x.k))
+    bad = dict(partials)
+    bad[blocks[0]] = partials[blocks[0]][:, :-1]
+    bad[blocks[1]] = partials[blocks[1]].astype(np.int32)
+    huge = partials[blocks[2]].copy()
+    huge[0, 0] = 1 << 62  # outside the range where mod-p sums are exact
+    bad[blocks[2]] = huge
+    assert check_partials(bad, ta, tb) == blocks[:3]
+
+
+def test_a_group_costs_one_pass_over_its_a_tile_and_b_products_are_shared(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, b = orchid.random_operands(40, 60, 64, "int8", seed=13)
+    grid = orchid.make_grid(40, 60, 64, (2, 4, 1))
+    ta, tb = _tiles(a, b, grid)
+    partials = compute_shard(grid.blocks(), ta, tb)
+    seen: list[int] = []
+    real = _shard.weighted_rowsums
+
+    def counting(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        seen.append(id(x))
+        return real(x, w)
+
+    monkeypatch.setattr(_shard, "weighted_rowsums", counting)
+    vectors = CheckVectors()
+    half = {x: v for x, v in partials.items() if x.i == 0}
+    rest = {x: v for x, v in partials.items() if x.i == 1}
+    assert check_partials(half, ta, tb, vectors=vectors) == []
+    assert check_partials(rest, ta, tb, vectors=vectors) == []
+    # Each A tile once per group, each B tile once for both calls, each partial once.
+    assert sorted(seen.count(id(ta[(i, 0)])) for i in range(2)) == [1, 1]
+    assert [seen.count(id(tb[(0, j)])) for j in range(4)] == [1, 1, 1, 1]
+    assert len(seen) == 2 + 4 + len(partials)

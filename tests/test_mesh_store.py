@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ramnet._errors import InvalidInputError, RamnetError
@@ -551,6 +552,95 @@ def test_blob_missing_corrupt_and_bad_digests(tmp_path: Path) -> None:
         with pytest.raises(BadDigestError):
             blobs.has(bad)  # type: ignore[arg-type]
     assert issubclass(BlobCorruptError, RamnetError) and issubclass(BadDigestError, ValueError)
+
+
+MIB = 1 << 20
+
+
+def _blob(size: int, seed: int) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
+
+
+def test_deleted_blobs_files_are_written_over(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    first = blobs.put(_blob(3 * MIB, 1))
+    inode = blobs.path_of(first).stat().st_ino
+    assert blobs.delete(first) and not blobs.has(first) and not blobs.delete(first)
+    assert [p.stat().st_ino for p in (tmp_path / "blobs" / "free").iterdir()] == [inode]
+    data = _blob(2 * MIB + 5, 2)
+    second = blobs.put(data)
+    path = blobs.path_of(second)
+    assert path.stat().st_ino == inode  # the same file, written over
+    assert path.stat().st_size == len(data) and blobs.get(second) == data  # and cut to size
+    assert list((tmp_path / "blobs" / "free").iterdir()) == []
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+
+
+def test_recycling_picks_the_closest_fit_and_keeps_a_bounded_pool(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs", recycle_bytes=8 * MIB)
+    sizes = {2: _blob(2 * MIB, 3), 5: _blob(5 * MIB, 4), 4: _blob(4 * MIB, 5)}
+    digests = {size: blobs.put(data) for size, data in sizes.items()}
+    inodes = {size: blobs.path_of(d).stat().st_ino for size, d in digests.items()}
+    for d in digests.values():
+        blobs.delete(d)
+    free = tmp_path / "blobs" / "free"
+    # 2 + 5 MiB fit the 8 MiB pool; the 4 MiB file did not and was unlinked.
+    assert sorted(p.stat().st_size for p in free.iterdir()) == [2 * MIB, 5 * MIB]
+    small = blobs.put(_blob(MIB + 1, 6))  # the smallest kept file that holds it
+    assert blobs.path_of(small).stat().st_ino == inodes[2]
+    big = blobs.put_stream([_blob(3 * MIB, 7)])  # size unknown: the largest
+    assert blobs.path_of(big).stat().st_ino == inodes[5]
+    tiny = blobs.put(b"x" * 1000)
+    blobs.delete(tiny)  # too small to be worth keeping
+    assert list(free.iterdir()) == []
+    off = BlobStore(tmp_path / "off", recycle_bytes=0)
+    blobs_off = off.put(_blob(2 * MIB, 8))
+    off.delete(blobs_off)
+    assert list((tmp_path / "off" / "free").iterdir()) == []
+
+
+def test_a_read_racing_a_reused_file_reports_no_blob(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    old = blobs.put(_blob(2 * MIB, 9))
+    old_path = blobs.path_of(old)
+    real = Path.read_bytes
+
+    def racing(self: Path) -> bytes:
+        if self == old_path:
+            blobs.delete(old)  # deleted while we read, and its file reused at once
+            blobs.put(_blob(2 * MIB, 10))
+            return _blob(2 * MIB, 10)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", racing)
+    with pytest.raises(BlobNotFoundError):
+        blobs.get(old)
+
+
+def test_blobs_from_many_threads_with_recycling(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs", recycle_bytes=6 * MIB)
+    errors: list[BaseException] = []
+
+    def churn(seed: int) -> None:
+        try:
+            for round_ in range(12):
+                data = _blob(MIB + 4096 * ((seed * 7 + round_) % 50), seed * 100 + round_)
+                d = blobs.put(data)
+                assert blobs.get(d) == data
+                blobs.delete(d)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+    assert sum(p.stat().st_size for p in (tmp_path / "blobs" / "free").iterdir()) <= 6 * MIB
 
 
 # --------------------------------------------------------------------------------------------

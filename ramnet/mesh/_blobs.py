@@ -9,6 +9,14 @@ rotted on disk is reported instead of served.
 
 Digests are validated before they touch the file system: only 64 lowercase hex digits are
 accepted, so a digest can never name a path outside the store.
+
+Deleted blobs' files are recycled: up to ``recycle_bytes`` of them wait in ``<root>/free`` and a
+later write goes over one of them in place (then truncates it to size) instead of creating a new
+file. Writing over pages the page cache already holds is a plain copy, while a new file's pages are
+fresh memory for the kernel: on this project's reference VM, 32 MiB written over a kept file costs
+about 4.5 ms of CPU against 9 to 80 ms into a new one (see ``docs/mesh.md``). A reader racing the
+deletion of the blob it reads sees the old bytes, no blob, or (if the file was already being
+reused) bytes that fail the digest check, reported as no blob: never a wrong blob.
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -36,6 +46,11 @@ __all__ = [
 ]
 
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+
+#: How many bytes of deleted blobs' files a store keeps for reuse by default.
+RECYCLE_BYTES = 512 << 20
+# Files smaller than this are not worth keeping: their pages are few, and a name each is not.
+_MIN_RECYCLE = 1 << 20
 
 
 class BlobError(RamnetError):
@@ -91,18 +106,30 @@ class BlobStore:
         path: The store's root folder.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, durable: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durable: bool = True,
+        recycle_bytes: int = RECYCLE_BYTES,
+    ) -> None:
         """Args:
         path: The store's folder (created if missing).
         durable: fsync each blob and its folder (survives power loss); without it a blob
             is still written to a temporary file and renamed into place, which survives the
             process being killed at any point.
+        recycle_bytes: Keep up to this many bytes of deleted blobs' files to write new blobs
+            over (0: unlink them).
         """
         self.root = Path(path)
         self.durable = durable
+        self.recycle_bytes = max(0, int(recycle_bytes))
         self._tmp = self.root / "tmp"
+        self._free = self.root / "free"
+        self._free_lock = threading.Lock()
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)
+            self._free.mkdir(exist_ok=True)
         except OSError as exc:
             raise BlobError(f"cannot create blob store at {self.root}: {exc}") from exc
 
@@ -142,7 +169,7 @@ class BlobStore:
         target = self.path_of(digest)
         if self._intact(target, digest):
             return digest
-        self._place(self._write_tmp((view,)), target)
+        self._place(self._write_tmp((view,), size=view.nbytes), target)
         return digest
 
     def _intact(self, target: Path, digest: str) -> bool:
@@ -151,10 +178,17 @@ class BlobStore:
         except OSError:
             return False
 
-    def put_stream(self, chunks: Iterable[bytes | bytearray | memoryview]) -> str:
-        """Store the concatenation of ``chunks`` (hashed while written) and return its digest."""
+    def put_stream(
+        self, chunks: Iterable[bytes | bytearray | memoryview], *, size: int | None = None
+    ) -> str:
+        """Store the concatenation of ``chunks`` (hashed while written) and return its digest.
+
+        Args:
+            chunks: The pieces, in order.
+            size: Their total length when known (it picks the kept file to write over).
+        """
         hasher = blake3.blake3()
-        tmp = self._write_tmp(chunks, hasher)
+        tmp = self._write_tmp(chunks, hasher, size)
         digest = str(hasher.hexdigest())
         self._place(tmp, self.path_of(digest))
         return digest
@@ -176,32 +210,84 @@ class BlobStore:
             raise BlobError(f"cannot read blob {digest}: {exc}") from exc
         actual = blob_digest(data)
         if actual != digest:
+            if not path.is_file():  # deleted (and its file reused) while we read it
+                raise BlobNotFoundError(f"no blob {digest}")
             raise BlobCorruptError(
                 f"blob {digest} is corrupt: its {len(data)} bytes hash to {actual}"
             )
         return data
 
     def delete(self, digest: str) -> bool:
-        """Remove a blob; return whether it existed."""
+        """Remove a blob (its file is kept for reuse, see ``recycle_bytes``); return whether it
+        existed."""
+        path = self.path_of(digest)
         try:
-            self.path_of(digest).unlink()
+            size = path.stat().st_size
+            with self._free_lock:
+                if size >= _MIN_RECYCLE and self._free_size() + size <= self.recycle_bytes:
+                    os.replace(path, self._free / secrets.token_hex(8))
+                    return True
+            path.unlink()
         except FileNotFoundError:
             return False
         return True
 
+    def _free_files(self) -> list[tuple[int, Path]]:
+        # (size, path) of the kept files; a file another thread or process takes meanwhile is
+        # simply missing when we try to take it.
+        files = []
+        with contextlib.suppress(OSError), os.scandir(self._free) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    files.append((entry.stat().st_size, Path(entry.path)))
+        return files
+
+    def _free_size(self) -> int:
+        return sum(size for size, _ in self._free_files())
+
+    def _claim(self, size: int | None) -> Path | None:
+        # A kept file renamed to a fresh temporary name (so no one else can take it): the one
+        # that fits ``size`` most closely from above, else the largest.
+        with self._free_lock:
+            files = self._free_files()
+            if not files:
+                return None
+            if size is None:
+                files.sort(key=lambda f: -f[0])
+            else:
+                files.sort(key=lambda f: (f[0] < size, f[0] if f[0] >= size else -f[0]))
+            for _, path in files:
+                tmp = self._tmp / f"in-{secrets.token_hex(8)}"
+                try:
+                    os.replace(path, tmp)
+                except FileNotFoundError:
+                    continue
+                return tmp
+        return None
+
     def _write_tmp(
-        self, chunks: Iterable[bytes | bytearray | memoryview], hasher: Any = None
+        self,
+        chunks: Iterable[bytes | bytearray | memoryview],
+        hasher: Any = None,
+        size: int | None = None,
     ) -> Path:
         # Write (and, with ``hasher``, hash) the chunks into a temporary file, synced when
-        # durable; the caller moves it into place with ``_place``.
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="in-")
-        tmp = Path(tmp_name)
+        # durable; the caller moves it into place with ``_place``. A kept file is written over
+        # and cut to length; otherwise a new file is made.
+        reused = self._claim(size)
+        if reused is not None:
+            fd = os.open(reused, os.O_WRONLY)
+            tmp = reused
+        else:
+            fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="in-")
+            tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as fh:
                 for chunk in chunks:
                     if hasher is not None:
                         hasher.update(chunk)
                     fh.write(chunk)
+                fh.truncate()
                 fh.flush()
                 if self.durable:
                     os.fsync(fh.fileno())

@@ -265,8 +265,18 @@ class Coordinator:
         )
         mirrored = range(nodes - planned)  # slots whose triad has a mirror triad
         p, q, r = grid.shape
-        mem_a = {(i, kk): a[grid.rows(i), grid.inner(kk)] for i in range(p) for kk in range(r)}
-        mem_b = {(kk, j): b[grid.inner(kk), grid.cols(j)] for kk in range(r) for j in range(q)}
+        # Contiguous once here (a row slab of A already is): a strided tile would be copied again
+        # for its commitment, its blob, every claim that sends it, and every check that reads it.
+        mem_a = {
+            (i, kk): np.ascontiguousarray(a[grid.rows(i), grid.inner(kk)])
+            for i in range(p)
+            for kk in range(r)
+        }
+        mem_b = {
+            (kk, j): np.ascontiguousarray(b[grid.inner(kk), grid.cols(j)])
+            for kk in range(r)
+            for j in range(q)
+        }
         # Validators check the tiles they are sent against these roots.
         commit_a, _ = commit_tiles("a", mem_a, (p, r))
         commit_b, _ = commit_tiles("b", mem_b, (r, q))
@@ -308,7 +318,8 @@ class Coordinator:
 
     def _put_tile(self, tile: np.ndarray) -> str:
         # Written piece by piece, hashed on the way: no packed copy of the tile.
-        return self.blobs.put_stream(pack_parts({}, {"t": tile}))
+        parts = pack_parts({}, {"t": tile})
+        return self.blobs.put_stream(parts, size=sum(memoryview(x).nbytes for x in parts))
 
     def _submitted(self, job_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         plan, grid = self._plan(job_id, spec)
@@ -624,7 +635,8 @@ class Coordinator:
             # C is stored before the job is settled: a settled job's partials may never have
             # reached the disk (``write_behind``). The last few results also stay in memory.
             self._remember(job_id, outcome.c)
-            c_blob = self.blobs.put_stream(pack_parts({}, {"C": outcome.c}))
+            parts = pack_parts({}, {"C": outcome.c})
+            c_blob = self.blobs.put_stream(parts, size=sum(memoryview(x).nbytes for x in parts))
             earnings: dict[str, int] = {}
             for slot, count in outcome.computed.items():  # a node may have served two slots
                 earnings[nodes_of[slot]] = earnings.get(nodes_of[slot], 0) + count

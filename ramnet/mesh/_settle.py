@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ramnet.mesh._plan import ShardPlan
-from ramnet.mesh._shard import TileMap, assemble, check_partial
+from ramnet.mesh._shard import CheckVectors, TileMap, assemble, check_partials
 from ramnet.orchid import BlockProduct, Grid
 
 
@@ -84,6 +84,7 @@ def settle(
         The Settlement (``failed``, ``disagreements`` and ``computed`` name copy keys).
     """
     result = Settlement(ok=True, c=None)
+    vectors = CheckVectors(security_bits)  # one draw for the whole settlement
     for slot in range(plan.nodes):
         want = plan.assignment(slot)
         keys = [key for key in (slot, slot + plan.nodes) if key in reveals]
@@ -95,15 +96,9 @@ def settle(
             if sorted(got, key=lambda b: (b.i, b.j, b.k)) != want:
                 result.failed.extend((key, b) for b in want if b not in got)
                 continue
-            passed = 0
-            for block, partial in got.items():
-                if not checks or check_partial(
-                    block, partial, tiles_a, tiles_b, security_bits=security_bits
-                ):
-                    passed += 1
-                else:
-                    result.failed.append((key, block))
-            result.computed[key] = passed
+            bad = check_partials(got, tiles_a, tiles_b, vectors=vectors) if checks else []
+            result.failed.extend((key, block) for block in bad)
+            result.computed[key] = len(got) - len(bad)
         if len(keys) == 2:  # a mirrored slot: the whole shard is cross-checked, not just audits
             first, second = (reveals[key] for key in keys)
             for block in want:

@@ -16,9 +16,19 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ramnet._errors import InvalidInputError
-from ramnet.orchid import BlockProduct, Grid, default_threads, matmul, parallel_map, result_dtype
+from ramnet.orchid import (
+    BlockProduct,
+    Grid,
+    default_threads,
+    matmul,
+    parallel_map,
+    result_dtype,
+    weighted_rowsums,
+)
 from ramnet.valkyrie import block_digest, float_range_check, freivalds
+from ramnet.valkyrie._checks import c_in_range, freivalds_vectors
 from ramnet.valkyrie._hash import digest
+from ramnet.valkyrie._transcript import P61
 
 _RESULT_TAG = b"RNSHARD1"
 
@@ -110,6 +120,108 @@ def check_partial(
     if a.dtype.kind == "f":
         return float_range_check(a, b, partial)
     return freivalds(a, b, partial, security_bits=security_bits)
+
+
+class CheckVectors:
+    """The random vectors of one round of Freivalds checks: one per column of blocks j, drawn
+    when first needed, and each B tile's product with its column's vector, computed once.
+
+    Sharing a column's vector between the blocks of that column keeps every block's check as
+    strong as with a vector of its own: an error in P(i, j, k) escapes only if the random r_j
+    happens to be orthogonal to it, with probability at most 1/p per vector whatever the other
+    blocks are (the vectors are drawn after every partial is fixed). Fresh vectors for each
+    settlement (each ``CheckVectors``) keep them unknown to workers in advance.
+    """
+
+    def __init__(self, security_bits: int = 40) -> None:
+        """Args:
+        security_bits: λ of every check; ceil(λ/60) vectors per column.
+        """
+        self.security_bits = security_bits
+        self._r: dict[int, np.ndarray] = {}
+        self._br: dict[tuple[int, int], np.ndarray] = {}
+
+    def r(self, j: int, width: int) -> np.ndarray:
+        """Column j's vectors, shape (rounds, width)."""
+        if j not in self._r:
+            self._r[j] = freivalds_vectors(width, self.security_bits)
+        return self._r[j]
+
+    def br(self, k: int, j: int, b: np.ndarray) -> np.ndarray:
+        """B tile (k, j) times column j's vectors, mod p: shape (rounds, rows of the tile)."""
+        if (k, j) not in self._br:
+            self._br[(k, j)] = weighted_rowsums(b, self.r(j, b.shape[1]))
+        return self._br[(k, j)]
+
+
+def check_partials(
+    partials: Mapping[BlockProduct, np.ndarray],
+    tiles_a: TileMap,
+    tiles_b: TileMap,
+    *,
+    vectors: CheckVectors | None = None,
+    security_bits: int = 40,
+) -> list[BlockProduct]:
+    """Check one node's partials against their own tiles, as ``check_partial`` does for each.
+
+    Integer partials that share an A tile (i, k) are checked together: with r_j the column
+    vectors, Σ_j P(i, j, k)·r_j must equal A(i, k)·Σ_j (B(k, j)·r_j) mod p. Any wrong partial of the
+    group makes the two differ except with probability 1/p per vector (the r_j are independent),
+    so the group costs one pass over A(i, k) instead of one per block; a group that fails is
+    checked block by block to name the wrong partials.
+
+    Args:
+        partials: Block -> that node's partial.
+        tiles_a, tiles_b: The job's tiles by (i, k) and (k, j).
+        vectors: Shared column vectors (a settlement checks all its nodes with one set); None
+            draws new ones.
+        security_bits: λ for new vectors.
+
+    Returns:
+        The blocks whose partials failed (wrong shape or dtype, out of range, or wrong values),
+        in (i, j, k) order.
+    """
+    vectors = vectors if vectors is not None else CheckVectors(security_bits)
+    failed: list[BlockProduct] = []
+    groups: dict[tuple[int, int], list[BlockProduct]] = {}
+    for block in sorted(partials, key=lambda b: (b.i, b.j, b.k)):
+        a = tiles_a[(block.i, block.k)]
+        b = tiles_b[(block.k, block.j)]
+        partial = partials[block]
+        if partial.shape != (a.shape[0], b.shape[1]) or partial.dtype != result_dtype(
+            a.dtype, a.shape[1]
+        ):
+            failed.append(block)
+        elif a.dtype.kind == "f":
+            if not float_range_check(a, b, partial):
+                failed.append(block)
+        elif not c_in_range(partial):
+            failed.append(block)
+        else:
+            groups.setdefault((block.i, block.k), []).append(block)
+
+    def side_c(block: BlockProduct) -> np.ndarray:
+        partial = partials[block]
+        return weighted_rowsums(partial, vectors.r(block.j, partial.shape[1]))
+
+    def side_ab(block: BlockProduct) -> np.ndarray:
+        b = tiles_b[(block.k, block.j)]
+        return weighted_rowsums(tiles_a[(block.i, block.k)], vectors.br(block.k, block.j, b))
+
+    for (i, k), blocks in groups.items():
+        if len(blocks) == 1:
+            if not np.array_equal(side_c(blocks[0]), side_ab(blocks[0])):
+                failed.append(blocks[0])
+            continue
+        c_sum = np.zeros(0, np.uint64)
+        br_sum = np.zeros(0, np.uint64)
+        for block in blocks:  # residues < 2^61: a sum of two fits before it is reduced
+            c_sum = side_c(block) if not c_sum.size else (c_sum + side_c(block)) % P61
+            br = vectors.br(block.k, block.j, tiles_b[(block.k, block.j)])
+            br_sum = br if not br_sum.size else (br_sum + br) % P61
+        if not np.array_equal(c_sum, weighted_rowsums(tiles_a[(i, k)], br_sum)):
+            failed.extend(b for b in blocks if not np.array_equal(side_c(b), side_ab(b)))
+    return sorted(failed, key=lambda b: (b.i, b.j, b.k))
 
 
 def assemble(
