@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
 import sqlite3
 import subprocess
@@ -14,7 +16,9 @@ import numpy as np
 import pytest
 
 from ramnet._errors import InvalidInputError, RamnetError
+from ramnet.mesh import _blobs
 from ramnet.mesh._blobs import (
+    DIRECT_MIN,
     BadDigestError,
     BlobCorruptError,
     BlobNotFoundError,
@@ -641,6 +645,97 @@ def test_blobs_from_many_threads_with_recycling(tmp_path: Path) -> None:
     assert errors == []
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
     assert sum(p.stat().st_size for p in (tmp_path / "blobs" / "free").iterdir()) <= 6 * MIB
+
+
+def _direct_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the files the blob store opens with O_DIRECT."""
+    opened: list[str] = []
+    real = os.open
+
+    def spy(path: object, flags: int, *args: int) -> int:
+        if flags & os.O_DIRECT:
+            opened.append(str(path))
+        return real(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_blobs.os, "open", spy)
+    return opened
+
+
+@pytest.mark.parametrize(
+    "size", [4 * MIB, 8 * MIB, 8 * MIB + 1, 20 * MIB + 123, 5 * MIB - 1]
+)  # at the threshold, a whole staging piece, one byte over, several pieces and a tail, below
+def test_large_blobs_are_written_direct_and_read_back_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    opened = _direct_opens(monkeypatch)
+    blobs = BlobStore(tmp_path / "blobs")
+    data = _blob(size, size)
+    cut = size // 3
+    d = blobs.put_stream([data[:cut], memoryview(data)[cut:]], size=size)
+    assert d == blob_digest(data) and blobs.get(d) == data and blobs.size(d) == size
+    assert len(opened) == 1 and blobs.direct
+    d2 = blobs.put(data[::-1])
+    assert blobs.get(d2) == data[::-1] and len(opened) == 2
+    small = blobs.put(_blob(DIRECT_MIN - 1, 5))  # below the threshold: through the page cache
+    assert blobs.has(small) and len(opened) == 2
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+
+
+def test_a_kept_file_that_holds_a_large_blob_is_preferred_to_direct_io(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = _direct_opens(monkeypatch)
+    blobs = BlobStore(tmp_path / "blobs", direct=False)
+    small, big = blobs.put(_blob(2 * MIB, 20)), blobs.put(_blob(12 * MIB, 21))
+    inode = blobs.path_of(big).stat().st_ino
+    blobs.delete(small)
+    blobs.delete(big)
+    blobs.direct = True
+    d = blobs.put(_blob(10 * MIB, 22))  # the 12 MiB kept file holds it
+    assert blobs.path_of(d).stat().st_ino == inode and opened == []
+    d = blobs.put(_blob(6 * MIB, 23))  # only the 2 MiB file is left: direct to a new file
+    assert len(opened) == 1 and blobs.get(d) == _blob(6 * MIB, 23)
+    assert [p.stat().st_size for p in (tmp_path / "blobs" / "free").iterdir()] == [2 * MIB]
+
+
+@pytest.mark.parametrize("where", ["open", "write"])
+def test_direct_io_refused_falls_back_to_ordinary_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    real_open, real_write = os.open, _blobs._write_all
+
+    def no_direct_open(path: object, flags: int, *args: int) -> int:
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    def failing_write(fd: int, data: memoryview) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")  # after the first pieces were hashed
+
+    if where == "open":
+        monkeypatch.setattr(_blobs.os, "open", no_direct_open)
+    else:
+        monkeypatch.setattr(_blobs, "_write_all", failing_write)
+    blobs = BlobStore(tmp_path / "blobs")
+    data = _blob(9 * MIB, 30)
+    d = blobs.put_stream([data[: 3 * MIB], data[3 * MIB :]], size=len(data))
+    assert d == blob_digest(data) and blobs.get(d) == data
+    assert not blobs.direct  # and it stops trying
+    monkeypatch.setattr(_blobs, "_write_all", real_write)
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+
+
+def test_direct_write_errors_other_than_refusal_are_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, data: memoryview) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_blobs, "_write_all", full)
+    blobs = BlobStore(tmp_path / "blobs")
+    with pytest.raises(OSError, match="No space"):
+        blobs.put(_blob(5 * MIB, 31))
+    assert blobs.direct and list((tmp_path / "blobs" / "tmp").iterdir()) == []
 
 
 # --------------------------------------------------------------------------------------------
