@@ -114,8 +114,10 @@ def mesh_in_process(client: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from ramnet.mesh import _consumer
 
     job_id = _consumer.submit(client, a, b, 3)
-    _consumer.wait(client, job_id)
-    return _consumer.fetch_result(client, job_id, a, b)
+    _consumer.wait(client, job_id, until=("checked", "settled"))
+    c = _consumer.fetch_result(client, job_id, a, b)
+    _consumer.wait(client, job_id)  # and settled: stored and paid
+    return c
 
 
 def start_mesh(folder: Path, env: dict[str, str], extra: list[str]) -> tuple[str, list[Any]]:

@@ -94,11 +94,19 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
     if job.detach:
         report["state"] = "submitted"
         return report
-    info = _consumer.wait(client, job_id, timeout=job.timeout, on_status=on_status)
+    # C is fetched as soon as it passed the coordinator's checks, while the coordinator stores it
+    # and pays the workers; the run ends once the job has settled.
+    deadline = None if job.timeout is None else time.monotonic() + job.timeout
+    info = _consumer.wait(
+        client, job_id, timeout=job.timeout, on_status=on_status, until=("checked", "settled")
+    )
     c = _consumer.fetch_result(client, job_id, a, b)
     t2 = time.perf_counter()
     orchid.save_npy(job.out, c)
     t3 = time.perf_counter()
+    if info["state"] != "settled":
+        left = None if deadline is None else max(1.0, deadline - time.monotonic())
+        info = _consumer.wait(client, job_id, timeout=left, on_status=on_status)
     m, k = a.shape
     n = b.shape[1]
     report.update(

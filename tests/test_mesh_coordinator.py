@@ -4,6 +4,7 @@ commit-reveal rules, and a restart on the same data folder."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,66 @@ def _setup(tmp_path: Path, workers: int = 3, **config: Any) -> tuple[Coordinator
     for node in (*nodes, consumer):
         coord.register(node, {"bond": 0})
     return coord, nodes, consumer
+
+
+def test_c_is_served_once_checked_while_it_is_stored_and_paid(tmp_path: Path) -> None:
+    coord, workers, consumer = _setup(tmp_path, write_behind=0)
+    a, b = orchid.random_operands(48, 40, 36, "int8", seed=5)
+    job_id = str(
+        coord.submit(consumer, {"nodes": 3, "request_id": "ck"}, {"A": a, "B": b})["job_id"]
+    )
+    work = {w: _work(coord, w) for w in workers}
+    gate, storing = threading.Event(), threading.Event()
+    put_stream = coord.blobs.put_stream
+    failures = [OSError(28, "No space left on device")]
+
+    def slow_put(chunks: Any, *, size: int | None = None) -> str:
+        storing.set()
+        assert gate.wait(30)
+        if failures:
+            raise failures.pop()
+        return put_stream(chunks, size=size)
+
+    coord.blobs.put_stream = slow_put  # type: ignore[method-assign]
+    errors: list[BaseException] = []
+
+    def reveal_all() -> None:
+        try:
+            _commit_and_reveal(coord, work)
+        except BaseException as exc:
+            errors.append(exc)
+
+    exact = a.astype(np.int32) @ b.astype(np.int32)
+    for attempt in range(2):
+        thread = threading.Thread(
+            target=reveal_all if attempt == 0 else _status_poll(coord, job_id)
+        )
+        thread.start()
+        assert storing.wait(30)
+        # C passed the checks and is in memory: a long poll wakes with "checked", C can be
+        # downloaded, and nobody has been paid yet.
+        assert coord.status(job_id, wait=5)["state"] == "checked"
+        np.testing.assert_array_equal(coord.result(job_id)[1]["C"], exact)
+        assert coord.store.get_job(job_id).state != "settled"
+        assert coord.ledger.show()["totals"]["escrow"] > 0
+        storing.clear()
+        gate.set()
+        thread.join(30)
+        gate.clear()
+        if attempt == 0:
+            # Storing C failed (a full disk): the job is no longer "checked", nobody was paid,
+            # and the next long poll settles it again.
+            assert len(errors) == 1 and "No space" in str(errors[0])
+            assert coord.status(job_id)["state"] not in ("checked", "settled")
+            assert coord.ledger.show()["totals"]["escrow"] > 0
+    assert coord.status(job_id)["state"] == "settled"
+    assert coord.ledger.show()["totals"]["escrow"] == 0
+    np.testing.assert_array_equal(coord.result(job_id)[1]["C"], exact)
+    coord.close()
+
+
+def _status_poll(coord: Coordinator, job_id: str) -> Any:
+    return lambda: coord.status(job_id, wait=30)
 
 
 def test_a_job_settled_without_a_stored_c_is_assembled_from_its_partials(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -104,8 +104,9 @@ def wait(
     timeout: float | None = None,
     poll: float = 0.01,
     on_status: Callable[[dict[str, Any]], None] | None = None,
+    until: Sequence[str] = ("settled",),
 ) -> dict[str, Any]:
-    """Follow a job until it settles.
+    """Follow a job until it settles (or reaches another state of ``until``).
 
     Args:
         client: A MeshClient.
@@ -113,6 +114,9 @@ def wait(
         timeout: Give up after this many seconds (None: never).
         poll: Seconds between polls.
         on_status: Called with each status (for a live view).
+        until: States to stop at. ``("checked", "settled")`` stops as soon as C passed the
+            coordinator's checks and can be downloaded, while it is still being stored and the
+            workers paid.
 
     Returns:
         The final status.
@@ -127,7 +131,7 @@ def wait(
         info: dict[str, Any] = client.get_json(f"{_api.job(job_id)}?wait={LONG_POLL:g}")
         if on_status is not None:
             on_status(info)
-        if info.get("state") == "settled":
+        if info.get("state") in until or info.get("state") == "settled":
             return info
         # A disputed job is being settled by a validator: keep waiting.
         if info.get("state") in ("failed", "cancelled"):

@@ -31,7 +31,7 @@ from ramnet.mesh._consumer import check_nodes, check_redundancy, planned_nodes
 from ramnet.mesh._disputes import draw_validator, frauds_proven
 from ramnet.mesh._ledger import InsufficientFundsError, Ledger, LedgerConflictError
 from ramnet.mesh._plan import grid_for, plan_shards
-from ramnet.mesh._settle import chosen, copy_key, settle
+from ramnet.mesh._settle import Settlement, chosen, copy_key, settle
 from ramnet.mesh._shard import assemble, check_partial, result_digest
 from ramnet.mesh._store import (
     DeadlinePassedError,
@@ -116,6 +116,9 @@ class Coordinator:
         self.blobs = BlobStore(root / "blobs", durable=config.durable)
         self._root = root
         self._settling = threading.Lock()
+        # Jobs whose checks passed and whose C is in memory, while C is stored and the workers
+        # are paid ("checked"): the consumer downloads C meanwhile, it does not wait for the disk.
+        self._checked: set[str] = set()
         # Held from storing a blob to recording who refers to it, and while a settled job's
         # blobs are dropped: a blob another job has just stored is never dropped under it.
         self._blob_refs = threading.Lock()
@@ -633,29 +636,49 @@ class Coordinator:
                 self._open_dispute(job_id, outcome, nodes_of)
                 return self.status(job_id)
             # C is stored before the job is settled: a settled job's partials may never have
-            # reached the disk (``write_behind``). The last few results also stay in memory.
+            # reached the disk (``write_behind``). The last few results also stay in memory, and
+            # a checked job's C is served from there while it is being stored.
             self._remember(job_id, outcome.c)
-            parts = pack_parts({}, {"C": outcome.c})
-            c_blob = self.blobs.put_stream(parts, size=sum(memoryview(x).nbytes for x in parts))
-            earnings: dict[str, int] = {}
-            for slot, count in outcome.computed.items():  # a node may have served two slots
-                earnings[nodes_of[slot]] = earnings.get(nodes_of[slot], 0) + count
-            with self.store.transaction():
-                for worker, count in earnings.items():
-                    if count:
-                        self.ledger.pay(job_id, worker, count * self.config.price_per_block)
-                fee = min(self.config.validator_fee, self.ledger.escrow_held(job_id))
-                if auditor is not None and fee > 0:
-                    self.ledger.pay(job_id, auditor, fee, reason="audit")
-                self.ledger.refund(job_id, job.consumer)
-                self.store.set_job_state(job_id, "settled")
-                self.store.set_job_result(job_id, c_blob)
+            self._checked.add(job_id)
+            self._notify()
+            try:
+                c_blob = self._store_and_pay(job_id, job.consumer, outcome, nodes_of, auditor)
+            finally:
+                self._checked.discard(job_id)
             self._tiles.pop(job_id, None)
             self._partials.pop(job_id, None)
             self._notify()
         # Off the settling path: the consumer and the last reveal are answered meanwhile.
         self._writes.schedule(0.0, f"drop:{job_id}", lambda: self._drop_inputs(job_id, c_blob))
         return self.status(job_id)
+
+    def _store_and_pay(
+        self,
+        job_id: str,
+        consumer: str,
+        outcome: Settlement,
+        nodes_of: Mapping[int, str],
+        auditor: str | None,
+    ) -> str:
+        # The settlement's durable half: C's blob, then (one transaction) the payments and the
+        # settled state with the blob that holds C. Returns that blob.
+        assert outcome.c is not None
+        parts = pack_parts({}, {"C": outcome.c})
+        c_blob = self.blobs.put_stream(parts, size=sum(memoryview(x).nbytes for x in parts))
+        earnings: dict[str, int] = {}
+        for slot, count in outcome.computed.items():  # a node may have served two slots
+            earnings[nodes_of[slot]] = earnings.get(nodes_of[slot], 0) + count
+        with self.store.transaction():
+            for worker, count in earnings.items():
+                if count:
+                    self.ledger.pay(job_id, worker, count * self.config.price_per_block)
+            fee = min(self.config.validator_fee, self.ledger.escrow_held(job_id))
+            if auditor is not None and fee > 0:
+                self.ledger.pay(job_id, auditor, fee, reason="audit")
+            self.ledger.refund(job_id, consumer)
+            self.store.set_job_state(job_id, "settled")
+            self.store.set_job_result(job_id, c_blob)
+        return c_blob
 
     def _drop_inputs(self, job_id: str, c_blob: str) -> None:
         """Drop a settled job's tiles and partials from the blob store (and those still waiting
@@ -1002,13 +1025,22 @@ class Coordinator:
         if wait > 0:
 
             def done() -> bool:
+                if job_id in self._checked:
+                    return True
                 self._reveal_open(job_id)
                 self.store.expire_overdue()  # a stalled or dead worker's shard moves on
-                self._maybe_settle(job_id)
-                return self.store.get_job(job_id).state in ("settled", "disputed")
+                if not self._settling.locked():  # else the settling thread will wake us
+                    self._maybe_settle(job_id)
+                return job_id in self._checked or self.store.get_job(job_id).state in (
+                    "settled",
+                    "disputed",
+                )
 
             self._wait_for(done, wait)
+        checked = job_id in self._checked
         info = self.store.job_status(job_id)
+        if checked and info["state"] != "settled":
+            info["state"] = "checked"
         spec = self.store.get_job(job_id).spec
         info["shape"] = [spec["m"], spec["n"]]
         info["k"] = spec["k"]
@@ -1034,11 +1066,14 @@ class Coordinator:
         return info
 
     def result(self, job_id: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """C of a settled job.
+        """C of a settled job, or of a checked one (its C is being stored).
 
         Raises:
-            ShardStateError: The job has not settled.
+            ShardStateError: The job has not settled or been checked.
         """
+        c = self._results.get(job_id)
+        if c is not None and job_id in self._checked:
+            return {"job_id": job_id}, {"C": c}
         job = self.store.get_job(job_id)
         if job.state != "settled":
             raise ShardStateError(f"job {job_id} is {job.state}, not settled")
