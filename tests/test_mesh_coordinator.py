@@ -563,3 +563,31 @@ def test_a_retried_submission_is_the_same_job(tmp_path: Path) -> None:
     coord.register(other, {"bond": 0})
     assert coord.submit(other, {"nodes": 3, "request_id": "same"}, {"A": a, "B": b}) != first
     coord.close()
+
+
+def test_a_long_poll_sees_a_change_made_while_it_checked(tmp_path: Path) -> None:
+    coord, _, _ = _setup(tmp_path)
+    waits: list[float] = []
+    real_wait = coord._changed.wait
+
+    def recording_wait(timeout: float | None = None) -> bool:
+        waits.append(-1.0 if timeout is None else timeout)
+        return real_wait(timeout)
+
+    coord._changed.wait = recording_wait  # type: ignore[method-assign]
+    calls = []
+
+    def ready() -> str | None:
+        calls.append(len(waits))
+        if len(calls) == 1:
+            coord._notify()  # a change lands while the first check runs
+            return None
+        return "ready"
+
+    assert coord._wait_for(ready, 5.0) == "ready"
+    assert calls == [0, 0]  # checked again at once, without sleeping through the change
+    # With nothing changing, a poll sleeps between checks instead of spinning.
+    waits.clear()
+    assert coord._wait_for(lambda: None, 0.3) is None
+    assert len(waits) == 1 and 0 < waits[0] <= 0.3
+    coord.close()
