@@ -97,10 +97,9 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
     # C is fetched as soon as it passed the coordinator's checks, while the coordinator stores it
     # and pays the workers; the run ends once the job has settled.
     deadline = None if job.timeout is None else time.monotonic() + job.timeout
-    info = _consumer.wait(
-        client, job_id, timeout=job.timeout, on_status=on_status, until=("checked", "settled")
+    c, info = _consumer.fetch_checked(
+        client, job_id, a, b, timeout=job.timeout, on_status=on_status
     )
-    c = _consumer.fetch_result(client, job_id, a, b)
     t2 = time.perf_counter()
     orchid.save_npy(job.out, c)
     t3 = time.perf_counter()

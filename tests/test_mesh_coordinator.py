@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from ramnet import orchid
-from ramnet.mesh import Coordinator, CoordinatorConfig
+from ramnet.mesh import Coordinator, CoordinatorConfig, _consumer
+from ramnet.mesh._client import MeshRequestError
 from ramnet.mesh._shard import compute_shard, result_digest
 from ramnet.mesh._store import ShardStateError
 from ramnet.orchid import BlockProduct
@@ -591,3 +592,79 @@ def test_a_long_poll_sees_a_change_made_while_it_checked(tmp_path: Path) -> None
     assert coord._wait_for(lambda: None, 0.3) is None
     assert len(waits) == 1 and 0 < waits[0] <= 0.3
     coord.close()
+
+
+def test_a_poll_waiting_before_the_last_reveal_is_answered_at_checked(tmp_path: Path) -> None:
+    coord, workers, consumer = _setup(tmp_path, write_behind=0)
+    a, b = orchid.random_operands(40, 32, 24, "int8", seed=6)
+    job_id = str(
+        coord.submit(consumer, {"nodes": 3, "request_id": "p"}, {"A": a, "B": b})["job_id"]
+    )
+    work = {w: _work(coord, w) for w in workers}
+    for w, (s, p) in work.items():
+        coord.commit(w, s, {"digest": result_digest(p).hex()})
+    last = workers[-1]
+    for w, (s, p) in work.items():
+        if w != last:
+            coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+    gate, storing = threading.Event(), threading.Event()
+    put_stream = coord.blobs.put_stream
+
+    def slow_put(chunks: Any, *, size: int | None = None) -> str:
+        storing.set()
+        assert gate.wait(30)
+        return put_stream(chunks, size=size)
+
+    coord.blobs.put_stream = slow_put  # type: ignore[method-assign]
+    states: list[str] = []
+    poll = threading.Thread(target=lambda: states.append(coord.status(job_id, wait=5)["state"]))
+    poll.start()
+    s, p = work[last]
+    reveal = threading.Thread(
+        target=lambda: coord.reveal(last, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
+    )
+    reveal.start()
+    assert storing.wait(30)
+    # The waiting poll is answered while C is being stored: it did not take the settlement (and
+    # the disk write) on itself.
+    poll.join(10)
+    assert states == ["checked"]
+    gate.set()
+    reveal.join(30)
+    assert coord.status(job_id)["state"] == "settled"
+    coord.close()
+
+
+class _ScriptedClient:
+    """A consumer's view of a coordinator that answers "checked", dies before storing C (the
+    next one answers 409 for the result), then checks the job again."""
+
+    def __init__(self, c: np.ndarray) -> None:
+        self.c = c
+        self.states = ["dispatched", "checked", "dispatched", "checked", "settled"]
+        self.fetches = 0
+
+    def get_json(self, path: str) -> dict[str, Any]:
+        return {"state": self.states.pop(0) if len(self.states) > 1 else self.states[0]}
+
+    def get_wire(self, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        self.fetches += 1
+        if self.fetches == 1:
+            raise MeshRequestError("job j is dispatched, not settled", status=409)
+        return {}, {"C": self.c}
+
+
+def test_the_consumer_waits_again_when_a_checked_result_was_lost() -> None:
+    a, b = orchid.random_operands(20, 16, 12, "int8", seed=7)
+    exact = a.astype(np.int32) @ b.astype(np.int32)
+    client = _ScriptedClient(exact)
+    c, info = _consumer.fetch_checked(client, "j", a, b, timeout=30)
+    np.testing.assert_array_equal(c, exact)
+    assert client.fetches == 2 and info["state"] == "checked"
+    # Any other refusal is not retried.
+    other = _ScriptedClient(exact)
+    other.get_wire = lambda path: (_ for _ in ()).throw(  # type: ignore[method-assign]
+        MeshRequestError("forbidden", status=403)
+    )
+    with pytest.raises(MeshRequestError, match="forbidden"):
+        _consumer.fetch_checked(other, "j", a, b, timeout=30)

@@ -141,6 +141,43 @@ def wait(
         time.sleep(poll)
 
 
+def fetch_checked(
+    client: Any,
+    job_id: str,
+    a: np.ndarray | None,
+    b: np.ndarray | None,
+    *,
+    timeout: float | None = None,
+    on_status: Callable[[dict[str, Any]], None] | None = None,
+    security_bits: int = 40,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Wait until C passed the coordinator's checks, then download and check it.
+
+    A coordinator that dies between answering ``checked`` and storing C has lost C (its workers
+    reveal their results again after the restart): its successor answers 409, and this waits for
+    the job to be checked again.
+
+    Returns:
+        C (as ``fetch_result``) and the last status seen.
+
+    Raises:
+        MeshJobFailed, TimeoutError: As ``wait``.
+        ResultCheckFailed: C fails the check.
+    """
+    from ramnet.mesh._client import MeshRequestError
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        info = wait(client, job_id, timeout=left, on_status=on_status, until=("checked", "settled"))
+        try:
+            return fetch_result(client, job_id, a, b, security_bits=security_bits), info
+        except MeshRequestError as exc:
+            if exc.status != 409:
+                raise
+        time.sleep(0.05)  # it is being checked again: poll rather than spin
+
+
 def fetch_result(
     client: Any, job_id: str, a: np.ndarray | None, b: np.ndarray | None, *, security_bits: int = 40
 ) -> np.ndarray:

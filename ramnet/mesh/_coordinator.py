@@ -1034,14 +1034,20 @@ class Coordinator:
             wait: Seconds to hold the request until the job settles or fails (a long poll).
         """
         if wait > 0:
+            first = [True]
 
             def done() -> bool:
                 if job_id in self._checked:
                     return True
                 self._reveal_open(job_id)
                 self.store.expire_overdue()  # a stalled or dead worker's shard moves on
-                if not self._settling.locked():  # else the settling thread will wake us
+                # A poll settles the job itself only on its first look, and only if nobody is
+                # settling: that is for a job whose last reveal was answered but not settled (a
+                # restart, a failed store). Otherwise the last reveal settles it, and this poll
+                # is woken as soon as C is checked instead of holding its answer until C is stored.
+                if first[0] and not self._settling.locked():
                     self._maybe_settle(job_id)
+                first[0] = False
                 return job_id in self._checked or self.store.get_job(job_id).state in (
                     "settled",
                     "disputed",
