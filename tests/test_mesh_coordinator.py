@@ -617,8 +617,17 @@ def test_a_poll_waiting_before_the_last_reveal_is_answered_at_checked(tmp_path: 
 
     coord.blobs.put_stream = slow_put  # type: ignore[method-assign]
     states: list[str] = []
+    polling = threading.Event()
+    real_wait = coord._changed.wait
+
+    def noted_wait(timeout: float | None = None) -> bool:
+        polling.set()
+        return real_wait(timeout)
+
+    coord._changed.wait = noted_wait  # type: ignore[method-assign]
     poll = threading.Thread(target=lambda: states.append(coord.status(job_id, wait=5)["state"]))
     poll.start()
+    assert polling.wait(30)  # the poll has had its first look and waits
     s, p = work[last]
     reveal = threading.Thread(
         target=lambda: coord.reveal(last, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
