@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,16 +138,24 @@ def mesh_in_process(client: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return c
 
 
-def start_mesh(folder: Path, env: dict[str, str], extra: list[str]) -> tuple[str, list[Any]]:
+def start_mesh(
+    folder: Path,
+    env: dict[str, str],
+    extra: list[str],
+    coordinator: Callable[[int], list[str]] | None = None,
+) -> tuple[str, list[Any]]:
     """A coordinator (with ``extra`` flags, state in ``folder/state``) and 3 workers, started in
-    ``folder``: returns the coordinator's URL and the processes, the coordinator first."""
+    ``folder``: returns the coordinator's URL and the processes, the coordinator first.
+    ``coordinator`` gives another command for the coordinator from its port (state in ``state``)."""
     port = _port()
     url = f"http://127.0.0.1:{port}"
+    command = (
+        coordinator(port)
+        if coordinator is not None
+        else [*ME, "coordinator", "start", "--port", str(port), "--data-dir", "state", *extra]
+    )
     procs = [
-        subprocess.Popen(
-            [*ME, "coordinator", "start", "--port", str(port), "--data-dir", "state", *extra],
-            cwd=folder, env=env, stderr=subprocess.DEVNULL,
-        )
+        subprocess.Popen(command, cwd=folder, env=env, stderr=subprocess.DEVNULL)
     ]  # fmt: skip
     deadline = time.monotonic() + 30
     while not (folder / "state" / "state.sqlite").exists():

@@ -18,7 +18,6 @@ import argparse
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import emit
-from bench_mesh import ME, _port
+from bench_mesh import start_mesh
 
 from ramnet import orchid
 
@@ -89,27 +88,10 @@ def main() -> None:
     log = tmp / "coordinator.log"
     log.touch()
     (tmp / "coordinator.py").write_text(COORDINATOR)
-    port = _port()
-    url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp / "cfg")}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "coordinator.py", str(port), "state", str(log)], cwd=tmp, env=env
-        )
-    ]
-    deadline = time.monotonic() + 30
-    while not (tmp / "state" / "state.sqlite").exists():
-        if time.monotonic() > deadline:
-            raise SystemExit("timeline: the coordinator did not start")
-        time.sleep(0.05)
-    for w in range(3):
-        procs.append(
-            subprocess.Popen(
-                [*ME, "worker", "start", "--key-file", f"w{w}.key", "--coordinator", url],
-                cwd=tmp, env=env, stderr=subprocess.DEVNULL,
-            )
-        )  # fmt: skip
-    time.sleep(3)
+    url, procs = start_mesh(
+        tmp, env, [], lambda port: [sys.executable, "coordinator.py", str(port), "state", str(log)]
+    )
     n = args.n
     a, b = orchid.random_operands(n, n, n, "int8", seed=9)
     client = MeshClient(url, NodeKey.generate())

@@ -105,9 +105,7 @@ def _blob_names(coord: Coordinator) -> set[str]:
 def _run_job(
     coord: Coordinator, consumer: str, workers: list[str], a: np.ndarray, b: np.ndarray, tag: str
 ) -> str:
-    job_id = str(
-        coord.submit(consumer, {"nodes": 3, "request_id": tag}, {"A": a, "B": b})["job_id"]
-    )
+    job_id = _submit(coord, consumer, a, b, tag)
     _commit_and_reveal(coord, {w: _work(coord, w) for w in workers})
     assert coord.status(job_id)["state"] == "settled"
     return job_id
@@ -154,25 +152,36 @@ def _setup(tmp_path: Path, workers: int = 3, **config: Any) -> tuple[Coordinator
     return coord, nodes, consumer
 
 
-def test_c_is_served_once_checked_while_it_is_stored_and_paid(tmp_path: Path) -> None:
-    coord, workers, consumer = _setup(tmp_path, write_behind=0)
-    a, b = orchid.random_operands(48, 40, 36, "int8", seed=5)
-    job_id = str(
-        coord.submit(consumer, {"nodes": 3, "request_id": "ck"}, {"A": a, "B": b})["job_id"]
-    )
-    work = {w: _work(coord, w) for w in workers}
+def _submit(coord: Coordinator, consumer: str, a: np.ndarray, b: np.ndarray, tag: str) -> str:
+    return str(coord.submit(consumer, {"nodes": 3, "request_id": tag}, {"A": a, "B": b})["job_id"])
+
+
+def _gate_c_store(
+    coord: Coordinator, *, fail_first: bool = False
+) -> tuple[threading.Event, threading.Event]:
+    """Hold the coordinator's next blob stream (C's) until ``gate`` is set; ``storing`` is set
+    when it starts. With ``fail_first`` the first one then fails as a full disk would."""
     gate, storing = threading.Event(), threading.Event()
     put_stream = coord.blobs.put_stream
-    failures = [OSError(28, "No space left on device")]
+    failures = [OSError(28, "No space left on device")] if fail_first else []
 
-    def slow_put(chunks: Any, *, size: int | None = None) -> str:
+    def slow_put(chunks: Any) -> str:
         storing.set()
         assert gate.wait(30)
         if failures:
             raise failures.pop()
-        return put_stream(chunks, size=size)
+        return put_stream(chunks)
 
     coord.blobs.put_stream = slow_put  # type: ignore[method-assign]
+    return gate, storing
+
+
+def test_c_is_served_once_checked_while_it_is_stored_and_paid(tmp_path: Path) -> None:
+    coord, workers, consumer = _setup(tmp_path, write_behind=0)
+    a, b = orchid.random_operands(48, 40, 36, "int8", seed=5)
+    job_id = _submit(coord, consumer, a, b, "ck")
+    work = {w: _work(coord, w) for w in workers}
+    gate, storing = _gate_c_store(coord, fail_first=True)
     errors: list[BaseException] = []
 
     def reveal_all() -> None:
@@ -257,9 +266,7 @@ def _crash_after_two_reveals(
     # (no close(), nothing flushed): a new process opens the same folder.
     coord, workers, consumer = _setup(tmp_path, workers=5, write_behind=3600, lease_s=lease)
     a, b = orchid.random_operands(50, 40, 30, "int8", seed=4)
-    job_id = str(
-        coord.submit(consumer, {"nodes": 3, "request_id": "crash"}, {"A": a, "B": b})["job_id"]
-    )
+    job_id = _submit(coord, consumer, a, b, "crash")
     work = {w: _work(coord, w) for w in workers[:3]}
     for w, (s, p) in work.items():
         coord.commit(w, s, {"digest": result_digest(p).hex()})
@@ -308,9 +315,7 @@ def test_a_lost_result_not_revealed_again_in_time_is_computed_again(tmp_path: Pa
 def test_a_disputed_job_has_its_results_on_disk_at_once(tmp_path: Path) -> None:
     coord, workers, consumer = _setup(tmp_path, write_behind=3600)
     a, b = orchid.random_operands(40, 30, 20, "int8", seed=5)
-    job_id = str(
-        coord.submit(consumer, {"nodes": 3, "request_id": "d"}, {"A": a, "B": b})["job_id"]
-    )
+    job_id = _submit(coord, consumer, a, b, "d")
     work = {w: _work(coord, w) for w in workers}
     w0 = workers[0]
     s0, p0 = work[w0]
@@ -597,9 +602,7 @@ def test_a_long_poll_sees_a_change_made_while_it_checked(tmp_path: Path) -> None
 def test_a_poll_waiting_before_the_last_reveal_is_answered_at_checked(tmp_path: Path) -> None:
     coord, workers, consumer = _setup(tmp_path, write_behind=0)
     a, b = orchid.random_operands(40, 32, 24, "int8", seed=6)
-    job_id = str(
-        coord.submit(consumer, {"nodes": 3, "request_id": "p"}, {"A": a, "B": b})["job_id"]
-    )
+    job_id = _submit(coord, consumer, a, b, "p")
     work = {w: _work(coord, w) for w in workers}
     for w, (s, p) in work.items():
         coord.commit(w, s, {"digest": result_digest(p).hex()})
@@ -607,15 +610,7 @@ def test_a_poll_waiting_before_the_last_reveal_is_answered_at_checked(tmp_path: 
     for w, (s, p) in work.items():
         if w != last:
             coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
-    gate, storing = threading.Event(), threading.Event()
-    put_stream = coord.blobs.put_stream
-
-    def slow_put(chunks: Any, *, size: int | None = None) -> str:
-        storing.set()
-        assert gate.wait(30)
-        return put_stream(chunks, size=size)
-
-    coord.blobs.put_stream = slow_put  # type: ignore[method-assign]
+    gate, storing = _gate_c_store(coord)
     states: list[str] = []
     polling = threading.Event()
     real_wait = coord._changed.wait

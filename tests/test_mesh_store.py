@@ -592,7 +592,7 @@ def test_recycling_picks_the_closest_fit_and_keeps_a_bounded_pool(tmp_path: Path
     assert sorted(p.stat().st_size for p in free.iterdir()) == [2 * MIB, 5 * MIB]
     small = blobs.put(_blob(MIB + 1, 6))  # the smallest kept file that holds it
     assert blobs.path_of(small).stat().st_ino == inodes[2]
-    big = blobs.put_stream([_blob(3 * MIB, 7)])  # size unknown: the largest
+    big = blobs.put_stream([_blob(3 * MIB, 7)])  # the 5 MiB file, the only one that holds it
     assert blobs.path_of(big).stat().st_ino == inodes[5]
     tiny = blobs.put(b"x" * 1000)
     blobs.delete(tiny)  # too small to be worth keeping
@@ -671,7 +671,7 @@ def test_large_blobs_are_written_direct_and_read_back_intact(
     blobs = BlobStore(tmp_path / "blobs")
     data = _blob(size, size)
     cut = size // 3
-    d = blobs.put_stream([data[:cut], memoryview(data)[cut:]], size=size)
+    d = blobs.put_stream([data[:cut], memoryview(data)[cut:]])
     assert d == blob_digest(data) and blobs.get(d) == data and blobs.size(d) == size
     assert len(opened) == 1 and blobs.direct
     d2 = blobs.put(data[::-1])
@@ -718,7 +718,7 @@ def test_direct_io_refused_falls_back_to_ordinary_writes(
         monkeypatch.setattr(_blobs, "_write_all", failing_write)
     blobs = BlobStore(tmp_path / "blobs")
     data = _blob(9 * MIB, 30)
-    d = blobs.put_stream([data[: 3 * MIB], data[3 * MIB :]], size=len(data))
+    d = blobs.put_stream([data[: 3 * MIB], data[3 * MIB :]])
     assert d == blob_digest(data) and blobs.get(d) == data
     assert not blobs.direct  # and it stops trying
     monkeypatch.setattr(_blobs, "_write_all", real_write)

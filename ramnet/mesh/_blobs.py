@@ -188,7 +188,7 @@ class BlobStore:
         target = self.path_of(digest)
         if self._intact(target, digest):
             return digest
-        self._place(self._write_tmp((view,), view.nbytes)[0], target)
+        self._place(self._write_tmp((view,))[0], target)
         return digest
 
     def _intact(self, target: Path, digest: str) -> bool:
@@ -197,16 +197,9 @@ class BlobStore:
         except OSError:
             return False
 
-    def put_stream(
-        self, chunks: Iterable[bytes | bytearray | memoryview], *, size: int | None = None
-    ) -> str:
-        """Store the concatenation of ``chunks`` (hashed while written) and return its digest.
-
-        Args:
-            chunks: The pieces, in order.
-            size: Their total length when known (it picks the kept file to write over).
-        """
-        tmp, digest = self._write_tmp(chunks, size, hashed=True)
+    def put_stream(self, chunks: Iterable[bytes | bytearray | memoryview]) -> str:
+        """Store the concatenation of ``chunks`` (hashed while written) and return its digest."""
+        tmp, digest = self._write_tmp(chunks, hashed=True)
         self._place(tmp, self.path_of(digest))
         return digest
 
@@ -262,19 +255,16 @@ class BlobStore:
     def _free_size(self) -> int:
         return sum(size for size, _ in self._free_files())
 
-    def _claim(self, size: int | None, *, whole: bool = False) -> Path | None:
+    def _claim(self, size: int, *, whole: bool = False) -> Path | None:
         # A kept file renamed to a fresh temporary name (so no one else can take it): the one
         # that fits ``size`` most closely from above, else (unless ``whole``) the largest.
         with self._free_lock:
             files = self._free_files()
             if whole:
-                files = [f for f in files if size is not None and f[0] >= size]
+                files = [f for f in files if f[0] >= size]
             if not files:
                 return None
-            if size is None:
-                files.sort(key=lambda f: -f[0])
-            else:
-                files.sort(key=lambda f: (f[0] < size, f[0] if f[0] >= size else -f[0]))
+            files.sort(key=lambda f: (f[0] < size, f[0] if f[0] >= size else -f[0]))
             for _, path in files:
                 tmp = self._tmp / f"in-{secrets.token_hex(8)}"
                 try:
@@ -287,7 +277,6 @@ class BlobStore:
     def _write_tmp(
         self,
         chunks: Iterable[bytes | bytearray | memoryview],
-        size: int | None,
         *,
         hashed: bool = False,
     ) -> tuple[Path, str]:
@@ -296,7 +285,8 @@ class BlobStore:
         # kept file is written over and cut to length; a large blob that no kept file holds goes
         # direct to a new file; anything else is written to a new file through the page cache.
         pieces = [memoryview(chunk).cast("B") for chunk in chunks]
-        large = self.direct and size is not None and size >= DIRECT_MIN
+        size = sum(piece.nbytes for piece in pieces)
+        large = self.direct and size >= DIRECT_MIN
         reused = self._claim(size, whole=large)
         if reused is None and large:
             written = self._write_direct(pieces, blake3.blake3() if hashed else None)

@@ -332,8 +332,7 @@ class Coordinator:
 
     def _put_tile(self, tile: np.ndarray) -> str:
         # Written piece by piece, hashed on the way: no packed copy of the tile.
-        parts = pack_parts({}, {"t": tile})
-        return self.blobs.put_stream(parts, size=sum(memoryview(x).nbytes for x in parts))
+        return self.blobs.put_stream(pack_parts({}, {"t": tile}))
 
     def _submitted(self, job_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         plan, grid = self._plan(job_id, spec)
@@ -674,8 +673,7 @@ class Coordinator:
         # The settlement's durable half: C's blob, then (one transaction) the payments and the
         # settled state with the blob that holds C. Returns that blob.
         assert outcome.c is not None
-        parts = pack_parts({}, {"C": outcome.c})
-        c_blob = self.blobs.put_stream(parts, size=sum(memoryview(x).nbytes for x in parts))
+        c_blob = self.blobs.put_stream(pack_parts({}, {"C": outcome.c}))
         earnings: dict[str, int] = {}
         for slot, count in outcome.computed.items():  # a node may have served two slots
             earnings[nodes_of[slot]] = earnings.get(nodes_of[slot], 0) + count
@@ -1034,26 +1032,21 @@ class Coordinator:
             wait: Seconds to hold the request until the job settles or fails (a long poll).
         """
         if wait > 0:
-            first = [True]
 
-            def done() -> bool:
+            def look() -> bool:
                 if job_id in self._checked:
                     return True
                 self._reveal_open(job_id)
                 self.store.expire_overdue()  # a stalled or dead worker's shard moves on
-                # A poll settles the job itself only on its first look, and only if nobody is
-                # settling: that is for a job whose last reveal was answered but not settled (a
-                # restart, a failed store). Otherwise the last reveal settles it, and this poll
-                # is woken as soon as C is checked instead of holding its answer until C is stored.
-                if first[0] and not self._settling.locked():
-                    self._maybe_settle(job_id)
-                first[0] = False
-                return job_id in self._checked or self.store.get_job(job_id).state in (
-                    "settled",
-                    "disputed",
-                )
+                return self.store.get_job(job_id).state in ("settled", "disputed")
 
-            self._wait_for(done, wait)
+            # A poll settles the job itself only before it waits, and only if nobody is settling:
+            # that is for a job whose last reveal was answered but not settled (a restart, a
+            # failed store). Otherwise the last reveal settles it, and this poll is woken as soon
+            # as C is checked instead of holding its answer until C is stored.
+            if not look() and not self._settling.locked():
+                self._maybe_settle(job_id)
+            self._wait_for(look, wait)
         checked = job_id in self._checked
         info = self.store.job_status(job_id)
         if checked and info["state"] != "settled":

@@ -10,8 +10,9 @@ reproducible too.
 
 from __future__ import annotations
 
+import functools
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -209,19 +210,16 @@ def check_partials(
         return weighted_rowsums(tiles_a[(block.i, block.k)], vectors.br(block.k, block.j, b))
 
     for (i, k), blocks in groups.items():
-        if len(blocks) == 1:
-            if not np.array_equal(side_c(blocks[0]), side_ab(blocks[0])):
-                failed.append(blocks[0])
-            continue
-        c_sum = np.zeros(0, np.uint64)
-        br_sum = np.zeros(0, np.uint64)
-        for block in blocks:  # residues < 2^61: a sum of two fits before it is reduced
-            c_sum = side_c(block) if not c_sum.size else (c_sum + side_c(block)) % P61
-            br = vectors.br(block.k, block.j, tiles_b[(block.k, block.j)])
-            br_sum = br if not br_sum.size else (br_sum + br) % P61
+        c_sum = _sum_mod(side_c(b) for b in blocks)
+        br_sum = _sum_mod(vectors.br(b.k, b.j, tiles_b[(b.k, b.j)]) for b in blocks)
         if not np.array_equal(c_sum, weighted_rowsums(tiles_a[(i, k)], br_sum)):
             failed.extend(b for b in blocks if not np.array_equal(side_c(b), side_ab(b)))
     return sorted(failed, key=lambda b: (b.i, b.j, b.k))
+
+
+def _sum_mod(residues: Iterable[np.ndarray]) -> np.ndarray:
+    # Residues are below 2^61 < 2^63: the sum of two fits uint64 before it is reduced.
+    return functools.reduce(lambda x, y: (x + y) % P61, residues)
 
 
 def assemble(
