@@ -132,6 +132,34 @@ def test_a_large_body_arrives_whole(server: tuple[str, Coordinator]) -> None:
         assert np.array_equal(tile, b[grid.inner(k), grid.cols(j)])
 
 
+def test_a_body_labelled_wire_is_judged_by_what_it_holds(server: tuple[str, Coordinator]) -> None:
+    # Wire bodies are read into an unzeroed buffer; JSON sent under the wire Content-Type is
+    # still parsed as JSON (or refused with 400), never an internal error.
+    url, coordinator = server
+    key = NodeKey.generate()
+    wire = {"Content-Type": "application/vnd.ramnet.wire"}
+    for body, status in ((b'{"bond": 0}', 200), (b"", 200), (b"not json", 400)):
+        headers = {**sign_request(key, "POST", "/v1/nodes", body), **wire}
+        response = httpx.post(f"{url}/v1/nodes", content=body, headers=headers)
+        assert response.status_code == status, response.text
+    assert [n.node_id for n in coordinator.store.list_nodes()] == [key.node_id]
+    # A wire body shorter than its Content-Length is refused whole: nothing of the buffer's
+    # uninitialised rest is ever read.
+    with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as conn:
+        body = pack({"nodes": 3}, {"A": np.ones((4, 4), np.int8), "B": np.ones((4, 4), np.int8)})
+        head = (
+            "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.ramnet.wire\r\n"
+            f"Content-Length: {len(body) + 100}\r\n\r\n"
+        )
+        conn.sendall(head.encode() + body)
+        conn.shutdown(socket.SHUT_WR)
+        reply = b""
+        while piece := conn.recv(65536):
+            reply += piece
+    assert not reply.startswith(b"HTTP/1.1 200")
+    assert coordinator.store.list_jobs() == []
+
+
 def test_the_coordinator_raises_uvicorns_read_buffer() -> None:
     # A renamed uvicorn setting would silently bring back 64 KiB reads (a third slower uploads).
     import importlib

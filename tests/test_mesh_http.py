@@ -7,8 +7,11 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pytest
 
+from ramnet.mesh import MeshClient, pack, unpack
+from ramnet.mesh._client import MeshRequestError
 from ramnet.mesh._http import HttpConnectionPool, ReplyTooLarge, TransportError, split_base_url
 
 Script = Callable[[socket.socket, int], None]
@@ -147,6 +150,33 @@ def test_a_reply_cut_short_is_a_transport_error(scripted) -> None:  # type: igno
     with pytest.raises(TransportError) as caught:
         HttpConnectionPool(url, timeout=5).send("GET", "/", b"", {}, 1 << 20)
     assert caught.value.never_sent is False
+
+
+def test_a_wire_reply_is_read_in_place_and_text_replies_stay_text(scripted) -> None:  # type: ignore[no-untyped-def]
+    # A wire reply lands in an unzeroed buffer, whole; a reply labelled wire that holds an error
+    # text still gives MeshClient its message, not a traceback.
+    wire = "Content-Type: application/vnd.ramnet.wire\r\n"
+    body = pack({"x": 1}, {"A": np.arange(3000, dtype=np.int32).reshape(60, 50)})
+
+    def replies(conn: socket.socket, n: int) -> None:
+        while request := _read_request(conn):
+            if request.startswith(b"GET /bad"):
+                error = b'{"error": "no such job"}'
+                conn.sendall(_reply(error, wire).replace(b"200 OK", b"404 Not Found"))
+            else:
+                conn.sendall(_reply(body, wire))
+
+    url, _ = scripted(replies)
+    pool = HttpConnectionPool(url, timeout=5)
+    reply = pool.send("GET", "/", b"", {}, 1 << 20)
+    assert isinstance(reply.content, memoryview) and bytes(reply.content) == body
+    meta, arrays = unpack(reply.content, max_bytes=1 << 20)
+    assert meta == {"x": 1} and np.array_equal(arrays["A"], np.arange(3000).reshape(60, 50))
+    assert not arrays["A"].flags.writeable
+    client = MeshClient(url, None, retries=0)
+    with pytest.raises(MeshRequestError, match="no such job"):
+        client.get_json("/bad")
+    pool.close()
 
 
 def test_a_refused_connection_was_never_sent() -> None:

@@ -100,12 +100,12 @@ class MeshResponse:
     Attributes:
         status: The HTTP status code.
         headers: The reply headers (names case-insensitive).
-        content: The body.
+        content: The body (an RNWIRE1 body as a memoryview, parsed in place).
     """
 
     status: int
     headers: Mapping[str, str]
-    content: bytes | bytearray
+    content: bytes | bytearray | memoryview
 
     def json(self) -> Any:
         """The body parsed as JSON.
@@ -114,7 +114,7 @@ class MeshResponse:
             MeshProtocolError: The body is not JSON.
         """
         try:
-            return json.loads(self.content)
+            return json.loads(_text_bytes(self.content))
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise MeshProtocolError(
                 f"coordinator reply is not valid JSON: {_one_line(str(exc), 120)}", self.status
@@ -132,12 +132,17 @@ class MeshResponse:
             raise MeshProtocolError(f"coordinator reply is malformed: {exc}", self.status) from None
 
 
+def _text_bytes(content: bytes | bytearray | memoryview) -> bytes | bytearray:
+    # json.loads takes no memoryview (a body sent as wire but holding text).
+    return bytes(content) if isinstance(content, memoryview) else content
+
+
 def _error_text(response: MeshResponse) -> str:
     text = ""
     try:
-        body = json.loads(response.content)
+        body = json.loads(_text_bytes(response.content))
     except (ValueError, UnicodeDecodeError, RecursionError):
-        text = response.content[:1024].decode("utf-8", "replace")
+        text = bytes(response.content[:1024]).decode("utf-8", "replace")
     else:
         if isinstance(body, dict):
             for field in ("error", "detail", "message"):
@@ -145,7 +150,7 @@ def _error_text(response: MeshResponse) -> str:
                     text = body[field]
                     break
         if not text:
-            text = response.content[:1024].decode("utf-8", "replace")
+            text = bytes(response.content[:1024]).decode("utf-8", "replace")
     return _one_line(text) or "(no message)"
 
 

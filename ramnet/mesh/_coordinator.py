@@ -44,7 +44,14 @@ from ramnet.mesh._store import (
     StoreConflictError,
 )
 from ramnet.mesh._tilecommit import commit_tiles, open_tile_path
-from ramnet.mesh._wire import WIRE_CONTENT_TYPE, WireFormatError, pack, pack_parts, unpack
+from ramnet.mesh._wire import (
+    WIRE_CONTENT_TYPE,
+    WireFormatError,
+    pack,
+    pack_parts,
+    receive_buffer,
+    unpack,
+)
 from ramnet.mesh._writeback import WriteBehind
 from ramnet.orchid import BlockProduct
 from ramnet.valkyrie import block_digest
@@ -1111,15 +1118,17 @@ async def read_body(request: Any, max_body: int) -> bytes:
         raise _TooLarge()
     if declared is not None:
         # Gathered straight into one buffer of the declared size: joining the pieces would copy
-        # every byte once more.
-        body = bytearray(int(declared))
+        # every byte once more. A wire body, parsed in place, need not be zeroed first.
+        length = int(declared)
+        wire = request.headers.get("content-type", "").split(";")[0].strip() == WIRE_CONTENT_TYPE
+        body = receive_buffer(length) if wire else bytearray(length)
         view, size = memoryview(body), 0
         async for chunk in request.stream():
-            if size + len(chunk) > len(body):
+            if size + len(chunk) > length:
                 raise _BadLength()
             view[size : size + len(chunk)] = chunk
             size += len(chunk)
-        if size != len(body):
+        if size != length:
             raise _BadLength()
         return body  # type: ignore[return-value]  # bytes-like, and nobody writes to it
     chunks, size = [], 0
@@ -1244,7 +1253,8 @@ def create_app(coordinator: Coordinator) -> Any:
 
     def json_body(body: bytes) -> dict[str, Any]:
         try:
-            value = json.loads(body or b"{}")
+            # json.loads takes no memoryview (a body sent as wire but holding JSON).
+            value = json.loads((bytes(body) if isinstance(body, memoryview) else body) or b"{}")
         except ValueError as exc:
             raise InvalidInputError(f"the body is not JSON: {exc}") from exc
         if not isinstance(value, dict):

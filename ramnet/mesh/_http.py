@@ -21,6 +21,8 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ramnet.mesh._wire import WIRE_CONTENT_TYPE, receive_buffer
+
 __all__ = ["Body", "HttpConnectionPool", "ReplyTooLarge", "TransportError", "body_pieces"]
 
 _READ_CHUNK = 1 << 20
@@ -69,7 +71,7 @@ class Reply:
 
     status: int
     headers: Mapping[str, str]
-    content: bytes | bytearray
+    content: bytes | bytearray | memoryview
 
 
 class _Headers(dict[str, str]):
@@ -203,7 +205,7 @@ class HttpConnectionPool:
         self._local = threading.local()
 
 
-def _read(reply: http.client.HTTPResponse, max_bytes: int) -> bytes | bytearray:
+def _read(reply: http.client.HTTPResponse, max_bytes: int) -> bytes | bytearray | memoryview:
     declared = reply.getheader("content-length")
     if reply.chunked or declared is None or not declared.isdigit():
         # No length up front: read pieces, counting against the cap as they arrive.
@@ -217,7 +219,10 @@ def _read(reply: http.client.HTTPResponse, max_bytes: int) -> bytes | bytearray:
     length = int(declared)
     if length > max_bytes:
         raise ReplyTooLarge(reply.status, length)
-    content = bytearray(length)
+    # A wire body is parsed in place (unpack), so it need not be zeroed first; other bodies are
+    # small and stay a bytearray, which json.loads accepts.
+    wire = reply.getheader("content-type", "").split(";")[0].strip() == WIRE_CONTENT_TYPE
+    content: bytearray | memoryview = receive_buffer(length) if wire else bytearray(length)
     view = memoryview(content)
     filled = 0
     while filled < length:
