@@ -24,6 +24,7 @@ class Script:
         self.calls: list[tuple[str, Any]] = []
         self.polls = 0
         self.served = False
+        self.signed: list[Any] = []  # each reveal's signed_body
 
     def post_json(self, path: str, obj: Any, **_: Any) -> dict[str, Any]:
         self.calls.append((path, obj))
@@ -45,8 +46,9 @@ class Script:
             self.stop.set()
         return {"state": "committed", "reveal": self.polls > self.open_after}
 
-    def post_wire(self, path: str, meta: Any, arrays: dict[str, np.ndarray], **_: Any) -> Any:
+    def post_wire(self, path: str, meta: Any, arrays: dict[str, np.ndarray], **kw: Any) -> Any:
         self.calls.append((path, arrays))
+        self.signed.append(kw.get("signed_body"))
         return {"state": "revealed"}
 
 
@@ -63,6 +65,9 @@ def test_worker_commits_then_reveals_what_it_committed() -> None:
     np.testing.assert_array_equal(
         partials[BlockProduct(1, 0, 0)], orchid.matmul(script.a[3:], script.b)
     )
+    # The reveal is signed over that commitment, not over a second hash of its body; so is each
+    # reveal again (this script never reports the result stored).
+    assert script.signed and set(script.signed) == {f"commitment:{commit['digest']}"}
 
 
 def test_worker_told_to_stop_hands_its_shard_back() -> None:
@@ -106,9 +111,12 @@ def test_a_revealed_result_is_kept_until_stored_and_revealed_again_if_lost() -> 
     assert reveals[0].keys() == reveals[1].keys()
     assert all(np.array_equal(reveals[0][k], reveals[1][k]) for k in reveals[0])
     assert worker._unstored  # still not stored: kept
+    assert list(worker._commitments) == list(worker._unstored)  # its reveals are signed over it
     worker.step(threading.Event())
     assert not worker._unstored  # stored now: forgotten
     assert worker.done == 1
+    worker.step(threading.Event())
+    assert worker._commitments == {}  # and so is its commitment
 
 
 class CutOff(Script):

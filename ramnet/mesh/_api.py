@@ -197,7 +197,8 @@ def openapi() -> dict[str, Any]:
                     "in": "header",
                     "name": "X-Ramnet-Signature",
                     "description": "Ed25519 over method, path, body hash, nonce and timestamp "
-                    "(X-Ramnet-Node, X-Ramnet-Nonce, X-Ramnet-Timestamp)",
+                    "(X-Ramnet-Node, X-Ramnet-Nonce, X-Ramnet-Timestamp); a reveal may be signed "
+                    "over its shard's commitment ('commitment:' + hex) instead of its body hash",
                 }
             }
         },

@@ -24,6 +24,13 @@ signature (else 401), and last the nonce unseen for that node (else 409). The re
 to remember a nonce for ``2 * max_skew`` seconds: older requests are refused by their timestamp.
 Every field is strictly validated before it goes into the canonical text, so no field can contain a
 line break and the text is unambiguous.
+
+A request whose body the server checks against a commitment the node signed earlier (a worker's
+reveal: its partials must hash to its commitment) may be signed over that commitment instead:
+the body line is then ``commitment:`` and the commitment's 64 hex digits (``bound_by``). The server
+verifies such a signature only where it knows the commitment, and checks the body against it;
+neither side hashes the body a second time (for a 4096 job's reveals, about 16 ms of BLAKE3 on
+each side).
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ __all__ = [
     "AuthError",
     "ReplayCache",
     "asgi_target",
+    "bound_by",
     "canonical_request",
     "sign_request",
     "verify_request",
@@ -193,6 +201,17 @@ def _auth_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dic
             raise AuthError(f"header {name} is not text", 400)
         found[low] = value
     return found
+
+
+def bound_by(commitment: str) -> str:
+    """The body line of a request signed over ``commitment`` instead of its body's hash.
+
+    Raises:
+        AuthError: ``commitment`` is not 64 lowercase hex digits (``http_status`` 400).
+    """
+    if not isinstance(commitment, str) or _HEX64_RE.fullmatch(commitment) is None:
+        raise AuthError("a commitment is 64 lowercase hex digits", 400)
+    return f"commitment:{commitment}"
 
 
 def body_digest(body: bytes | bytearray | memoryview) -> str:

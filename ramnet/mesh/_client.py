@@ -233,6 +233,7 @@ class MeshClient:
         content_type: str | None = None,
         accept: str | None = None,
         idempotent: bool | None = None,
+        signed_body: str | None = None,
     ) -> MeshResponse:
         """Send a signed request, retrying as the policy allows; return the successful reply.
 
@@ -245,6 +246,9 @@ class MeshClient:
             accept: The Accept header.
             idempotent: Whether the request may be repeated on ambiguous failures (default:
                 by method; see the module docstring).
+            signed_body: What the signature covers in place of the body's hash, for a body the
+                coordinator checks against an earlier commitment (``bound_by``); the body is
+                then not hashed.
 
         Returns:
             The reply, when its status is below 400.
@@ -275,7 +279,9 @@ class MeshClient:
             raise InvalidInputError(f"bad mesh API path {path!r}: {exc}") from None
         what = f"{method} {path.split('?', 1)[0]}"
         # Hashed once, however many attempts sign it.
-        body_hash = body_digest_of(content) if self.key is not None else None
+        body_hash = signed_body
+        if body_hash is None and self.key is not None:
+            body_hash = body_digest_of(content)
         start = time.monotonic()
         attempt = 0
         while True:
@@ -389,8 +395,10 @@ class MeshClient:
         arrays: Mapping[str, np.ndarray],
         *,
         idempotent: bool = False,
+        signed_body: str | None = None,
     ) -> Any:
-        """POST metadata and arrays as RNWIRE1; return the JSON reply."""
+        """POST metadata and arrays as RNWIRE1; return the JSON reply (``signed_body``: as for
+        ``request``)."""
         return self.request(
             "POST",
             path,
@@ -398,6 +406,7 @@ class MeshClient:
             content_type=WIRE_CONTENT_TYPE,
             accept=JSON_CONTENT_TYPE,
             idempotent=idempotent,
+            signed_body=signed_body,
         ).json()
 
     def get_wire(self, path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

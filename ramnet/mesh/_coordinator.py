@@ -25,7 +25,7 @@ from ramnet import orchid
 from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh import _api
 from ramnet.mesh._audits import audit_package, copies_agree
-from ramnet.mesh._auth import AuthError, asgi_target, body_digest, verify_request
+from ramnet.mesh._auth import AuthError, asgi_target, body_digest, bound_by, verify_request
 from ramnet.mesh._blobs import BlobStore, blob_digest
 from ramnet.mesh._consumer import check_nodes, check_redundancy, planned_nodes
 from ramnet.mesh._disputes import draw_validator, frauds_proven
@@ -143,6 +143,9 @@ class Coordinator:
         self._results: dict[str, np.ndarray] = {}
         # Revealed results not yet in the blob store: digest -> (job id, wire container).
         self._unwritten: dict[str, tuple[str, Any]] = {}
+        # Those of them known by a provisional name (a reveal signed over its commitment, whose
+        # body was never hashed): name -> shard number, renamed to the digest once written.
+        self._provisional: dict[str, int] = {}
         self._write_delay = 0.0 if config.durable else max(0.0, float(config.write_behind))
         self._writes = WriteBehind(report=_report_write_failure)
         self._reopen_lost_reveals()
@@ -219,6 +222,19 @@ class Coordinator:
                 not self.store.record_nonce(node, nonce, window_s=2 * self.config.max_skew)
             ),
         )
+
+    def reveal_binding(self, shard_id: str) -> str | None:
+        """What a reveal of this shard is signed over instead of its body's hash: the shard's
+        commitment (``bound_by``), or None when it has none (the body's hash is checked then).
+
+        The reveal's partials must hash to that commitment (``reveal`` checks it), so the
+        signature still binds what is stored, and nobody hashes the body a second time.
+        """
+        try:
+            shard = self.store.get_shard(_shard_number(shard_id))
+        except (InvalidInputError, NotFoundError):
+            return None
+        return None if shard.commit_hash is None else bound_by(str(shard.commit_hash))
 
     def register(self, node: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """Register (or update) the signing node, grant a new account its credit, stake its bond.
@@ -541,11 +557,15 @@ class Coordinator:
         if not self._reveal_open(shard.job_id):
             raise ShardStateError("the commit phase of this job is still open")
         partials = _partials_of(shard.blocks, arrays)
+        if len(arrays) != len(partials):
+            # A reveal signed over its commitment binds only the partials: nothing else may ride
+            # along into the stored result.
+            raise InvalidInputError("the reveal holds arrays besides the shard's partials")
         if result_digest(partials).hex() != shard.commit_hash:
             self.store.set_shard_state(number, "rejected", expect="committed")
             raise ShardStateError("the revealed partials do not match the commitment")
         with self._blob_refs:
-            blob = self._store_result(shard.job_id, partials, body, body_hash)
+            blob = self._store_result(shard.job_id, partials, body, body_hash, shard=shard)
             self.store.record_reveal(number, node, blob)
         return self._result_in(shard_id, shard, partials)
 
@@ -557,20 +577,28 @@ class Coordinator:
         body_hash: str | None = None,
         *,
         defer: bool = True,
+        shard: Shard | None = None,
     ) -> str:
         # The result's wire container as a blob (packed anew when it did not come as one); a
         # body's hash from checking its signature is its blob name, so it is not hashed again.
         # With ``defer``, written after ``write_behind`` seconds unless the job no longer needs
-        # it by then (the revealing worker keeps it until then). The caller holds ``_blob_refs``.
+        # it by then (the revealing worker keeps it until then). A deferred body that was not
+        # hashed (a reveal signed over its commitment) goes by a provisional name until it is
+        # written, and is hashed only then: a job that settles first never hashes it.
+        # The caller holds ``_blob_refs``.
         if body is None:
             body = pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()})
-        blob = blob_digest(body) if body_hash is None else body_hash
         if (
             not defer
             or self._write_delay <= 0
             or self.store.get_job(job_id).state in ("disputed", "optimistic")
         ):  # a job off the quick path: its results go to disk at once
-            return self.blobs.put(body, digest=blob)
+            return self.blobs.put(body, digest=body_hash)
+        if body_hash is None and shard is not None:
+            blob = _provisional_name(shard)
+            self._provisional[blob] = shard.shard_id
+        else:
+            blob = blob_digest(body) if body_hash is None else body_hash
         self._unwritten[blob] = (job_id, body)
         self._writes.schedule(self._write_delay, job_id, lambda: self._write_result(blob))
         return blob
@@ -578,9 +606,15 @@ class Coordinator:
     def _write_result(self, blob: str) -> None:
         with self._blob_refs:
             waiting = self._unwritten.get(blob)
-            if waiting is not None:  # else its job settled and no longer needs it
+            if waiting is None:  # its job settled and no longer needs it
+                return
+            shard = self._provisional.get(blob)
+            if shard is None:
                 self.blobs.put(waiting[1], digest=blob)
-                del self._unwritten[blob]
+            else:
+                self.store.rename_result(shard, blob, self.blobs.put(waiting[1]))
+                del self._provisional[blob]
+            del self._unwritten[blob]
 
     def _stored(self, shard: Shard) -> bool:
         # Whether a revealed result is on disk, or its job settled and no longer needs it: the
@@ -721,6 +755,7 @@ class Coordinator:
                 waiting = self._unwritten.get(blob)
                 if waiting is not None and waiting[0] == job_id:
                     del self._unwritten[blob]
+                    self._provisional.pop(blob, None)
                 self.blobs.delete(blob)
 
     # ---- disputes ----------------------------------------------------------------------------
@@ -1162,6 +1197,12 @@ def _partials_of(blocks: Any, arrays: Mapping[str, np.ndarray]) -> dict[BlockPro
     return partials
 
 
+def _provisional_name(shard: Shard) -> str:
+    # Unique to the shard and its commitment, and no blob's digest (a different hash input).
+    tag = b"RNPENDING1\x00" + str(shard.shard_id).encode() + b"\x00"
+    return digest(tag, str(shard.commit_hash).encode()).hex()
+
+
 def _pair(key: str) -> tuple[int, int]:
     x, y = key.split("/")
     return int(x), int(y)
@@ -1212,7 +1253,19 @@ def create_app(coordinator: Coordinator) -> Any:
             headers={"content-length": str(size)},
         )
 
-    def authenticate(request: Request, body: bytes) -> str:
+    def authenticate(request: Request, body: bytes, binding: Any = None) -> str:
+        # A route with a binding (a reveal) is first checked as signed over what binds its body
+        # (its commitment), without hashing the body; a node that signed the body itself is
+        # checked as any other request.
+        bound = binding(request) if binding is not None else None
+        if bound is not None:
+            try:
+                return coordinator.authenticate(
+                    request.method, asgi_target(request.scope), request.headers, body, bound
+                )
+            except AuthError as exc:
+                if exc.http_status != 401:  # malformed or replayed: that is the answer
+                    raise
         # The body's hash serves twice: the signature covers it, and it names the body if the
         # body is stored (a shard's result).
         request.state.body_hash = body_digest(body)
@@ -1224,14 +1277,16 @@ def create_app(coordinator: Coordinator) -> Any:
             request.state.body_hash,
         )
 
-    def handler(fn: Any, *, signed: bool = True) -> Any:
+    def handler(fn: Any, *, signed: bool = True, binding: Any = None) -> Any:
+        # ``binding(request)``: what the request's signature may cover instead of its body's
+        # hash (``Coordinator.reveal_binding``), or None.
         async def endpoint(request: Request) -> Response:
             try:
                 body = await read_body(request, max_body)
                 node = None
                 request.state.body_hash = None
                 if signed:
-                    node = await run_in_threadpool(authenticate, request, body)
+                    node = await run_in_threadpool(authenticate, request, body, binding)
                 out = await run_in_threadpool(fn, node, request, body)
             except _TooLarge:
                 return JSONResponse({"error": f"body over {max_body} bytes"}, status_code=413)
@@ -1263,6 +1318,14 @@ def create_app(coordinator: Coordinator) -> Any:
 
     def wire_body(body: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return unpack(body, max_bytes=max_body)
+
+    def reveal_body(body: bytes, request: Request) -> dict[str, np.ndarray]:
+        # A reveal's metadata names its shard and nothing else: a reveal signed over its
+        # commitment does not sign the metadata, and the container is stored as it came.
+        meta, arrays = wire_body(body)
+        if meta not in ({}, {"shard_id": request.path_params["shard_id"]}):
+            raise InvalidInputError("a reveal's metadata is {'shard_id': its shard} or nothing")
+        return arrays
 
     def wait_of(request: Request) -> float:
         raw = request.query_params.get("wait", "0")
@@ -1345,8 +1408,9 @@ def create_app(coordinator: Coordinator) -> Any:
             "/v1/shards/{shard_id}/reveal",
             handler(
                 lambda n, r, b: coordinator.reveal(
-                    n, r.path_params["shard_id"], wire_body(b)[1], b, r.state.body_hash
-                )
+                    n, r.path_params["shard_id"], reveal_body(b, r), b, r.state.body_hash
+                ),
+                binding=lambda r: coordinator.reveal_binding(r.path_params["shard_id"]),
             ),
             methods=["POST"],
         ),

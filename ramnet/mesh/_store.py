@@ -1218,6 +1218,25 @@ class Store:
             )
             return self._shard(conn, shard_id)
 
+    def rename_result(self, shard_id: int, old: str, new: str, *, now: float | None = None) -> bool:
+        """Name a revealed result by the blob that now holds it: a result kept in memory is
+        recorded under a provisional name until it is written (``Coordinator._store_result``).
+
+        Returns:
+            True when the shard's result was named ``old`` and is now ``new``; False otherwise
+            (unchanged: the reveal was taken back meanwhile).
+        """
+        _check_int("shard_id", shard_id)
+        _check_hash("result_digest", old)
+        _check_hash("result_digest", new)
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE shards SET result_digest = ?, updated_at = ? WHERE shard_id = ?"
+                " AND result_digest = ?",
+                (new, _now(now), shard_id, old),
+            )
+            return cur.rowcount == 1
+
     def reopen_reveal(self, shard_id: int, deadline: float, *, now: float | None = None) -> bool:
         """Take back a reveal whose result was lost: ``revealed`` → ``committed``, awaiting the
         same node's reveal again by ``deadline`` (after which it expires, as any late reveal).

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ramnet.mesh import _api
+from ramnet.mesh._auth import bound_by
 from ramnet.mesh._disputes import bad_tiles, claim_opens, fraud_entry
 from ramnet.mesh._shard import compute_shard, result_digest, tile_map
 from ramnet.orchid import BlockProduct
@@ -116,6 +117,9 @@ class Worker:
         self.done = 0
         self.prove = prove
         self._committed: dict[str, dict[str, np.ndarray]] = {}  # shard id -> partials to reveal
+        # Shard id -> its commitment, which a reveal is signed over (the partials are not hashed
+        # again for the signature); kept while the shard is committed or unstored.
+        self._commitments: dict[str, str] = {}
         # Revealed results the coordinator has not stored yet (it writes them a moment later, or
         # never if the job settles first): kept so that they can be revealed again should the
         # coordinator restart in between.
@@ -205,6 +209,8 @@ class Worker:
         there was nothing to do."""
         if self.validator and self.validate():
             return True
+        for done in [s for s in self._commitments if s not in self._committed | self._unstored]:
+            del self._commitments[done]
         if self._unstored:
             self._check_unstored()
         if self._committed and self._poll_committed(0):
@@ -252,6 +258,7 @@ class Worker:
         # been committed, so no worker can copy another's result. Meanwhile this node may take
         # more shards (with mirrors or more slots than workers, the phase closes only then).
         self._committed[shard_id] = {f"p/{b.i}/{b.j}/{b.k}": partials[b] for b in blocks}
+        self._commitments[shard_id] = digest
         self._settle_view(shard_id, reply)
         return True
 
@@ -321,8 +328,13 @@ class Worker:
         from ramnet.mesh._client import MeshRequestError
 
         try:
+            commitment = self._commitments.get(shard_id)
             reply: dict[str, Any] = self.client.post_wire(
-                _api.shard_reveal(shard_id), {"shard_id": shard_id}, payload, idempotent=True
+                _api.shard_reveal(shard_id),
+                {"shard_id": shard_id},
+                payload,
+                idempotent=True,
+                signed_body=None if commitment is None else bound_by(commitment),
             )
             return reply
         except MeshRequestError as exc:
