@@ -4,6 +4,8 @@ kept-alive connections the server dropped, replies without a length, size caps, 
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
@@ -177,6 +179,29 @@ def test_a_wire_reply_is_read_in_place_and_text_replies_stay_text(scripted) -> N
     with pytest.raises(MeshRequestError, match="no such job"):
         client.get_json("/bad")
     pool.close()
+
+
+_BUFFER_PROBE = """
+import sys
+from ramnet.orchid import keep_freed_memory
+kept = keep_freed_memory() if sys.argv[1] == "keep" else False
+from ramnet.mesh._wire import receive_buffer
+buffer = receive_buffer(8 << 20)
+buffer[-1] = 7
+print(kept, type(buffer.obj).__name__, len(buffer), buffer[-1])
+"""
+
+
+@pytest.mark.parametrize("mode", ["keep", "default"])
+def test_a_receive_buffer_is_left_unzeroed_only_where_freed_memory_is_kept(mode: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _BUFFER_PROBE, mode], capture_output=True, text=True, check=True
+    ).stdout.split()
+    if out[0] == "True":  # glibc took the setting: malloc's heap, no zeroing pass
+        assert out[1] == "ndarray"
+    else:  # a fresh mapping: a zeroed bytearray's 4 KiB pages fault in cheaper than huge pages
+        assert out[1] == "bytearray"
+    assert out[2:] == [str(8 << 20), "7"]
 
 
 def test_a_refused_connection_was_never_sent() -> None:

@@ -58,6 +58,7 @@ ORCHID_ALL = [
     "fp2_eq_table",
     "fp2_fold",
     "fp2_sumcheck_round",
+    "freed_memory_kept",
     "hash_paths",
     "keep_freed_memory",
     "kernel_info",

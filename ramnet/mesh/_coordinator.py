@@ -1153,7 +1153,8 @@ async def read_body(request: Any, max_body: int) -> bytes:
         raise _TooLarge()
     if declared is not None:
         # Gathered straight into one buffer of the declared size: joining the pieces would copy
-        # every byte once more. A wire body, parsed in place, need not be zeroed first.
+        # every byte once more. A wire body, parsed in place, need not be zeroed first in a
+        # coordinator that keeps freed memory (see receive_buffer).
         length = int(declared)
         wire = request.headers.get("content-type", "").split(";")[0].strip() == WIRE_CONTENT_TYPE
         body = receive_buffer(length) if wire else bytearray(length)

@@ -219,8 +219,8 @@ def _read(reply: http.client.HTTPResponse, max_bytes: int) -> bytes | bytearray 
     length = int(declared)
     if length > max_bytes:
         raise ReplyTooLarge(reply.status, length)
-    # A wire body is parsed in place (unpack), so it need not be zeroed first; other bodies are
-    # small and stay a bytearray, which json.loads accepts.
+    # A wire body is parsed in place (unpack): in a node it need not be zeroed first (see
+    # receive_buffer). Other bodies are small and stay a bytearray, which json.loads accepts.
     wire = reply.getheader("content-type", "").split(";")[0].strip() == WIRE_CONTENT_TYPE
     content: bytearray | memoryview = receive_buffer(length) if wire else bytearray(length)
     view = memoryview(content)

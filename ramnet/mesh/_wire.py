@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ramnet._errors import InvalidInputError, TraceFormatError, UnsupportedDTypeError
+from ramnet.orchid import freed_memory_kept
 
 __all__ = [
     "DEFAULT_WIRE_DTYPES",
@@ -76,12 +77,19 @@ class WireFormatError(TraceFormatError):
 
 
 def receive_buffer(size: int) -> memoryview:
-    """A writable buffer of ``size`` bytes to read a wire body into, left uninitialised.
+    """A writable buffer of ``size`` bytes to read a wire body into.
 
-    ``bytearray(size)`` zeroes every byte before the body overwrites it: for a 64 MiB body that is
-    a wasted pass over memory (about 5 ms of CPU on the reference VM, per side and per body).
+    In a process that keeps freed memory (a mesh node: ``keep_freed_memory``) it is left
+    uninitialised: it comes from malloc's heap, already mapped, and ``bytearray(size)`` would
+    only add a pass zeroing it (about 0.1 ms per MiB of server CPU in
+    ``bench/bench_transport.py``). Elsewhere it is a zeroed bytearray: a fresh uninitialised numpy
+    buffer that large is mapped with transparent huge pages, and on the reference VM those cost
+    more to fault in than zeroing 4 KiB pages (a 64 MiB download took 0.15 s against 0.05 s in a
+    throwaway in-process timing).
     """
-    return np.empty(size, np.uint8).data
+    if freed_memory_kept():
+        return np.empty(size, np.uint8).data
+    return memoryview(bytearray(size))
 
 
 def _align(n: int, to: int = _ALIGN) -> int:

@@ -30,7 +30,7 @@ from ramnet.orchid._hooks import BlockProduct, JobSpec, TraceHook
 from ramnet.orchid._info import kernel_info
 from ramnet.orchid._io import load_npy, parse_shape, random_operands, save_npy
 from ramnet.orchid._matmul import matmul, prepare
-from ramnet.orchid._memory import keep_freed_memory
+from ramnet.orchid._memory import freed_memory_kept, keep_freed_memory
 from ramnet.orchid._pool import parallel_map
 from ramnet.orchid._scheduler import (
     Grid,
@@ -104,6 +104,7 @@ __all__ = [
     "fp2_eq_table",
     "fp2_fold",
     "fp2_sumcheck_round",
+    "freed_memory_kept",
     "hash_paths",
     "keep_freed_memory",
     "kernel_info",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ctypes
 import sys
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["freed_memory_kept", "keep_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -30,6 +30,8 @@ _M_ARENA_MAX = -8
 
 #: Blocks up to this size come from malloc's heap, and this much free heap is kept mapped.
 KEEP_BYTES = 1 << 30
+
+_kept = False
 
 
 def keep_freed_memory(limit: int = KEEP_BYTES) -> bool:
@@ -56,4 +58,12 @@ def keep_freed_memory(limit: int = KEEP_BYTES) -> bool:
     trim = mallopt(_M_TRIM_THRESHOLD, limit)
     mmap = mallopt(_M_MMAP_THRESHOLD, limit)
     arenas = mallopt(_M_ARENA_MAX, 1)
-    return bool(trim) and bool(mmap) and bool(arenas)
+    global _kept
+    _kept = bool(trim) and bool(mmap) and bool(arenas)
+    return _kept
+
+
+def freed_memory_kept() -> bool:
+    """Whether ``keep_freed_memory`` took effect in this process: large blocks then come from
+    malloc's heap, already mapped, and a buffer need not be zeroed to be cheap to fill."""
+    return _kept
