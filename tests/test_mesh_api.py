@@ -4,8 +4,6 @@ oversized, malformed) that change nothing. A real uvicorn server on 127.0.0.1.""
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,35 +11,18 @@ import httpx
 import numpy as np
 import pytest
 
-from ramnet.mesh import Coordinator, CoordinatorConfig, MeshClient, create_app, pack, sign_request
+from ramnet.mesh import Coordinator, CoordinatorConfig, MeshClient, pack, sign_request
 from ramnet.mesh._client import MeshRequestError
 from ramnet.valkyrie import NodeKey
+from tests.mesh_server import served
 
 
 @pytest.fixture
 def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, Coordinator]]:
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
     max_body = getattr(request, "param", 1 << 20)
     coordinator = Coordinator(CoordinatorConfig(data_dir=tmp_path / "state", max_body=max_body))
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(coordinator), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", coordinator
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        coordinator.close()
+    with served(coordinator) as url:
+        yield url, coordinator
 
 
 def test_health_and_openapi(server: tuple[str, Coordinator]) -> None:

@@ -5,8 +5,6 @@ the coordinator's write-behind naming without HTTP."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ import numpy as np
 import pytest
 
 from ramnet import orchid
-from ramnet.mesh import Coordinator, CoordinatorConfig, MeshClient, _api, create_app, sign_request
+from ramnet.mesh import Coordinator, CoordinatorConfig, MeshClient, _api, sign_request
 from ramnet.mesh._auth import AuthError, bound_by
 from ramnet.mesh._blobs import blob_digest
 from ramnet.mesh._client import MeshRequestError
@@ -25,6 +23,7 @@ from ramnet.mesh._shard import compute_shard, result_digest, tile_map
 from ramnet.mesh._wire import pack
 from ramnet.orchid import BlockProduct
 from ramnet.valkyrie import NodeKey
+from tests.mesh_server import served
 
 
 def test_bound_by_names_the_commitment() -> None:
@@ -37,30 +36,12 @@ def test_bound_by_names_the_commitment() -> None:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, Coordinator]]:
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+def served_coordinator(tmp_path: Path) -> Iterator[tuple[str, Coordinator]]:
     # Results stay in memory for a minute, so what a reveal recorded can be looked at.
     config = CoordinatorConfig(data_dir=tmp_path / "state", max_body=16 << 20, write_behind=60)
     coordinator = Coordinator(config)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(coordinator), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", coordinator
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        coordinator.close()
+    with served(coordinator) as url:
+        yield url, coordinator
 
 
 class _Worker:
@@ -111,9 +92,9 @@ def _job(url: str) -> tuple[list[_Worker], str, np.ndarray]:
 
 
 def test_a_reveal_signed_over_its_commitment_is_checked_against_it(
-    served: tuple[str, Coordinator],
+    served_coordinator: tuple[str, Coordinator],
 ) -> None:
-    url, coordinator = served
+    url, coordinator = served_coordinator
     workers, job_id, exact = _job(url)
     first, second, third = workers
 
@@ -158,9 +139,9 @@ def test_a_reveal_signed_over_its_commitment_is_checked_against_it(
 
 
 def test_partials_that_differ_from_the_signed_commitment_are_rejected(
-    served: tuple[str, Coordinator],
+    served_coordinator: tuple[str, Coordinator],
 ) -> None:
-    url, coordinator = served
+    url, coordinator = served_coordinator
     workers, _, _ = _job(url)
     worker = workers[0]
     forged = {name: x.copy() for name, x in worker.payload.items()}
