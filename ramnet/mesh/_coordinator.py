@@ -26,7 +26,7 @@ from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh import _api
 from ramnet.mesh._audits import audit_package, copies_agree
 from ramnet.mesh._auth import AuthError, asgi_target, body_digest, bound_by, verify_request
-from ramnet.mesh._blobs import BlobStore, blob_digest
+from ramnet.mesh._blobs import BlobStore
 from ramnet.mesh._consumer import check_nodes, check_redundancy, planned_nodes
 from ramnet.mesh._disputes import draw_validator, frauds_proven
 from ramnet.mesh._ledger import InsufficientFundsError, Ledger, LedgerConflictError
@@ -47,6 +47,7 @@ from ramnet.mesh._tilecommit import commit_tiles, open_tile_path
 from ramnet.mesh._wire import (
     WIRE_CONTENT_TYPE,
     WireFormatError,
+    is_wire,
     pack,
     pack_parts,
     receive_buffer,
@@ -576,29 +577,27 @@ class Coordinator:
         body: bytes | None,
         body_hash: str | None = None,
         *,
-        defer: bool = True,
         shard: Shard | None = None,
     ) -> str:
         # The result's wire container as a blob (packed anew when it did not come as one); a
         # body's hash from checking its signature is its blob name, so it is not hashed again.
-        # With ``defer``, written after ``write_behind`` seconds unless the job no longer needs
-        # it by then (the revealing worker keeps it until then). A deferred body that was not
-        # hashed (a reveal signed over its commitment) goes by a provisional name until it is
-        # written, and is hashed only then: a job that settles first never hashes it.
-        # The caller holds ``_blob_refs``.
+        # A revealed ``shard``'s result is written after ``write_behind`` seconds unless the job
+        # no longer needs it by then (the revealing worker keeps it until then); one that was
+        # not hashed (a reveal signed over its commitment) goes by a provisional name until it
+        # is written, and is hashed only then: a job that settles first never hashes it.
+        # Without ``shard`` it is written at once. The caller holds ``_blob_refs``.
         if body is None:
             body = pack({}, {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()})
         if (
-            not defer
+            shard is None
             or self._write_delay <= 0
             or self.store.get_job(job_id).state in ("disputed", "optimistic")
         ):  # a job off the quick path: its results go to disk at once
             return self.blobs.put(body, digest=body_hash)
-        if body_hash is None and shard is not None:
+        blob = body_hash
+        if blob is None:
             blob = _provisional_name(shard)
             self._provisional[blob] = shard.shard_id
-        else:
-            blob = blob_digest(body) if body_hash is None else body_hash
         self._unwritten[blob] = (job_id, body)
         self._writes.schedule(self._write_delay, job_id, lambda: self._write_result(blob))
         return blob
@@ -950,7 +949,7 @@ class Coordinator:
             raise ShardStateError(f"shard {shard_id} is {shard.state}, not awaiting a result")
         with self._blob_refs, self.store.transaction():
             # A node that only computes forgets its result once posted: stored at once.
-            blob = self._store_result(shard.job_id, partials, body, body_hash, defer=False)
+            blob = self._store_result(shard.job_id, partials, body, body_hash)
             self.store.record_commit(number, node, digest_hex)
             self.store.record_reveal(number, node, blob)
         self._reveal_open(shard.job_id)  # this may have been the last shard awaited
@@ -1156,7 +1155,7 @@ async def read_body(request: Any, max_body: int) -> bytes:
         # every byte once more. A wire body, parsed in place, need not be zeroed first in a
         # coordinator that keeps freed memory (see receive_buffer).
         length = int(declared)
-        wire = request.headers.get("content-type", "").split(";")[0].strip() == WIRE_CONTENT_TYPE
+        wire = is_wire(request.headers.get("content-type"))
         body = receive_buffer(length) if wire else bytearray(length)
         view, size = memoryview(body), 0
         async for chunk in request.stream():

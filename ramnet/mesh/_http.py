@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ramnet.mesh._wire import WIRE_CONTENT_TYPE, receive_buffer
+from ramnet.mesh._wire import is_wire, receive_buffer
 
 __all__ = ["Body", "HttpConnectionPool", "ReplyTooLarge", "TransportError", "body_pieces"]
 
@@ -221,7 +221,7 @@ def _read(reply: http.client.HTTPResponse, max_bytes: int) -> bytes | bytearray 
         raise ReplyTooLarge(reply.status, length)
     # A wire body is parsed in place (unpack): in a node it need not be zeroed first (see
     # receive_buffer). Other bodies are small and stay a bytearray, which json.loads accepts.
-    wire = reply.getheader("content-type", "").split(";")[0].strip() == WIRE_CONTENT_TYPE
+    wire = is_wire(reply.getheader("content-type"))
     content: bytearray | memoryview = receive_buffer(length) if wire else bytearray(length)
     view = memoryview(content)
     filled = 0

@@ -40,6 +40,7 @@ __all__ = [
     "WIRE_CONTENT_TYPE",
     "WIRE_MAGIC",
     "WireFormatError",
+    "is_wire",
     "pack",
     "receive_buffer",
     "unpack",
@@ -74,6 +75,11 @@ _ENTRY_KEYS = frozenset({"name", "dtype", "shape", "offset", "length"})
 
 class WireFormatError(TraceFormatError):
     """Bytes that are not a well-formed RNWIRE1 container (or exceed the reader's bounds)."""
+
+
+def is_wire(content_type: str | None) -> bool:
+    """Whether an HTTP Content-Type header (parameters allowed) names an RNWIRE1 body."""
+    return (content_type or "").split(";")[0].strip() == WIRE_CONTENT_TYPE
 
 
 def receive_buffer(size: int) -> memoryview:
