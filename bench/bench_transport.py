@@ -2,13 +2,14 @@
 
 Usage: python bench/bench_transport.py [--n 4096] [--mib 64] [--runs 5] [--json]
 
-A server process runs the coordinator's stack (uvicorn with httptools, Starlette, the
-coordinator's raised read buffer, freed memory kept for reuse as nodes keep it) with two
-endpoints: one answers a GET with a --mib body streamed as the coordinator streams wire replies,
-one reads a POSTed body whole into one buffer, as the coordinator does. This process is the
-client, through MeshClient's own HTTP exchange (`ramnet.mesh._http`, without the signing), keeping
-freed memory too (as a worker does). Measured: CPU milliseconds per MiB on each side (medians of
---runs), for uploads (POST) and downloads (GET).
+A server process runs the coordinator's stack (uvicorn with httptools and the coordinator's
+protocol that reads wire bodies straight into their buffers, Starlette, freed memory kept for
+reuse as nodes keep it) with two endpoints: one answers a GET with a --mib body streamed as the
+coordinator streams wire replies, one reads a POSTed body whole into one buffer, as the
+coordinator does. This process is the client, through MeshClient's own HTTP exchange
+(`ramnet.mesh._http`, without the signing), keeping freed memory too (as a worker does).
+Measured: CPU milliseconds per MiB on each side (medians of --runs), for uploads (POST) and
+downloads (GET).
 
 Then the floor for one n x n x n int8 job on 3 nodes: the bytes its plan must move (A and B up;
 each node's tiles down; every block product's int32 partial up, audits included; C down), times
@@ -46,7 +47,7 @@ _SERVER = textwrap.dedent(
     from starlette.applications import Starlette
     from starlette.responses import Response, StreamingResponse
     from starlette.routing import Route
-    from ramnet.mesh._coordinator import _pieces, raise_read_buffer, read_body
+    from ramnet.mesh._coordinator import _pieces, http_protocol, raise_read_buffer, read_body
     from ramnet.mesh._wire import WIRE_CONTENT_TYPE
     from ramnet.orchid import keep_freed_memory
 
@@ -67,7 +68,7 @@ _SERVER = textwrap.dedent(
 
     routes = [Route("/get", get), Route("/post", post, methods=["POST"]), Route("/cpu", cpu)]
     uvicorn.run(Starlette(routes=routes), host="127.0.0.1", port=int(sys.argv[1]),
-                log_level="error", access_log=False)
+                log_level="error", access_log=False, http=http_protocol(1 << 40))
     """
 )
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 
 from ramnet.mesh import Coordinator, create_app
+from ramnet.mesh._coordinator import http_protocol
 from tests.mesh_procs import free_port
 
 
@@ -18,7 +19,13 @@ def served(coordinator: Coordinator) -> Iterator[str]:
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(create_app(coordinator), host="127.0.0.1", port=port, log_level="error")
+        uvicorn.Config(
+            create_app(coordinator),
+            host="127.0.0.1",
+            port=port,
+            log_level="error",
+            http=http_protocol(coordinator.config.max_body),
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -28,6 +28,7 @@ from ramnet.mesh._audits import audit_package, copies_agree
 from ramnet.mesh._auth import AuthError, asgi_target, body_digest, bound_by, verify_request
 from ramnet.mesh._blobs import BlobStore
 from ramnet.mesh._consumer import check_nodes, check_redundancy, planned_nodes
+from ramnet.mesh._direct_body import BodyLostError, direct_body, direct_body_protocol
 from ramnet.mesh._disputes import draw_validator, frauds_proven
 from ramnet.mesh._ledger import InsufficientFundsError, Ledger, LedgerConflictError
 from ramnet.mesh._plan import grid_for, plan_shards
@@ -1147,6 +1148,12 @@ async def read_body(request: Any, max_body: int) -> bytes:
         _TooLarge: Over ``max_body`` (declared or as it arrives).
         _BadLength: Longer or shorter than its Content-Length.
     """
+    arriving = direct_body(request.scope)
+    if arriving is not None:  # read by the socket straight into its buffer (http_protocol)
+        try:
+            return await arriving.read()  # type: ignore[no-any-return]
+        except BodyLostError:
+            raise _BadLength() from None
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_body):
         raise _TooLarge()
@@ -1461,6 +1468,37 @@ def raise_read_buffer() -> bool:
     return found
 
 
+def http_protocol(max_body: int) -> Any:
+    """uvicorn's ``http`` setting for a coordinator: a protocol that reads wire bodies (uploads,
+    reveals) from the socket straight into the buffer they are parsed from
+    (``_direct_body``), or "auto" where uvicorn's httptools protocol is missing.
+
+    Args:
+        max_body: The largest body read that way; a larger one takes uvicorn's path, where
+            ``read_body`` refuses it.
+    """
+
+    def choose(scope: Mapping[str, Any]) -> Any:
+        if scope.get("method") not in ("POST", "PUT"):
+            return None
+        content_type = length = None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                return None
+        if content_type is None or length is None or not length.isdigit():
+            return None
+        size = int(length)
+        if not 0 < size <= max_body or not is_wire(content_type.decode("latin-1")):
+            return None
+        return receive_buffer(size)
+
+    return direct_body_protocol(choose) or "auto"
+
+
 def serve(config: CoordinatorConfig, host: str = "127.0.0.1", port: int = 9000) -> None:
     """Run the coordinator in the foreground until SIGTERM or SIGINT (uvicorn stops cleanly)."""
     import contextlib
@@ -1491,6 +1529,7 @@ def serve(config: CoordinatorConfig, host: str = "127.0.0.1", port: int = 9000) 
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=10,
+            http=http_protocol(config.max_body),
         )
         _Server(config_).run()
     finally:
