@@ -125,6 +125,36 @@ typedef struct {
 
 #define MAX_TILE (16 * 64)
 
+/* The micro-kernels over one packed MC x KC block of A and one packed KC x NC panel of B, into
+ * C (m x n at c, ldc). Edge tiles go through a local tile. */
+static void macro_kernel(const gemm_impl *im, size_t mc, size_t nc, size_t kcp, const uint8_t *pa,
+                         const uint8_t *pb, const int32_t *comp, int32_t *c, size_t ldc, int add) {
+  const size_t mr = im->mr, nr = im->nr, kgroup = im->kgroup, elem = im->elem;
+  _Alignas(64) int32_t tile[MAX_TILE];
+  for (size_t jr = 0; jr < nc; jr += nr) {
+    const size_t nrr = min_sz(nr, nc - jr);
+    const uint8_t *pbj = pb + jr * kcp * elem;
+    for (size_t ir = 0; ir < mc; ir += mr) {
+      const size_t mrr = min_sz(mr, mc - ir);
+      const uint8_t *pai = pa + ir * kcp * elem;
+      int32_t *cij = c + ir * ldc + jr;
+      if (mrr == mr && nrr == nr) {
+        im->kernel(kcp / kgroup, pai, pbj, comp + jr, cij, ldc, add);
+      } else {
+        im->kernel(kcp / kgroup, pai, pbj, comp + jr, tile, nr, 0);
+        for (size_t i = 0; i < mrr; i++) {
+          int32_t *ci = cij + i * ldc;
+          const int32_t *ti = tile + i * nr;
+          if (add)
+            for (size_t j = 0; j < nrr; j++) ci[j] = (int32_t)((uint32_t)ci[j] + (uint32_t)ti[j]);
+          else
+            memcpy(ci, ti, nrr * sizeof(int32_t));
+        }
+      }
+    }
+  }
+}
+
 static int gemm_blocked(const gemm_impl *im, size_t m, size_t n, size_t k, const int8_t *a,
                         size_t lda, const int8_t *b, size_t ldb, int32_t *c, size_t ldc,
                         int accumulate) {
@@ -141,8 +171,6 @@ static int gemm_blocked(const gemm_impl *im, size_t m, size_t n, size_t k, const
     free(comp);
     return RAMNET_ENOMEM;
   }
-  _Alignas(64) int32_t tile[MAX_TILE];
-
   for (size_t jc = 0; jc < n; jc += nc_max) {
     const size_t nc = min_sz(nc_max, n - jc);
     for (size_t pc = 0; pc < k; pc += kc_max) {
@@ -153,31 +181,91 @@ static int gemm_blocked(const gemm_impl *im, size_t m, size_t n, size_t k, const
       for (size_t ic = 0; ic < m; ic += mc_max) {
         const size_t mc = min_sz(mc_max, m - ic);
         im->pack_a(a + ic * lda + pc, lda, mc, kc, kcp, mr, pa);
-        for (size_t jr = 0; jr < nc; jr += nr) {
-          const size_t nrr = min_sz(nr, nc - jr);
-          const uint8_t *pbj = pb + jr * kcp * elem;
-          for (size_t ir = 0; ir < mc; ir += mr) {
-            const size_t mrr = min_sz(mr, mc - ir);
-            const uint8_t *pai = pa + ir * kcp * elem;
-            int32_t *cij = c + (ic + ir) * ldc + jc + jr;
-            if (mrr == mr && nrr == nr) {
-              im->kernel(kcp / kgroup, pai, pbj, comp + jr, cij, ldc, add);
-            } else {
-              im->kernel(kcp / kgroup, pai, pbj, comp + jr, tile, nr, 0);
-              for (size_t i = 0; i < mrr; i++) {
-                int32_t *ci = cij + i * ldc;
-                const int32_t *ti = tile + i * nr;
-                if (add)
-                  for (size_t j = 0; j < nrr; j++) ci[j] = (int32_t)((uint32_t)ci[j] + (uint32_t)ti[j]);
-                else
-                  memcpy(ci, ti, nrr * sizeof(int32_t));
-              }
+        macro_kernel(im, mc, nc, kcp, pa, pb, comp, c + ic * ldc + jc, ldc, add);
+      }
+    }
+  }
+  free(pa);
+  free(pb);
+  free(comp);
+  return RAMNET_OK;
+}
+
+/* Several products that share operands (ramnet_gemm_s8s32_many). The B operands are cut into
+ * segments of at most NC columns, and the segments into groups of at most NC columns in all (a
+ * group holds at least one segment). For each group and each KC panel of k, every segment of the
+ * group is packed once; then for each A used with the group, each MC block of it is packed once
+ * and run against the segments of every product that pairs it with one of them. A shard whose B
+ * tiles fit one group packs every A and every B once, where one call per product packs both
+ * operands of every product. */
+typedef struct {
+  size_t b, col, width, offset; /* B index, first column, columns, column offset in the group */
+} segment;
+
+static int gemm_many_blocked(const gemm_impl *im, size_t k, size_t na, const int8_t *const *a,
+                             const size_t *m, const size_t *lda, size_t nb,
+                             const int8_t *const *b, const size_t *n, const size_t *ldb,
+                             size_t count, const size_t *a_of, const size_t *b_of,
+                             int32_t *const *c, const size_t *ldc) {
+  const size_t mr = im->mr, nr = im->nr, kgroup = im->kgroup, elem = im->elem;
+  const size_t nc_max = round_up(GEMM_S8_NC, nr);
+  const size_t kc_max = min_sz(GEMM_S8_KC, round_up(k, kgroup));
+  size_t m_max = 0, segments = 0;
+  for (size_t i = 0; i < na; i++) m_max = m[i] > m_max ? m[i] : m_max;
+  for (size_t j = 0; j < nb; j++) segments += (n[j] + nc_max - 1) / nc_max;
+  const size_t mc_max = min_sz(round_up(GEMM_S8_MC, mr), round_up(m_max ? m_max : 1, mr));
+  segment *seg = malloc((segments ? segments : 1) * sizeof(segment));
+  uint8_t *pa = alloc64(mc_max * kc_max * elem);
+  uint8_t *pb = alloc64(nc_max * kc_max * elem);
+  int32_t *comp = alloc64(nc_max * sizeof(int32_t));
+  if (!seg || !pa || !pb || !comp) {
+    free(seg);
+    free(pa);
+    free(pb);
+    free(comp);
+    return RAMNET_ENOMEM;
+  }
+  size_t s = 0;
+  for (size_t j = 0; j < nb; j++)
+    for (size_t col = 0; col < n[j]; col += nc_max) seg[s++] = (segment){j, col, min_sz(nc_max, n[j] - col), 0};
+
+  for (size_t first = 0; first < segments;) {
+    /* The group: segments first..last-1, each at a multiple of NR within the packed panel. */
+    size_t last = first, width = 0;
+    while (last < segments && (last == first || width + round_up(seg[last].width, nr) <= nc_max)) {
+      seg[last].offset = width;
+      width += round_up(seg[last].width, nr);
+      last++;
+    }
+    for (size_t pc = 0; pc < k; pc += kc_max) {
+      const size_t kc = min_sz(kc_max, k - pc);
+      const size_t kcp = round_up(kc, kgroup);
+      for (size_t g = first; g < last; g++)
+        im->pack_b(b[seg[g].b] + pc * ldb[seg[g].b] + seg[g].col, ldb[seg[g].b], kc, kcp,
+                   seg[g].width, nr, pb + seg[g].offset * kcp * elem, comp + seg[g].offset);
+      for (size_t i = 0; i < na; i++) {
+        int used = 0;
+        for (size_t t = 0; t < count && !used; t++)
+          if (a_of[t] == i)
+            for (size_t g = first; g < last; g++) used |= b_of[t] == seg[g].b;
+        if (!used) continue;
+        for (size_t ic = 0; ic < m[i]; ic += mc_max) {
+          const size_t mc = min_sz(mc_max, m[i] - ic);
+          im->pack_a(a[i] + ic * lda[i] + pc, lda[i], mc, kc, kcp, mr, pa);
+          for (size_t t = 0; t < count; t++) {
+            if (a_of[t] != i) continue;
+            for (size_t g = first; g < last; g++) {
+              if (b_of[t] != seg[g].b) continue;
+              macro_kernel(im, mc, seg[g].width, kcp, pa, pb + seg[g].offset * kcp * elem,
+                           comp + seg[g].offset, c[t] + ic * ldc[t] + seg[g].col, ldc[t], pc > 0);
             }
           }
         }
       }
     }
+    first = last;
   }
+  free(seg);
   free(pa);
   free(pb);
   free(comp);
@@ -568,3 +656,63 @@ int ramnet_gemm_s8s32(int path, size_t m, size_t n, size_t k, const int8_t *a, s
       return RAMNET_ENOTSUP;
   }
 }
+
+int ramnet_gemm_s8s32_many(int path, size_t k, size_t na, const int8_t *const *a, const size_t *m,
+                           const size_t *lda, size_t nb, const int8_t *const *b, const size_t *n,
+                           const size_t *ldb, size_t count, const size_t *a_of,
+                           const size_t *b_of, int32_t *const *c, const size_t *ldc) {
+  int p = ramnet_resolve_path(RAMNET_KERNEL_GEMM_S8, path);
+  if (p < 0) return RAMNET_ENOTSUP;
+  if (count == 0) return RAMNET_OK;
+  if (!a_of || !b_of || !c || !ldc || (na && (!a || !m || !lda)) || (nb && (!b || !n || !ldb)))
+    return RAMNET_EINVAL;
+  for (size_t i = 0; i < na; i++)
+    if (lda[i] < k || (m[i] && k && !a[i])) return RAMNET_EINVAL;
+  for (size_t j = 0; j < nb; j++)
+    if (ldb[j] < n[j] || (n[j] && k && !b[j])) return RAMNET_EINVAL;
+  int empty = 1;
+  for (size_t t = 0; t < count; t++) {
+    if (a_of[t] >= na || b_of[t] >= nb) return RAMNET_EINVAL;
+    const size_t rows = m[a_of[t]], cols = n[b_of[t]];
+    if (rows && cols && (!c[t] || ldc[t] < cols)) return RAMNET_EINVAL;
+    empty &= !(rows && cols);
+  }
+  if (empty) return RAMNET_OK;
+  if (k == 0) {
+    for (size_t t = 0; t < count; t++)
+      for (size_t i = 0; i < m[a_of[t]] && n[b_of[t]]; i++)
+        memset(c[t] + i * ldc[t], 0, n[b_of[t]] * sizeof(int32_t));
+    return RAMNET_OK;
+  }
+  const gemm_impl *im = NULL;
+  switch (p) {
+#if RAMNET_X86
+    case RAMNET_PATH_AVX512VNNI:
+#ifdef GEMM_S8_EMULATE_AVXVNNI
+      im = &impl_avxvnni;
+      break;
+#endif
+      im = &impl_vnni512;
+      break;
+    case RAMNET_PATH_AVXVNNI:
+      im = &impl_avxvnni;
+      break;
+    case RAMNET_PATH_AVX2:
+      im = &impl_avx2;
+      break;
+#endif
+    case RAMNET_PATH_PORTABLE:
+      break;
+    default:
+      return RAMNET_ENOTSUP;
+  }
+  if (im == NULL) { /* no packing to share: one product at a time */
+    for (size_t t = 0; t < count; t++) {
+      const size_t i = a_of[t], j = b_of[t];
+      if (m[i] && n[j]) gemm_portable(m[i], n[j], k, a[i], lda[i], b[j], ldb[j], c[t], ldc[t], 0);
+    }
+    return RAMNET_OK;
+  }
+  return gemm_many_blocked(im, k, na, a, m, lda, nb, b, n, ldb, count, a_of, b_of, c, ldc);
+}
+

@@ -49,6 +49,18 @@ int ramnet_gemm_s8s32(int path, size_t m, size_t n, size_t k,
                       const int8_t *a, size_t lda, const int8_t *b, size_t ldb,
                       int32_t *c, size_t ldc, int accumulate);
 
+/* Several int8 products that share operands, each operand packed once per panel instead of once
+ * per product (a mesh worker's shard of block products):
+ *   c[t] = a[a_of[t]] . b[b_of[t]]  for t < count,
+ * where a[i] is m[i] x k (lda[i]), b[j] is k x n[j] (ldb[j]) and c[t] is m[a_of[t]] x n[b_of[t]]
+ * (ldc[t]). Every operand shares the inner dimension k. Results are overwritten, with the same
+ * arithmetic as ramnet_gemm_s8s32. */
+int ramnet_gemm_s8s32_many(int path, size_t k,
+                           size_t na, const int8_t *const *a, const size_t *m, const size_t *lda,
+                           size_t nb, const int8_t *const *b, const size_t *n, const size_t *ldb,
+                           size_t count, const size_t *a_of, const size_t *b_of,
+                           int32_t *const *c, const size_t *ldc);
+
 /* int16 x int16 -> int64 and int32 x int32 -> int64 GEMM (exact while the true product fits in
  * int64; the caller checks the bound), same conventions as above. */
 int ramnet_gemm_s16s64(int path, size_t m, size_t n, size_t k,

@@ -65,6 +65,7 @@ ORCHID_ALL = [
     "load_npy",
     "make_grid",
     "matmul",
+    "matmul_many",
     "node_digests",
     "pack_tiles",
     "parallel_map",

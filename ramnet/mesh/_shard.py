@@ -21,7 +21,7 @@ from ramnet.orchid import (
     BlockProduct,
     Grid,
     default_threads,
-    matmul,
+    matmul_many,
     parallel_map,
     result_dtype,
     weighted_rowsums,
@@ -74,12 +74,9 @@ def compute_shard(
         if (block.i, block.k) not in tiles_a or (block.k, block.j) not in tiles_b:
             raise InvalidInputError(f"the tiles of block {block} were not provided")
 
-    def one(block: BlockProduct) -> np.ndarray:
-        a = tiles_a[(block.i, block.k)]
-        b = tiles_b[(block.k, block.j)]
-        return matmul(a, b, backend=backend, threads=1)
-
-    partials = parallel_map(one, list(blocks), max(1, threads))
+    # One call for the whole shard: a tile that several blocks use is packed once, not per block.
+    pairs = [(tiles_a[(b.i, b.k)], tiles_b[(b.k, b.j)]) for b in blocks]
+    partials = matmul_many(pairs, backend=backend, threads=max(1, threads))
     return dict(zip(blocks, partials, strict=True))
 
 

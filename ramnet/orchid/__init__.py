@@ -29,7 +29,7 @@ from ramnet.orchid._field import (
 from ramnet.orchid._hooks import BlockProduct, JobSpec, TraceHook
 from ramnet.orchid._info import kernel_info
 from ramnet.orchid._io import load_npy, parse_shape, random_operands, save_npy
-from ramnet.orchid._matmul import matmul, prepare
+from ramnet.orchid._matmul import matmul, matmul_many, prepare
 from ramnet.orchid._memory import freed_memory_kept, keep_freed_memory
 from ramnet.orchid._pool import parallel_map
 from ramnet.orchid._scheduler import (
@@ -111,6 +111,7 @@ __all__ = [
     "load_npy",
     "make_grid",
     "matmul",
+    "matmul_many",
     "node_digests",
     "pack_tiles",
     "parallel_map",

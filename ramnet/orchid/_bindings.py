@@ -9,6 +9,7 @@ around each call, so several threads can run kernels at once.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -168,6 +169,69 @@ def gemm(path: int, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: b
         1 if accumulate else 0,
     )
     _check(code, name)
+
+
+def gemm_s8_many(
+    path: int,
+    a: Sequence[np.ndarray],
+    b: Sequence[np.ndarray],
+    products: Sequence[tuple[int, int]],
+    out: Sequence[np.ndarray],
+) -> None:
+    """Compute ``out[t] = a[i] @ b[j]`` for each ``(i, j) = products[t]``, int8 -> int32, packing
+    each operand once per panel rather than once per product.
+
+    Args:
+        path: A ``RAMNET_PATH_*`` number, or -1 for the best one.
+        a: (m_i, k) int8 arrays with contiguous rows, all with the same k.
+        b: (k, n_j) int8 arrays with contiguous rows.
+        products: ``(i, j)`` index pairs into ``a`` and ``b``.
+        out: One writable (m_i, n_j) int32 array with contiguous rows per product.
+
+    Raises:
+        BackendUnavailableError: The extension is missing or the CPU lacks the path.
+        InvalidInputError: Shapes, dtypes, indices or layouts the kernel cannot take.
+        KernelError: The kernel failed (scratch allocation).
+    """
+    lib = _lib()
+    ffi = _native.ffi
+    if len(out) != len(products):
+        raise InvalidInputError(f"{len(products)} products but {len(out)} outputs")
+    k = a[0].shape[1] if a else (b[0].shape[0] if b else 0)
+    for x in (*a, *b):
+        if x.dtype != np.int8 or x.ndim != 2:
+            raise InvalidInputError(f"gemm_s8_many takes 2-D int8 operands, not {x.dtype}")
+    if any(x.shape[1] != k for x in a) or any(y.shape[0] != k for y in b):
+        raise InvalidInputError("gemm_s8_many operands must share their inner dimension")
+    for t, (i, j) in enumerate(products):
+        if not (0 <= i < len(a) and 0 <= j < len(b)):
+            raise InvalidInputError(f"product {t} names operands ({i}, {j}) that do not exist")
+        o = out[t]
+        if o.dtype != np.int32 or o.shape != (a[i].shape[0], b[j].shape[1]):
+            raise InvalidInputError(
+                f"output {t} must be int32 of shape {(a[i].shape[0], b[j].shape[1])},"
+                f" not {o.dtype} {o.shape}"
+            )
+        if not o.flags.writeable:
+            raise InvalidInputError(f"output {t} is read-only")
+    code = lib.ramnet_gemm_s8s32_many(
+        path,
+        k,
+        len(a),
+        ffi.new("const int8_t *[]", [_address(x, "int8_t *") for x in a] or [ffi.NULL]),
+        ffi.new("size_t[]", [x.shape[0] for x in a] or [0]),
+        ffi.new("size_t[]", [_leading(x) if k else 1 for x in a] or [0]),
+        len(b),
+        ffi.new("const int8_t *[]", [_address(y, "int8_t *") for y in b] or [ffi.NULL]),
+        ffi.new("size_t[]", [y.shape[1] for y in b] or [0]),
+        ffi.new("size_t[]", [_leading(y) for y in b] or [0]),
+        len(products),
+        ffi.new("size_t[]", [i for i, _ in products] or [0]),
+        ffi.new("size_t[]", [j for _, j in products] or [0]),
+        ffi.new("int32_t *[]", [_address(o, "int32_t *") for o in out] or [ffi.NULL]),
+        ffi.new("size_t[]", [_leading(o) for o in out] or [0]),
+    )
+    _check(code, "ramnet_gemm_s8s32_many")
 
 
 _STREAM_CTYPES = {

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ramnet._errors import UnsupportedDTypeError
-from ramnet.orchid import _backends, _dtypes
+from ramnet.orchid import _backends, _bindings, _dtypes
 from ramnet.orchid._hooks import TraceHook
+from ramnet.orchid._pool import parallel_map
 from ramnet.orchid._scheduler import (
     Grid,
     ProgressCallback,
@@ -121,3 +122,77 @@ def matmul(
         # BLAS runs its own threads: one task at a time.
         nthreads = 1
     return run_job(a_arr, b_arr, job_grid, chosen, threads=nthreads, hooks=hooks, progress=progress)
+
+
+def matmul_many(
+    pairs: Sequence[tuple[object, object]],
+    *,
+    backend: str = "auto",
+    threads: int | None = None,
+    path: str = "auto",
+) -> list[np.ndarray]:
+    """Multiply several pairs of matrices, packing an operand that several pairs share only once.
+
+    Pairs share an operand when they hold the same array object (a mesh worker's shard: each A
+    tile meets several B tiles and each B tile several A tiles). On the C backend an int8 job
+    with an int32 result packs each shared operand once per panel instead of once per product;
+    every other case is ``matmul`` of each pair. The products are the same either way.
+
+    Args:
+        pairs: (A, B) operand pairs, each as ``matmul`` takes them.
+        backend: As for ``matmul``.
+        threads: Threads to use; all cores when None. Pairs are split between threads by their
+            A operand, so a thread packs each of its As once.
+        path: For the C backend, force a code path (as for ``matmul``).
+
+    Returns:
+        ``A . B`` for each pair, in order, as new numpy arrays.
+
+    Raises:
+        As ``matmul``.
+    """
+    nthreads = check_threads(threads)
+    kept: list[np.ndarray] = []  # keeps every operand alive, so that ids stay unique
+    ready: list[tuple[np.ndarray, np.ndarray]] = []
+    for a, b in pairs:
+        a_arr, b_arr = prepare(a, b)
+        kept += [a_arr, b_arr]
+        ready.append((a_arr, b_arr))
+    shared = bool(ready) and all(
+        a.dtype == np.int8 and _dtypes.result_dtype(a.dtype, a.shape[1]) == np.int32
+        for a, _ in ready
+    )
+    chosen = _backends.resolve(backend, np.dtype(np.int8), path) if shared else None
+    if chosen is None or chosen.name != "c":
+        return [matmul(a, b, backend=backend, threads=threads, path=path) for a, b in ready]
+    out = [np.empty((a.shape[0], b.shape[1]), np.int32) for a, b in ready]
+    # One kernel call per inner dimension and thread; operands numbered by identity.
+    calls: dict[tuple[int, int], list[int]] = {}
+    a_slot: dict[int, int] = {}
+    for t, (a, _) in enumerate(ready):
+        slot = a_slot.setdefault(id(a), len(a_slot))
+        calls.setdefault((a.shape[1], slot % nthreads), []).append(t)
+
+    def run(products: list[int]) -> None:
+        a_index: dict[int, int] = {}
+        b_index: dict[int, int] = {}
+        a_list: list[np.ndarray] = []
+        b_list: list[np.ndarray] = []
+        for t in products:
+            a, b = ready[t]
+            if id(a) not in a_index:
+                a_index[id(a)] = len(a_list)
+                a_list.append(a)
+            if id(b) not in b_index:
+                b_index[id(b)] = len(b_list)
+                b_list.append(b)
+        _bindings.gemm_s8_many(
+            chosen.path_number,
+            a_list,
+            b_list,
+            [(a_index[id(ready[t][0])], b_index[id(ready[t][1])]) for t in products],
+            [out[t] for t in products],
+        )
+
+    parallel_map(run, list(calls.values()), nthreads)
+    return out
