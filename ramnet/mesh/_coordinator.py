@@ -44,7 +44,14 @@ from ramnet.mesh._store import (
     Store,
     StoreConflictError,
 )
-from ramnet.mesh._tilecommit import commit_tiles, open_tile_path
+from ramnet.mesh._tilecommit import (
+    commit_tiles,
+    is_tile_leaf,
+    open_tile_path,
+    parse_tile_leaf,
+    root_of,
+    tile_leaf_parts,
+)
 from ramnet.mesh._wire import (
     WIRE_CONTENT_TYPE,
     WireFormatError,
@@ -316,12 +323,20 @@ class Coordinator:
             for kk in range(r)
             for j in range(q)
         }
-        # Validators check the tiles they are sent against these roots.
-        commit_a, _ = commit_tiles("a", mem_a, (p, r))
-        commit_b, _ = commit_tiles("b", mem_b, (r, q))
         with self._blob_refs:  # held until the job that refers to the tiles exists
-            tiles_a = {f"{i}/{kk}": self._put_tile(t) for (i, kk), t in mem_a.items()}
-            tiles_b = {f"{kk}/{j}": self._put_tile(t) for (kk, j), t in mem_b.items()}
+            # A tile's blob is its Merkle leaf's bytes, so the digest that names it is its leaf:
+            # each tile is hashed once. Validators check the tiles they are sent against the
+            # roots.
+            leaves_a = {xy: self._put_tile("a", xy, t) for xy, t in mem_a.items()}
+            leaves_b = {xy: self._put_tile("b", xy, t) for xy, t in mem_b.items()}
+            commit_a = root_of("a", [bytes.fromhex(leaves_a[xy]) for xy in sorted(mem_a)], (p, r))[
+                0
+            ]
+            commit_b = root_of("b", [bytes.fromhex(leaves_b[xy]) for xy in sorted(mem_b)], (r, q))[
+                0
+            ]
+            tiles_a = {f"{i}/{kk}": leaf for (i, kk), leaf in leaves_a.items()}
+            tiles_b = {f"{kk}/{j}": leaf for (kk, j), leaf in leaves_b.items()}
             computed = sum(plan.load.values()) + sum(plan.load[slot] for slot in mirrored)
             price = computed * self.config.price_per_block + self.config.validator_fee
             spec = {
@@ -355,9 +370,9 @@ class Coordinator:
             self._notify()
             return self._submitted(job_id, spec)
 
-    def _put_tile(self, tile: np.ndarray) -> str:
-        # Written piece by piece, hashed on the way: no packed copy of the tile.
-        return self.blobs.put_stream(pack_parts({}, {"t": tile}))
+    def _put_tile(self, kind: str, xy: tuple[int, int], tile: np.ndarray) -> str:
+        # Written piece by piece, hashed on the way (no packed copy): the digest is the leaf's.
+        return self.blobs.put_stream(tile_leaf_parts(kind, xy[0], xy[1], tile))
 
     def _submitted(self, job_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         plan, grid = self._plan(job_id, spec)
@@ -383,7 +398,11 @@ class Coordinator:
         return plan, grid
 
     def _tile(self, blob: str) -> np.ndarray:
-        _, arrays = unpack(self.blobs.get(blob), max_bytes=self.config.max_body)
+        data = self.blobs.get(blob)
+        if is_tile_leaf(data):
+            return parse_tile_leaf(data)[3]
+        # Stored by an older version: a wire container of one array.
+        _, arrays = unpack(data, max_bytes=self.config.max_body)
         return arrays["t"]
 
     def _job_tiles(
@@ -1284,17 +1303,19 @@ def create_app(coordinator: Coordinator) -> Any:
             request.state.body_hash,
         )
 
+    def checked(fn: Any, signed: bool, binding: Any, request: Request, body: bytes) -> Any:
+        node = authenticate(request, body, binding) if signed else None
+        return fn(node, request, body)
+
     def handler(fn: Any, *, signed: bool = True, binding: Any = None) -> Any:
         # ``binding(request)``: what the request's signature may cover instead of its body's
         # hash (``Coordinator.reveal_binding``), or None.
         async def endpoint(request: Request) -> Response:
             try:
                 body = await read_body(request, max_body)
-                node = None
                 request.state.body_hash = None
-                if signed:
-                    node = await run_in_threadpool(authenticate, request, body, binding)
-                out = await run_in_threadpool(fn, node, request, body)
+                # One trip to a worker thread for both: each trip costs the event loop a wake-up.
+                out = await run_in_threadpool(checked, fn, signed, binding, request, body)
             except _TooLarge:
                 return JSONResponse({"error": f"body over {max_body} bytes"}, status_code=413)
             except _BadLength:

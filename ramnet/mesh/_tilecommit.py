@@ -18,7 +18,7 @@ import numpy as np
 
 from ramnet.valkyrie import merkle_climb, merkle_levels, merkle_path
 from ramnet.valkyrie._hash import digest
-from ramnet.valkyrie._merkle import DTYPE_CODES
+from ramnet.valkyrie._merkle import DTYPE_CODES, DTYPE_NAMES
 
 _LEAF = b"RNMTILE1"
 _ROOT = b"RNMROOT1"
@@ -26,14 +26,60 @@ _ROOT = b"RNMROOT1"
 TileMap = Mapping[tuple[int, int], np.ndarray]
 
 
-def tile_leaf(kind: str, x: int, y: int, tile: np.ndarray) -> bytes:
-    """The leaf digest of tile (x, y) of operand ``kind`` ("a" or "b")."""
+_HEAD = struct.Struct("<cIIBQQ")
+
+
+def tile_leaf_parts(kind: str, x: int, y: int, tile: np.ndarray) -> tuple[bytes, memoryview]:
+    """The bytes the leaf of tile (x, y) of operand ``kind`` ("a" or "b") hashes: a prefix (tag,
+    kind, position, dtype, shape) and the tile's values, little-endian in C order.
+
+    Their concatenation is also how the coordinator stores a tile (``parse_tile_leaf``): as a blob
+    it is named by the same BLAKE3 digest, so one hash both names the blob and makes the leaf.
+    """
     t = np.ascontiguousarray(tile)
     if t.dtype.byteorder == ">":
         t = t.astype(t.dtype.newbyteorder("<"))
     rows, cols = t.shape
-    head = struct.pack("<cIIBQQ", kind.encode(), x, y, DTYPE_CODES[t.dtype.name], rows, cols)
-    return digest(_LEAF, head, t.reshape(-1).view(np.uint8).data if t.size else b"")
+    head = _HEAD.pack(kind.encode(), x, y, DTYPE_CODES[t.dtype.name], rows, cols)
+    return _LEAF + head, memoryview(t.reshape(-1).view(np.uint8).data if t.size else b"")
+
+
+def tile_leaf(kind: str, x: int, y: int, tile: np.ndarray) -> bytes:
+    """The leaf digest of tile (x, y) of operand ``kind`` ("a" or "b")."""
+    return digest(*tile_leaf_parts(kind, x, y, tile))
+
+
+def is_tile_leaf(data: bytes | bytearray | memoryview) -> bool:
+    """Whether ``data`` starts as a stored tile (``tile_leaf_parts``) does."""
+    return bytes(memoryview(data)[: len(_LEAF)]) == _LEAF
+
+
+def parse_tile_leaf(data: bytes | bytearray | memoryview) -> tuple[str, int, int, np.ndarray]:
+    """A stored tile's kind, position and values, from the bytes of ``tile_leaf_parts``.
+
+    Raises:
+        ValueError: Not a tile's bytes, or a length that does not match its header.
+    """
+    view = memoryview(data).cast("B")
+    start = len(_LEAF) + _HEAD.size
+    if view.nbytes < start or not is_tile_leaf(view):
+        raise ValueError("not a stored tile")
+    kind, x, y, code, rows, cols = _HEAD.unpack(view[len(_LEAF) : start])
+    dtype = np.dtype(DTYPE_NAMES.get(code, "V")).newbyteorder("<")
+    if code not in DTYPE_NAMES or view.nbytes != start + rows * cols * dtype.itemsize:
+        raise ValueError("a stored tile's length does not match its header")
+    # A copy: the values start at an odd offset, and a kernel wants them aligned.
+    values = np.frombuffer(view, dtype, count=rows * cols, offset=start).reshape(rows, cols)
+    return kind.decode("ascii"), x, y, values.astype(dtype.newbyteorder("="))
+
+
+def root_of(
+    kind: str, leaves: Sequence[bytes], grid: tuple[int, int]
+) -> tuple[str, list[list[bytes]]]:
+    """The root (as hex) and levels of one operand's tree over its tiles' leaf digests, given in
+    row-major tile order (as ``commit_tiles`` returns them)."""
+    levels = merkle_levels(leaves)
+    return _root(kind, grid, levels[-1][0]).hex(), levels
 
 
 def _order(grid: tuple[int, int]) -> list[tuple[int, int]]:
@@ -55,9 +101,7 @@ def commit_tiles(kind: str, tiles: TileMap, grid: tuple[int, int]) -> tuple[str,
     Returns:
         (root as hex, the tree's levels to open tiles from).
     """
-    leaves = [tile_leaf(kind, x, y, tiles[(x, y)]) for x, y in _order(grid)]
-    levels = merkle_levels(leaves)
-    return _root(kind, grid, levels[-1][0]).hex(), levels
+    return root_of(kind, [tile_leaf(kind, x, y, tiles[(x, y)]) for x, y in _order(grid)], grid)
 
 
 def open_tile_path(
