@@ -45,10 +45,9 @@ _SERVER = textwrap.dedent(
     import resource, sys
     import uvicorn
     from starlette.applications import Starlette
-    from starlette.responses import Response, StreamingResponse
+    from starlette.responses import Response
     from starlette.routing import Route
-    from ramnet.mesh._coordinator import _pieces, http_protocol, raise_read_buffer, read_body
-    from ramnet.mesh._wire import WIRE_CONTENT_TYPE
+    from ramnet.mesh._coordinator import http_protocol, raise_read_buffer, read_body, wire_response
     from ramnet.orchid import keep_freed_memory
 
     raise_read_buffer()
@@ -56,8 +55,7 @@ _SERVER = textwrap.dedent(
     body = bytes(int(sys.argv[2]) << 20)
 
     async def get(request):  # as the coordinator sends wire replies: 1 MiB pieces, no copy
-        return StreamingResponse(_pieces([body]), media_type=WIRE_CONTENT_TYPE,
-                                 headers={"content-length": str(len(body))})
+        return wire_response([body])
 
     async def post(request):  # the coordinator's own body reader
         return Response(str(len(await read_body(request, 1 << 40))))

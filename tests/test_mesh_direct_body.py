@@ -1,7 +1,8 @@
 """The coordinator's HTTP protocol that reads wire bodies straight into their buffers
-(ramnet.mesh._direct_body, ``http_protocol``), under real uvicorn on 127.0.0.1: bodies arrive
-intact however the bytes are cut, kept-alive and pipelined requests still parse, a client that
-goes away mid-body is answered and the server goes on, and other bodies take uvicorn's path."""
+(ramnet.mesh._direct_body, ``http_protocol``) and its wire replies (``wire_response``), under
+real uvicorn on 127.0.0.1: bodies arrive intact however the bytes are cut, kept-alive and
+pipelined requests still parse, a client that goes away mid-body or mid-reply is noticed and the
+server goes on, and other bodies take uvicorn's path."""
 
 from __future__ import annotations
 
@@ -16,12 +17,19 @@ import blake3
 import numpy as np
 import pytest
 
-from ramnet.mesh._coordinator import _BadLength, _TooLarge, http_protocol, read_body
+from ramnet.mesh._coordinator import (
+    _BadLength,
+    _TooLarge,
+    http_protocol,
+    read_body,
+    wire_response,
+)
 from ramnet.mesh._direct_body import MAX_READ, SCRATCH, direct_body
 from ramnet.mesh._wire import WIRE_CONTENT_TYPE
 from tests.mesh_procs import free_port
 
 MAX_BODY = 16 << 20
+_REPLY = np.random.default_rng(99).integers(0, 256, (9 << 20) + 7, dtype=np.uint8).tobytes()
 
 
 class _Seen:
@@ -56,7 +64,16 @@ def _server() -> Iterator[tuple[int, _Seen]]:
     async def get(request: Request) -> Response:
         return JSONResponse({"path": request.url.path})
 
-    app = Starlette(routes=[Route("/post", post, methods=["POST", "PUT"]), Route("/get/{x}", get)])
+    async def big(request: Request) -> Response:
+        return wire_response([_REPLY[:100], memoryview(_REPLY)[100:]])  # two parts, one body
+
+    app = Starlette(
+        routes=[
+            Route("/post", post, methods=["POST", "PUT"]),
+            Route("/get/{x}", get),
+            Route("/big", big),
+        ]
+    )
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -258,3 +275,36 @@ def test_a_body_over_the_limit_is_refused_as_before(server: tuple[int, _Seen]) -
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(head)
         assert _replies(sock, 1)[0][0] == 413
+
+
+def test_a_wire_reply_arrives_whole_and_a_head_gets_none(server: tuple[int, _Seen]) -> None:
+    port, _ = server
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_request("GET", "/big") + _request("GET", "/get/after"))
+        replies = _replies(sock, 2)
+        assert replies[0] == (200, _REPLY)
+        assert json.loads(replies[1][1]) == {"path": "/get/after"}
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.settimeout(10)
+        sock.sendall(b"HEAD /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        assert f"content-length: {len(_REPLY)}".encode() in head.lower()
+        assert head.endswith(b"\r\n\r\n")  # and no body follows
+        sock.sendall(_request("GET", "/get/next"))
+        assert json.loads(_replies(sock, 1)[0][1]) == {"path": "/get/next"}
+
+
+def test_a_client_gone_mid_reply_leaves_the_server_serving(server: tuple[int, _Seen]) -> None:
+    port, _ = server
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.sendall(_request("GET", "/big"))
+            sock.recv(1000)
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(_request("GET", "/big"))
+        assert _replies(sock, 1)[0] == (200, _REPLY)
+    assert time.monotonic() - t0 < 10

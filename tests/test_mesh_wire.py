@@ -15,6 +15,7 @@ from hypothesis.extra import numpy as hnp
 from ramnet._errors import InvalidInputError, TraceFormatError, UnsupportedDTypeError
 from ramnet.mesh._wire import (
     DEFAULT_WIRE_DTYPES,
+    WIRE_CONTENT_TYPE,
     WIRE_MAGIC,
     WireFormatError,
     pack,
@@ -404,13 +405,25 @@ def test_pack_parts_concatenate_to_the_container_without_copying_c_order_arrays(
 def test_the_coordinator_sends_a_reply_in_pieces_of_at_most_a_mib() -> None:
     import asyncio
 
-    from ramnet.mesh._coordinator import _pieces
+    from ramnet.mesh._coordinator import wire_response
 
     parts = pack_parts({}, {"x": np.arange(700_000, dtype=np.int32), "y": np.ones(5, np.int8)})
+    sent: list[dict[str, Any]] = []
 
-    async def collect() -> list[memoryview]:
-        return [piece async for piece in _pieces(parts)]
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
 
-    pieces = asyncio.run(collect())
+    asyncio.run(wire_response(parts)({"type": "http"}, None, send))
+    start, *body, end = sent
+    headers = dict(start["headers"])
+    assert start["status"] == 200
+    assert headers[b"content-length"] == str(sum(len(bytes(p)) for p in parts)).encode()
+    assert headers[b"content-type"].decode() == WIRE_CONTENT_TYPE
+    pieces = [m["body"] for m in body]
+    assert all(m["more_body"] for m in body) and end == {
+        "type": "http.response.body",
+        "body": b"",
+        "more_body": False,
+    }
     assert max(p.nbytes for p in pieces) <= 1 << 20
     assert b"".join(pieces) == b"".join(parts)
