@@ -352,13 +352,13 @@ def test_freivalds_security_bits(
 ) -> None:
     a, b, c = exact_operands(rng, 9, 21, 8, dtype)
     asked: list[int] = []
-    real = _checks.secrets.token_bytes
+    real = _checks._random_bytes
 
     def spy(n: int) -> bytes:
         asked.append(n)
         return real(n)
 
-    monkeypatch.setattr(_checks.secrets, "token_bytes", spy)
+    monkeypatch.setattr(_checks, "_random_bytes", spy)
     assert freivalds(a, b, c, security_bits=bits, threads=1)
     rounds = -(-bits // 60)
     assert asked == [8 * rounds * 8]  # ceil(bits / 60) vectors of N = 8 words

@@ -33,7 +33,6 @@ import errno
 import mmap
 import os
 import re
-import secrets
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -235,7 +234,7 @@ class BlobStore:
             size = path.stat().st_size
             with self._free_lock:
                 if size >= _MIN_RECYCLE and self._free_size() + size <= self.recycle_bytes:
-                    os.replace(path, self._free / secrets.token_hex(8))
+                    os.replace(path, self._free / os.urandom(8).hex())
                     return True
             path.unlink()
         except FileNotFoundError:
@@ -266,7 +265,7 @@ class BlobStore:
                 return None
             files.sort(key=lambda f: (f[0] < size, f[0] if f[0] >= size else -f[0]))
             for _, path in files:
-                tmp = self._tmp / f"in-{secrets.token_hex(8)}"
+                tmp = self._tmp / f"in-{os.urandom(8).hex()}"
                 try:
                     os.replace(path, tmp)
                 except FileNotFoundError:

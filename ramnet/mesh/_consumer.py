@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -85,7 +85,7 @@ def submit(
     redundancy = check_redundancy(redundancy, nodes)
     # Registering is idempotent; a new account gets the coordinator's starting credit.
     client.post_json(_api.NODES, {"bond": 0}, idempotent=True)
-    request_id = secrets.token_hex(16)  # a retried upload must not become a second job
+    request_id = os.urandom(16).hex()  # a retried upload must not become a second job
     meta = {"nodes": nodes, "redundancy": redundancy, "request_id": request_id}
     reply = client.post_wire(_api.JOBS, meta, {"A": a, "B": b}, idempotent=True)
     return str(reply["job_id"])

@@ -19,7 +19,7 @@ for the rounding of the bound itself. A result off by more than twice that in on
 from __future__ import annotations
 
 import math
-import secrets
+import os
 
 import numpy as np
 
@@ -29,6 +29,11 @@ from ramnet.valkyrie._sumcheck import RANGE_LIMIT, _max_abs
 from ramnet.valkyrie._transcript import P61
 
 _UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53}
+
+
+def _random_bytes(n: int) -> bytes:
+    # The operating system's CSPRNG, as secrets draws from (without importing hashlib).
+    return os.urandom(n)
 
 
 def _shapes(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
@@ -87,7 +92,7 @@ def freivalds_vectors(n: int, security_bits: int, rng_bytes: bytes | None = None
     64 random bits mod p favour only 8 residues, by 2^-64 each.
     """
     rounds = max(1, math.ceil(security_bits / 60))
-    source = rng_bytes if rng_bytes is not None else secrets.token_bytes(8 * rounds * n)
+    source = rng_bytes if rng_bytes is not None else _random_bytes(8 * rounds * n)
     raw = np.frombuffer(source[: 8 * rounds * n], dtype="<u8").reshape(rounds, n)
     return np.ascontiguousarray(raw % np.uint64(P61))
 
@@ -101,7 +106,7 @@ def float_bound(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray
     _shapes(a, b, c)
     k, n = b.shape
     u_job = _UNIT_ROUNDOFF.get(np.result_type(a, b).name, 2.0**-53)
-    r = np.where(np.frombuffer(secrets.token_bytes(max(n, 1)), np.uint8)[:n] & 1, 1.0, -1.0)
+    r = np.where(np.frombuffer(_random_bytes(max(n, 1)), np.uint8)[:n] & 1, 1.0, -1.0)
     a64, b64, c64 = (np.asarray(x, dtype=np.float64) for x in (a, b, c))
     x = c64 @ r
     z = a64 @ (b64 @ r)
