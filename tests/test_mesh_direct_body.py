@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import blake3
 import numpy as np
@@ -308,3 +309,21 @@ def test_a_client_gone_mid_reply_leaves_the_server_serving(server: tuple[int, _S
         sock.sendall(_request("GET", "/big"))
         assert _replies(sock, 1)[0] == (200, _REPLY)
     assert time.monotonic() - t0 < 10
+
+
+def test_the_coordinator_serves_with_this_protocol_on_asyncio(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The receive path is built and measured on asyncio's loop; uvicorn's "auto" would pick
+    # uvloop wherever it is installed.
+    import uvicorn
+
+    from ramnet.mesh import CoordinatorConfig
+    from ramnet.mesh._coordinator import serve
+
+    seen: list[Any] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, *a, **k: seen.append(self.config))
+    serve(CoordinatorConfig(data_dir=tmp_path), port=free_port())
+    (config,) = seen
+    assert config.loop == "asyncio"
+    assert config.http.__name__ == "DirectBodyProtocol"

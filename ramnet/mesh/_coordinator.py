@@ -1580,6 +1580,9 @@ def serve(config: CoordinatorConfig, host: str = "127.0.0.1", port: int = 9000) 
             access_log=False,
             timeout_graceful_shutdown=10,
             http=http_protocol(config.max_body),
+            # The loop the receive path is built and measured on; uvloop (which "auto" picks
+            # where installed) read uploads at a higher CPU cost in bench/bench_transport.py.
+            loop="asyncio",
         )
         _Server(config_).run()
     finally:
