@@ -1,6 +1,6 @@
 """A signed HTTP client for the coordinator's API, with retries and ramnet errors.
 
-The HTTP exchange itself is ``ramnet.mesh._http`` (the standard library's ``http.client``, bodies
+The HTTP exchange itself is ``ramnet.mesh._http`` (HTTP/1.1 over a kept-alive socket, bodies
 moved without extra copies). Every request is signed with the node's key (``ramnet.mesh._auth``),
 over the request target exactly as it is sent. Bodies are JSON or RNWIRE1 (``ramnet.mesh._wire``);
 replies are read with a size cap. HTTP failures become one-line ramnet errors:

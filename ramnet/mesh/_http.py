@@ -1,31 +1,45 @@
-"""The HTTP/1.1 exchange under ``MeshClient``: the standard library's ``http.client``, with one
-kept-alive connection per thread, bodies sent from and read into memory without extra copies.
+"""The HTTP/1.1 exchange under ``MeshClient``: one kept-alive connection per thread, bodies sent
+from and read into memory without extra copies.
 
 Why not an HTTP client package: the mesh moves tens of MiB per request, and httpx (which this
 replaced) copies every body several times on the way (httpcore re-slices the unsent rest of an
 upload after each send; a reply arrives as 64 KiB chunks parsed by h11 in Python, then joined). Here
 an upload goes to ``socket.sendall`` as a memoryview, and a reply with a Content-Length is read
-with ``readinto`` straight into one buffer of that size. ``http.client`` does the protocol
-(status line, headers, chunked replies, keep-alive); this module adds connection reuse, the reply
-size cap, and a split of failures into "nothing was sent" and "may have been sent".
+with ``recv_into`` straight into one buffer of that size.
+
+Why not the standard library's ``http.client`` (which this replaced in turn): importing it loads
+``email`` and ``ssl``, about 12 ms of every ``ramnet`` command that talks to a coordinator
+(``python -X importtime``), and it parses each reply's headers through ``email``. The subset of
+HTTP/1.1 a client needs is small: a request line and headers; a reply's status line and headers
+(size-capped, informational replies skipped), and a body framed by Content-Length, chunked
+transfer coding, or the end of the connection. TLS is loaded only for an https coordinator.
+This module adds connection reuse, the reply size cap, and a split of failures into "nothing was
+sent" and "may have been sent".
 """
 
 from __future__ import annotations
 
-import http.client
+import contextlib
+import re
 import select
 import socket
-import ssl
 import threading
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ramnet.mesh._wire import is_wire, receive_buffer
 
-__all__ = ["Body", "HttpConnectionPool", "ReplyTooLarge", "TransportError", "body_pieces"]
-
-_READ_CHUNK = 1 << 20
+__all__ = [
+    "Body",
+    "HttpConnectionPool",
+    "ReplyError",
+    "ReplyTooLarge",
+    "TransportError",
+    "body_pieces",
+    "parse_head",
+]
 
 #: A request body: bytes, or a sequence of bytes-like pieces sent one after another.
 Body = bytes | bytearray | memoryview | Sequence[bytes | bytearray | memoryview]
@@ -104,6 +118,80 @@ def split_base_url(url: str) -> tuple[str, str, int, str]:
     return parts.scheme, parts.hostname, port, parts.path.rstrip("/")
 
 
+#: Bytes of a reply's status line and headers accepted (a longer head is refused).
+MAX_HEAD = 64 << 10
+_RECV = 64 << 10
+_STATUS_RE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FIELD_VALUE_RE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+_TARGET_RE = re.compile(r"[!-~]+")  # visible ASCII: no spaces or control characters
+
+
+class ReplyError(Exception):
+    """A reply that breaks HTTP/1.1 framing, or the connection closing in the middle of one."""
+
+
+class _Connection:
+    """A socket and the bytes read from it past the reply parsed so far."""
+
+    __slots__ = ("pending", "sock")
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.pending = bytearray()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def _fill(self) -> None:
+        piece = self.sock.recv(_RECV)
+        if not piece:
+            raise ReplyError("the connection closed before the reply ended")
+        self.pending += piece
+
+    def read_until(self, marker: bytes, limit: int) -> bytes:
+        """The bytes up to ``marker`` (which is consumed too), at most ``limit`` of them."""
+        start = 0
+        while True:
+            at = self.pending.find(marker, start)
+            if at > limit:
+                raise ReplyError(f"no end of line within {limit} bytes")
+            if at >= 0:
+                found = bytes(self.pending[:at])
+                del self.pending[: at + len(marker)]
+                return found
+            if len(self.pending) > limit:
+                raise ReplyError(f"no end of line within {limit} bytes")
+            start = max(0, len(self.pending) - len(marker) + 1)
+            self._fill()
+
+    def read_into(self, view: memoryview) -> None:
+        """Fill ``view`` with the next bytes of the connection."""
+        filled = min(len(self.pending), view.nbytes)
+        view[:filled] = self.pending[:filled]
+        del self.pending[:filled]
+        while filled < view.nbytes:
+            got = self.sock.recv_into(view[filled:])
+            if not got:
+                raise ReplyError(f"the reply's body ended after {filled} of {view.nbytes} bytes")
+            filled += got
+
+    def read_to_end(self, max_bytes: int, status: int) -> bytes:
+        """Every byte until the server closes the connection, at most ``max_bytes``."""
+        pieces = [bytes(self.pending)]
+        size = len(self.pending)
+        self.pending.clear()
+        while piece := self.sock.recv(_RECV):
+            size += len(piece)
+            if size > max_bytes:
+                raise ReplyTooLarge(status, None)
+            pieces.append(piece)
+        if size > max_bytes:
+            raise ReplyTooLarge(status, None)
+        return b"".join(pieces)
+
+
 class HttpConnectionPool:
     """Kept-alive connections to one server, one per calling thread.
 
@@ -119,36 +207,50 @@ class HttpConnectionPool:
         self.scheme, self.host, self.port, self.prefix = split_base_url(base_url)
         self.timeout = timeout
         self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
+        self._all: list[_Connection] = []
         self._lock = threading.Lock()
-        self._tls: ssl.SSLContext | None = None
+        self._tls: Any = None  # an ssl.SSLContext, made at the first https connection
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        self._host_field = host if self.port == default else f"{host}:{self.port}"
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is not None and conn.sock is not None and _dropped(conn.sock):
+    def _connection(self) -> _Connection:
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and (conn.pending or _dropped(conn.sock)):
             conn.close()  # the server closed it while idle: a send on it would fail half-way
+            conn = self._local.conn = None
         if conn is None:
-            if self.scheme == "https":
-                if self._tls is None:
-                    # Certificates are checked; the CA bundle is loaded only for https.
-                    self._tls = ssl.create_default_context()
-                conn = http.client.HTTPSConnection(
-                    self.host, self.port, timeout=self.timeout, context=self._tls
-                )
-            else:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            self._local.conn = conn
+            try:
+                sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            except OSError as exc:
+                if self.scheme == "https":
+                    self._context()
+                raise TransportError(_describe(exc), never_sent=True) from None
+            try:
+                # Small requests (commits, polls) must not wait for Nagle's delayed ACK.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.scheme == "https":
+                    sock = self._context().wrap_socket(sock, server_hostname=self.host)
+            except OSError as exc:  # ssl.SSLError is an OSError
+                sock.close()
+                raise TransportError(_describe(exc), never_sent=True) from None
+            conn = self._local.conn = _Connection(sock)
             with self._lock:
                 self._all.append(conn)
-        if conn.sock is None:
-            try:
-                conn.connect()
-                # Small requests (commits, polls) must not wait for Nagle's delayed ACK.
-                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
-            except (OSError, http.client.HTTPException) as exc:
-                conn.close()
-                raise TransportError(_describe(exc), never_sent=True) from None
         return conn
+
+    def _context(self) -> Any:
+        if self._tls is None:
+            import ssl
+
+            # Certificates are checked; the CA bundle is loaded only for https.
+            self._tls = ssl.create_default_context()
+        return self._tls
+
+    def _drop(self, conn: _Connection) -> None:
+        conn.close()
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
 
     def send(
         self,
@@ -164,37 +266,38 @@ class HttpConnectionPool:
             method: The HTTP method.
             target: The path and query (appended to the base URL's prefix).
             body: The body, or the pieces that make it up (sent as they lie in memory).
-            headers: Request headers (Host, Content-Length and Accept-Encoding are set here).
+            headers: Request headers (Host and Content-Length are set here).
             max_bytes: The largest reply body accepted.
 
         Raises:
+            ValueError: A method, target or header that cannot go into a request.
             TransportError: No reply.
             ReplyTooLarge: The reply's body is over ``max_bytes`` (the connection is dropped).
         """
+        pieces = body_pieces(body)
+        head = _request_head(
+            method, self.prefix + target, self._host_field, headers, sum(p.nbytes for p in pieces)
+        )
         conn = self._connection()
         try:
-            conn.putrequest(method, self.prefix + target, skip_accept_encoding=True)
-            for name, value in headers.items():
-                conn.putheader(name, value)
-            pieces = body_pieces(body)
-            conn.putheader("Content-Length", str(sum(p.nbytes for p in pieces)))
-            conn.endheaders()
-            for piece in pieces:
-                if piece.nbytes:
-                    conn.send(piece)
-            reply = conn.getresponse()
-            try:
-                content = _read(reply, max_bytes)
-            except BaseException:
-                conn.close()
-                raise
-            if reply.will_close:
-                conn.close()
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
+            if sum(p.nbytes for p in pieces) <= _RECV:  # one packet for a small request
+                conn.sock.sendall(b"".join([head, *pieces]))
+            else:
+                conn.sock.sendall(head)
+                for piece in pieces:
+                    if piece.nbytes:
+                        conn.sock.sendall(piece)
+            status, fields, keep = _read_head(conn)
+            content, keep = _read_body(conn, method, status, fields, max_bytes, keep)
+        except ReplyTooLarge:
+            self._drop(conn)
+            raise
+        except (OSError, ReplyError) as exc:
+            self._drop(conn)
             raise TransportError(_describe(exc), never_sent=False) from None
-        fields = _Headers((name.lower(), value) for name, value in reply.getheaders())
-        return Reply(reply.status, fields, content)
+        if not keep:
+            self._drop(conn)
+        return Reply(status, fields, content)
 
     def close(self) -> None:
         """Close every connection this pool opened."""
@@ -205,32 +308,117 @@ class HttpConnectionPool:
         self._local = threading.local()
 
 
-def _read(reply: http.client.HTTPResponse, max_bytes: int) -> bytes | bytearray | memoryview:
-    declared = reply.getheader("content-length")
-    if reply.chunked or declared is None or not declared.isdigit():
-        # No length up front: read pieces, counting against the cap as they arrive.
-        pieces, size = [], 0
-        while piece := reply.read(_READ_CHUNK):
-            size += len(piece)
-            if size > max_bytes:
-                raise ReplyTooLarge(reply.status, None)
-            pieces.append(piece)
-        return b"".join(pieces)
+def _request_head(
+    method: str, target: str, host: str, headers: Mapping[str, str], length: int
+) -> bytes:
+    if _TOKEN_RE.fullmatch(method) is None:
+        raise ValueError(f"bad HTTP method {method!r}")
+    if _TARGET_RE.fullmatch(target) is None:
+        raise ValueError(f"bad request target {target!r}")
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}"]
+    for name, value in headers.items():
+        if _TOKEN_RE.fullmatch(name) is None or _FIELD_VALUE_RE.fullmatch(value) is None:
+            raise ValueError(f"bad header {name!r}: {value!r}")
+        if name.lower() not in ("host", "content-length"):
+            lines.append(f"{name}: {value}")
+    lines += [f"Content-Length: {length}", "", ""]
+    return "\r\n".join(lines).encode("latin-1")
+
+
+def parse_head(head: bytes) -> tuple[int, int, _Headers]:
+    """A reply's HTTP minor version, status and headers, from its head (without the blank line).
+
+    Raises:
+        ReplyError: A malformed status line or header field.
+    """
+    lines = head.split(b"\r\n")
+    found = _STATUS_RE.fullmatch(lines[0])
+    if found is None:
+        raise ReplyError(f"not an HTTP/1.x status line: {bytes(lines[0][:80])!r}")
+    fields = _Headers()
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or _TOKEN_RE.fullmatch(name.decode("latin-1")) is None:
+            raise ReplyError(f"bad header line {bytes(line[:80])!r}")
+        key = name.decode("latin-1").lower()
+        text = value.strip(b" \t").decode("latin-1")
+        if _FIELD_VALUE_RE.fullmatch(text) is None:
+            raise ReplyError(f"bad value of header {key}")
+        if key in fields:
+            if key == "content-length" and fields[key] != text:
+                raise ReplyError("conflicting Content-Length headers")
+            text = fields[key] if key == "content-length" else f"{fields[key]}, {text}"
+        fields[key] = text
+    return int(found.group(1)), int(found.group(2)), fields
+
+
+def _read_head(conn: _Connection) -> tuple[int, _Headers, bool]:
+    # The final reply's status, headers, and whether the connection may carry another request.
+    while True:
+        minor, status, fields = parse_head(conn.read_until(b"\r\n\r\n", MAX_HEAD))
+        if status == 101 or status < 100:
+            raise ReplyError(f"unexpected status {status}")
+        if status >= 200:
+            break
+        # An informational reply (100 Continue, 103 Early Hints): the final one follows.
+    tokens = {t.strip().lower() for t in (fields.get("connection") or "").split(",")}
+    keep = "close" not in tokens if minor == 1 else "keep-alive" in tokens
+    return status, fields, keep
+
+
+def _read_body(
+    conn: _Connection,
+    method: str,
+    status: int,
+    fields: _Headers,
+    max_bytes: int,
+    keep: bool,
+) -> tuple[bytes | bytearray | memoryview, bool]:
+    # The reply's body, and whether the connection is still usable after it.
+    if method == "HEAD" or status in (204, 304):
+        return b"", keep
+    coding = fields.get("transfer-encoding")
+    if coding is not None:
+        if coding.strip().lower() != "chunked":
+            raise ReplyError(f"unsupported transfer coding {coding!r}")
+        return _read_chunked(conn, status, max_bytes), keep
+    declared = fields.get("content-length")
+    if declared is None:  # delimited by the end of the connection
+        return conn.read_to_end(max_bytes, status), False
+    if not declared.isdigit() or len(declared) > 19:
+        raise ReplyError(f"bad Content-Length {declared!r}")
     length = int(declared)
     if length > max_bytes:
-        raise ReplyTooLarge(reply.status, length)
+        raise ReplyTooLarge(status, length)
     # A wire body is parsed in place (unpack): in a node it need not be zeroed first (see
     # receive_buffer). Other bodies are small and stay a bytearray, which json.loads accepts.
-    wire = is_wire(reply.getheader("content-type"))
+    wire = is_wire(fields.get("content-type"))
     content: bytearray | memoryview = receive_buffer(length) if wire else bytearray(length)
-    view = memoryview(content)
-    filled = 0
-    while filled < length:
-        got = reply.readinto(view[filled:])
-        if not got:
-            raise http.client.IncompleteRead(bytes(view[:filled]), length - filled)
-        filled += got
-    return content
+    conn.read_into(memoryview(content).cast("B"))
+    return content, keep
+
+
+def _read_chunked(conn: _Connection, status: int, max_bytes: int) -> bytes:
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        line = conn.read_until(b"\r\n", 4096)
+        digits = line.split(b";", 1)[0].strip()
+        if not digits or len(digits) > 16 or re.fullmatch(rb"[0-9A-Fa-f]+", digits) is None:
+            raise ReplyError(f"bad chunk size {bytes(line[:40])!r}")
+        chunk = int(digits, 16)
+        if chunk == 0:
+            while conn.read_until(b"\r\n", 4096):  # trailer fields, up to the blank line
+                pass
+            return b"".join(pieces)
+        size += chunk
+        if size > max_bytes:
+            raise ReplyTooLarge(status, None)
+        piece = bytearray(chunk)
+        conn.read_into(memoryview(piece))
+        pieces.append(bytes(piece))
+        if conn.read_until(b"\r\n", 2) != b"":
+            raise ReplyError("a chunk is longer than its size")
 
 
 def _dropped(sock: socket.socket) -> bool:

@@ -1,0 +1,265 @@
+"""The HTTP/1.1 framing under MeshClient (ramnet.mesh._http) against scripted servers on
+127.0.0.1 and untrusted bytes: informational replies, chunked bodies with trailers, replies that
+close, malformed heads and chunks (a TransportError, never a traceback), and requests that
+cannot be written."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ramnet.mesh._http import (
+    HttpConnectionPool,
+    ReplyError,
+    ReplyTooLarge,
+    TransportError,
+    parse_head,
+)
+
+Script = Callable[[socket.socket, int], None]
+
+
+def _request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = conn.recv(65536)
+        if not piece:
+            return b""
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(v) for n, _, v in (x.partition(b":") for x in head.split(b"\r\n")[1:])
+         if n.strip().lower() == b"content-length"),
+        0,
+    )  # fmt: skip
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Script], str]]:
+    listeners: list[socket.socket] = []
+
+    def start(script: Script) -> str:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listeners.append(listener)
+
+        def loop() -> None:
+            n = 0
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    return
+
+                def run(c: socket.socket = conn, i: int = n) -> None:
+                    with c:
+                        script(c, i)
+
+                threading.Thread(target=run, daemon=True).start()
+                n += 1
+
+        threading.Thread(target=loop, daemon=True).start()
+        return f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    yield start
+    for listener in listeners:
+        listener.close()
+
+
+def _replying(*replies: bytes) -> Script:
+    """A server that answers its connection's requests with ``replies`` in turn, then closes."""
+
+    def script(conn: socket.socket, n: int) -> None:
+        for reply in replies:
+            if not _request(conn):
+                return
+            conn.sendall(reply)
+
+    return script
+
+
+def test_informational_replies_are_skipped(serve) -> None:  # type: ignore[no-untyped-def]
+    url = serve(
+        _replying(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n"
+            b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
+        )
+    )
+    reply = HttpConnectionPool(url, timeout=5).send("POST", "/", b"x", {}, 100)
+    assert (reply.status, bytes(reply.content)) == (201, b"ok")
+
+
+def test_chunked_bodies_with_extensions_and_trailers(serve) -> None:  # type: ignore[no-untyped-def]
+    body = b"3;ext=1\r\nabc\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n"
+    url = serve(
+        _replying(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext",
+        )
+    )
+    pool = HttpConnectionPool(url, timeout=5)
+    assert bytes(pool.send("GET", "/", b"", {}, 100).content) == b"abc0123456789"
+    assert bytes(pool.send("GET", "/", b"", {}, 100).content) == b"next"  # same connection
+
+
+def test_a_reply_that_closes_is_read_to_the_end_and_the_connection_replaced(serve) -> None:  # type: ignore[no-untyped-def]
+    url = serve(_replying(b"HTTP/1.0 200 OK\r\n\r\nuntil the end"))
+    pool = HttpConnectionPool(url, timeout=5)
+    for _ in range(3):  # each on a new connection
+        assert bytes(pool.send("GET", "/", b"", {}, 100).content) == b"until the end"
+    with pytest.raises(ReplyTooLarge):
+        pool.send("GET", "/", b"", {}, 5)
+
+
+@pytest.mark.parametrize("closing", ["HTTP/1.1 200 OK\r\nConnection: close", "HTTP/1.0 200 OK"])
+def test_a_connection_the_reply_closes_is_not_reused(serve, closing: str) -> None:  # type: ignore[no-untyped-def]
+    seen: list[int] = []
+
+    def script(conn: socket.socket, n: int) -> None:
+        seen.append(n)
+        _replying(f"{closing}\r\nContent-Length: 1\r\n\r\n!".encode())(conn, n)
+
+    url = serve(script)
+    pool = HttpConnectionPool(url, timeout=5)
+    for _ in range(2):
+        assert bytes(pool.send("GET", "/", b"", {}, 100).content) == b"!"
+    assert seen == [0, 1]
+
+
+def test_a_head_request_and_a_204_have_no_body(serve) -> None:  # type: ignore[no-untyped-def]
+    url = serve(
+        _replying(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+        )
+    )
+    pool = HttpConnectionPool(url, timeout=5)
+    assert bytes(pool.send("HEAD", "/", b"", {}, 100).content) == b""
+    assert pool.send("DELETE", "/", b"", {}, 100).status == 204
+    assert bytes(pool.send("GET", "/", b"", {}, 100).content) == b"hi"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 20 OK\r\n\r\n",
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX: " + b"a" * (70 << 10) + b"\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Le",  # cut off
+    ],
+    ids=[
+        "http2",
+        "two-digit status",
+        "not http",
+        "no colon",
+        "space in name",
+        "two lengths",
+        "negative length",
+        "huge length",
+        "gzip coding",
+        "bad chunk size",
+        "chunk too long",
+        "upgrade",
+        "head too long",
+        "cut off",
+    ],
+)
+def test_a_malformed_reply_is_a_transport_error(serve, reply: bytes) -> None:  # type: ignore[no-untyped-def]
+    url = serve(_replying(reply))
+    with pytest.raises(TransportError) as caught:
+        HttpConnectionPool(url, timeout=5).send("GET", "/", b"", {}, 1 << 30)
+    assert caught.value.never_sent is False
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_parse_head_refuses_anything_malformed_with_its_own_error(head: bytes) -> None:
+    try:
+        minor, status, fields = parse_head(head)
+    except ReplyError:
+        return
+    assert minor in (0, 1) and 0 <= status <= 999
+    assert all(name == name.lower() for name in fields)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=2000))
+def test_any_bytes_as_a_reply_give_a_reply_or_a_transport_error(data: bytes) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def once() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            _request(conn)
+            conn.sendall(data)
+
+    thread = threading.Thread(target=once, daemon=True)
+    thread.start()
+    pool = HttpConnectionPool(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5)
+    try:
+        reply = pool.send("GET", "/", b"", {}, 1000)
+        assert 100 <= reply.status <= 999 and len(bytes(reply.content)) <= 1000
+    except (TransportError, ReplyTooLarge):
+        pass
+    finally:
+        pool.close()
+        thread.join(5)
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "headers"),
+    [
+        ("GET", "/a b", {}),
+        ("GET", "/a\r\nX: y", {}),
+        ("G ET", "/", {}),
+        ("GET", "/", {"X": "a\r\nInjected: 1"}),
+        ("GET", "/", {"Bad Name": "x"}),
+    ],
+)
+def test_a_request_that_cannot_be_written_is_refused_before_sending(
+    method: str, target: str, headers: dict[str, str]
+) -> None:
+    pool = HttpConnectionPool("http://127.0.0.1:9", timeout=1)  # nothing is ever sent there
+    with pytest.raises(ValueError):
+        pool.send(method, target, b"", headers, 10)
+
+
+def test_the_host_field(serve) -> None:  # type: ignore[no-untyped-def]
+    heads: list[bytes] = []
+
+    def script(conn: socket.socket, n: int) -> None:
+        heads.append(_request(conn))
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    url = serve(script)
+    HttpConnectionPool(url + "/pre", timeout=5).send("POST", "/x?y=1", b"abc", {"A": "b"}, 10)
+    (head,) = heads
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /pre/x?y=1 HTTP/1.1"
+    assert f"Host: {url.removeprefix('http://')}".encode() in lines
+    assert b"A: b" in lines and b"Content-Length: 3" in lines and head.endswith(b"\r\n\r\nabc")
+    assert HttpConnectionPool("http://[::1]:80/", timeout=1)._host_field == "[::1]"
+    assert HttpConnectionPool("https://c.example:8443", timeout=1)._host_field == "c.example:8443"
