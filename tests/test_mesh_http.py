@@ -182,26 +182,31 @@ def test_a_wire_reply_is_read_in_place_and_text_replies_stay_text(scripted) -> N
 
 
 _BUFFER_PROBE = """
-import sys
+import mmap, sys
 from ramnet.orchid import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 from ramnet.mesh._wire import receive_buffer
-buffer = receive_buffer(8 << 20)
-buffer[-1] = 7
-print(kept, type(buffer.obj).__name__, len(buffer), buffer[-1])
+for size in (8 << 20, 1000):
+    buffer = receive_buffer(size)
+    zeroed = not any(bytes(buffer[:: 4096]))
+    buffer[-1] = 7
+    print(kept, type(buffer.obj).__name__, len(buffer), buffer[-1], zeroed,
+          hasattr(mmap, "MAP_POPULATE"))
 """
 
 
 @pytest.mark.parametrize("mode", ["keep", "default"])
 def test_a_receive_buffer_is_left_unzeroed_only_where_freed_memory_is_kept(mode: str) -> None:
-    out = subprocess.run(
+    lines = subprocess.run(
         [sys.executable, "-c", _BUFFER_PROBE, mode], capture_output=True, text=True, check=True
-    ).stdout.split()
-    if out[0] == "True":  # glibc took the setting: malloc's heap, no zeroing pass
-        assert out[1] == "ndarray"
-    else:  # a fresh mapping: a zeroed bytearray's 4 KiB pages fault in cheaper than huge pages
-        assert out[1] == "bytearray"
-    assert out[2:] == [str(8 << 20), "7"]
+    ).stdout.splitlines()
+    big, small = (line.split() for line in lines)
+    assert big[2:4] == [str(8 << 20), "7"] and small[2:4] == ["1000", "7"]
+    if big[0] == "True":  # glibc took the setting: malloc's heap, no zeroing pass
+        assert big[1] == small[1] == "ndarray"
+    else:  # a fresh mapping, faulted in at once where the kernel can; zeroed either way
+        assert big[1] == ("mmap" if big[5] == "True" else "bytearray") and big[4] == "True"
+        assert small[1] == "bytearray" and small[4] == "True"
 
 
 def test_a_refused_connection_was_never_sent() -> None:
