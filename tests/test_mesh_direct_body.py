@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +27,7 @@ from ramnet.mesh._coordinator import (
 from ramnet.mesh._direct_body import MAX_READ, SCRATCH, direct_body
 from ramnet.mesh._wire import WIRE_CONTENT_TYPE
 from tests.mesh_procs import free_port
+from tests.mesh_server import serve_app
 
 MAX_BODY = 16 << 20
 _REPLY = np.random.default_rng(99).integers(0, 256, (9 << 20) + 7, dtype=np.uint8).tobytes()
@@ -40,7 +40,6 @@ class _Seen:
 
 @contextlib.contextmanager
 def _server() -> Iterator[tuple[int, _Seen]]:
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
@@ -75,23 +74,8 @@ def _server() -> Iterator[tuple[int, _Seen]]:
             Route("/big", big),
         ]
     )
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="error", http=http_protocol(MAX_BODY)
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
+    with serve_app(app, http_protocol(MAX_BODY)) as port:
         yield port, seen
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")

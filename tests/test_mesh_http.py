@@ -15,63 +15,19 @@ import pytest
 from ramnet.mesh import MeshClient, pack, unpack
 from ramnet.mesh._client import MeshRequestError
 from ramnet.mesh._http import HttpConnectionPool, ReplyTooLarge, TransportError, split_base_url
-
-Script = Callable[[socket.socket, int], None]
+from tests.scripted_http import Script, read_request, scripted_servers
 
 
 def _read_request(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = conn.recv(65536)
-        if not piece:
-            return b""
-        data += piece
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(body) < length:
-        body += conn.recv(65536)
-    return head.split(b"\r\n")[0] + b"\n" + body
+    head, body = read_request(conn)
+    return head.split(b"\r\n")[0] + b"\n" + body if head else b""
 
 
 @pytest.fixture
 def scripted() -> Iterator[Callable[[Script], tuple[str, list[int]]]]:
     """Start a server that runs ``script(conn, n)`` for its n-th connection; returns its URL and
     the list of connection numbers seen."""
-    servers: list[socket.socket] = []
-
-    def start(script: Script) -> tuple[str, list[int]]:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        servers.append(listener)
-        seen: list[int] = []
-
-        def loop() -> None:
-            n = 0
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-                seen.append(n)
-                threading.Thread(target=_serve, args=(script, conn, n), daemon=True).start()
-                n += 1
-
-        threading.Thread(target=loop, daemon=True).start()
-        return f"http://127.0.0.1:{listener.getsockname()[1]}", seen
-
-    yield start
-    for listener in servers:
-        listener.close()
-
-
-def _serve(script: Script, conn: socket.socket, n: int) -> None:
-    with conn:
-        script(conn, n)
+    yield from scripted_servers()
 
 
 def _reply(body: bytes, extra: str = "") -> bytes:

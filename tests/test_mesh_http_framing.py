@@ -20,59 +20,20 @@ from ramnet.mesh._http import (
     TransportError,
     parse_head,
 )
-
-Script = Callable[[socket.socket, int], None]
+from tests.scripted_http import Script, read_request, scripted_servers
 
 
 def _request(conn: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = conn.recv(65536)
-        if not piece:
-            return b""
-        data += piece
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        (int(v) for n, _, v in (x.partition(b":") for x in head.split(b"\r\n")[1:])
-         if n.strip().lower() == b"content-length"),
-        0,
-    )  # fmt: skip
-    while len(body) < length:
-        body += conn.recv(65536)
-    return head + b"\r\n\r\n" + body
+    head, body = read_request(conn)
+    return head + b"\r\n\r\n" + body if head else b""
 
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Script], str]]:
-    listeners: list[socket.socket] = []
-
-    def start(script: Script) -> str:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        listeners.append(listener)
-
-        def loop() -> None:
-            n = 0
-            while True:
-                try:
-                    conn, _ = listener.accept()
-                except OSError:
-                    return
-
-                def run(c: socket.socket = conn, i: int = n) -> None:
-                    with c:
-                        script(c, i)
-
-                threading.Thread(target=run, daemon=True).start()
-                n += 1
-
-        threading.Thread(target=loop, daemon=True).start()
-        return f"http://127.0.0.1:{listener.getsockname()[1]}"
-
-    yield start
-    for listener in listeners:
-        listener.close()
+    servers = scripted_servers()
+    start = next(servers)
+    yield lambda script: start(script)[0]
+    next(servers, None)  # closes the listeners
 
 
 def _replying(*replies: bytes) -> Script:
