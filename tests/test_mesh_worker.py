@@ -104,7 +104,9 @@ class Restarting(Script):
 def test_a_revealed_result_is_kept_until_stored_and_revealed_again_if_lost() -> None:
     script = Restarting()
     worker = Worker(script)
-    for _ in range(3):
+    # Claim and commit; reveal; (the reply to the reveal is fresh: not asked again at once);
+    # ask, and reveal again.
+    for _ in range(4):
         worker.step(threading.Event())
     reveals = [arrays for path, arrays in script.calls if path.endswith("/reveal")]
     assert len(reveals) == 2  # the same result, sent again after the "restart"
@@ -112,11 +114,27 @@ def test_a_revealed_result_is_kept_until_stored_and_revealed_again_if_lost() -> 
     assert all(np.array_equal(reveals[0][k], reveals[1][k]) for k in reveals[0])
     assert worker._unstored  # still not stored: kept
     assert list(worker._commitments) == list(worker._unstored)  # its reveals are signed over it
-    worker.step(threading.Event())
+    for _ in range(2):
+        worker.step(threading.Event())
     assert not worker._unstored  # stored now: forgotten
     assert worker.done == 1
     worker.step(threading.Event())
     assert worker._commitments == {}  # and so is its commitment
+
+
+def test_a_shard_just_committed_or_revealed_is_not_asked_about_at_once() -> None:
+    # The commit's and the reveal's replies tell the shard's state: the next step does not ask
+    # the coordinator again before it has looked for other work (two requests fewer a shard).
+    script = Restarting()
+    worker = Worker(script)
+    worker.step(threading.Event())  # claim, compute, commit
+    assert script.polls == 0
+    worker.step(threading.Event())  # looks for work first, then polls the shard: reveals it
+    assert script.polls == 1 and worker._unstored
+    worker.step(threading.Event())  # the reveal's reply is fresh: no poll
+    assert script.polls == 1
+    worker.step(threading.Event())  # now it asks
+    assert script.polls == 2
 
 
 class CutOff(Script):

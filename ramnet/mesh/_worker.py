@@ -125,6 +125,7 @@ class Worker:
         # coordinator restart in between.
         self._unstored: dict[str, dict[str, np.ndarray]] = {}
         self._revealed: set[str] = set()
+        self._just_seen: set[str] = set()
         self.compute: Compute = compute or self._compute_here
 
     def _compute_here(
@@ -211,9 +212,11 @@ class Worker:
             return True
         for done in [s for s in self._commitments if s not in self._committed | self._unstored]:
             del self._commitments[done]
+        # Shards whose state the last step's own requests just told: not asked again at once.
+        seen, self._just_seen = self._just_seen, set()
         if self._unstored:
-            self._check_unstored()
-        if self._committed and self._poll_committed(0):
+            self._check_unstored(skip=seen)
+        if self._committed and self._poll_committed(0, skip=seen):
             return True
         # A validator looks for disputes between polls for work: it polls briefly, so a dispute
         # it is drawn for waits at most that long.
@@ -260,6 +263,7 @@ class Worker:
         self._committed[shard_id] = {f"p/{b.i}/{b.j}/{b.k}": partials[b] for b in blocks}
         self._commitments[shard_id] = digest
         self._settle_view(shard_id, reply)
+        self._just_seen.add(shard_id)
         return True
 
     def _settle_view(self, shard_id: str, reply: dict[str, Any]) -> bool:
@@ -287,14 +291,15 @@ class Worker:
     def _reveal_kept(self, shard_id: str) -> None:
         if self._reveal(shard_id, self._unstored[shard_id]).get("stored"):
             self._unstored.pop(shard_id, None)
+        self._just_seen.add(shard_id)
         if shard_id not in self._revealed:  # counted once, however many times it was sent
             self._revealed.add(shard_id)
             self.done += 1
 
-    def _check_unstored(self) -> None:
+    def _check_unstored(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
         # Forget revealed results the coordinator has stored (or no longer wants); reveal again
         # those it did not get or lost in a restart (their shards await the reveal again).
-        for shard_id in list(self._unstored):
+        for shard_id in [s for s in self._unstored if s not in skip]:
             reply = self.client.get_json(_api.shard(shard_id))
             state = reply.get("state")
             if state == "committed" and reply.get("reveal"):
@@ -303,10 +308,10 @@ class Worker:
             elif reply.get("stored") or state not in ("revealed", "committed"):
                 self._unstored.pop(shard_id)
 
-    def _poll_committed(self, wait: float) -> bool:
+    def _poll_committed(self, wait: float, skip: set[str] | frozenset[str] = frozenset()) -> bool:
         # Look at every committed shard once (the first with a long poll of ``wait``).
         moved = False
-        for n, shard_id in enumerate(list(self._committed)):
+        for n, shard_id in enumerate([s for s in self._committed if s not in skip]):
             reply = self.client.get_json(f"{_api.shard(shard_id)}?wait={wait if n == 0 else 0:g}")
             moved = self._settle_view(shard_id, reply) or moved
         return moved
