@@ -224,3 +224,11 @@ def test_the_host_field(serve) -> None:  # type: ignore[no-untyped-def]
     assert b"A: b" in lines and b"Content-Length: 3" in lines and head.endswith(b"\r\n\r\nabc")
     assert HttpConnectionPool("http://[::1]:80/", timeout=1)._host_field == "[::1]"
     assert HttpConnectionPool("https://c.example:8443", timeout=1)._host_field == "c.example:8443"
+
+
+def test_connections_the_server_closed_are_let_go(serve) -> None:  # type: ignore[no-untyped-def]
+    url = serve(_replying(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n!"))
+    pool = HttpConnectionPool(url, timeout=5)
+    for _ in range(5):
+        assert bytes(pool.send("GET", "/", b"", {}, 100).content) == b"!"
+    assert pool._all == []  # each was closed and dropped, none kept for close()

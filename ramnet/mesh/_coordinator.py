@@ -46,11 +46,11 @@ from ramnet.mesh._store import (
     StoreConflictError,
 )
 from ramnet.mesh._tilecommit import (
+    commit_leaves,
     commit_tiles,
     is_tile_leaf,
     open_tile_path,
     parse_tile_leaf,
-    root_of,
     tile_leaf_parts,
 )
 from ramnet.mesh._wire import (
@@ -330,12 +330,12 @@ class Coordinator:
             # roots.
             leaves_a = {xy: self._put_tile("a", xy, t) for xy, t in mem_a.items()}
             leaves_b = {xy: self._put_tile("b", xy, t) for xy, t in mem_b.items()}
-            commit_a = root_of("a", [bytes.fromhex(leaves_a[xy]) for xy in sorted(mem_a)], (p, r))[
-                0
-            ]
-            commit_b = root_of("b", [bytes.fromhex(leaves_b[xy]) for xy in sorted(mem_b)], (r, q))[
-                0
-            ]
+            commit_a, _ = commit_leaves(
+                "a", {xy: bytes.fromhex(v) for xy, v in leaves_a.items()}, (p, r)
+            )
+            commit_b, _ = commit_leaves(
+                "b", {xy: bytes.fromhex(v) for xy, v in leaves_b.items()}, (r, q)
+            )
             tiles_a = {f"{i}/{kk}": leaf for (i, kk), leaf in leaves_a.items()}
             tiles_b = {f"{kk}/{j}": leaf for (kk, j), leaf in leaves_b.items()}
             computed = sum(plan.load.values()) + sum(plan.load[slot] for slot in mirrored)

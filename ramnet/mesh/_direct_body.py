@@ -126,20 +126,18 @@ def direct_body_protocol(choose: Callable[[Mapping[str, Any]], Any]) -> type | N
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._scratch = memoryview(bytearray(SCRATCH))
+            # The body being read into, from its headers until its last byte (nothing runs
+            # between get_buffer and buffer_updated, so both see the same one).
             self._body: DirectBody | None = None
-            self._into_body = False
 
         def get_buffer(self, sizehint: int) -> memoryview:
-            body = self._body
-            self._into_body = body is not None and body.filled < body.length
-            return body._room() if self._into_body else self._scratch  # type: ignore[union-attr]
+            return self._scratch if self._body is None else self._body._room()
 
         def buffer_updated(self, nbytes: int) -> None:
-            if not self._into_body:
+            body = self._body
+            if body is None:
                 self.data_received(self._scratch[:nbytes])  # type: ignore[arg-type]
                 return
-            body = self._body
-            assert body is not None
             self._unset_keepalive_if_required()
             body.filled += nbytes
             if body.filled == body.length:

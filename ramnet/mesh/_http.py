@@ -217,20 +217,19 @@ class HttpConnectionPool:
     def _connection(self) -> _Connection:
         conn: _Connection | None = getattr(self._local, "conn", None)
         if conn is not None and (conn.pending or _dropped(conn.sock)):
-            conn.close()  # the server closed it while idle: a send on it would fail half-way
-            conn = self._local.conn = None
+            self._drop(conn)  # the server closed it while idle: a send on it would fail half-way
+            conn = None
         if conn is None:
+            tls = self._context() if self.scheme == "https" else None
             try:
                 sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
             except OSError as exc:
-                if self.scheme == "https":
-                    self._context()
                 raise TransportError(_describe(exc), never_sent=True) from None
             try:
                 # Small requests (commits, polls) must not wait for Nagle's delayed ACK.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if self.scheme == "https":
-                    sock = self._context().wrap_socket(sock, server_hostname=self.host)
+                if tls is not None:
+                    sock = tls.wrap_socket(sock, server_hostname=self.host)
             except OSError as exc:  # ssl.SSLError is an OSError
                 sock.close()
                 raise TransportError(_describe(exc), never_sent=True) from None
@@ -251,6 +250,9 @@ class HttpConnectionPool:
         conn.close()
         if getattr(self._local, "conn", None) is conn:
             self._local.conn = None
+        with self._lock:  # a server that closes every connection must not grow this list
+            if conn in self._all:
+                self._all.remove(conn)
 
     def send(
         self,
@@ -275,12 +277,11 @@ class HttpConnectionPool:
             ReplyTooLarge: The reply's body is over ``max_bytes`` (the connection is dropped).
         """
         pieces = body_pieces(body)
-        head = _request_head(
-            method, self.prefix + target, self._host_field, headers, sum(p.nbytes for p in pieces)
-        )
+        length = sum(p.nbytes for p in pieces)
+        head = _request_head(method, self.prefix + target, self._host_field, headers, length)
         conn = self._connection()
         try:
-            if sum(p.nbytes for p in pieces) <= _RECV:  # one packet for a small request
+            if length <= _RECV:  # one packet for a small request
                 conn.sock.sendall(b"".join([head, *pieces]))
             else:
                 conn.sock.sendall(head)

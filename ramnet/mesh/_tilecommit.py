@@ -65,21 +65,14 @@ def parse_tile_leaf(data: bytes | bytearray | memoryview) -> tuple[str, int, int
     if view.nbytes < start or not is_tile_leaf(view):
         raise ValueError("not a stored tile")
     kind, x, y, code, rows, cols = _HEAD.unpack(view[len(_LEAF) : start])
-    dtype = np.dtype(DTYPE_NAMES.get(code, "V")).newbyteorder("<")
-    if code not in DTYPE_NAMES or view.nbytes != start + rows * cols * dtype.itemsize:
+    if code not in DTYPE_NAMES:
+        raise ValueError(f"a stored tile's dtype code {code} is unknown")
+    dtype = np.dtype(DTYPE_NAMES[code]).newbyteorder("<")
+    if view.nbytes != start + rows * cols * dtype.itemsize:
         raise ValueError("a stored tile's length does not match its header")
     # A copy: the values start at an odd offset, and a kernel wants them aligned.
     values = np.frombuffer(view, dtype, count=rows * cols, offset=start).reshape(rows, cols)
     return kind.decode("ascii"), x, y, values.astype(dtype.newbyteorder("="))
-
-
-def root_of(
-    kind: str, leaves: Sequence[bytes], grid: tuple[int, int]
-) -> tuple[str, list[list[bytes]]]:
-    """The root (as hex) and levels of one operand's tree over its tiles' leaf digests, given in
-    row-major tile order (as ``commit_tiles`` returns them)."""
-    levels = merkle_levels(leaves)
-    return _root(kind, grid, levels[-1][0]).hex(), levels
 
 
 def _order(grid: tuple[int, int]) -> list[tuple[int, int]]:
@@ -101,7 +94,15 @@ def commit_tiles(kind: str, tiles: TileMap, grid: tuple[int, int]) -> tuple[str,
     Returns:
         (root as hex, the tree's levels to open tiles from).
     """
-    return root_of(kind, [tile_leaf(kind, x, y, tiles[(x, y)]) for x, y in _order(grid)], grid)
+    return commit_leaves(kind, {xy: tile_leaf(kind, *xy, tiles[xy]) for xy in _order(grid)}, grid)
+
+
+def commit_leaves(
+    kind: str, leaves: Mapping[tuple[int, int], bytes], grid: tuple[int, int]
+) -> tuple[str, list[list[bytes]]]:
+    """``commit_tiles`` from the tiles' leaf digests (``tile_leaf``), by (x, y)."""
+    levels = merkle_levels([leaves[xy] for xy in _order(grid)])
+    return _root(kind, grid, levels[-1][0]).hex(), levels
 
 
 def open_tile_path(

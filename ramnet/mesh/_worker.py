@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -296,7 +297,7 @@ class Worker:
             self._revealed.add(shard_id)
             self.done += 1
 
-    def _check_unstored(self, skip: set[str] | frozenset[str] = frozenset()) -> None:
+    def _check_unstored(self, skip: AbstractSet[str] = frozenset()) -> None:
         # Forget revealed results the coordinator has stored (or no longer wants); reveal again
         # those it did not get or lost in a restart (their shards await the reveal again).
         for shard_id in [s for s in self._unstored if s not in skip]:
@@ -308,7 +309,7 @@ class Worker:
             elif reply.get("stored") or state not in ("revealed", "committed"):
                 self._unstored.pop(shard_id)
 
-    def _poll_committed(self, wait: float, skip: set[str] | frozenset[str] = frozenset()) -> bool:
+    def _poll_committed(self, wait: float, skip: AbstractSet[str] = frozenset()) -> bool:
         # Look at every committed shard once (the first with a long poll of ``wait``).
         moved = False
         for n, shard_id in enumerate([s for s in self._committed if s not in skip]):

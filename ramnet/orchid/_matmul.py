@@ -152,12 +152,8 @@ def matmul_many(
         As ``matmul``.
     """
     nthreads = check_threads(threads)
-    kept: list[np.ndarray] = []  # keeps every operand alive, so that ids stay unique
-    ready: list[tuple[np.ndarray, np.ndarray]] = []
-    for a, b in pairs:
-        a_arr, b_arr = prepare(a, b)
-        kept += [a_arr, b_arr]
-        ready.append((a_arr, b_arr))
+    # Holds every operand while ids number them, so that no two share an id.
+    ready = [prepare(a, b) for a, b in pairs]
     shared = bool(ready) and all(
         a.dtype == np.int8 and _dtypes.result_dtype(a.dtype, a.shape[1]) == np.int32
         for a, _ in ready
@@ -174,22 +170,14 @@ def matmul_many(
         calls.setdefault((a.shape[1], slot % nthreads), []).append(t)
 
     def run(products: list[int]) -> None:
-        a_index: dict[int, int] = {}
-        b_index: dict[int, int] = {}
-        a_list: list[np.ndarray] = []
-        b_list: list[np.ndarray] = []
-        for t in products:
-            a, b = ready[t]
-            if id(a) not in a_index:
-                a_index[id(a)] = len(a_list)
-                a_list.append(a)
-            if id(b) not in b_index:
-                b_index[id(b)] = len(b_list)
-                b_list.append(b)
+        a_ops = list({id(ready[t][0]): ready[t][0] for t in products}.values())
+        b_ops = list({id(ready[t][1]): ready[t][1] for t in products}.values())
+        a_index = {id(x): n for n, x in enumerate(a_ops)}
+        b_index = {id(x): n for n, x in enumerate(b_ops)}
         _bindings.gemm_s8_many(
             chosen.path_number,
-            a_list,
-            b_list,
+            a_ops,
+            b_ops,
             [(a_index[id(ready[t][0])], b_index[id(ready[t][1])]) for t in products],
             [out[t] for t in products],
         )
