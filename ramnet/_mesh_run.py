@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ramnet import orchid
 from ramnet._operands import check_sources, load_operands, save_operands
 from ramnet.orchid._io import check_writable
 
@@ -97,12 +96,12 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
     # C is fetched as soon as it passed the coordinator's checks, while the coordinator stores it
     # and pays the workers; the run ends once the job has settled.
     deadline = None if job.timeout is None else time.monotonic() + job.timeout
+    # C goes straight to its file as it downloads, and is checked there before it takes the
+    # out path's name: the download is the save.
     c, info = _consumer.fetch_checked(
-        client, job_id, a, b, timeout=job.timeout, on_status=on_status
+        client, job_id, a, b, timeout=job.timeout, on_status=on_status, out=job.out
     )
-    t2 = time.perf_counter()
-    orchid.save_npy(job.out, c)
-    t3 = time.perf_counter()
+    t2 = t3 = time.perf_counter()
     if info["state"] != "settled":
         left = None if deadline is None else max(1.0, deadline - time.monotonic())
         info = _consumer.wait(client, job_id, timeout=left, on_status=on_status)

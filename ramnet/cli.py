@@ -1012,13 +1012,11 @@ def job_result(
     key_file: KeyFileOption = None,
 ) -> None:
     """Download a settled job's C."""
-    from ramnet import orchid
     from ramnet.mesh import _consumer
     from ramnet.orchid._io import check_writable
 
     check_writable(out)
-    c = _consumer.fetch_result(_consumer_client(coordinator, key_file), job_id, None, None)
-    orchid.save_npy(out, c)
+    _consumer.fetch_result_to(_consumer_client(coordinator, key_file), job_id, out, None, None)
     typer.echo(str(out))
 
 

@@ -5,6 +5,7 @@ cannot be written."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -232,3 +233,97 @@ def test_connections_the_server_closed_are_let_go(serve) -> None:  # type: ignor
     for _ in range(5):
         assert bytes(pool.send("GET", "/", b"", {}, 100).content) == b"!"
     assert pool._all == []  # each was closed and dropped, none kept for close()
+
+
+class _Collect:
+    """A BodySink that keeps what it is given, and can be told to fail."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.starts: list[int] = []
+        self.data = bytearray()
+        self.fail_after = fail_after
+
+    def start(self, length: int) -> None:
+        self.starts.append(length)
+        self.data.clear()
+
+    def write(self, piece: memoryview) -> None:
+        self.data += piece
+        if self.fail_after is not None and len(self.data) > self.fail_after:
+            raise OSError("disk full")  # an OSError of the sink's, not of the transport
+
+
+def test_a_sized_body_goes_to_the_sink_in_order(serve) -> None:  # type: ignore[no-untyped-def]
+    body = bytes(range(256)) * 12_000  # larger than one buffer of the client's
+    url = serve(
+        _replying(
+            b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext",
+        )
+    )
+    pool = HttpConnectionPool(url, timeout=5)
+    sink = _Collect()
+    reply = pool.send("GET", "/", b"", {}, 1 << 30, sink)
+    assert (reply.status, bytes(reply.content)) == (200, b"")
+    assert sink.starts == [len(body)] and bytes(sink.data) == body
+    assert bytes(pool.send("GET", "/", b"", {}, 100).content) == b"next"  # same connection
+
+
+def test_chunked_and_closing_bodies_go_to_the_sink_whole(serve) -> None:  # type: ignore[no-untyped-def]
+    url = serve(
+        _replying(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+        )
+    )
+    pool = HttpConnectionPool(url, timeout=5)
+    for expected in (b"abcde", b"until the end"):
+        sink = _Collect()
+        assert bytes(pool.send("GET", "/", b"", {}, 100, sink).content) == b""
+        assert sink.starts == [len(expected)] and bytes(sink.data) == expected
+
+
+def test_an_error_reply_is_read_into_memory_not_the_sink(serve) -> None:  # type: ignore[no-untyped-def]
+    url = serve(_replying(b"HTTP/1.1 409 Conflict\r\nContent-Length: 7\r\n\r\nnot yet"))
+    sink = _Collect()
+    reply = HttpConnectionPool(url, timeout=5).send("GET", "/", b"", {}, 100, sink)
+    assert (reply.status, bytes(reply.content)) == (409, b"not yet")
+    assert sink.starts == []
+
+
+def test_a_sink_that_fails_ends_the_exchange_with_its_own_error(serve) -> None:  # type: ignore[no-untyped-def]
+    body = b"x" * 300_000
+    replies = _replying(
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext",
+    )
+
+    def script(conn: socket.socket, n: int) -> None:
+        with contextlib.suppress(ConnectionResetError):  # the client drops the connection
+            replies(conn, n)
+
+    url = serve(script)
+    pool = HttpConnectionPool(url, timeout=5)
+    with pytest.raises(OSError, match="disk full") as caught:
+        pool.send("GET", "/", b"", {}, 1 << 20, _Collect(fail_after=1000))
+    assert not isinstance(caught.value, TransportError)
+    # The connection was dropped (the rest of that body is never read as a reply): the next
+    # request goes on a new connection, whose first reply is that body again.
+    assert bytes(pool.send("GET", "/", b"", {}, 1 << 20).content) == body
+
+
+def test_a_body_cut_short_is_a_transport_error_with_a_sink(serve) -> None:  # type: ignore[no-untyped-def]
+    url = serve(_replying(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this"))
+    sink = _Collect()
+    with pytest.raises(TransportError, match="ended after 9 of 100"):
+        HttpConnectionPool(url, timeout=5).send("GET", "/", b"", {}, 1000, sink)
+    assert bytes(sink.data) == b"only this"
+
+
+def test_a_body_over_the_limit_never_reaches_the_sink(serve) -> None:  # type: ignore[no-untyped-def]
+    url = serve(_replying(b"HTTP/1.1 200 OK\r\nContent-Length: 101\r\n\r\n" + b"y" * 101))
+    sink = _Collect()
+    with pytest.raises(ReplyTooLarge):
+        HttpConnectionPool(url, timeout=5).send("GET", "/", b"", {}, 100, sink)
+    assert sink.starts == []

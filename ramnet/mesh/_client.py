@@ -42,7 +42,14 @@ import numpy as np
 
 from ramnet._errors import ConfigError, InvalidInputError, RamnetError
 from ramnet.mesh._auth import AuthError, body_digest, check_target, sign_request
-from ramnet.mesh._http import Body, HttpConnectionPool, ReplyTooLarge, TransportError, body_pieces
+from ramnet.mesh._http import (
+    Body,
+    BodySink,
+    HttpConnectionPool,
+    ReplyTooLarge,
+    TransportError,
+    body_pieces,
+)
 from ramnet.mesh._wire import WIRE_CONTENT_TYPE, WireFormatError, pack_parts, unpack
 from ramnet.valkyrie import NodeKey
 
@@ -234,6 +241,7 @@ class MeshClient:
         accept: str | None = None,
         idempotent: bool | None = None,
         signed_body: str | None = None,
+        sink: BodySink | None = None,
     ) -> MeshResponse:
         """Send a signed request, retrying as the policy allows; return the successful reply.
 
@@ -259,6 +267,7 @@ class MeshClient:
             MeshError: A 5xx reply that is not retried.
             MeshProtocolError: A reply over ``max_response_bytes``.
             InvalidInputError: A bad method or path.
+            Exception: Whatever ``sink`` raised.
         """
         method = method.upper()
         if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
@@ -287,7 +296,7 @@ class MeshClient:
         while True:
             retry_after: float | None = None
             try:
-                response = self._once(method, path, content, headers, body_hash)
+                response = self._once(method, path, content, headers, body_hash, sink)
             except TransportError as exc:
                 retryable = exc.never_sent or idempotent
                 failure = f"cannot reach the coordinator at {self.base_url} ({exc})"
@@ -344,6 +353,7 @@ class MeshClient:
         content: Body,
         headers: dict[str, str],
         body_hash: str | None,
+        sink: BodySink | None = None,
     ) -> MeshResponse:
         if self.key is not None:
             # Signed over exactly the target that is sent (it was checked to need no encoding).
@@ -352,7 +362,7 @@ class MeshClient:
                 **sign_request(self.key, method, path, body_hash=body_hash),
             }
         try:
-            reply = self._http.send(method, path, content, headers, self.max_response_bytes)
+            reply = self._http.send(method, path, content, headers, self.max_response_bytes, sink)
         except ReplyTooLarge as exc:
             size = f"of {exc.declared} bytes " if exc.declared is not None else ""
             raise MeshProtocolError(
@@ -413,6 +423,15 @@ class MeshClient:
         """GET ``path``; return the RNWIRE1 reply as (meta, read-only arrays)."""
         response = self.request("GET", path, accept=WIRE_CONTENT_TYPE)
         return response.wire(self.max_response_bytes)
+
+    def get_wire_into(self, path: str, sink: BodySink) -> None:
+        """GET ``path``, an RNWIRE1 reply, handing its body to ``sink`` as it arrives (for a body
+        that goes to a file: see ``ArrayStream``).
+
+        Raises:
+            As ``request``.
+        """
+        self.request("GET", path, accept=WIRE_CONTENT_TYPE, sink=sink)
 
     def get_bytes(self, path: str) -> bytes:
         """GET ``path``; return the raw reply body."""

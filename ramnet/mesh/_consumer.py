@@ -11,6 +11,8 @@ import numpy as np
 
 from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh import _api
+from ramnet.mesh._wire import ArrayStream, WireFormatError
+from ramnet.orchid._io import NpyWriter
 from ramnet.valkyrie import float_range_check, freivalds
 
 LONG_POLL = 1.0
@@ -150,6 +152,7 @@ def fetch_checked(
     timeout: float | None = None,
     on_status: Callable[[dict[str, Any]], None] | None = None,
     security_bits: int = 40,
+    out: str | os.PathLike[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Wait until C passed the coordinator's checks, then download and check it.
 
@@ -157,12 +160,17 @@ def fetch_checked(
     reveal their results again after the restart): its successor answers 409, and this waits for
     the job to be checked again.
 
+    Args:
+        out: A ``.npy`` file to download C into (``fetch_result_to``); None: into memory
+            (``fetch_result``).
+
     Returns:
-        C (as ``fetch_result``) and the last status seen.
+        C (as ``fetch_result`` or ``fetch_result_to``) and the last status seen.
 
     Raises:
         MeshJobFailed, TimeoutError: As ``wait``.
         ResultCheckFailed: C fails the check.
+        OutputFileError: ``out`` cannot be written.
     """
     from ramnet.mesh._client import MeshRequestError
 
@@ -171,6 +179,8 @@ def fetch_checked(
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         info = wait(client, job_id, timeout=left, on_status=on_status, until=("checked", "settled"))
         try:
+            if out is not None:
+                return fetch_result_to(client, job_id, out, a, b, security_bits=security_bits), info
             return fetch_result(client, job_id, a, b, security_bits=security_bits), info
         except MeshRequestError as exc:
             if exc.status != 409:
@@ -192,10 +202,66 @@ def fetch_result(
     """
     _, arrays = client.get_wire(_api.job_result(job_id))
     c: np.ndarray = arrays["C"]
-    if a is not None and b is not None:
-        if a.dtype.kind == "f":
-            if not float_range_check(a, b, c):
-                raise ResultCheckFailed(f"job {job_id}: C is off by more than rounding explains")
-        elif not freivalds(a, b, c, security_bits=security_bits):
-            raise ResultCheckFailed(f"job {job_id}: C fails Freivalds' check against A and B")
+    _check(job_id, a, b, c, security_bits)
     return c
+
+
+def fetch_result_to(
+    client: Any,
+    job_id: str,
+    out: str | os.PathLike[str],
+    a: np.ndarray | None,
+    b: np.ndarray | None,
+    *,
+    security_bits: int = 40,
+) -> np.ndarray:
+    """Download C into the ``.npy`` file ``out`` as it arrives, check it, then put it in place.
+
+    C goes from the socket to a temporary file beside ``out`` through a small buffer, and is
+    checked from that file: a 64 MiB C is never held in this process's memory (fresh memory is
+    what a download costs most, see ``docs/mesh.md``). A C that fails the check leaves nothing
+    behind, and ``out`` is replaced only once it passed.
+
+    Returns:
+        C, read-only, mapped from ``out``.
+
+    Raises:
+        ResultCheckFailed: C fails the check.
+        MeshProtocolError: The reply is not a well-formed RNWIRE1 body holding C.
+        OutputFileError: ``out`` cannot be written.
+    """
+    from ramnet.mesh._client import MeshProtocolError
+
+    stream = ArrayStream(
+        "C",
+        lambda _meta, entry: NpyWriter(out, entry.dtype, entry.shape),
+        max_bytes=client.max_response_bytes,
+    )
+    try:
+        client.get_wire_into(_api.job_result(job_id), stream)
+        _, writer = stream.result()
+    except WireFormatError as exc:
+        stream.discard()
+        raise MeshProtocolError(f"coordinator reply is malformed: {exc}") from None
+    except BaseException:
+        stream.discard()
+        raise
+    assert isinstance(writer, NpyWriter)
+    with writer:
+        c = writer.array()
+        _check(job_id, a, b, c, security_bits)
+        writer.commit()
+    return c
+
+
+def _check(
+    job_id: str, a: np.ndarray | None, b: np.ndarray | None, c: np.ndarray, security_bits: int
+) -> None:
+    # The consumer's own check of C, when A and B are at hand.
+    if a is None or b is None:
+        return
+    if a.dtype.kind == "f":
+        if not float_range_check(a, b, c):
+            raise ResultCheckFailed(f"job {job_id}: C is off by more than rounding explains")
+    elif not freivalds(a, b, c, security_bits=security_bits):
+        raise ResultCheckFailed(f"job {job_id}: C fails Freivalds' check against A and B")

@@ -5,7 +5,8 @@ Why not an HTTP client package: the mesh moves tens of MiB per request, and http
 replaced) copies every body several times on the way (httpcore re-slices the unsent rest of an
 upload after each send; a reply arrives as 64 KiB chunks parsed by h11 in Python, then joined). Here
 an upload goes to ``socket.sendall`` as a memoryview, and a reply with a Content-Length is read
-with ``recv_into`` straight into one buffer of that size.
+with ``recv_into`` straight into one buffer of that size, or handed on to a sink through a small
+buffer (a download that goes to a file, never all in memory).
 
 Why not the standard library's ``http.client`` (which this replaced in turn): importing it loads
 ``email`` and ``ssl``, about 12 ms of every ``ramnet`` command that talks to a coordinator
@@ -27,12 +28,13 @@ import threading
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ramnet.mesh._wire import is_wire, receive_buffer
 
 __all__ = [
     "Body",
+    "BodySink",
     "HttpConnectionPool",
     "ReplyError",
     "ReplyTooLarge",
@@ -50,6 +52,32 @@ def body_pieces(body: Body) -> list[memoryview]:
     if isinstance(body, (bytes, bytearray, memoryview)):
         return [memoryview(body).cast("B")]
     return [memoryview(piece).cast("B") for piece in body]
+
+
+class BodySink(Protocol):
+    """Where a successful reply's body goes instead of into memory (``HttpConnectionPool.send``).
+
+    ``start`` is called once per reply, before its first byte; the bytes then come in order
+    through ``write``, each piece valid only during that call. Whatever either raises ends the
+    exchange (the connection is dropped) and reaches ``send``'s caller as it is.
+    """
+
+    def start(self, length: int) -> None:
+        """A body of ``length`` bytes begins (anything from an earlier attempt is dropped)."""
+
+    def write(self, piece: memoryview) -> None:
+        """The body's next bytes."""
+
+
+class _SinkFailed(Exception):
+    # A sink's own exception on its way out of the exchange (not a transport failure).
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+#: The buffer a body handed to a sink is read through.
+_SINK_PIECE = 1 << 20
 
 
 class TransportError(Exception):
@@ -177,6 +205,22 @@ class _Connection:
                 raise ReplyError(f"the reply's body ended after {filled} of {view.nbytes} bytes")
             filled += got
 
+    def stream(self, length: int, sink: BodySink) -> None:
+        """Hand the next ``length`` bytes of the connection to ``sink``, a buffer at a time."""
+        _to_sink(sink.start, length)
+        take = min(len(self.pending), length)
+        if take:
+            _to_sink(sink.write, memoryview(bytes(self.pending[:take])))
+            del self.pending[:take]
+        left = length - take
+        buffer = memoryview(bytearray(min(left, _SINK_PIECE)))
+        while left:
+            got = self.sock.recv_into(buffer, min(left, buffer.nbytes))
+            if not got:
+                raise ReplyError(f"the reply's body ended after {length - left} of {length} bytes")
+            _to_sink(sink.write, buffer[:got])
+            left -= got
+
     def read_to_end(self, max_bytes: int, status: int) -> bytes:
         """Every byte until the server closes the connection, at most ``max_bytes``."""
         pieces = [bytes(self.pending)]
@@ -261,6 +305,7 @@ class HttpConnectionPool:
         body: Body,
         headers: Mapping[str, str],
         max_bytes: int,
+        sink: BodySink | None = None,
     ) -> Reply:
         """Send one request and read its whole reply.
 
@@ -270,11 +315,14 @@ class HttpConnectionPool:
             body: The body, or the pieces that make it up (sent as they lie in memory).
             headers: Request headers (Host and Content-Length are set here).
             max_bytes: The largest reply body accepted.
+            sink: Where the body of a 2xx reply goes (the reply's ``content`` is then empty);
+                other replies are read into memory as usual.
 
         Raises:
             ValueError: A method, target or header that cannot go into a request.
             TransportError: No reply.
             ReplyTooLarge: The reply's body is over ``max_bytes`` (the connection is dropped).
+            Exception: Whatever ``sink`` raised (the connection is dropped).
         """
         pieces = body_pieces(body)
         length = sum(p.nbytes for p in pieces)
@@ -289,10 +337,15 @@ class HttpConnectionPool:
                     if piece.nbytes:
                         conn.sock.sendall(piece)
             status, fields, keep = _read_head(conn)
-            content, keep = _read_body(conn, method, status, fields, max_bytes, keep)
+            content, keep = _read_body(
+                conn, method, status, fields, max_bytes, keep, sink if 200 <= status < 300 else None
+            )
         except ReplyTooLarge:
             self._drop(conn)
             raise
+        except _SinkFailed as failed:
+            self._drop(conn)
+            raise failed.error from None
         except (OSError, ReplyError) as exc:
             self._drop(conn)
             raise TransportError(_describe(exc), never_sent=False) from None
@@ -374,29 +427,50 @@ def _read_body(
     fields: _Headers,
     max_bytes: int,
     keep: bool,
+    sink: BodySink | None = None,
 ) -> tuple[bytes | bytearray | memoryview, bool]:
-    # The reply's body, and whether the connection is still usable after it.
+    # The reply's body (empty when it went to ``sink``), and whether the connection is still
+    # usable after it.
     if method == "HEAD" or status in (204, 304):
-        return b"", keep
-    coding = fields.get("transfer-encoding")
-    if coding is not None:
+        content: bytes | bytearray | memoryview = b""
+    elif (coding := fields.get("transfer-encoding")) is not None:
         if coding.strip().lower() != "chunked":
             raise ReplyError(f"unsupported transfer coding {coding!r}")
-        return _read_chunked(conn, status, max_bytes), keep
-    declared = fields.get("content-length")
-    if declared is None:  # delimited by the end of the connection
-        return conn.read_to_end(max_bytes, status), False
-    if not declared.isdigit() or len(declared) > 19:
-        raise ReplyError(f"bad Content-Length {declared!r}")
-    length = int(declared)
-    if length > max_bytes:
-        raise ReplyTooLarge(status, length)
+        content = _read_chunked(conn, status, max_bytes)
+    elif (declared := fields.get("content-length")) is None:  # delimited by the connection's end
+        content, keep = conn.read_to_end(max_bytes, status), False
+    else:
+        if not declared.isdigit() or len(declared) > 19:
+            raise ReplyError(f"bad Content-Length {declared!r}")
+        length = int(declared)
+        if length > max_bytes:
+            raise ReplyTooLarge(status, length)
+        if sink is not None:
+            conn.stream(length, sink)
+            return b"", keep
+        content = _read_sized(conn, fields, length)
+    if sink is not None:  # framed otherwise (not by our coordinator): read whole, handed on
+        _to_sink(sink.start, len(content))
+        if len(content):
+            _to_sink(sink.write, memoryview(content).cast("B"))
+        content = b""
+    return content, keep
+
+
+def _to_sink(call: Any, *args: Any) -> None:
+    try:
+        call(*args)
+    except Exception as exc:
+        raise _SinkFailed(exc) from None
+
+
+def _read_sized(conn: _Connection, fields: _Headers, length: int) -> bytearray | memoryview:
     # A wire body is parsed in place (unpack): in a node it need not be zeroed first (see
     # receive_buffer). Other bodies are small and stay a bytearray, which json.loads accepts.
     wire = is_wire(fields.get("content-type"))
     content: bytearray | memoryview = receive_buffer(length) if wire else bytearray(length)
     conn.read_into(memoryview(content).cast("B"))
-    return content, keep
+    return content
 
 
 def _read_chunked(conn: _Connection, status: int, max_bytes: int) -> bytes:

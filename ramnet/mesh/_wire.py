@@ -28,8 +28,9 @@ import json
 import math
 import mmap
 import struct
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,11 +39,17 @@ from ramnet.orchid import freed_memory_kept
 
 __all__ = [
     "DEFAULT_WIRE_DTYPES",
+    "PREFIX_BYTES",
     "WIRE_CONTENT_TYPE",
     "WIRE_MAGIC",
+    "ArrayStream",
+    "ArrayTarget",
+    "WireArray",
     "WireFormatError",
+    "head_size",
     "is_wire",
     "pack",
+    "read_layout",
     "receive_buffer",
     "unpack",
 ]
@@ -243,41 +250,56 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def unpack(
-    data: bytes | bytearray | memoryview,
+@dataclass(frozen=True)
+class WireArray:
+    """Where one array of an RNWIRE1 container lies (``read_layout``).
+
+    Attributes:
+        name: Its name.
+        dtype: Its dtype (little-endian).
+        shape: Its shape.
+        start: The offset of its first byte from the container's start.
+        count: Its number of elements.
+    """
+
+    name: str
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    start: int
+    count: int
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of its data."""
+        return self.count * self.dtype.itemsize
+
+
+#: The bytes at the start of a container that tell how long its head is (``head_size``).
+PREFIX_BYTES = _PREFIX.size
+
+
+def head_size(
+    prefix: bytes | bytearray | memoryview,
+    total: int,
     *,
     max_bytes: int,
-    allowed_dtypes: Iterable[Any] = DEFAULT_WIRE_DTYPES,
     max_json_bytes: int = MAX_JSON_BYTES,
-    max_depth: int = MAX_JSON_DEPTH,
-    max_arrays: int = MAX_ARRAYS,
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Parse and validate an RNWIRE1 container.
+) -> int:
+    """The length of a container's head (its prefix, JSON and padding: where its data start).
 
     Args:
-        data: The container (bytes, or a contiguous buffer).
-        max_bytes: The largest container accepted.
-        allowed_dtypes: The dtypes accepted (any other dtype name is refused).
-        max_json_bytes: The largest JSON text accepted.
-        max_depth: The deepest JSON nesting accepted (the top object is depth 1).
-        max_arrays: The most arrays accepted.
-
-    Returns:
-        (meta, arrays): the metadata object and the named arrays, read-only views of ``data``.
+        prefix: At least the container's first ``PREFIX_BYTES`` bytes.
+        total: The container's size in bytes.
+        max_bytes, max_json_bytes: As for ``unpack``.
 
     Raises:
-        WireFormatError: The bytes are not a well-formed container within the bounds.
+        WireFormatError: Bad magic bytes, or sizes past the bounds or past ``total``.
     """
-    try:
-        view = memoryview(data).cast("B")
-    except (TypeError, ValueError) as exc:
-        raise WireFormatError(f"wire data must be a contiguous byte buffer ({exc})") from None
-    total = view.nbytes
     if total > max_bytes:
         raise WireFormatError(f"wire body of {total} bytes is over the limit of {max_bytes}")
-    if total < _PREFIX.size:
-        raise WireFormatError(f"wire body too short ({total} bytes)")
-    magic, json_len = _PREFIX.unpack_from(view, 0)
+    if total < _PREFIX.size or len(prefix) < _PREFIX.size:
+        raise WireFormatError(f"wire body too short ({min(total, len(prefix))} bytes)")
+    magic, json_len = _PREFIX.unpack_from(prefix, 0)
     if magic != WIRE_MAGIC:
         raise WireFormatError("not an RNWIRE1 body (bad magic bytes)")
     if json_len > max_json_bytes:
@@ -290,6 +312,38 @@ def unpack(
     data_start = _align(header_end)
     if data_start > total:
         raise WireFormatError(f"wire body truncated: {total} bytes, its data start at {data_start}")
+    return data_start
+
+
+def read_layout(
+    head: bytes | bytearray | memoryview,
+    total: int,
+    *,
+    max_bytes: int,
+    allowed_dtypes: Iterable[Any] = DEFAULT_WIRE_DTYPES,
+    max_json_bytes: int = MAX_JSON_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+    max_arrays: int = MAX_ARRAYS,
+) -> tuple[dict[str, Any], list[WireArray]]:
+    """Validate a container from its head alone: a body streamed elsewhere is checked as
+    ``unpack`` checks a whole one before any of its data is read.
+
+    Args:
+        head: At least the container's first ``head_size`` bytes (more are ignored).
+        total: The container's size in bytes.
+        max_bytes, allowed_dtypes, max_json_bytes, max_depth, max_arrays: As for ``unpack``.
+
+    Returns:
+        (meta, arrays): the metadata object and where each array lies, in the order listed.
+
+    Raises:
+        WireFormatError: The head is not well formed, or does not fit ``total`` bytes.
+    """
+    view = memoryview(head).cast("B")
+    data_start = head_size(view, total, max_bytes=max_bytes, max_json_bytes=max_json_bytes)
+    if view.nbytes < data_start:
+        raise WireFormatError(f"wire head truncated: {view.nbytes} of {data_start} bytes")
+    header_end = _PREFIX.size + _PREFIX.unpack_from(view, 0)[1]
     if any(view[header_end:data_start]):
         raise WireFormatError("wire padding after the JSON is not zero")
     try:
@@ -318,7 +372,7 @@ def unpack(
         raise InvalidInputError(f"bad allowed_dtypes for unpack: {exc}") from None
     data_len = total - data_start
     spans: list[tuple[int, int, str]] = []
-    parsed: list[tuple[str, np.dtype[Any], tuple[int, ...], int, int]] = []
+    parsed: list[WireArray] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
             raise WireFormatError(
@@ -360,8 +414,8 @@ def unpack(
                 f"the {data_len} data bytes"
             )
         spans.append((offset, offset + length, name))
-        parsed.append((name, dt, tuple(shape), offset, count))
-    names = [p[0] for p in parsed]
+        parsed.append(WireArray(name, dt, tuple(shape), data_start + offset, count))
+    names = [p.name for p in parsed]
     if len(set(names)) != len(names):
         raise WireFormatError("wire array names are not unique")
     spans.sort()
@@ -371,10 +425,165 @@ def unpack(
     used_end = max((end for _, end, _ in spans), default=0)
     if used_end != data_len:
         raise WireFormatError(f"wire body has {data_len - used_end} bytes after its last array")
+    return meta, parsed
+
+
+def unpack(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_bytes: int,
+    allowed_dtypes: Iterable[Any] = DEFAULT_WIRE_DTYPES,
+    max_json_bytes: int = MAX_JSON_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+    max_arrays: int = MAX_ARRAYS,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Parse and validate an RNWIRE1 container.
+
+    Args:
+        data: The container (bytes, or a contiguous buffer).
+        max_bytes: The largest container accepted.
+        allowed_dtypes: The dtypes accepted (any other dtype name is refused).
+        max_json_bytes: The largest JSON text accepted.
+        max_depth: The deepest JSON nesting accepted (the top object is depth 1).
+        max_arrays: The most arrays accepted.
+
+    Returns:
+        (meta, arrays): the metadata object and the named arrays, read-only views of ``data``.
+
+    Raises:
+        WireFormatError: The bytes are not a well-formed container within the bounds.
+    """
+    try:
+        view = memoryview(data).cast("B")
+    except (TypeError, ValueError) as exc:
+        raise WireFormatError(f"wire data must be a contiguous byte buffer ({exc})") from None
+    meta, layout = read_layout(
+        view,
+        view.nbytes,
+        max_bytes=max_bytes,
+        allowed_dtypes=allowed_dtypes,
+        max_json_bytes=max_json_bytes,
+        max_depth=max_depth,
+        max_arrays=max_arrays,
+    )
     arrays: dict[str, np.ndarray] = {}
-    for name, dt, shape, offset, count in parsed:
-        arr = np.frombuffer(view, dtype=dt, count=count, offset=data_start + offset)
-        arr = arr.reshape(shape)
+    for entry in layout:
+        arr = np.frombuffer(view, dtype=entry.dtype, count=entry.count, offset=entry.start)
+        arr = arr.reshape(entry.shape)
         arr.flags.writeable = False
-        arrays[name] = arr
+        arrays[entry.name] = arr
     return meta, arrays
+
+
+class ArrayTarget(Protocol):
+    """Where ``ArrayStream`` puts an array's bytes (``orchid._io.NpyWriter`` is one)."""
+
+    def write(self, data: memoryview) -> None:
+        """The array's next bytes."""
+
+    def discard(self) -> None:
+        """Drop what was written."""
+
+
+class ArrayStream:
+    """Takes an RNWIRE1 body as it arrives and passes one array's bytes on, unbuffered.
+
+    A download that goes to a file (``MeshClient.get_wire_into``) never holds the array in
+    memory: the container's head is kept until ``read_layout`` has checked it (exactly as
+    ``unpack`` would), then the wanted array's bytes go to the target ``open_target`` returns
+    for it, and any other array's bytes are skipped. A body that starts again (a retried
+    request) discards the target and opens a new one.
+
+    Args:
+        name: The array wanted.
+        open_target: Called with (meta, the array's ``WireArray``) once the head is checked.
+        max_bytes, allowed_dtypes: As for ``unpack``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        open_target: Callable[[dict[str, Any], WireArray], ArrayTarget],
+        *,
+        max_bytes: int,
+        allowed_dtypes: Iterable[Any] = DEFAULT_WIRE_DTYPES,
+    ) -> None:
+        self.name = name
+        self._open = open_target
+        self._max_bytes = max_bytes
+        self._dtypes = tuple(allowed_dtypes)
+        self._target: ArrayTarget | None = None
+        self._total = -1
+        self.start(0)
+
+    def start(self, length: int) -> None:
+        """A body of ``length`` bytes begins."""
+        if self._target is not None:
+            self._target.discard()
+        self._target = None
+        self._meta: dict[str, Any] | None = None
+        self._array: WireArray | None = None
+        self._head = bytearray()
+        self._need = PREFIX_BYTES
+        self._total = length
+        self._at = 0
+        if length > self._max_bytes:
+            raise WireFormatError(
+                f"wire body of {length} bytes is over the limit of {self._max_bytes}"
+            )
+
+    def write(self, piece: memoryview) -> None:
+        """The body's next bytes.
+
+        Raises:
+            WireFormatError: The head is malformed, or more bytes than the body's length.
+            Exception: Whatever the target raises.
+        """
+        piece = memoryview(piece).cast("B")
+        if self._at + piece.nbytes > self._total:
+            raise WireFormatError("more wire bytes than the body's length")
+        while self._meta is None:
+            take = min(piece.nbytes, self._need - len(self._head))
+            self._head += piece[:take]
+            piece = piece[take:]
+            self._at += take
+            if len(self._head) < self._need:
+                return
+            if self._need == PREFIX_BYTES:  # the data start past the prefix (a multiple of 64)
+                self._need = head_size(self._head, self._total, max_bytes=self._max_bytes)
+            else:
+                self._begin()
+        if self._array is not None and piece.nbytes:
+            first, end = self._array.start, self._array.start + self._array.nbytes
+            lo, hi = max(self._at, first), min(self._at + piece.nbytes, end)
+            if lo < hi:
+                assert self._target is not None
+                self._target.write(piece[lo - self._at : hi - self._at])
+        self._at += piece.nbytes
+
+    def _begin(self) -> None:
+        meta, layout = read_layout(
+            self._head, self._total, max_bytes=self._max_bytes, allowed_dtypes=self._dtypes
+        )
+        found = [entry for entry in layout if entry.name == self.name]
+        if not found:
+            raise WireFormatError(f"the wire body holds no array {self.name!r}")
+        self._meta, self._array = meta, found[0]
+        self._head = bytearray()
+        self._target = self._open(meta, found[0])
+
+    def result(self) -> tuple[dict[str, Any], ArrayTarget]:
+        """The body's metadata and the target that holds the array, once the body is complete.
+
+        Raises:
+            WireFormatError: The body ended early (or never began).
+        """
+        if self._meta is None or self._target is None or self._at != self._total:
+            raise WireFormatError(f"wire body truncated: {self._at} of {self._total} bytes")
+        return self._meta, self._target
+
+    def discard(self) -> None:
+        """Discard the target, if one was opened."""
+        if self._target is not None:
+            self._target.discard()
+        self._target = None

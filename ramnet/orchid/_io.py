@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import mmap
 import os
 import re
 import tempfile
@@ -153,3 +156,141 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise OutputFileError(f"cannot write {p}: {exc.strerror or exc}") from exc
     return p
+
+
+class NpyWriter:
+    """A ``.npy`` file written piece by piece (a download), in place only once complete.
+
+    The data go to a temporary file beside ``path``, so, as with ``save_npy``, readers never see
+    half a file: ``commit`` moves it into place, ``discard`` (or leaving a ``with`` block without
+    committing) removes it. ``array`` maps the written data for reading before the commit (a
+    downloaded result is checked first): no copy of it is ever held in memory.
+
+    Args:
+        path: Where the file goes.
+        dtype: The array's dtype (stored as it is, byte order included).
+        shape: The array's shape.
+
+    Raises:
+        OutputFileError: The file cannot be created.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], dtype: np.dtype, shape: tuple[int, ...]):
+        self.path = check_writable(path)
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(s) for s in shape)
+        self.nbytes = int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header,
+            {
+                "descr": np.lib.format.dtype_to_descr(self.dtype),
+                "fortran_order": False,
+                "shape": self.shape,
+            },
+        )
+        self._header = header.getvalue()
+        self._written = 0
+        self._closed = self._committed = False
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or "."
+            )
+        except OSError as exc:
+            raise OutputFileError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        self._fd, self._tmp = fd, Path(tmp)
+        self.restart()
+
+    def restart(self) -> None:
+        """Drop what was written (a download that starts again).
+
+        Raises:
+            OutputFileError: The file cannot be written.
+        """
+        try:
+            os.ftruncate(self._fd, 0)
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            self._write_all(self._header)
+        except OSError as exc:
+            self.discard()
+            raise OutputFileError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        self._written = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append the array's next bytes.
+
+        Raises:
+            InvalidInputError: More bytes than the array holds.
+            OutputFileError: The file cannot be written.
+        """
+        piece = memoryview(data).cast("B")
+        if self._written + piece.nbytes > self.nbytes:
+            raise InvalidInputError(f"more than the {self.nbytes} bytes of {self.path.name}")
+        try:
+            self._write_all(piece)
+        except OSError as exc:
+            self.discard()
+            raise OutputFileError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        self._written += piece.nbytes
+
+    def _write_all(self, piece: bytes | memoryview) -> None:
+        view = memoryview(piece)
+        while view.nbytes:
+            view = view[os.write(self._fd, view) :]
+
+    def array(self) -> np.ndarray:
+        """The written array, read-only, mapped from the file (complete: ``write`` is done).
+
+        Raises:
+            InvalidInputError: Not all of the array's bytes were written.
+        """
+        if self._written != self.nbytes:
+            raise InvalidInputError(f"{self.path.name}: {self._written} of {self.nbytes} bytes")
+        if self.nbytes == 0:
+            empty = np.empty(self.shape, self.dtype)
+            empty.flags.writeable = False
+            return empty
+        size = len(self._header) + self.nbytes
+        # Its pages are in the page cache: mapping them all at once costs no copy and no zeroing.
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        mapped = mmap.mmap(self._fd, size, flags=flags, prot=mmap.PROT_READ)
+        out = np.frombuffer(mapped, self.dtype, offset=len(self._header)).reshape(self.shape)
+        return out
+
+    def commit(self) -> Path:
+        """Move the complete file into place.
+
+        Raises:
+            InvalidInputError: Not all of the array's bytes were written.
+            OutputFileError: The file cannot be moved into place.
+        """
+        if self._written != self.nbytes:
+            self.discard()
+            raise InvalidInputError(f"{self.path.name}: {self._written} of {self.nbytes} bytes")
+        try:
+            os.close(self._fd)
+            self._closed = True
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise OutputFileError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        self._committed = True
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file (nothing is left behind); idempotent, and a no-op once
+        committed."""
+        if self._committed:
+            return
+        if not self._closed:
+            self._closed = True
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> NpyWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._committed:
+            self.discard()
