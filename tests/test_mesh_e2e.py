@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,3 +116,42 @@ def test_mesh_refuses_bad_redundancy(
     assert run.returncode == 2
     assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "C.npy").exists()
+
+
+def test_a_detached_job_is_finished_by_job_status_and_job_result(
+    mesh: tuple[str, Path],
+) -> None:
+    url, tmp = mesh
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp / "cfg")}
+    consumer = ["--coordinator", url, "--key-file", "consumer.key"]
+
+    def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ramnet(*args), cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout
+        )
+
+    run = cli(
+        "run", "--mode", "mesh", "--nodes", "3", "--random", "96x80x72", "--dtype", "int8",
+        "--seed", "7", "--save-inputs", "in", "--out", "unused.npy", "--detach", "--json",
+        *consumer, timeout=DEADLINE,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    job_id = json.loads(run.stdout)["job_id"]
+    assert not (tmp / "unused.npy").exists()
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        status = cli("job", "status", job_id, "--json", *consumer)
+        assert status.returncode == 0, status.stderr
+        if json.loads(status.stdout)["state"] == "settled":
+            break
+        assert time.monotonic() < deadline, status.stdout
+        time.sleep(0.2)
+    (tmp / "C.npy").write_bytes(b"an earlier file, replaced whole")
+    result = cli("job", "result", job_id, "--out", "C.npy", *consumer)
+    assert result.returncode == 0, result.stderr
+    a, b = np.load(tmp / "in" / "A.npy"), np.load(tmp / "in" / "B.npy")
+    np.testing.assert_array_equal(np.load(tmp / "C.npy"), a.astype(np.int64) @ b.astype(np.int64))
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith(".C.npy.")]  # no leftovers
+    missing = cli("job", "result", "f" * 32, "--out", "D.npy", *consumer)
+    assert missing.returncode != 0 and not (tmp / "D.npy").exists()
+    assert "Traceback" not in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
