@@ -140,6 +140,46 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def _umask() -> int:
+    # Read without setting it: os.umask can only be read by changing it, for every thread.
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def output_tempfile(path: Path) -> tuple[int, Path]:
+    """A temporary file beside ``path`` to write an output into before it takes ``path``'s name.
+
+    It gets the mode ``path`` would get from a plain ``open``: the existing file's, or 0666 less
+    the umask (``mkstemp`` alone makes it 0600, and a result or trace is meant to be shared).
+
+    Returns:
+        Its open descriptor and its path.
+
+    Raises:
+        OSError: It cannot be created.
+    """
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except OSError:
+        mode = 0o666 & ~_umask()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        os.fchmod(fd, mode)
+    except OSError:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return fd, Path(tmp)
+
+
 def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     """Write ``array`` to ``path`` as ``.npy``, atomically: readers never see half a file.
 
@@ -147,13 +187,16 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
         OutputFileError: The file cannot be written.
     """
     p = check_writable(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
+    try:
+        fd, tmp = output_tempfile(p)
+    except OSError as exc:
+        raise OutputFileError(f"cannot write {p}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, array, allow_pickle=False)
         os.replace(tmp, p)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise OutputFileError(f"cannot write {p}: {exc.strerror or exc}") from exc
     return p
 
@@ -193,12 +236,9 @@ class NpyWriter:
         self._written = 0
         self._closed = self._committed = False
         try:
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or "."
-            )
+            self._fd, self._tmp = output_tempfile(self.path)
         except OSError as exc:
             raise OutputFileError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
-        self._fd, self._tmp = fd, Path(tmp)
         self.restart()
 
     def restart(self) -> None:

@@ -167,16 +167,20 @@ def write_trace(path: str | os.PathLike[str], trace: Trace, key: NodeKey) -> Pat
     Raises:
         OutputFileError: The file cannot be written.
     """
-    import tempfile
+    from ramnet.orchid._io import output_tempfile
 
     data = encode(trace, key)
     p = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent if str(p.parent) else ".")
+        fd, tmp = output_tempfile(p)
+    except OSError as exc:
+        raise OutputFileError(f"cannot write trace {p}: {exc.strerror or exc}") from exc
+    try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, p)
     except OSError as exc:
+        tmp.unlink(missing_ok=True)
         raise OutputFileError(f"cannot write trace {p}: {exc.strerror or exc}") from exc
     return p
 
