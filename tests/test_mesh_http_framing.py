@@ -191,6 +191,50 @@ def test_any_bytes_as_a_reply_give_a_reply_or_a_transport_error(data: bytes) -> 
         listener.close()
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=2000),
+        st.builds(
+            lambda body, declared: (
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % declared + body
+            ),
+            st.binary(max_size=1500),
+            st.integers(0, 1200),
+        ),
+    )
+)
+def test_any_bytes_as_a_reply_with_a_sink_give_a_reply_or_a_transport_error(data: bytes) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def once() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            _request(conn)
+            conn.sendall(data)
+
+    thread = threading.Thread(target=once, daemon=True)
+    thread.start()
+    pool = HttpConnectionPool(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5)
+    sink = _Collect()
+    try:
+        reply = pool.send("GET", "/", b"", {}, 1000, sink)
+        assert 100 <= reply.status <= 999
+        if 200 <= reply.status < 300:  # the whole body went to the sink, and only there
+            assert bytes(reply.content) == b"" and sink.starts == [len(sink.data)]
+            assert len(sink.data) <= 1000
+        else:
+            assert sink.starts == [] and len(bytes(reply.content)) <= 1000
+    except (TransportError, ReplyTooLarge):
+        pass
+    finally:
+        pool.close()
+        thread.join(5)
+        listener.close()
+
+
 @pytest.mark.parametrize(
     ("method", "target", "headers"),
     [
