@@ -164,9 +164,9 @@ def test_parse_head_refuses_anything_malformed_with_its_own_error(head: bytes) -
     assert all(name == name.lower() for name in fields)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.binary(max_size=2000))
-def test_any_bytes_as_a_reply_give_a_reply_or_a_transport_error(data: bytes) -> None:
+@contextlib.contextmanager
+def _one_reply(data: bytes) -> Iterator[HttpConnectionPool]:
+    """A pool to a server that answers one request with ``data``, whatever it is, then closes."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -181,14 +181,19 @@ def test_any_bytes_as_a_reply_give_a_reply_or_a_transport_error(data: bytes) -> 
     thread.start()
     pool = HttpConnectionPool(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5)
     try:
-        reply = pool.send("GET", "/", b"", {}, 1000)
-        assert 100 <= reply.status <= 999 and len(bytes(reply.content)) <= 1000
-    except (TransportError, ReplyTooLarge):
-        pass
+        yield pool
     finally:
         pool.close()
         thread.join(5)
         listener.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=2000))
+def test_any_bytes_as_a_reply_give_a_reply_or_a_transport_error(data: bytes) -> None:
+    with _one_reply(data) as pool, contextlib.suppress(TransportError, ReplyTooLarge):
+        reply = pool.send("GET", "/", b"", {}, 1000)
+        assert 100 <= reply.status <= 999 and len(bytes(reply.content)) <= 1000
 
 
 @settings(max_examples=60, deadline=None)
@@ -205,21 +210,8 @@ def test_any_bytes_as_a_reply_give_a_reply_or_a_transport_error(data: bytes) -> 
     )
 )
 def test_any_bytes_as_a_reply_with_a_sink_give_a_reply_or_a_transport_error(data: bytes) -> None:
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-
-    def once() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            _request(conn)
-            conn.sendall(data)
-
-    thread = threading.Thread(target=once, daemon=True)
-    thread.start()
-    pool = HttpConnectionPool(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=5)
     sink = _Collect()
-    try:
+    with _one_reply(data) as pool, contextlib.suppress(TransportError, ReplyTooLarge):
         reply = pool.send("GET", "/", b"", {}, 1000, sink)
         assert 100 <= reply.status <= 999
         if 200 <= reply.status < 300:  # the whole body went to the sink, and only there
@@ -227,12 +219,6 @@ def test_any_bytes_as_a_reply_with_a_sink_give_a_reply_or_a_transport_error(data
             assert len(sink.data) <= 1000
         else:
             assert sink.starts == [] and len(bytes(reply.content)) <= 1000
-    except (TransportError, ReplyTooLarge):
-        pass
-    finally:
-        pool.close()
-        thread.join(5)
-        listener.close()
 
 
 @pytest.mark.parametrize(

@@ -100,7 +100,8 @@ def receive_buffer(size: int) -> memoryview:
     In a process that keeps freed memory (a mesh node: ``keep_freed_memory``) it is left
     uninitialised: it comes from malloc's heap, already mapped, and ``bytearray(size)`` would
     only add a pass zeroing it (about 0.1 ms per MiB of server CPU in
-    ``bench/bench_transport.py``). Elsewhere (a consumer downloading C) a large buffer is a fresh
+    ``bench/bench_transport.py``). Elsewhere (a download into memory, ``fetch_result``; the
+    consumer's command streams C to its file instead) a large buffer is a fresh
     anonymous mapping whose pages the kernel faults in all at once (``MAP_POPULATE``, Linux),
     zeroed, in 4 KiB pages: a zeroed bytearray takes one page fault per page and a pass zeroing
     them again, and a fresh uninitialised numpy buffer that large is mapped with transparent huge
@@ -513,7 +514,6 @@ class ArrayStream:
         self._max_bytes = max_bytes
         self._dtypes = tuple(allowed_dtypes)
         self._target: ArrayTarget | None = None
-        self._total = -1
         self.start(0)
 
     def start(self, length: int) -> None:

@@ -294,8 +294,7 @@ class NpyWriter:
         # Its pages are in the page cache: mapping them all at once costs no copy and no zeroing.
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         mapped = mmap.mmap(self._fd, size, flags=flags, prot=mmap.PROT_READ)
-        out = np.frombuffer(mapped, self.dtype, offset=len(self._header)).reshape(self.shape)
-        return out
+        return np.frombuffer(mapped, self.dtype, offset=len(self._header)).reshape(self.shape)
 
     def commit(self) -> Path:
         """Move the complete file into place.
@@ -332,5 +331,4 @@ class NpyWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if not self._committed:
-            self.discard()
+        self.discard()  # a no-op once committed
