@@ -130,7 +130,7 @@ with Client(sys.argv[1]) as client:
 
 def mesh_in_process(client: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The consumer's part of a mesh job without its process: submit, wait, fetch and check C."""
-    from ramnet.mesh import _consumer
+    from ramnet.mesh.nodes import consumer as _consumer
 
     job_id = _consumer.submit(client, a, b, 3)
     c, _ = _consumer.fetch_checked(client, job_id, a, b)

@@ -7,7 +7,7 @@ protocol that reads wire bodies straight into their buffers, Starlette, freed me
 reuse as nodes keep it) with two endpoints: one answers a GET with a --mib body streamed as the
 coordinator streams wire replies, one reads a POSTed body whole into one buffer, as the
 coordinator does. This process is the client, through MeshClient's own HTTP exchange
-(`ramnet.mesh._http`, without the signing), keeping freed memory too (as a worker does).
+(`ramnet.mesh.transport.client`, without the signing), keeping freed memory too (as a worker does).
 Measured: CPU milliseconds per MiB on each side (medians of --runs), for uploads (POST) and
 downloads (GET).
 
@@ -37,8 +37,8 @@ from bench_mesh import ME, _port, _timed
 
 from ramnet import orchid
 from ramnet.mesh import grid_for, plan_shards
-from ramnet.mesh._http import HttpConnectionPool, TransportError
-from ramnet.mesh._wire import WIRE_CONTENT_TYPE
+from ramnet.mesh.protocol.wire import WIRE_CONTENT_TYPE
+from ramnet.mesh.transport.client import HttpConnectionPool, TransportError
 
 _SERVER = textwrap.dedent(
     """
@@ -47,7 +47,8 @@ _SERVER = textwrap.dedent(
     from starlette.applications import Starlette
     from starlette.responses import Response
     from starlette.routing import Route
-    from ramnet.mesh._coordinator import http_protocol, raise_read_buffer, read_body, wire_response
+    from ramnet.mesh.coordinator.app import body_buffer, http_protocol, wire_response
+    from ramnet.mesh.transport.server import raise_read_buffer, read_body
     from ramnet.orchid import keep_freed_memory
 
     raise_read_buffer()
@@ -58,7 +59,7 @@ _SERVER = textwrap.dedent(
         return wire_response([body])
 
     async def post(request):  # the coordinator's own body reader
-        return Response(str(len(await read_body(request, 1 << 40))))
+        return Response(str(len(await read_body(request, 1 << 40, body_buffer))))
 
     async def cpu(request):
         r = resource.getrusage(resource.RUSAGE_SELF)

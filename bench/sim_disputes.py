@@ -12,7 +12,7 @@ import time
 
 from _common import emit
 
-from ramnet.mesh._simulate import simulate
+from ramnet.mesh.rules.simulate import simulate
 
 
 def main() -> None:

@@ -36,7 +36,9 @@ COORDINATOR = textwrap.dedent(
     """
     import functools, sys, threading, time
     from pathlib import Path
-    from ramnet.mesh import _blobs, _coordinator as C, _settle
+    from ramnet.mesh.state import blobs as _blobs
+    from ramnet.mesh.coordinator import service as C
+    from ramnet.mesh.rules import settle as _settle
     from ramnet.orchid import keep_freed_memory
 
     log = open(sys.argv[3], "a", buffering=1)
@@ -81,7 +83,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    from ramnet.mesh import MeshClient, _consumer
+    from ramnet.mesh import MeshClient
+    from ramnet.mesh.nodes import consumer as _consumer
     from ramnet.valkyrie import NodeKey
 
     tmp = Path(tempfile.mkdtemp())

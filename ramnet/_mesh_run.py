@@ -63,7 +63,7 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
         MeshJobFailed, ResultCheckFailed: The job ended badly.
         MeshUnavailableError: The coordinator stayed unreachable.
     """
-    from ramnet.mesh import _consumer
+    from ramnet.mesh.nodes import consumer as _consumer
 
     _consumer.check_nodes(job.nodes)
     redundancy = _consumer.check_redundancy(job.redundancy, job.nodes)

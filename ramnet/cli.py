@@ -786,7 +786,7 @@ def worker_start(
 ) -> None:
     """Serve the coordinator's shards until SIGTERM (the shard in hand is finished first)."""
     from ramnet.mesh import Worker
-    from ramnet.mesh._worker import MISBEHAVIOURS
+    from ramnet.mesh.nodes.worker import MISBEHAVIOURS
 
     if misbehave is not None and misbehave not in MISBEHAVIOURS:
         raise InvalidInputError(
@@ -912,7 +912,7 @@ def daemon_start(
 ) -> None:
     """Run the ORCHID daemon in the foreground (SIGTERM stops it and removes its socket)."""
     from ramnet.config import user_runtime_dir
-    from ramnet.orchid import serve_daemon
+    from ramnet.sidecar import serve_daemon
 
     settings = _settings(threads=threads, backend=backend.value if backend else None)
     err = _stderr()
@@ -951,8 +951,8 @@ def proxy_start(
 ) -> None:
     """Serve the coordinator's shards through the daemon, checking every partial, until
     SIGTERM (the shard in hand is finished first)."""
-    from ramnet.mesh import MeshClient, Proxy, serve_proxy
-    from ramnet.orchid import DaemonClient, parse_daemon_url
+    from ramnet.mesh import MeshClient
+    from ramnet.sidecar import DaemonClient, Proxy, parse_daemon_url, serve_proxy
 
     daemon_client = DaemonClient(parse_daemon_url(daemon))
     daemon_client.ping()  # an unreachable daemon fails here, before a key is made or used
@@ -994,7 +994,7 @@ def job_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show a mesh job's state and its shards' states."""
-    from ramnet.mesh import _consumer
+    from ramnet.mesh.nodes import consumer as _consumer
 
     info = _consumer.status(_consumer_client(coordinator, key_file), job_id)
     if as_json:
@@ -1012,7 +1012,7 @@ def job_result(
     key_file: KeyFileOption = None,
 ) -> None:
     """Download a settled job's C."""
-    from ramnet.mesh import _consumer
+    from ramnet.mesh.nodes import consumer as _consumer
     from ramnet.orchid._io import check_writable
 
     check_writable(out)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ramnet.mesh import Coordinator, create_app
-from ramnet.mesh._coordinator import http_protocol
+from ramnet.mesh.coordinator.app import http_protocol
 from tests.mesh_procs import free_port
 
 

@@ -35,23 +35,16 @@ ORCHID_ALL = [
     "BACKENDS",
     "Backend",
     "BlockProduct",
-    "DaemonClient",
-    "DaemonRequestError",
-    "DaemonServer",
-    "DaemonUnavailableError",
     "Grid",
     "JobSpec",
     "P61",
     "RowSums",
     "SUPPORTED_DTYPES",
-    "SidecarError",
-    "SidecarProtocolError",
     "SumcheckTables",
     "TraceHook",
     "add",
     "copy",
     "default_grid",
-    "default_socket_path",
     "default_threads",
     "execute_blocks",
     "fp2_dot",
@@ -69,7 +62,6 @@ ORCHID_ALL = [
     "node_digests",
     "pack_tiles",
     "parallel_map",
-    "parse_daemon_url",
     "parse_shape",
     "prepare",
     "random_operands",
@@ -78,7 +70,6 @@ ORCHID_ALL = [
     "run_job",
     "save_npy",
     "scale",
-    "serve_daemon",
     "spec_for",
     "tile_digests",
     "tile_leaf_sizes",
@@ -86,6 +77,29 @@ ORCHID_ALL = [
     "weighted_colsums",
     "weighted_rowsums",
 ]
+
+
+SIDECAR_ALL = [
+    "DaemonClient",
+    "DaemonRequestError",
+    "DaemonServer",
+    "DaemonUnavailableError",
+    "Proxy",
+    "SidecarError",
+    "SidecarProtocolError",
+    "default_socket_path",
+    "parse_daemon_url",
+    "serve_daemon",
+    "serve_proxy",
+]
+
+
+def test_sidecar_all_pinned() -> None:
+    import ramnet.sidecar
+
+    assert sorted(ramnet.sidecar.__all__) == SIDECAR_ALL
+    for name in SIDECAR_ALL:
+        assert getattr(ramnet.sidecar, name) is not None
 
 
 def test_ramnet_all_pinned() -> None:

@@ -10,14 +10,21 @@ from typing import TYPE_CHECKING
 from ramnet._lazy import lazy_getattr
 
 if TYPE_CHECKING:
-    from ramnet.mesh._audits import Auditor
-    from ramnet.mesh._auth import AuthError, sign_request, verify_request
-    from ramnet.mesh._blobs import BlobStore
-    from ramnet.mesh._client import MeshClient, MeshError, MeshRequestError, MeshUnavailableError
-    from ramnet.mesh._consumer import MeshJobFailed, ResultCheckFailed, check_nodes
-    from ramnet.mesh._coordinator import Coordinator, CoordinatorConfig, create_app, serve
-    from ramnet.mesh._ledger import Ledger
-    from ramnet.mesh._plan import (
+    from ramnet.mesh.coordinator.app import create_app
+    from ramnet.mesh.coordinator.server import serve
+    from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
+    from ramnet.mesh.nodes.auditor import Auditor
+    from ramnet.mesh.nodes.client import (
+        MeshClient,
+        MeshError,
+        MeshRequestError,
+        MeshUnavailableError,
+    )
+    from ramnet.mesh.nodes.consumer import MeshJobFailed, ResultCheckFailed, check_nodes
+    from ramnet.mesh.nodes.worker import Worker
+    from ramnet.mesh.protocol.auth import AuthError, sign_request, verify_request
+    from ramnet.mesh.protocol.wire import WireFormatError, pack, unpack
+    from ramnet.mesh.rules.plan import (
         AXIS_OF_STYLE,
         BLOCKS_PER_NODE,
         STYLES,
@@ -29,50 +36,47 @@ if TYPE_CHECKING:
         plan_shards,
         style_deal,
     )
-    from ramnet.mesh._proxy import Proxy, serve_proxy
-    from ramnet.mesh._settle import Settlement, settle
-    from ramnet.mesh._store import Store
-    from ramnet.mesh._wire import WireFormatError, pack, unpack
-    from ramnet.mesh._worker import Worker
+    from ramnet.mesh.rules.settle import Settlement, settle
+    from ramnet.mesh.state.blobs import BlobStore
+    from ramnet.mesh.state.ledger import Ledger
+    from ramnet.mesh.state.store import Store
 
 # Loaded on first use: a consumer needs the client, not the coordinator's server stack.
 _LAZY = {
-    "Auditor": "_audits",
-    "AuthError": "_auth",
-    "sign_request": "_auth",
-    "verify_request": "_auth",
-    "BlobStore": "_blobs",
-    "MeshClient": "_client",
-    "MeshError": "_client",
-    "MeshRequestError": "_client",
-    "MeshUnavailableError": "_client",
-    "MeshJobFailed": "_consumer",
-    "ResultCheckFailed": "_consumer",
-    "check_nodes": "_consumer",
-    "Coordinator": "_coordinator",
-    "CoordinatorConfig": "_coordinator",
-    "create_app": "_coordinator",
-    "serve": "_coordinator",
-    "Ledger": "_ledger",
-    "AXIS_OF_STYLE": "_plan",
-    "BLOCKS_PER_NODE": "_plan",
-    "STYLES": "_plan",
-    "PlanInputError": "_plan",
-    "ShardPlan": "_plan",
-    "Style": "_plan",
-    "grid_for": "_plan",
-    "min_blocks": "_plan",
-    "plan_shards": "_plan",
-    "style_deal": "_plan",
-    "Proxy": "_proxy",
-    "serve_proxy": "_proxy",
-    "Settlement": "_settle",
-    "settle": "_settle",
-    "Store": "_store",
-    "WireFormatError": "_wire",
-    "pack": "_wire",
-    "unpack": "_wire",
-    "Worker": "_worker",
+    "Auditor": "nodes.auditor",
+    "AuthError": "protocol.auth",
+    "sign_request": "protocol.auth",
+    "verify_request": "protocol.auth",
+    "BlobStore": "state.blobs",
+    "MeshClient": "nodes.client",
+    "MeshError": "nodes.client",
+    "MeshRequestError": "nodes.client",
+    "MeshUnavailableError": "nodes.client",
+    "MeshJobFailed": "nodes.consumer",
+    "ResultCheckFailed": "nodes.consumer",
+    "check_nodes": "nodes.consumer",
+    "Coordinator": "coordinator.service",
+    "CoordinatorConfig": "coordinator.service",
+    "create_app": "coordinator.app",
+    "serve": "coordinator.server",
+    "Ledger": "state.ledger",
+    "AXIS_OF_STYLE": "rules.plan",
+    "BLOCKS_PER_NODE": "rules.plan",
+    "STYLES": "rules.plan",
+    "PlanInputError": "rules.plan",
+    "ShardPlan": "rules.plan",
+    "Style": "rules.plan",
+    "grid_for": "rules.plan",
+    "min_blocks": "rules.plan",
+    "plan_shards": "rules.plan",
+    "style_deal": "rules.plan",
+    "Settlement": "rules.settle",
+    "settle": "rules.settle",
+    "Store": "state.store",
+    "WireFormatError": "protocol.wire",
+    "pack": "protocol.wire",
+    "unpack": "protocol.wire",
+    "Worker": "nodes.worker",
 }
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())
@@ -94,7 +98,6 @@ __all__ = [
     "MeshRequestError",
     "MeshUnavailableError",
     "PlanInputError",
-    "Proxy",
     "ResultCheckFailed",
     "Settlement",
     "ShardPlan",
@@ -109,7 +112,6 @@ __all__ = [
     "pack",
     "plan_shards",
     "serve",
-    "serve_proxy",
     "settle",
     "sign_request",
     "style_deal",

@@ -5,11 +5,8 @@ ORCHID knows nothing of VALKYRIE or the mesh: it multiplies, and tells whatever 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from ramnet._lazy import lazy_getattr
 from ramnet.orchid import _stream
 from ramnet.orchid._backends import BACKENDS, Backend
 from ramnet.orchid._backends import resolve as resolve_backend
@@ -49,55 +46,20 @@ from ramnet.orchid._tiles import (
     tile_leaf_sizes,
 )
 
-if TYPE_CHECKING:
-    from ramnet.orchid._daemon import DaemonServer, default_socket_path, serve_daemon
-    from ramnet.orchid._daemon_client import DaemonClient
-    from ramnet.orchid._sidecar_wire import (
-        DaemonRequestError,
-        DaemonUnavailableError,
-        SidecarError,
-        SidecarProtocolError,
-        parse_daemon_url,
-    )
-
-# The sidecar daemon, its client and wire format load on first use: a third of the time it took
-# to import ORCHID, and no sovereign run or verification needs them.
-_LAZY = {
-    "DaemonServer": "_daemon",
-    "default_socket_path": "_daemon",
-    "serve_daemon": "_daemon",
-    "DaemonClient": "_daemon_client",
-    "DaemonRequestError": "_sidecar_wire",
-    "DaemonUnavailableError": "_sidecar_wire",
-    "SidecarError": "_sidecar_wire",
-    "SidecarProtocolError": "_sidecar_wire",
-    "parse_daemon_url": "_sidecar_wire",
-}
-
-__getattr__ = lazy_getattr(__name__, _LAZY, globals())
-
-
 __all__ = [
     "BACKENDS",
     "P61",
     "SUPPORTED_DTYPES",
     "Backend",
     "BlockProduct",
-    "DaemonClient",
-    "DaemonRequestError",
-    "DaemonServer",
-    "DaemonUnavailableError",
     "Grid",
     "JobSpec",
     "RowSums",
-    "SidecarError",
-    "SidecarProtocolError",
     "SumcheckTables",
     "TraceHook",
     "add",
     "copy",
     "default_grid",
-    "default_socket_path",
     "default_threads",
     "execute_blocks",
     "fp2_dot",
@@ -115,7 +77,6 @@ __all__ = [
     "node_digests",
     "pack_tiles",
     "parallel_map",
-    "parse_daemon_url",
     "parse_shape",
     "prepare",
     "random_operands",
@@ -124,7 +85,6 @@ __all__ = [
     "run_job",
     "save_npy",
     "scale",
-    "serve_daemon",
     "spec_for",
     "tile_digests",
     "tile_leaf_sizes",

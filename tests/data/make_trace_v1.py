@@ -9,8 +9,8 @@ seeded generator, the Ed25519 key from a fixed seed (Ed25519 signatures are dete
 creation time is a constant, and the job spec (grid, backend, code path, threads) is written out
 here rather than taken from this machine. C and the block digests are computed with numpy.
 
-``tests/test_trace.py`` checks that the committed bytes keep verifying and that re-encoding the
-decoded trace reproduces them exactly: trace format version 1 must not drift.
+``tests/valkyrie/test_trace.py`` checks that the committed bytes keep verifying and that
+re-encoding the decoded trace reproduces them exactly: trace format version 1 must not drift.
 """
 
 from __future__ import annotations

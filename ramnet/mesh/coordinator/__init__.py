@@ -1,0 +1,3 @@
+"""The coordinator service: its collaborators, the Starlette app built from the route table, the
+server.
+"""

@@ -1,0 +1,40 @@
+"""Running a coordinator: uvicorn on its port until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import threading
+
+from ramnet.mesh.coordinator.app import create_app, http_protocol
+from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
+from ramnet.mesh.transport.server import listen_tcp, raise_read_buffer, run_http, stop_on_signals
+
+
+def serve(config: CoordinatorConfig, host: str = "127.0.0.1", port: int = 9000) -> None:
+    """Run the coordinator in the foreground until SIGTERM or SIGINT (uvicorn stops cleanly).
+
+    Args:
+        config: The coordinator's settings.
+        host, port: Where it listens.
+
+    Raises:
+        ListenError: The address cannot be bound.
+        RamnetError: The state in ``config.data_dir`` cannot be opened.
+    """
+    raise_read_buffer()
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        coordinator = Coordinator(config)
+        try:
+            sock = listen_tcp(host, port)
+            run_http(
+                create_app(coordinator),
+                sock,
+                stop,
+                http=http_protocol(config.max_body),
+                graceful_s=10,
+                # The loop the receive path is built and measured on; uvloop (which "auto" picks
+                # where installed) read uploads at a higher CPU cost in bench/bench_transport.py.
+                loop="asyncio",
+            )
+        finally:
+            coordinator.close()

@@ -1,0 +1,3 @@
+"""The coordinator's clients: the signed HTTP client and the roles (worker, validator, auditor,
+consumer).
+"""

@@ -1,0 +1,267 @@
+"""The consumer's side of a mesh job: submit, follow, fetch C, check it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ramnet._errors import InvalidInputError, RamnetError
+from ramnet.mesh.protocol import routes as _api
+from ramnet.mesh.protocol.wire import ArrayStream, WireFormatError
+from ramnet.orchid._io import NpyWriter
+from ramnet.valkyrie import float_range_check, freivalds
+
+LONG_POLL = 1.0
+
+
+class MeshJobFailed(RamnetError):
+    """The coordinator could not settle the job (a dispute it could not resolve, or a refusal)."""
+
+
+class ResultCheckFailed(RamnetError):
+    """The C the coordinator returned fails the consumer's own Freivalds check."""
+
+
+def check_nodes(nodes: int) -> int:
+    """Refuse node counts that are not positive multiples of 3.
+
+    Raises:
+        InvalidInputError: Anything else.
+    """
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 3 or nodes % 3:
+        raise InvalidInputError(
+            f"--nodes must be a positive multiple of 3 (3, 6, 9, ...), got {nodes}"
+        )
+    return nodes
+
+
+REDUNDANCY = ("mirror", "none")
+
+
+def check_redundancy(redundancy: object, nodes: int) -> str:
+    """Resolve ``--redundancy``: ``mirror`` (the default from 6 nodes on) or ``none``.
+
+    With ``mirror``, the nodes' triads are paired: half of them (rounded up) are planned, and
+    each of the others computes the same shards as one planned triad, so a dead or slashed
+    worker's shard is served by its mirror without a recompute.
+
+    Raises:
+        InvalidInputError: An unknown value, or ``mirror`` with fewer than 6 nodes.
+    """
+    if redundancy is None:
+        return "mirror" if nodes >= 6 else "none"
+    if redundancy not in REDUNDANCY:
+        raise InvalidInputError(f"--redundancy must be mirror or none, got {redundancy!r}")
+    if redundancy == "mirror" and nodes < 6:
+        raise InvalidInputError(f"--redundancy mirror needs --nodes 6 or more, got {nodes}")
+    return str(redundancy)
+
+
+def planned_nodes(nodes: int, redundancy: str) -> int:
+    """The plan's node count: every node without mirrors, else the planned half of the triads
+    (rounded up; an odd triad out is planned and not mirrored)."""
+    triads = nodes // 3
+    return nodes if redundancy == "none" else 3 * (triads - triads // 2)
+
+
+def submit(
+    client: Any, a: np.ndarray, b: np.ndarray, nodes: int, redundancy: str | None = None
+) -> str:
+    """Upload A and B for ``nodes`` workers; returns the job id (payment is escrowed then).
+
+    Args:
+        client: A MeshClient.
+        a, b: The operands.
+        nodes: Workers (a multiple of 3).
+        redundancy: ``mirror``, ``none``, or None for the default (``check_redundancy``).
+
+    Raises:
+        InvalidInputError: A bad node count or redundancy; the coordinator's refusals, as its
+            message says.
+    """
+    check_nodes(nodes)
+    redundancy = check_redundancy(redundancy, nodes)
+    # Registering is idempotent; a new account gets the coordinator's starting credit.
+    client.post_json(_api.NODES, {"bond": 0}, idempotent=True)
+    request_id = os.urandom(16).hex()  # a retried upload must not become a second job
+    meta = {"nodes": nodes, "redundancy": redundancy, "request_id": request_id}
+    reply = client.post_wire(_api.JOBS, meta, {"A": a, "B": b}, idempotent=True)
+    return str(reply["job_id"])
+
+
+def status(client: Any, job_id: str) -> dict[str, Any]:
+    """The job's state and its shards' states."""
+    reply: dict[str, Any] = client.get_json(_api.job(job_id))
+    return reply
+
+
+def wait(
+    client: Any,
+    job_id: str,
+    *,
+    timeout: float | None = None,
+    poll: float = 0.01,
+    on_status: Callable[[dict[str, Any]], None] | None = None,
+    until: Sequence[str] = ("settled",),
+) -> dict[str, Any]:
+    """Follow a job until it settles (or reaches another state of ``until``).
+
+    Args:
+        client: A MeshClient.
+        job_id: The job.
+        timeout: Give up after this many seconds (None: never).
+        poll: Seconds between polls.
+        on_status: Called with each status (for a live view).
+        until: States to stop at. ``("checked", "settled")`` stops as soon as C passed the
+            coordinator's checks and can be downloaded, while it is still being stored and the
+            workers paid.
+
+    Returns:
+        The final status.
+
+    Raises:
+        MeshJobFailed: The job ended without a result.
+        TimeoutError: ``timeout`` passed first.
+    """
+    start = time.monotonic()
+    while True:
+        # A long poll: the coordinator answers as soon as the job settles, or after a second.
+        info: dict[str, Any] = client.get_json(f"{_api.job(job_id)}?wait={LONG_POLL:g}")
+        if on_status is not None:
+            on_status(info)
+        if info.get("state") in until or info.get("state") == "settled":
+            return info
+        # A disputed job is being settled by a validator: keep waiting.
+        if info.get("state") in ("failed", "cancelled"):
+            raise MeshJobFailed(f"job {job_id} {info['state']}: {info.get('reason', '')}")
+        if timeout is not None and time.monotonic() - start > timeout:
+            raise TimeoutError(f"job {job_id} did not settle within {timeout:.0f} s")
+        time.sleep(poll)
+
+
+def fetch_checked(
+    client: Any,
+    job_id: str,
+    a: np.ndarray | None,
+    b: np.ndarray | None,
+    *,
+    timeout: float | None = None,
+    on_status: Callable[[dict[str, Any]], None] | None = None,
+    security_bits: int = 40,
+    out: str | os.PathLike[str] | None = None,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Wait until C passed the coordinator's checks, then download and check it.
+
+    A coordinator that dies between answering ``checked`` and storing C has lost C (its workers
+    reveal their results again after the restart): its successor answers 409, and this waits for
+    the job to be checked again.
+
+    Args:
+        out: A ``.npy`` file to download C into (``fetch_result_to``); None: into memory
+            (``fetch_result``).
+
+    Returns:
+        C (as ``fetch_result`` or ``fetch_result_to``) and the last status seen.
+
+    Raises:
+        MeshJobFailed, TimeoutError: As ``wait``.
+        ResultCheckFailed: C fails the check.
+        OutputFileError: ``out`` cannot be written.
+    """
+    from ramnet.mesh.nodes.client import MeshRequestError
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        info = wait(client, job_id, timeout=left, on_status=on_status, until=("checked", "settled"))
+        try:
+            if out is not None:
+                return fetch_result_to(client, job_id, out, a, b, security_bits=security_bits), info
+            return fetch_result(client, job_id, a, b, security_bits=security_bits), info
+        except MeshRequestError as exc:
+            if exc.status != 409:
+                raise
+        time.sleep(0.05)  # it is being checked again: poll rather than spin
+
+
+def fetch_result(
+    client: Any, job_id: str, a: np.ndarray | None, b: np.ndarray | None, *, security_bits: int = 40
+) -> np.ndarray:
+    """Download C and, when A and B are at hand, check it (Freivalds; floats: the range check).
+
+    Returns:
+        C, read-only: it shares the downloaded body's memory (a copy of a 64 MiB C would cost as
+        much CPU as the download's parsing).
+
+    Raises:
+        ResultCheckFailed: C fails the check.
+    """
+    _, arrays = client.get_wire(_api.job_result(job_id))
+    c: np.ndarray = arrays["C"]
+    _check(job_id, a, b, c, security_bits)
+    return c
+
+
+def fetch_result_to(
+    client: Any,
+    job_id: str,
+    out: str | os.PathLike[str],
+    a: np.ndarray | None,
+    b: np.ndarray | None,
+    *,
+    security_bits: int = 40,
+) -> np.ndarray:
+    """Download C into the ``.npy`` file ``out`` as it arrives, check it, then put it in place.
+
+    C goes from the socket to a temporary file beside ``out`` through a small buffer, and is
+    checked from that file: a 64 MiB C is never held in this process's memory (fresh memory is
+    what a download costs most, see ``docs/mesh.md``). A C that fails the check leaves nothing
+    behind, and ``out`` is replaced only once it passed.
+
+    Returns:
+        C, read-only, mapped from ``out``.
+
+    Raises:
+        ResultCheckFailed: C fails the check.
+        MeshProtocolError: The reply is not a well-formed RNWIRE1 body holding C.
+        OutputFileError: ``out`` cannot be written.
+    """
+    from ramnet.mesh.nodes.client import MeshProtocolError
+
+    stream = ArrayStream(
+        "C",
+        lambda _meta, entry: NpyWriter(out, entry.dtype, entry.shape),
+        max_bytes=client.max_response_bytes,
+    )
+    try:
+        client.get_wire_into(_api.job_result(job_id), stream)
+        _, writer = stream.result()
+    except WireFormatError as exc:
+        stream.discard()
+        raise MeshProtocolError(f"coordinator reply is malformed: {exc}") from None
+    except BaseException:
+        stream.discard()
+        raise
+    assert isinstance(writer, NpyWriter)
+    with writer:
+        c = writer.array()
+        _check(job_id, a, b, c, security_bits)
+        writer.commit()
+    return c
+
+
+def _check(
+    job_id: str, a: np.ndarray | None, b: np.ndarray | None, c: np.ndarray, security_bits: int
+) -> None:
+    # The consumer's own check of C, when A and B are at hand.
+    if a is None or b is None:
+        return
+    if a.dtype.kind == "f":
+        if not float_range_check(a, b, c):
+            raise ResultCheckFailed(f"job {job_id}: C is off by more than rounding explains")
+    elif not freivalds(a, b, c, security_bits=security_bits):
+        raise ResultCheckFailed(f"job {job_id}: C fails Freivalds' check against A and B")

@@ -1,0 +1,165 @@
+"""Disputes: who settles them, what a verdict must prove, and how it is checked.
+
+When settlement finds partials that fail their check (or audit copies that disagree), the job
+freezes and a validator is drawn from the opt-in pool: seeded from public data (the job id and
+the commitments of its revealed shards), so anyone can re-derive the draw, and never a node that
+holds a shard of the job. The validator receives only the contested blocks' tiles and the
+contested claims, recomputes them, and answers with a verdict: for each claim it finds wrong, a
+fraud proof naming one entry (row, column) and its true value. The coordinator checks every fraud
+proof itself in O(K) (one row of the A tile times one column of the B tile), and the verdict must
+name exactly the partials that failed the coordinator's own check; a verdict that does not is a
+lie, and its validator is slashed in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ramnet.mesh.rules.shard import digest_of_blocks
+from ramnet.mesh.rules.tilecommit import verify_tile_path
+from ramnet.orchid import BlockProduct
+from ramnet.valkyrie import block_digest
+from ramnet.valkyrie._hash import digest
+
+
+def draw_validator(
+    job_id: str, commits: Sequence[str], round_: int, eligible: Sequence[str]
+) -> str | None:
+    """Draw a validator: ``eligible`` sorted, indexed by BLAKE3(job id, commits, round).
+
+    Returns:
+        The validator's node id, or None when nobody is eligible.
+    """
+    pool = sorted(eligible)
+    if not pool:
+        return None
+    seed = digest(b"RNDRAW1\x00", job_id.encode(), *(c.encode() for c in sorted(commits)))
+    seed = digest(seed, round_.to_bytes(8, "little"))
+    return pool[int.from_bytes(seed[:8], "little") % len(pool)]
+
+
+def bad_tiles(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> list[str]:
+    """The tiles of a validation package that do not open against the job's commitments.
+
+    Args:
+        meta: The package's metadata: ``commitments`` (``a``, ``b`` roots and the ``grid``
+            p, q, r) and ``openings`` (tile name -> Merkle path as hex).
+        arrays: The tiles, named ``a/i/k`` and ``b/k/j``.
+
+    Returns:
+        The names of the tiles that fail (empty when every one verifies).
+    """
+    roots = meta.get("commitments") or {}
+    try:
+        p, q, r = (int(x) for x in roots.get("grid", ()))
+    except (TypeError, ValueError):
+        return sorted(n for n in arrays if n[:2] in ("a/", "b/"))
+    openings = meta.get("openings") or {}
+    bad = []
+    for name, tile in arrays.items():
+        kind, _, rest = name.partition("/")
+        if kind not in ("a", "b"):
+            continue
+        try:
+            x, y = (int(v) for v in rest.split("/"))
+        except ValueError:
+            bad.append(name)
+            continue
+        grid = (p, r) if kind == "a" else (r, q)
+        root = roots.get(kind)
+        path = openings.get(name)
+        ok = isinstance(root, str) and isinstance(path, list)
+        if not ok or not verify_tile_path(kind, str(root), grid, x, y, tile, path or []):
+            bad.append(name)
+    return bad
+
+
+def claim_opens(claim: Mapping[str, Any], partial: np.ndarray) -> bool:
+    """Whether a contested partial is what its worker committed to: its digest is the one the
+    claim lists for its block, and the listed digests of the shard hash to the commit."""
+    try:
+        block = BlockProduct(*(int(x) for x in claim["block"]))
+        digests = {
+            BlockProduct(*(int(v) for v in key.split("/"))): bytes.fromhex(value)
+            for key, value in claim["digests"].items()
+        }
+        commit = str(claim["commit"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False
+    if digests.get(block) != block_digest(block, partial):
+        return False
+    return digest_of_blocks(digests).hex() == commit
+
+
+def fraud_entry(
+    node: str, block: BlockProduct, claimed: np.ndarray, correct: np.ndarray, copy: int = 0
+) -> dict[str, Any] | None:
+    """The first entry where ``claimed`` differs from ``correct``, as a fraud proof (or None).
+
+    ``copy`` names which of the node's copies of the block is wrong: with mirrors a node may
+    hold two shards holding the same audit block."""
+    where = {"node": node, "copy": copy, "block": [block.i, block.j, block.k]}
+    if claimed.shape != correct.shape:
+        return {**where, "shape": list(claimed.shape)}
+    diff = np.argwhere(claimed != correct)
+    if not len(diff):
+        return None
+    r, c = (int(x) for x in diff[0])
+    return {
+        **where,
+        "row": r,
+        "col": c,
+        "claimed": claimed[r, c].item(),
+        "correct": correct[r, c].item(),
+    }
+
+
+def check_fraud(
+    entry: Mapping[str, Any],
+    claims: Mapping[tuple[str, int, BlockProduct], np.ndarray],
+    tiles_a: Mapping[tuple[int, int], np.ndarray],
+    tiles_b: Mapping[tuple[int, int], np.ndarray],
+) -> bool:
+    """Check one fraud proof in O(K) against the coordinator's own tiles and the stored claim
+    (``claims`` by node, copy key and block)."""
+    try:
+        node = str(entry["node"])
+        block = BlockProduct(*(int(x) for x in entry["block"]))
+        claim = claims[(node, int(entry["copy"]), block)]
+        a = tiles_a[(block.i, block.k)]
+        b = tiles_b[(block.k, block.j)]
+    except (KeyError, TypeError, ValueError):
+        return False
+    if "shape" in entry:  # a partial of the wrong shape is its own proof
+        return bool(claim.shape != (a.shape[0], b.shape[1]))
+    try:
+        r, c = int(entry["row"]), int(entry["col"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    if not (0 <= r < claim.shape[0] and 0 <= c < claim.shape[1]):
+        return False
+    if a.dtype.kind == "f":
+        return False  # floats are settled by the range check, not by single entries
+    # Exact: a partial's dtype holds its true value (int32 for int8 blocks, int64 otherwise).
+    true = sum(int(x) * int(y) for x, y in zip(a[r].tolist(), b[:, c].tolist(), strict=True))
+    return int(claim[r, c]) != true
+
+
+def frauds_proven(
+    frauds: Sequence[Mapping[str, Any]],
+    reveals: Mapping[int, Mapping[BlockProduct, np.ndarray]],
+    nodes_of: Mapping[int, str],
+    tiles_a: Mapping[tuple[int, int], np.ndarray],
+    tiles_b: Mapping[tuple[int, int], np.ndarray],
+) -> bool:
+    """Whether every fraud proof holds against the revealed copies (by copy key) and their
+    nodes (``nodes_of``): each checked by ``check_fraud``."""
+    claims = {
+        (nodes_of[copy], copy, block): x
+        for copy, partials in reveals.items()
+        for block, x in partials.items()
+    }
+    return all(check_fraud(f, claims, tiles_a, tiles_b) for f in frauds)

@@ -1,0 +1,272 @@
+"""The server side of HTTP: reading request bodies, sending replies in pieces, running uvicorn.
+
+Bytes only: what a body means (JSON, the wire format) is the caller's. ``run_http`` is the one
+runner of every RAMNET server (the coordinator, the sidecar daemon, the proxy).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from ramnet._errors import RamnetError
+from ramnet.mesh.transport.direct_body import BodyLostError, direct_body, direct_body_protocol
+
+
+class ListenError(RamnetError):
+    """A server's address cannot be bound."""
+
+
+async def read_body(
+    request: Any, max_body: int, buffer_for: Callable[[str | None, int], Any] | None = None
+) -> bytes:
+    """A request's body, refused past ``max_body`` bytes.
+
+    Args:
+        request: A Starlette ``Request``.
+        max_body: The largest body accepted, in bytes.
+        buffer_for: ``(content_type, length)`` -> the writable buffer a body of a declared length
+            is gathered into (a body parsed in place need not be zeroed); None: a bytearray.
+
+    Returns:
+        The body, bytes-like.
+
+    Raises:
+        BodyTooLarge: Over ``max_body`` (declared or as it arrives).
+        BadLength: Longer or shorter than its Content-Length.
+    """
+    arriving = direct_body(request.scope)
+    if arriving is not None:  # read by the socket straight into its buffer (http_protocol)
+        try:
+            return await arriving.read()  # type: ignore[no-any-return]
+        except BodyLostError:
+            raise BadLength() from None
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_body):
+        raise BodyTooLarge()
+    if declared is not None:
+        # Gathered straight into one buffer of the declared size: joining the pieces would copy
+        # every byte once more.
+        length = int(declared)
+        content_type = request.headers.get("content-type")
+        body = bytearray(length) if buffer_for is None else buffer_for(content_type, length)
+        view, size = memoryview(body), 0
+        async for chunk in request.stream():
+            if size + len(chunk) > length:
+                raise BadLength()
+            view[size : size + len(chunk)] = chunk
+            size += len(chunk)
+        if size != length:
+            raise BadLength()
+        return body  # type: ignore[return-value]  # bytes-like, and nobody writes to it
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class BodyTooLarge(Exception):
+    """A request body over the route's limit."""
+
+
+class BadLength(Exception):
+    """A request body longer or shorter than its Content-Length."""
+
+
+_SEND_PIECE = 1 << 20
+
+
+def pieces(parts: Sequence[bytes | bytearray | memoryview]) -> Iterator[memoryview]:
+    # At most 1 MiB per write: uvicorn waits for the socket to drain between writes, so what the
+    # kernel does not take at once is never more than a piece.
+    for part in parts:
+        view = memoryview(part).cast("B")
+        for start in range(0, view.nbytes, _SEND_PIECE):
+            yield view[start : start + _SEND_PIECE]
+
+
+@functools.cache
+def _parts_response_class() -> Any:
+    from starlette.responses import Response
+
+    class PartsResponse(Response):
+        """A body sent piece by piece straight from the buffers it was packed from.
+
+        Starlette's StreamingResponse would do it too, but it runs each reply in a task group
+        with a task listening for a disconnect, and pulls every piece from an async iterator:
+        about 0.05 ms of the coordinator's CPU per MiB sent (``bench/bench_transport.py``). A
+        client that goes away is noticed by uvicorn, whose ``send`` then drops the rest.
+        """
+
+        def __init__(
+            self, parts: Sequence[bytes | bytearray | memoryview], media_type: str
+        ) -> None:
+            size = sum(memoryview(part).nbytes for part in parts)
+            super().__init__(media_type=media_type, headers={"content-length": str(size)})
+            self.parts = parts
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            start = {"type": "http.response.start", "status": self.status_code}
+            await send({**start, "headers": self.raw_headers})
+            for piece in pieces(self.parts):
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return PartsResponse
+
+
+def parts_response(parts: Sequence[bytes | bytearray | memoryview], media_type: str) -> Any:
+    """A Starlette response that sends ``parts`` as one body without joining them."""
+    return _parts_response_class()(parts, media_type)
+
+
+#: Bytes of a request body uvicorn buffers per connection before it stops reading the socket.
+READ_BUFFER = 4 << 20
+
+
+def raise_read_buffer() -> bool:
+    """Let uvicorn buffer ``READ_BUFFER`` bytes of a request body instead of 64 KiB.
+
+    uvicorn pauses reading at a module-level high-water mark of 64 KiB and resumes once the app
+    takes the bytes: a 64 MiB reveal makes a thousand pause/resume round trips through the event
+    loop. At 4 MiB a 64 MiB body costs the coordinator about 60 ms of CPU instead of 105 ms
+    (``bench/bench_transport.py``); memory stays bounded, 4 MiB per connection.
+
+    Returns:
+        Whether the installed uvicorn has the setting (a test pins that it does).
+    """
+    import importlib
+
+    found = False
+    for name in ("httptools_impl", "h11_impl"):
+        try:
+            module = importlib.import_module(f"uvicorn.protocols.http.{name}")
+        except ImportError:  # httptools is optional for uvicorn
+            continue
+        limit = getattr(module, "HIGH_WATER_LIMIT", None)
+        if isinstance(limit, int):
+            setattr(module, "HIGH_WATER_LIMIT", max(limit, READ_BUFFER))  # noqa: B010
+            found = True
+    return found
+
+
+def direct_http_protocol(max_body: int, buffer_for: Callable[[str, int], Any | None]) -> Any:
+    """uvicorn's ``http`` setting: a protocol that reads chosen bodies (a coordinator's uploads
+    and reveals) from the socket straight into the buffer they are parsed from
+    (``direct_body``), or "auto" where uvicorn's httptools protocol is missing.
+
+    Args:
+        max_body: The largest body read that way; a larger one takes uvicorn's path, where
+            ``read_body`` refuses it.
+        buffer_for: ``(content_type, length)`` -> the buffer to read a POST or PUT body into,
+            or None to leave it to uvicorn.
+
+    Returns:
+        A protocol class, or "auto".
+    """
+
+    def choose(scope: Mapping[str, Any]) -> Any:
+        if scope.get("method") not in ("POST", "PUT"):
+            return None
+        content_type = length = None
+        for name, value in scope.get("headers", ()):
+            if name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                return None
+        if content_type is None or length is None or not length.isdigit():
+            return None
+        size = int(length)
+        if not 0 < size <= max_body:
+            return None
+        return buffer_for(content_type.decode("latin-1"), size)
+
+    return direct_body_protocol(choose) or "auto"
+
+
+def listen_tcp(host: str, port: int) -> socket.socket:
+    """Open the HTTP port before serving, so that a busy port is a clear error, not an exit.
+
+    Raises:
+        ListenError: The address cannot be bound.
+    """
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM or SIGINT while in the block (main thread only; elsewhere a no-op).
+    The previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def run_http(
+    app: Any,
+    sock: socket.socket,
+    stop: threading.Event,
+    *,
+    http: Any = "auto",
+    graceful_s: int = 5,
+    loop: str = "auto",
+) -> None:
+    """Serve ``app`` with uvicorn on an open socket until ``stop`` is set, then shut down cleanly.
+
+    The one server runner of the coordinator, the sidecar daemon and the proxy. Signals are left
+    to the caller (``stop_on_signals``): uvicorn would re-raise them after its shutdown, and the
+    process would end "killed by SIGTERM" instead of exiting 0.
+
+    Args:
+        app: The ASGI application.
+        sock: A listening socket (``listen_tcp``).
+        stop: Set to shut down.
+        http: uvicorn's ``http`` setting (``direct_http_protocol``).
+        graceful_s: Seconds open requests get to finish at shutdown.
+        loop: uvicorn's ``loop`` setting.
+    """
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        async def on_tick(self, counter: int) -> bool:
+            if stop.is_set():
+                return True
+            return await super().on_tick(counter)
+
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=graceful_s,
+        http=http,
+        loop=loop,
+    )
+    _Server(config).run(sockets=[sock])

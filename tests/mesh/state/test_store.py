@@ -1,0 +1,790 @@
+"""The coordinator's state store (SQLite, WAL) and its content-addressed blob store."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ramnet._errors import InvalidInputError, RamnetError
+from ramnet.mesh.state import blobs as _blobs
+from ramnet.mesh.state.blobs import (
+    DIRECT_MIN,
+    BadDigestError,
+    BlobCorruptError,
+    BlobNotFoundError,
+    BlobStore,
+    blob_digest,
+)
+from ramnet.mesh.state.store import (
+    SCHEMA_VERSION,
+    SHARD_STATES,
+    DeadlinePassedError,
+    NewShard,
+    NodeBannedError,
+    NotFoundError,
+    SchemaVersionError,
+    ShardStateError,
+    Store,
+    StoreConflictError,
+    StoreError,
+    StoreInputError,
+)
+
+NODES = [f"{i + 1:064x}" for i in range(12)]
+CONSUMER = "c" * 64
+H1, H2 = "1" * 64, "2" * 64
+
+
+def node(i: int) -> str:
+    return NODES[i]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "state.db")
+    for n in NODES:
+        s.register_node(n, now=1.0)
+    s.register_node(CONSUMER, now=1.0)
+    yield s
+    s.close()
+
+
+def make_job(store: Store, job_id: str = "job1", slots: int = 3, now: float = 10.0) -> None:
+    store.create_job(
+        job_id,
+        CONSUMER,
+        {"m": 8, "slots": slots},
+        [NewShard(s, [[s, 0, 0]]) for s in range(slots)],
+        now=now,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Schema, reopening, transactions
+
+
+def test_schema_created_in_wal_mode_and_reopened(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    s = Store(path)
+    assert s.schema_version == SCHEMA_VERSION
+    s.register_node(node(0), payout_address="addr0", validator=True, now=5.0)
+    s.close()
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"meta", "nodes", "jobs", "shards", "nonces", "disputes", "accounts"} <= tables
+    assert {"escrows", "ledger_totals", "movements"} <= tables
+    raw.close()
+    with Store(path) as again:
+        n = again.get_node(node(0))
+        assert (n.payout_address, n.validator, n.banned, n.registered_at) == (
+            "addr0",
+            True,
+            False,
+            5.0,
+        )
+
+
+def test_newer_schema_and_foreign_files_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    Store(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    with pytest.raises(SchemaVersionError, match="version 99"):
+        Store(path)
+
+    other = tmp_path / "other.db"
+    raw = sqlite3.connect(other)
+    raw.execute("CREATE TABLE t (x)")
+    raw.commit()
+    raw.close()
+    with pytest.raises(SchemaVersionError, match="not a RAMNET state store"):
+        Store(other)
+
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        Store(garbage)
+
+
+def test_transaction_rolls_back_and_savepoints_nest(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        make_job(store, "gone")
+        raise RuntimeError("boom")
+    with pytest.raises(NotFoundError):
+        store.get_job("gone")
+
+    with store.transaction():
+        make_job(store, "kept")
+        with pytest.raises(StoreConflictError), store.transaction():
+            store.set_job_state("kept", "settled")
+            store.set_job_state("kept", "disputed")  # settled is final: undoes this block only
+    assert store.get_job("kept").state == "sharded"
+
+
+def test_closed_store_refuses(tmp_path: Path) -> None:
+    s = Store(tmp_path / "state.db")
+    s.close()
+    with pytest.raises(StoreError, match="closed"):
+        s.get_node(node(0))
+
+
+# --------------------------------------------------------------------------------------------
+# Nodes and nonces
+
+
+def test_register_node_is_idempotent_and_keeps_bans(store: Store) -> None:
+    assert store.register_node(node(0), payout_address="x", now=50.0) is False
+    store.set_banned(node(0), True)
+    assert store.register_node(node(0), validator=True, now=60.0) is False
+    n = store.get_node(node(0))
+    assert (n.banned, n.validator, n.payout_address, n.registered_at) == (True, True, "x", 1.0)
+    assert [v.node_id for v in store.list_nodes(validators_only=True)] == [node(0)]
+    assert node(0) not in {v.node_id for v in store.list_nodes(include_banned=False)}
+    store.set_banned(node(0), False)
+    assert not store.get_node(node(0)).banned
+    with pytest.raises(NotFoundError):
+        store.get_node("f" * 64)
+    with pytest.raises(NotFoundError):
+        store.set_banned("f" * 64, True)
+    for bad in ("ABC", "g" * 64, "a" * 63, 7, "../../etc/passwd"):
+        with pytest.raises(StoreInputError):
+            store.register_node(bad)  # type: ignore[arg-type]
+    assert issubclass(StoreInputError, InvalidInputError)
+
+
+def test_replayed_nonces_refused_and_old_ones_pruned(store: Store) -> None:
+    assert store.record_nonce(node(0), "n1", now=100.0) is True
+    assert store.record_nonce(node(0), "n1", now=101.0) is False
+    assert store.record_nonce(node(1), "n1", now=101.0) is True  # nonces are per node
+    assert store.record_nonce(node(0), "n2", now=102.0) is True
+    # Past the window the entry is pruned (the signed timestamp check refuses such requests).
+    assert store.record_nonce(node(0), "n3", window_s=60.0, now=200.0) is True
+    with store.snapshot() as conn:
+        left = {
+            r[0] for r in conn.execute("SELECT nonce FROM nonces WHERE node_id = ?", (node(0),))
+        }
+    assert left == {"n3"}
+    with pytest.raises(StoreInputError):
+        store.record_nonce(node(0), "")
+    with pytest.raises(StoreInputError):
+        store.record_nonce(node(0), "x" * 129)
+
+
+# --------------------------------------------------------------------------------------------
+# Jobs
+
+
+def test_create_job_idempotent_and_conflicting(store: Store) -> None:
+    make_job(store)
+    job = store.get_job("job1")
+    assert (job.state, job.consumer, job.spec) == ("sharded", CONSUMER, {"m": 8, "slots": 3})
+    make_job(store)  # a retried submission
+    assert len(store.list_shards("job1")) == 3
+    with pytest.raises(StoreConflictError):
+        store.create_job("job1", CONSUMER, {"m": 9}, [])
+    assert store.create_job("bare", CONSUMER, {}).state == "submitted"
+    with pytest.raises(StoreInputError):
+        store.create_job("dup", CONSUMER, {}, [NewShard(0, []), NewShard(0, [])])
+    with pytest.raises(StoreInputError):
+        store.create_job("nan", CONSUMER, {"x": float("nan")})
+    with pytest.raises(StoreInputError):
+        store.create_job("bad id!", CONSUMER, {})
+    with pytest.raises(StoreInputError):
+        store.create_job("obj", CONSUMER, {"x": object()})
+
+
+def test_job_state_compare_and_set_and_final_settled(store: Store) -> None:
+    make_job(store)
+    assert store.set_job_state("job1", "committed", expect="sharded", now=20.0)
+    assert not store.set_job_state("job1", "optimistic", expect=("dispatched",))
+    assert store.get_job("job1").state == "committed"
+    assert store.set_job_state("job1", "committed", expect="settled")  # already there
+    assert store.set_job_state("job1", "settled")
+    with pytest.raises(StoreConflictError):
+        store.set_job_state("job1", "disputed")
+    with pytest.raises(StoreInputError):
+        store.set_job_state("job1", "done")  # type: ignore[arg-type]
+    with pytest.raises(NotFoundError):
+        store.set_job_state("nope", "settled")
+
+
+def test_list_jobs_and_job_status(store: Store) -> None:
+    make_job(store, "a", now=10.0)
+    make_job(store, "b", now=20.0)
+    store.create_job("c", node(0), {}, now=30.0)
+    assert [j.job_id for j in store.list_jobs()] == ["c", "b", "a"]
+    assert [j.job_id for j in store.list_jobs(consumer=CONSUMER, limit=1)] == ["b"]
+    assert [j.job_id for j in store.list_jobs(state="submitted")] == ["c"]
+    shard = store.next_shard_for(node(0), now=40.0)
+    assert shard is not None and shard.job_id == "a"
+    status = store.job_status("a")
+    assert status["state"] == "dispatched"
+    assert status["shards"] == dict.fromkeys(SHARD_STATES, 0) | {"pending": 2, "assigned": 1}
+    assert status["total_shards"] == 3
+    with pytest.raises(NotFoundError):
+        store.job_status("zzz")
+
+
+# --------------------------------------------------------------------------------------------
+# Shards
+
+
+def test_shard_lifecycle(store: Store) -> None:
+    make_job(store)
+    s = store.next_shard_for(node(0), lease_s=30.0, now=100.0)
+    assert s is not None and (s.slot, s.state, s.node_id, s.deadline) == (
+        0,
+        "assigned",
+        node(0),
+        130.0,
+    )
+    assert store.next_shard_for(node(0), now=101.0) == s  # lost answer: same shard again
+    with pytest.raises(ShardStateError, match="not assigned to node"):
+        store.record_commit(s.shard_id, node(1), H1, now=102.0)
+    with pytest.raises(ShardStateError, match="not committed"):
+        store.record_reveal(s.shard_id, node(0), H2, now=102.0)
+    c = store.record_commit(s.shard_id, node(0), H1, reveal_deadline=500.0, now=102.0)
+    assert (c.state, c.commit_hash, c.committed_at, c.deadline) == ("committed", H1, 102.0, 500.0)
+    assert store.record_commit(s.shard_id, node(0), H1, now=103.0) == c  # retried
+    with pytest.raises(ShardStateError, match="another commit_hash"):
+        store.record_commit(s.shard_id, node(0), H2, now=103.0)
+    r = store.record_reveal(s.shard_id, node(0), H2, now=104.0)
+    assert (r.state, r.result_digest, r.revealed_at, r.deadline) == ("revealed", H2, 104.0, None)
+    assert store.record_reveal(s.shard_id, node(0), H2, now=105.0) == r
+    assert store.record_commit(s.shard_id, node(0), H1, now=105.0).state == "revealed"
+    assert store.set_shard_state(s.shard_id, "accepted", expect="revealed")
+    assert not store.set_shard_state(s.shard_id, "rejected", expect="revealed")
+    assert store.get_shard(s.shard_id).state == "accepted"
+    with pytest.raises(StoreInputError):
+        store.record_commit(s.shard_id, node(0), "xyz")
+    with pytest.raises(NotFoundError):
+        store.get_shard(999)
+    # A node's next pull gives it another shard of the job only outside its triad: none here.
+    assert store.next_shard_for(node(0), now=106.0) is None
+    assert [x.slot for x in store.list_shards("job1", state="pending")] == [1, 2]
+    assert [x.shard_id for x in store.list_shards(node_id=node(0))] == [s.shard_id]
+
+
+def test_triads_get_three_distinct_nodes_and_jobs_go_in_order(store: Store) -> None:
+    make_job(store, "j1", slots=6, now=10.0)
+    make_job(store, "j2", slots=3, now=20.0)
+    first = store.next_shard_for(node(0), now=100.0)
+    assert first is not None and (first.job_id, first.slot) == ("j1", 0)
+    store.record_commit(first.shard_id, node(0), H1, now=100.0)
+    # Node 0 is free again, but slots 1 and 2 share its triad: it gets slot 3, then j2.
+    second = store.next_shard_for(node(0), now=100.0)
+    assert second is not None and (second.job_id, second.slot) == ("j1", 3)
+    store.record_commit(second.shard_id, node(0), H1, now=100.0)
+    third = store.next_shard_for(node(0), now=100.0)
+    assert third is not None and (third.job_id, third.slot) == ("j2", 0)
+    got = [store.next_shard_for(node(i), now=100.0) for i in range(1, 7)]
+    assert [(g.job_id, g.slot) for g in got if g] == [
+        ("j1", 1),
+        ("j1", 2),
+        ("j1", 4),
+        ("j1", 5),
+        ("j2", 1),
+        ("j2", 2),
+    ]
+    for job in ("j1", "j2"):
+        shards = store.list_shards(job)
+        for triad in {s.triad for s in shards}:
+            assert len({s.node_id for s in shards if s.triad == triad}) == 3
+    assert store.get_job("j2").state == "dispatched"
+
+
+def test_mirrors_never_share_a_slot_or_triad_with_the_primary(store: Store) -> None:
+    shards = [NewShard(s, [[s]]) for s in range(3)] + [
+        NewShard(s, [[s]], role="mirror") for s in range(3)
+    ]
+    store.create_job("m", CONSUMER, {}, shards, now=10.0)
+    got = [store.next_shard_for(node(i), now=100.0) for i in range(7)]
+    assert got[6] is None
+    roles: dict[str, set[str]] = {}
+    for g in got[:6]:
+        assert g is not None and g.node_id is not None
+        roles.setdefault(g.node_id, set()).add(g.role)
+    assert len(roles) == 6 and all(len(r) == 1 for r in roles.values())
+
+
+def test_expired_shards_go_to_another_node(store: Store) -> None:
+    make_job(store)
+    late = store.next_shard_for(node(0), lease_s=10.0, now=100.0)
+    assert late is not None
+    others = [store.next_shard_for(node(i), now=100.0) for i in (1, 2)]
+    assert all(o is not None for o in others)
+    assert store.next_shard_for(node(3), now=105.0) is None
+    # The deadline passes: node 3 gets a new copy of slot 0, node 0 may not commit any more.
+    again = store.next_shard_for(node(3), now=111.0)
+    assert again is not None and (again.slot, again.attempt, again.node_id) == (0, 1, node(3))
+    assert store.get_shard(late.shard_id).state == "expired"
+    with pytest.raises(DeadlinePassedError):
+        store.record_commit(late.shard_id, node(0), H1, now=112.0)
+    # The late node never gets the slot it failed back, even when it is free again.
+    assert store.expire_overdue(now=10_000.0) == sorted(
+        [again.shard_id] + [o.shard_id for o in others if o is not None]
+    )
+    retry = store.next_shard_for(node(0), now=10_001.0)
+    assert retry is not None and retry.slot != 0
+    # A commit at the deadline exactly is late.
+    store2 = store.next_shard_for(node(4), lease_s=5.0, now=20_000.0)
+    assert store2 is not None
+    with pytest.raises(DeadlinePassedError):
+        store.record_commit(store2.shard_id, node(4), H1, now=20_005.0)
+
+
+def test_committed_shards_expire_only_with_a_reveal_deadline(store: Store) -> None:
+    make_job(store)
+    a = store.next_shard_for(node(0), lease_s=10.0, now=100.0)
+    b = store.next_shard_for(node(1), lease_s=10.0, now=100.0)
+    assert a is not None and b is not None
+    store.record_commit(a.shard_id, node(0), H1, now=105.0)  # no reveal deadline
+    store.record_commit(b.shard_id, node(1), H1, reveal_deadline=200.0, now=105.0)
+    assert store.expire_overdue(now=300.0) == [b.shard_id]
+    assert store.get_shard(a.shard_id).state == "committed"
+
+
+def test_banned_unknown_and_unclaimable(store: Store) -> None:
+    store.create_job("sub", CONSUMER, {}, [NewShard(0, [])], state="submitted")
+    assert store.next_shard_for(node(0), now=1.0) is None  # submitted jobs are not served
+    store.set_job_state("sub", "sharded")
+    store.set_banned(node(0), True)
+    with pytest.raises(NodeBannedError):
+        store.next_shard_for(node(0))
+    with pytest.raises(NotFoundError):
+        store.next_shard_for("e" * 64)
+    assert store.get_shard(1).state == "pending"
+
+
+def test_add_shards_and_set_pending(store: Store) -> None:
+    make_job(store)
+    s = store.next_shard_for(node(0), now=1.0)
+    assert s is not None
+    store.record_commit(s.shard_id, node(0), H1, now=2.0)
+    store.set_shard_state(s.shard_id, "rejected")
+    (redo,) = store.add_shards("job1", [NewShard(0, [[0, 0, 0]])], now=3.0)
+    assert (redo.slot, redo.attempt, redo.state, redo.node_id) == (0, 1, "pending", None)
+    with pytest.raises(NotFoundError):
+        store.add_shards("nope", [NewShard(0, [])])
+    t = store.next_shard_for(node(1), now=4.0)
+    assert t is not None
+    assert store.set_shard_state(t.shard_id, "pending")
+    assert store.get_shard(t.shard_id).node_id is None
+
+
+def test_disputes(store: Store) -> None:
+    make_job(store)
+    d = store.open_dispute("job1", {"block": [0, 0, 0], "claims": [H1, H2]}, now=5.0)
+    assert (d.state, d.validator, d.outcome) == ("open", None, None)
+    d = store.set_dispute_validator(d.dispute_id, node(5))
+    assert d.validator == node(5)
+    r = store.resolve_dispute(d.dispute_id, {"cheater": node(1)}, verdict_digest=H1, now=6.0)
+    assert (r.state, r.outcome, r.verdict_digest, r.resolved_at) == (
+        "resolved",
+        {"cheater": node(1)},
+        H1,
+        6.0,
+    )
+    assert store.resolve_dispute(d.dispute_id, {"cheater": node(1)}, verdict_digest=H1) == r
+    with pytest.raises(StoreConflictError):
+        store.resolve_dispute(d.dispute_id, {"cheater": node(2)}, verdict_digest=H1)
+    with pytest.raises(StoreConflictError):
+        store.set_dispute_validator(d.dispute_id, node(6))
+    assert store.list_disputes("job1") == [r] and store.list_disputes(state="open") == []
+    with pytest.raises(NotFoundError):
+        store.open_dispute("nope", {})
+    with pytest.raises(NotFoundError):
+        store.get_dispute(42)
+
+
+# --------------------------------------------------------------------------------------------
+# Concurrency
+
+
+def test_concurrent_claims_assign_each_shard_once(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    setup = Store(path, synchronous="NORMAL")
+    for n in NODES:
+        setup.register_node(n)
+    for j in range(8):
+        make_job(setup, f"job{j}", slots=6, now=float(j))
+    other = Store(path, synchronous="NORMAL")  # a second handle, as another process would be
+    errors: list[BaseException] = []
+    taken: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def work(i: int) -> None:
+        s = setup if i % 2 else other
+        try:
+            while True:
+                shard = s.next_shard_for(NODES[i], now=100.0)
+                if shard is None:
+                    return
+                s.record_commit(shard.shard_id, NODES[i], H1, now=100.0)
+                with lock:
+                    taken.append((shard.shard_id, NODES[i]))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(NODES))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(sid for sid, _ in taken) == list(range(1, 8 * 6 + 1))
+    for shard in setup.list_shards():
+        assert shard.state == "committed"
+    for j in range(8):
+        shards = setup.list_shards(f"job{j}")
+        for triad in (0, 1):
+            assert len({s.node_id for s in shards if s.triad == triad}) == 3
+    setup.close()
+    other.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Crash safety
+
+_CRASH_SCRIPT = r"""
+import os, signal, sys
+from ramnet.mesh.state.store import Store, NewShard
+from ramnet.mesh.state.ledger import Ledger
+
+store = Store(sys.argv[1])
+ledger = Ledger(store)
+consumer, w = "c" * 64, [f"{i + 1:064x}" for i in range(3)]
+for n in [consumer, *w]:
+    store.register_node(n)
+ledger.grant(consumer, 1000, ref="welcome")
+store.create_job("job1", consumer, {"m": 1}, [NewShard(i, [i]) for i in range(3)])
+ledger.escrow(consumer, "job1", 300)
+shard = store.next_shard_for(w[0])
+store.record_commit(shard.shard_id, w[0], "1" * 64)
+with store.transaction():
+    ledger.pay("job1", w[0], 100)
+print("committed", flush=True)
+with store.transaction():
+    ledger.pay("job1", w[1], 100)
+    store.set_job_state("job1", "settled")
+    store.record_nonce(w[2], "late")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_sigkill_keeps_commits_and_drops_the_open_transaction(tmp_path: Path) -> None:
+    from ramnet.mesh.state.ledger import Ledger
+
+    path = tmp_path / "state.db"
+    proc = subprocess.run(
+        [sys.executable, "-c", _CRASH_SCRIPT, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert proc.stdout.strip() == "committed"
+    with Store(path) as store:
+        ledger = Ledger(store)
+        job = store.get_job("job1")
+        assert job.state == "dispatched"
+        assert store.job_status("job1")["shards"]["committed"] == 1
+        assert ledger.escrow_held("job1") == 200
+        assert ledger.account(f"{1:064x}")["balance"] == 100
+        assert ledger.account(f"{2:064x}")["balance"] == 0
+        assert store.record_nonce(f"{3:064x}", "late") is True  # that insert was rolled back
+        assert ledger.show()["totals"]["conserved"] is True
+        assert ledger.verify() == []
+        assert ledger.pay("job1", f"{1:064x}", 100) is False  # the retry cannot pay twice
+        with store.snapshot() as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# --------------------------------------------------------------------------------------------
+# Blob store
+
+
+def test_blob_round_trip_and_idempotent_put(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    data = bytes(range(256)) * 100
+    d = blobs.put(data)
+    assert d == blob_digest(data) and len(d) == 64
+    assert blobs.get(d) == data and blobs.has(d) and blobs.size(d) == len(data)
+    assert blobs.put(data) == d
+    assert blobs.path_of(d) == tmp_path / "blobs" / d[:2] / d
+    assert blobs.put_stream([data[:1000], data[1000:]]) == d
+    assert blobs.put(b"") == blob_digest(b"")
+    assert blobs.get(blob_digest(b"")) == b""
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []  # no temporary file left
+    assert blobs.delete(d) and not blobs.has(d) and not blobs.delete(d)
+    # A digest the caller computed already names the blob (a request body hashed for its
+    # signature), and must still look like a digest.
+    assert blobs.put(bytearray(data), digest=d) == d and blobs.get(d) == data
+    with pytest.raises(BadDigestError):
+        blobs.put(data, digest="nope")
+
+
+def test_blob_missing_corrupt_and_bad_digests(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    d = blobs.put(b"tile bytes")
+    with pytest.raises(BlobNotFoundError):
+        blobs.get("0" * 64)
+    with pytest.raises(BlobNotFoundError):
+        blobs.size("0" * 64)
+    path = blobs.path_of(d)
+    path.write_bytes(b"tile bytez")
+    with pytest.raises(BlobCorruptError, match="corrupt"):
+        blobs.get(d)
+    assert blobs.put(b"tile bytes") == d  # a put repairs a rotted copy
+    assert blobs.get(d) == b"tile bytes"
+    for bad in ("../" * 10 + "etc/passwd", "A" * 64, "0" * 63, "0" * 65, "", None, "/" + "0" * 63):
+        with pytest.raises(BadDigestError):
+            blobs.get(bad)  # type: ignore[arg-type]
+        with pytest.raises(BadDigestError):
+            blobs.has(bad)  # type: ignore[arg-type]
+    assert issubclass(BlobCorruptError, RamnetError) and issubclass(BadDigestError, ValueError)
+
+
+MIB = 1 << 20
+
+
+def _blob(size: int, seed: int) -> bytes:
+    return np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
+
+
+def test_deleted_blobs_files_are_written_over(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    first = blobs.put(_blob(3 * MIB, 1))
+    inode = blobs.path_of(first).stat().st_ino
+    assert blobs.delete(first) and not blobs.has(first) and not blobs.delete(first)
+    assert [p.stat().st_ino for p in (tmp_path / "blobs" / "free").iterdir()] == [inode]
+    data = _blob(2 * MIB + 5, 2)
+    second = blobs.put(data)
+    path = blobs.path_of(second)
+    assert path.stat().st_ino == inode  # the same file, written over
+    assert path.stat().st_size == len(data) and blobs.get(second) == data  # and cut to size
+    assert list((tmp_path / "blobs" / "free").iterdir()) == []
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+
+
+def test_recycling_picks_the_closest_fit_and_keeps_a_bounded_pool(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs", recycle_bytes=8 * MIB)
+    sizes = {2: _blob(2 * MIB, 3), 5: _blob(5 * MIB, 4), 4: _blob(4 * MIB, 5)}
+    digests = {size: blobs.put(data) for size, data in sizes.items()}
+    inodes = {size: blobs.path_of(d).stat().st_ino for size, d in digests.items()}
+    for d in digests.values():
+        blobs.delete(d)
+    free = tmp_path / "blobs" / "free"
+    # 2 + 5 MiB fit the 8 MiB pool; the 4 MiB file did not and was unlinked.
+    assert sorted(p.stat().st_size for p in free.iterdir()) == [2 * MIB, 5 * MIB]
+    small = blobs.put(_blob(MIB + 1, 6))  # the smallest kept file that holds it
+    assert blobs.path_of(small).stat().st_ino == inodes[2]
+    big = blobs.put_stream([_blob(3 * MIB, 7)])  # the 5 MiB file, the only one that holds it
+    assert blobs.path_of(big).stat().st_ino == inodes[5]
+    tiny = blobs.put(b"x" * 1000)
+    blobs.delete(tiny)  # too small to be worth keeping
+    assert list(free.iterdir()) == []
+    off = BlobStore(tmp_path / "off", recycle_bytes=0)
+    blobs_off = off.put(_blob(2 * MIB, 8))
+    off.delete(blobs_off)
+    assert list((tmp_path / "off" / "free").iterdir()) == []
+
+
+def test_a_read_racing_a_reused_file_reports_no_blob(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    old = blobs.put(_blob(2 * MIB, 9))
+    old_path = blobs.path_of(old)
+    real = Path.read_bytes
+
+    def racing(self: Path) -> bytes:
+        if self == old_path:
+            blobs.delete(old)  # deleted while we read, and its file reused at once
+            blobs.put(_blob(2 * MIB, 10))
+            return _blob(2 * MIB, 10)
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", racing)
+    with pytest.raises(BlobNotFoundError):
+        blobs.get(old)
+
+
+def test_blobs_from_many_threads_with_recycling(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs", recycle_bytes=6 * MIB)
+    errors: list[BaseException] = []
+
+    def churn(seed: int) -> None:
+        try:
+            for round_ in range(12):
+                data = _blob(MIB + 4096 * ((seed * 7 + round_) % 50), seed * 100 + round_)
+                d = blobs.put(data)
+                assert blobs.get(d) == data
+                blobs.delete(d)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn, args=(seed,)) for seed in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+    assert sum(p.stat().st_size for p in (tmp_path / "blobs" / "free").iterdir()) <= 6 * MIB
+
+
+def _direct_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the files the blob store opens with O_DIRECT."""
+    opened: list[str] = []
+    real = os.open
+
+    def spy(path: object, flags: int, *args: int) -> int:
+        if flags & os.O_DIRECT:
+            opened.append(str(path))
+        return real(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_blobs.os, "open", spy)
+    return opened
+
+
+@pytest.mark.parametrize(
+    "size", [4 * MIB, 8 * MIB, 8 * MIB + 1, 20 * MIB + 123, 5 * MIB - 1]
+)  # at the threshold, a whole staging piece, one byte over, several pieces and a tail, below
+def test_large_blobs_are_written_direct_and_read_back_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    opened = _direct_opens(monkeypatch)
+    blobs = BlobStore(tmp_path / "blobs")
+    data = _blob(size, size)
+    cut = size // 3
+    d = blobs.put_stream([data[:cut], memoryview(data)[cut:]])
+    assert d == blob_digest(data) and blobs.get(d) == data and blobs.size(d) == size
+    assert len(opened) == 1 and blobs.direct
+    d2 = blobs.put(data[::-1])
+    assert blobs.get(d2) == data[::-1] and len(opened) == 2
+    small = blobs.put(_blob(DIRECT_MIN - 1, 5))  # below the threshold: through the page cache
+    assert blobs.has(small) and len(opened) == 2
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+
+
+def test_a_kept_file_that_holds_a_large_blob_is_preferred_to_direct_io(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = _direct_opens(monkeypatch)
+    blobs = BlobStore(tmp_path / "blobs", direct=False)
+    small, big = blobs.put(_blob(2 * MIB, 20)), blobs.put(_blob(12 * MIB, 21))
+    inode = blobs.path_of(big).stat().st_ino
+    blobs.delete(small)
+    blobs.delete(big)
+    blobs.direct = True
+    d = blobs.put(_blob(10 * MIB, 22))  # the 12 MiB kept file holds it
+    assert blobs.path_of(d).stat().st_ino == inode and opened == []
+    d = blobs.put(_blob(6 * MIB, 23))  # only the 2 MiB file is left: direct to a new file
+    assert len(opened) == 1 and blobs.get(d) == _blob(6 * MIB, 23)
+    assert [p.stat().st_size for p in (tmp_path / "blobs" / "free").iterdir()] == [2 * MIB]
+
+
+@pytest.mark.parametrize("where", ["open", "write"])
+def test_direct_io_refused_falls_back_to_ordinary_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    real_open, real_write = os.open, _blobs._write_all
+
+    def no_direct_open(path: object, flags: int, *args: int) -> int:
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    def failing_write(fd: int, data: memoryview) -> None:
+        raise OSError(errno.EINVAL, "Invalid argument")  # after the first pieces were hashed
+
+    if where == "open":
+        monkeypatch.setattr(_blobs.os, "open", no_direct_open)
+    else:
+        monkeypatch.setattr(_blobs, "_write_all", failing_write)
+    blobs = BlobStore(tmp_path / "blobs")
+    data = _blob(9 * MIB, 30)
+    d = blobs.put_stream([data[: 3 * MIB], data[3 * MIB :]])
+    assert d == blob_digest(data) and blobs.get(d) == data
+    assert not blobs.direct  # and it stops trying
+    monkeypatch.setattr(_blobs, "_write_all", real_write)
+    assert list((tmp_path / "blobs" / "tmp").iterdir()) == []
+
+
+def test_direct_write_errors_other_than_refusal_are_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, data: memoryview) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_blobs, "_write_all", full)
+    blobs = BlobStore(tmp_path / "blobs")
+    with pytest.raises(OSError, match="No space"):
+        blobs.put(_blob(5 * MIB, 31))
+    assert blobs.direct and list((tmp_path / "blobs" / "tmp").iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Settled jobs' results (schema v3)
+
+
+def test_a_version_2_store_is_upgraded_and_keeps_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    s = Store(path)
+    s.register_node(CONSUMER, now=1.0)
+    make_job(s)
+    s.close()
+    raw = sqlite3.connect(path)
+    raw.execute("ALTER TABLE jobs DROP COLUMN result_blob")  # what version 2 looked like
+    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    s = Store(path)
+    assert s.schema_version == SCHEMA_VERSION == 3
+    assert s.get_job("job1").result_blob is None
+    s.close()
+
+
+def test_a_result_blob_is_recorded_only_for_a_settled_job(store: Store) -> None:
+    make_job(store)
+    with pytest.raises(StoreConflictError, match="not settled"):
+        store.set_job_result("job1", H1)
+    store.set_job_state("job1", "settled")
+    with pytest.raises(StoreInputError):
+        store.set_job_result("job1", "not a digest")
+    with pytest.raises(NotFoundError):
+        store.set_job_result("nojob", H1)
+    store.set_job_result("job1", H1)
+    assert store.get_job("job1").result_blob == H1
+
+
+def test_jobs_holding_inputs(store: Store) -> None:
+    # Unsettled jobs, and settled ones whose C is not stored, still read their tiles and partials.
+    make_job(store, "live")
+    shard = store.next_shard_for(node(0), lease_s=60)
+    assert shard is not None and shard.job_id == "live"
+    store.record_commit(shard.shard_id, node(0), H1)
+    store.open_reveals("live", 1e12)
+    store.record_reveal(shard.shard_id, node(0), H2)
+    make_job(store, "old")
+    make_job(store, "done")
+    store.set_job_state("old", "settled")
+    store.set_job_state("done", "settled")
+    store.set_job_result("done", H1)
+    holding = {job.job_id: digests for job, digests in store.jobs_holding_inputs()}
+    assert holding == {"live": [H2], "old": []}
+    assert {j.job_id for j, _ in store.jobs_holding_inputs(besides="live")} == {"old"}
