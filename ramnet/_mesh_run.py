@@ -64,9 +64,10 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
         MeshUnavailableError: The coordinator stayed unreachable.
     """
     from ramnet.mesh.nodes import consumer as _consumer
+    from ramnet.mesh.rules.plan import check_nodes, check_redundancy
 
-    _consumer.check_nodes(job.nodes)
-    redundancy = _consumer.check_redundancy(job.redundancy, job.nodes)
+    check_nodes(job.nodes)
+    redundancy = check_redundancy(job.redundancy, job.nodes)
     check_sources(job.a_path, job.b_path, job.random, job.dtype, job.save_inputs)
     if not job.detach:
         check_writable(job.out)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
         MeshRequestError,
         MeshUnavailableError,
     )
-    from ramnet.mesh.nodes.consumer import MeshJobFailed, ResultCheckFailed, check_nodes
+    from ramnet.mesh.nodes.consumer import MeshJobFailed, ResultCheckFailed
     from ramnet.mesh.nodes.worker import Worker
     from ramnet.mesh.protocol.auth import AuthError, sign_request, verify_request
     from ramnet.mesh.protocol.wire import WireFormatError, pack, unpack
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         PlanInputError,
         ShardPlan,
         Style,
+        check_nodes,
         grid_for,
         min_blocks,
         plan_shards,
@@ -54,7 +55,7 @@ _LAZY = {
     "MeshUnavailableError": "nodes.client",
     "MeshJobFailed": "nodes.consumer",
     "ResultCheckFailed": "nodes.consumer",
-    "check_nodes": "nodes.consumer",
+    "check_nodes": "rules.plan",
     "Coordinator": "coordinator.service",
     "CoordinatorConfig": "coordinator.service",
     "create_app": "coordinator.app",

@@ -25,7 +25,6 @@ from ramnet import orchid
 from ramnet._errors import InvalidInputError
 from ramnet.mesh.coordinator.writeback import WriteBehind
 from ramnet.mesh.nodes.auditor import audit_package, copies_agree
-from ramnet.mesh.nodes.consumer import check_nodes, check_redundancy, planned_nodes
 from ramnet.mesh.protocol.auth import bound_by, verify_request
 from ramnet.mesh.protocol.wire import (
     pack,
@@ -33,7 +32,13 @@ from ramnet.mesh.protocol.wire import (
     unpack,
 )
 from ramnet.mesh.rules.disputes import draw_validator, frauds_proven
-from ramnet.mesh.rules.plan import grid_for, plan_shards
+from ramnet.mesh.rules.plan import (
+    check_nodes,
+    check_redundancy,
+    grid_for,
+    plan_shards,
+    planned_nodes,
+)
 from ramnet.mesh.rules.settle import Settlement, chosen, copy_key, settle
 from ramnet.mesh.rules.shard import assemble, check_partial, result_digest
 from ramnet.mesh.rules.tilecommit import (

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from ramnet._errors import InvalidInputError, RamnetError
+from ramnet._errors import RamnetError
 from ramnet.mesh.protocol import routes as _api
 from ramnet.mesh.protocol.wire import ArrayStream, WireFormatError
+from ramnet.mesh.rules.plan import check_nodes, check_redundancy
 from ramnet.orchid._io import NpyWriter
 from ramnet.valkyrie import float_range_check, freivalds
 
@@ -24,48 +25,6 @@ class MeshJobFailed(RamnetError):
 
 class ResultCheckFailed(RamnetError):
     """The C the coordinator returned fails the consumer's own Freivalds check."""
-
-
-def check_nodes(nodes: int) -> int:
-    """Refuse node counts that are not positive multiples of 3.
-
-    Raises:
-        InvalidInputError: Anything else.
-    """
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 3 or nodes % 3:
-        raise InvalidInputError(
-            f"--nodes must be a positive multiple of 3 (3, 6, 9, ...), got {nodes}"
-        )
-    return nodes
-
-
-REDUNDANCY = ("mirror", "none")
-
-
-def check_redundancy(redundancy: object, nodes: int) -> str:
-    """Resolve ``--redundancy``: ``mirror`` (the default from 6 nodes on) or ``none``.
-
-    With ``mirror``, the nodes' triads are paired: half of them (rounded up) are planned, and
-    each of the others computes the same shards as one planned triad, so a dead or slashed
-    worker's shard is served by its mirror without a recompute.
-
-    Raises:
-        InvalidInputError: An unknown value, or ``mirror`` with fewer than 6 nodes.
-    """
-    if redundancy is None:
-        return "mirror" if nodes >= 6 else "none"
-    if redundancy not in REDUNDANCY:
-        raise InvalidInputError(f"--redundancy must be mirror or none, got {redundancy!r}")
-    if redundancy == "mirror" and nodes < 6:
-        raise InvalidInputError(f"--redundancy mirror needs --nodes 6 or more, got {nodes}")
-    return str(redundancy)
-
-
-def planned_nodes(nodes: int, redundancy: str) -> int:
-    """The plan's node count: every node without mirrors, else the planned half of the triads
-    (rounded up; an odd triad out is planned and not mirrored)."""
-    triads = nodes // 3
-    return nodes if redundancy == "none" else 3 * (triads - triads // 2)
 
 
 def submit(
