@@ -24,13 +24,13 @@ import numpy as np
 from ramnet import orchid
 from ramnet._errors import InvalidInputError
 from ramnet.mesh.coordinator.writeback import WriteBehind
-from ramnet.mesh.nodes.auditor import audit_package, copies_agree
 from ramnet.mesh.protocol.auth import bound_by, verify_request
 from ramnet.mesh.protocol.wire import (
     pack,
     pack_parts,
     unpack,
 )
+from ramnet.mesh.rules.audits import audit_package, copies_agree
 from ramnet.mesh.rules.disputes import draw_validator, frauds_proven
 from ramnet.mesh.rules.plan import (
     check_nodes,

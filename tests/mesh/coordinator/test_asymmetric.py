@@ -14,8 +14,8 @@ import pytest
 
 from ramnet import orchid
 from ramnet.mesh import Coordinator, CoordinatorConfig, Store
-from ramnet.mesh.nodes.auditor import audit_findings
 from ramnet.mesh.nodes.worker import _misbehave
+from ramnet.mesh.rules.audits import audit_findings
 from ramnet.mesh.state.store import SCHEMA_VERSION, ShardStateError
 from ramnet.valkyrie import NodeKey
 from tests.mesh.coordinator.test_service import _work
