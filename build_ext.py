@@ -1,7 +1,11 @@
-"""cffi build script for ORCHID's C kernels (out-of-line API mode).
+"""cffi build script for RAMNET's C kernels (out-of-line API mode), one extension module.
 
-The C declarations live in ``csrc/ramnet.h``; this script hands cffi the part of that header between
-its ``cdef-begin`` and ``cdef-end`` markers, so the interface is written once, in C.
+The module holds ORCHID's kernels (GEMM, STREAM, tile packing and leaf hashing: ``csrc/ramnet.h``,
+``csrc/hash.h``), bound in ``ramnet/orchid/_bindings.py``, and VALKYRIE's prime-field kernels
+(``csrc/field.h``), bound in ``ramnet/valkyrie/field/_binding.py``. It is named
+``ramnet.orchid._native`` because ORCHID is the lowest layer that loads it. The C declarations live
+in those headers; this script hands cffi the part of each between its ``cdef-begin`` and
+``cdef-end`` markers, so the interface is written once, in C.
 
 ``python build_ext.py`` compiles the module in place, for development; ``pip install .`` builds it
 through ``setup.py``.

@@ -1,4 +1,4 @@
-"""Builds ORCHID's C extension through build_ext.py; everything else is in pyproject.toml.
+"""Builds RAMNET's C extension through build_ext.py; everything else is in pyproject.toml.
 
 The extension is optional: on a machine without a C compiler the install still succeeds, and
 RAMNET runs on its numba kernels (``ramnet doctor`` says so).

@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 from _common import best_and_median, emit
 
-from ramnet.orchid import _field
+from ramnet.valkyrie import field as _field
 
 
 def main() -> None:

@@ -12,17 +12,6 @@ from ramnet.orchid._backends import BACKENDS, Backend
 from ramnet.orchid._backends import resolve as resolve_backend
 from ramnet.orchid._dtypes import SUPPORTED as SUPPORTED_DTYPES
 from ramnet.orchid._dtypes import result_dtype
-from ramnet.orchid._field import (
-    P61,
-    RowSums,
-    SumcheckTables,
-    fp2_dot,
-    fp2_eq_table,
-    fp2_fold,
-    fp2_sumcheck_round,
-    weighted_colsums,
-    weighted_rowsums,
-)
 from ramnet.orchid._hooks import BlockProduct, JobSpec, TraceHook
 from ramnet.orchid._info import kernel_info
 from ramnet.orchid._io import load_npy, parse_shape, random_operands, save_npy
@@ -48,24 +37,17 @@ from ramnet.orchid._tiles import (
 
 __all__ = [
     "BACKENDS",
-    "P61",
     "SUPPORTED_DTYPES",
     "Backend",
     "BlockProduct",
     "Grid",
     "JobSpec",
-    "RowSums",
-    "SumcheckTables",
     "TraceHook",
     "add",
     "copy",
     "default_grid",
     "default_threads",
     "execute_blocks",
-    "fp2_dot",
-    "fp2_eq_table",
-    "fp2_fold",
-    "fp2_sumcheck_round",
     "freed_memory_kept",
     "hash_paths",
     "keep_freed_memory",
@@ -89,8 +71,6 @@ __all__ = [
     "tile_digests",
     "tile_leaf_sizes",
     "triad",
-    "weighted_colsums",
-    "weighted_rowsums",
 ]
 
 

@@ -4,6 +4,9 @@ Every function here checks the C return code and converts types; nothing else. A
 address, so a 2-D operand may be any view whose rows are contiguous (a tile of a larger matrix, a
 memory-mapped file); its leading dimension is taken from its row stride. cffi releases the GIL
 around each call, so several threads can run kernels at once.
+
+The extension also carries VALKYRIE's prime-field kernels (csrc/field.c); ORCHID does not use
+them: ``ramnet.valkyrie.field`` binds them itself.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one place that imports numba.
+"""The one place in ORCHID that imports numba (VALKYRIE's field kernels load it on their own).
 
 numba is heavy to import (about half a second) and JIT-compiles on first use, so it loads only when
 a numba kernel is actually asked for: when the C extension is missing, or with ``backend="numba"``.
@@ -14,7 +14,6 @@ from types import ModuleType
 from ramnet._errors import BackendUnavailableError
 
 _kernels: ModuleType | None = None
-_field: ModuleType | None = None
 
 
 def available() -> bool:
@@ -51,21 +50,3 @@ def kernels() -> ModuleType:
 
         _kernels = _numba_kernels
     return _kernels
-
-
-def field() -> ModuleType:
-    """Return the module of numba prime-field kernels, importing numba on first call.
-
-    Raises:
-        BackendUnavailableError: numba is not installed.
-    """
-    global _field
-    if _field is None:
-        if not available():
-            raise BackendUnavailableError(
-                "numba is not installed; install it or build the C kernels"
-            )
-        from ramnet.orchid import _numba_field
-
-        _field = _numba_field
-    return _field

@@ -24,9 +24,8 @@ import os
 import numpy as np
 
 from ramnet._errors import ShapeMismatchError
-from ramnet.orchid import weighted_rowsums
 from ramnet.valkyrie._sumcheck import RANGE_LIMIT, _max_abs
-from ramnet.valkyrie._transcript import P61
+from ramnet.valkyrie.field import P61, weighted_rowsums
 
 _UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-53}
 

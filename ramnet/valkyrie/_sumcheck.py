@@ -29,24 +29,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from ramnet._errors import ProofUnsupportedError, TraceFormatError
-from ramnet.orchid import (
-    SumcheckTables,
-    default_threads,
-    fp2_dot,
-    fp2_eq_table,
-    parallel_map,
-    weighted_colsums,
-    weighted_rowsums,
-)
-from ramnet.valkyrie._transcript import (
+from ramnet.orchid._pool import parallel_map
+from ramnet.orchid._scheduler import default_threads
+from ramnet.valkyrie._transcript import Transcript
+from ramnet.valkyrie.field import (
     P61,
     Fp2,
-    Transcript,
+    SumcheckTables,
     fp2_add,
     fp2_bytes,
+    fp2_dot,
+    fp2_eq_table,
     fp2_mul,
     fp2_scale,
     fp2_sub,
+    weighted_colsums,
+    weighted_rowsums,
 )
 
 SCHEME = 1  # sum-check over F_{(2^61-1)^2}

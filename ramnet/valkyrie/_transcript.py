@@ -6,9 +6,7 @@ import struct
 
 import blake3
 
-P61 = (1 << 61) - 1
-
-Fp2 = tuple[int, int]
+from ramnet.valkyrie.field import P61, Fp2, fp2_bytes
 
 
 class Transcript:
@@ -35,28 +33,3 @@ class Transcript:
     def challenges(self, count: int) -> list[Fp2]:
         """Draw ``count`` challenges."""
         return [self.challenge_fp2() for _ in range(count)]
-
-
-def fp2_bytes(value: Fp2) -> bytes:
-    """Serialise an F_{p^2} element as two little-endian u64."""
-    return struct.pack("<QQ", *value)
-
-
-def fp2_add(x: Fp2, y: Fp2) -> Fp2:
-    """x + y in F_{p^2}."""
-    return ((x[0] + y[0]) % P61, (x[1] + y[1]) % P61)
-
-
-def fp2_sub(x: Fp2, y: Fp2) -> Fp2:
-    """x - y in F_{p^2}."""
-    return ((x[0] - y[0]) % P61, (x[1] - y[1]) % P61)
-
-
-def fp2_mul(x: Fp2, y: Fp2) -> Fp2:
-    """x * y in F_{p^2} = F_p[i]/(i^2 + 1)."""
-    return ((x[0] * y[0] - x[1] * y[1]) % P61, (x[0] * y[1] + x[1] * y[0]) % P61)
-
-
-def fp2_scale(x: Fp2, k: int) -> Fp2:
-    """k * x for an integer k."""
-    return (x[0] * k % P61, x[1] * k % P61)

@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 
 from ramnet._errors import TraceFormatError
-from ramnet.orchid import RowSums, default_threads, fp2_dot, load_npy
+from ramnet.orchid._io import load_npy
+from ramnet.orchid._scheduler import default_threads
 from ramnet.valkyrie import _sumcheck
 from ramnet.valkyrie._checks import c_in_range, float_range_check, freivalds_vectors
 from ramnet.valkyrie._merkle import commit_matrices
 from ramnet.valkyrie._trace import Trace, check_signature, decode, read_trace_bytes
+from ramnet.valkyrie.field import RowSums, fp2_dot
 
 MatrixArg = np.ndarray | str | os.PathLike[str] | None
 

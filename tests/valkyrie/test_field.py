@@ -1,4 +1,4 @@
-"""Prime-field kernels (ramnet.orchid._field) against pure-Python big-integer references."""
+"""Prime-field kernels (ramnet.valkyrie.field) against pure-Python big-integer references."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from ramnet._errors import (
     ShapeMismatchError,
     UnsupportedDTypeError,
 )
-from ramnet.orchid import _bindings, _numba_shim
-from ramnet.orchid import _field as F
+from ramnet.valkyrie import field as F
+from ramnet.valkyrie.field import _binding
 
 P = F.P61
 DTYPES = [np.int8, np.int16, np.int32, np.int64]
 
 # Every C path this machine runs, then numba: (backend, path).
 BACKENDS = [("c", path) for path in F.field_paths()]
-if _numba_shim.available():
+if _binding.numba_available():
     BACKENDS.append(("numba", "auto"))
 BACKEND_IDS = [f"{b}-{p}" for b, p in BACKENDS]
 
@@ -152,7 +152,7 @@ def test_views_and_copies() -> None:
         assert as_lists(F.weighted_rowsums(x, wr)) == ref_rowsums(np.array(x), wr)
 
 
-@pytest.mark.skipif(not (_bindings.AVAILABLE and _numba_shim.available()), reason="needs both")
+@pytest.mark.skipif(not (_binding.AVAILABLE and _binding.numba_available()), reason="needs both")
 def test_backends_agree_on_larger_matrices() -> None:
     rng = np.random.default_rng(9)
     for dtype in DTYPES:
@@ -195,7 +195,7 @@ def test_bad_inputs() -> None:
         F.fp2_sumcheck_round(np.zeros((3, 2), np.uint64), np.zeros((3, 2), np.uint64))
     with pytest.raises(InvalidInputError):
         F.fp2_inv((0, 0))
-    if _bindings.AVAILABLE:
+    if _binding.AVAILABLE:
         with pytest.raises(InvalidInputError):
             F.weighted_colsums(x, np.zeros(3, np.uint64), path="sse9")
         for name in ("avx512", "avx512-vnni", "avx512-ifma"):
@@ -207,9 +207,9 @@ def test_bad_inputs() -> None:
                 F.weighted_colsums(x, np.zeros(3, np.uint64), backend="c", path="avx512")
 
 
-@pytest.mark.skipif(not _bindings.AVAILABLE, reason="C extension not built")
+@pytest.mark.skipif(not _binding.AVAILABLE, reason="C extension not built")
 def test_c_kernels_reject_bad_arguments() -> None:
-    ffi, lib = _bindings._native.ffi, _bindings._native.lib
+    ffi, lib = _binding.ffi(), _binding.lib()
     w = np.array([P], np.uint64)
     x = np.ones((1, 1), np.int8)
     out = np.zeros(1, np.uint64)
@@ -270,7 +270,7 @@ def test_rowsums_object_refuses_bad_input() -> None:
         sums(np.zeros((2, 4), np.int8))
     with pytest.raises(UnsupportedDTypeError):
         sums(np.zeros((2, 3), np.float32))
-    if _numba_shim.available():
+    if _binding.numba_available():
         with pytest.raises(InvalidInputError):
             F.RowSums(np.zeros((1, 3), np.uint64), backend="numba", path="avx512")
 
@@ -377,7 +377,7 @@ def test_sumcheck_round_and_fold(case: tuple[list[F.Fp2], ...], backend: str) ->
     assert np.array_equal(u, fp2_array(u_list))  # fold did not modify its input
 
 
-@pytest.mark.skipif(not (_bindings.AVAILABLE and _numba_shim.available()), reason="needs both")
+@pytest.mark.skipif(not (_binding.AVAILABLE and _binding.numba_available()), reason="needs both")
 def test_fp2_backends_agree() -> None:
     rng = np.random.default_rng(3)
     u = rng.integers(0, P, (1024, 2), dtype=np.uint64)
@@ -410,9 +410,9 @@ def test_mle_through_colsums() -> None:
 
 @pytest.mark.parametrize("backend", ["c", "numba"])
 def test_sumcheck_tables_match_round_and_fold(backend: str) -> None:
-    if backend == "c" and not _bindings.AVAILABLE:
+    if backend == "c" and not _binding.AVAILABLE:
         pytest.skip("C extension not built")
-    if backend == "numba" and not _numba_shim.available():
+    if backend == "numba" and not _binding.numba_available():
         pytest.skip("numba not installed")
     rng = np.random.default_rng(11)
     u = rng.integers(0, P, (16, 2), dtype=np.uint64)

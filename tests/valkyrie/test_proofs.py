@@ -31,15 +31,8 @@ from ramnet.valkyrie import (
     write_trace,
 )
 from ramnet.valkyrie._sumcheck import RANGE_LIMIT, _interpolate
-from ramnet.valkyrie._transcript import (
-    P61,
-    Transcript,
-    fp2_add,
-    fp2_bytes,
-    fp2_mul,
-    fp2_scale,
-    fp2_sub,
-)
+from ramnet.valkyrie._transcript import Transcript
+from ramnet.valkyrie.field import P61, fp2_add, fp2_bytes, fp2_mul, fp2_scale, fp2_sub
 from tests.conftest import operands, reference
 
 SEED = b"test-seed-binding-the-job"

@@ -36,7 +36,7 @@ from ramnet.valkyrie import (
     verify_trace,
     write_trace,
 )
-from ramnet.valkyrie._transcript import P61
+from ramnet.valkyrie.field import P61
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TRACE = DATA / "trace_v1.bin"

@@ -24,12 +24,11 @@ from ramnet.orchid import (
     matmul_many,
     parallel_map,
     result_dtype,
-    weighted_rowsums,
 )
 from ramnet.valkyrie import block_digest, float_range_check, freivalds
 from ramnet.valkyrie._checks import c_in_range, freivalds_vectors
 from ramnet.valkyrie._hash import digest
-from ramnet.valkyrie._transcript import P61
+from ramnet.valkyrie.field import P61, weighted_rowsums
 
 _RESULT_TAG = b"RNSHARD1"
 

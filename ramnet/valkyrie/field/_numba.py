@@ -1,11 +1,11 @@
 """numba versions of the prime-field kernels of csrc/field.c: the same results, bit for bit.
 
-Loaded only through ``_numba_shim.field()``. numba has no 128-bit integers, so products modulo
-p = 2^61 - 1 are formed from 31-bit halves, and the weighted sums split each weight into limbs
-(31 + 30 bits for int8/int16 entries, 21 + 21 + 19 bits for int32) whose products accumulate
-exactly in int64 for a chunk of rows or columns before one reduction, as in C. int64 entries are
-reduced mod p and multiplied element by element. All field values are held as int64 in [0, p)
-(p < 2^63) and returned as uint64.
+Loaded only through ``_binding.numba_kernels()``: importing this module imports numba. numba has
+no 128-bit integers, so products modulo p = 2^61 - 1 are formed from 31-bit halves, and the
+weighted sums split each weight into limbs (31 + 30 bits for int8/int16 entries, 21 + 21 + 19 bits
+for int32) whose products accumulate exactly in int64 for a chunk of rows or columns before one
+reduction, as in C. int64 entries are reduced mod p and multiplied element by element. All field
+values are held as int64 in [0, p) (p < 2^63) and returned as uint64.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ramnet.valkyrie.field._scalar import P61
+
 _jit = numba.njit(nogil=True, cache=True, fastmath=False, boundscheck=False)
 
-P = np.int64(2**61 - 1)
+P = np.int64(P61)
 _NB = 2048  # columns per chunk in the row sums, as in csrc/field.c
 
 

@@ -1,0 +1,125 @@
+"""Where the field kernels come from: the compiled C functions, or numba, and which one to use.
+
+The C field kernels (csrc/field.c, declared in csrc/field.h) are compiled into RAMNET's one cffi
+extension, ``ramnet.orchid._native``, next to ORCHID's kernels; this module reads them from there by
+name and checks their return codes, so the field's binding is VALKYRIE's own. Without the extension
+(no C compiler at install time) the numba kernels of ``_numba`` run; numba loads only when one of
+them is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+from typing import Any
+
+from ramnet._errors import BackendUnavailableError, InvalidInputError, KernelError
+
+_native: Any
+try:
+    _native = importlib.import_module("ramnet.orchid._native")
+except ImportError as exc:  # no C compiler at install time, or a broken build
+    _native = None
+    IMPORT_ERROR: str | None = str(exc)
+else:
+    IMPORT_ERROR = None
+
+AVAILABLE = _native is not None
+"""Whether the C field kernels are built."""
+
+_ERRORS = {
+    -1: "invalid argument",
+    -2: "code path not supported on this CPU",
+    -3: "out of memory for kernel scratch space",
+}
+
+_numba: ModuleType | None = None
+
+
+def lib() -> Any:
+    """The compiled library (``ffi``'s ``lib``); only call it when ``AVAILABLE``."""
+    return _native.lib
+
+
+def ffi() -> Any:
+    """The compiled module's ``ffi``; only call it when ``AVAILABLE``."""
+    return _native.ffi
+
+
+def check(code: int, what: str) -> None:
+    """Raise the error a C kernel's nonzero return code stands for.
+
+    Args:
+        code: The kernel's return code (0, or a negative ``RAMNET_E*`` of csrc/ramnet.h).
+        what: The kernel's name, for the message.
+
+    Raises:
+        InvalidInputError: ``RAMNET_EINVAL``.
+        BackendUnavailableError: ``RAMNET_ENOTSUP`` (the code path does not run here).
+        KernelError: Any other failure (scratch memory).
+    """
+    if code == 0:
+        return
+    message = f"{what}: {_ERRORS.get(code, f'error {code}')}"
+    if code == -2:
+        raise BackendUnavailableError(message)
+    if code == -1:
+        raise InvalidInputError(message)
+    raise KernelError(message)
+
+
+def numba_available() -> bool:
+    """Whether numba can be imported, without importing it."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def numba_kernels() -> ModuleType:
+    """Return the module of numba field kernels, importing numba on first call.
+
+    Raises:
+        BackendUnavailableError: numba is not installed.
+    """
+    global _numba
+    if _numba is None:
+        if not numba_available():
+            raise BackendUnavailableError(
+                "numba is not installed; install it or build the C kernels"
+            )
+        from ramnet.valkyrie.field import _numba as kernels
+
+        _numba = kernels
+    return _numba
+
+
+def backend(name: str) -> str:
+    """Resolve a field backend option to ``c`` or ``numba``.
+
+    Args:
+        name: ``auto`` (C if built, else numba), ``c`` or ``numba``.
+
+    Returns:
+        ``c`` or ``numba``.
+
+    Raises:
+        BackendUnavailableError: The backend cannot run here.
+        InvalidInputError: An unknown backend.
+    """
+    if name == "auto":
+        return "c" if AVAILABLE else "numba"
+    if name == "c":
+        if not AVAILABLE:
+            raise BackendUnavailableError(
+                f"the C kernels are not built ({IMPORT_ERROR}); use backend='numba'"
+            )
+        return "c"
+    if name == "numba":
+        if not numba_available():
+            raise BackendUnavailableError("numba is not installed")
+        return "numba"
+    raise InvalidInputError(f"unknown backend {name!r}; choose auto, c or numba")
+
+
+def pointer(a: Any, ctype: str = "uint64_t *") -> Any:
+    """``a``'s data address as a C pointer (``a`` a numpy array the caller keeps alive)."""
+    return _native.ffi.cast(ctype, a.__array_interface__["data"][0])
