@@ -20,14 +20,14 @@ from ramnet.mesh.protocol.wire import (
     pack_parts,
     unpack,
 )
-from ramnet.mesh.state.ledger import InsufficientFundsError, LedgerConflictError
-from ramnet.mesh.state.store import (
+from ramnet.mesh.state.errors import (
     DeadlinePassedError,
     NodeBannedError,
     NotFoundError,
     ShardStateError,
     StoreConflictError,
 )
+from ramnet.mesh.state.ledger import InsufficientFundsError, LedgerConflictError
 from ramnet.mesh.transport.buffers import receive_buffer
 from ramnet.mesh.transport.server import (
     BadLength,

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from ramnet import orchid
@@ -50,15 +51,10 @@ from ramnet.mesh.rules.tilecommit import (
     tile_leaf_parts,
 )
 from ramnet.mesh.state.blobs import BlobStore
+from ramnet.mesh.state.errors import NotFoundError, ShardStateError, StoreConflictError
 from ramnet.mesh.state.ledger import Ledger
-from ramnet.mesh.state.store import (
-    NewShard,
-    NotFoundError,
-    Shard,
-    ShardStateError,
-    Store,
-    StoreConflictError,
-)
+from ramnet.mesh.state.records import DisputeClaims, DisputeOutcome, JobSpec, NewShard, Shard
+from ramnet.mesh.state.store import Store
 from ramnet.orchid import BlockProduct
 from ramnet.valkyrie import block_digest
 from ramnet.valkyrie._hash import digest
@@ -336,29 +332,29 @@ class Coordinator:
             tiles_b = {f"{kk}/{j}": leaf for (kk, j), leaf in leaves_b.items()}
             computed = sum(plan.load.values()) + sum(plan.load[slot] for slot in mirrored)
             price = computed * self.config.price_per_block + self.config.validator_fee
-            spec = {
-                "m": m,
-                "k": k,
-                "n": n,
-                "dtype": a.dtype.name,
-                "out_dtype": orchid.result_dtype(a.dtype, k).name,
-                "nodes": nodes,
-                "plan_nodes": planned,
-                "redundancy": redundancy,
-                "edges": [list(grid.row_edges), list(grid.col_edges), list(grid.k_edges)],
-                "tiles_a": tiles_a,
-                "tiles_b": tiles_b,
-                "commit_a": commit_a,
-                "commit_b": commit_b,
-                "audit_salt": salt.hex(),
-                "audit_per_triad": audits,
-                "price": price,
-                "request_id": request,
-            }
+            spec = JobSpec(
+                m=m,
+                k=k,
+                n=n,
+                dtype=a.dtype.name,
+                out_dtype=orchid.result_dtype(a.dtype, k).name,
+                nodes=nodes,
+                plan_nodes=planned,
+                redundancy=redundancy,
+                edges=(grid.row_edges, grid.col_edges, grid.k_edges),
+                tiles_a=tiles_a,
+                tiles_b=tiles_b,
+                commit_a=commit_a,
+                commit_b=commit_b,
+                audit_salt=salt.hex(),
+                audit_per_triad=audits,
+                price=price,
+                request_id=request,
+            )
             shards = [
-                NewShard(slot, [[x.i, x.j, x.k] for x in plan.assignment(slot)], "primary")
+                NewShard(slot, [(x.i, x.j, x.k) for x in plan.assignment(slot)], "primary")
                 for slot in range(planned)
-            ] + [NewShard(slot, [[x.i, x.j, x.k] for x in plan.assignment(slot)], "mirror")
+            ] + [NewShard(slot, [(x.i, x.j, x.k) for x in plan.assignment(slot)], "mirror")
                  for slot in mirrored]  # fmt: skip
             self._tiles[job_id] = (mem_a, mem_b)
             with self.store.transaction():
@@ -371,26 +367,27 @@ class Coordinator:
         # Written piece by piece, hashed on the way (no packed copy): the digest is the leaf's.
         return self.blobs.put_stream(tile_leaf_parts(kind, xy[0], xy[1], tile))
 
-    def _submitted(self, job_id: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    def _submitted(self, job_id: str, spec: JobSpec) -> dict[str, Any]:
         plan, grid = self._plan(job_id, spec)
         return {
             "job_id": job_id,
-            "price": spec["price"],
+            "price": spec.price,
             "grid": list(grid.shape),
             "block_products": len(grid.blocks()),
             "audit_volume": plan.audit_volume,
-            "redundancy": spec.get("redundancy", "none"),
-            "commitments": {"a": spec.get("commit_a"), "b": spec.get("commit_b")},
+            "redundancy": spec.redundancy,
+            "commitments": {"a": spec.commit_a, "b": spec.commit_b},
         }
 
-    def _plan(self, job_id: str, spec: Mapping[str, Any]) -> tuple[Any, orchid.Grid]:
-        rows, cols, inner = (tuple(x) for x in spec["edges"])
-        grid = orchid.Grid(rows, cols, inner)
-        salt = bytes.fromhex(spec["audit_salt"])
-        planned = spec.get("plan_nodes", spec["nodes"])
-        audits = spec.get("audit_per_triad", 1)
+    def _plan(self, job_id: str, spec: JobSpec) -> tuple[Any, orchid.Grid]:
+        grid = orchid.Grid(*spec.edges)
+        salt = bytes.fromhex(spec.audit_salt)
         plan = plan_shards(
-            job_id.encode(), grid.shape, planned, audit_per_triad=audits, audit_salt=salt
+            job_id.encode(),
+            grid.shape,
+            spec.plan_nodes,
+            audit_per_triad=spec.audit_per_triad,
+            audit_salt=salt,
         )
         return plan, grid
 
@@ -403,19 +400,18 @@ class Coordinator:
         return arrays["t"]
 
     def _job_tiles(
-        self, job_id: str, spec: Mapping[str, Any]
+        self, job_id: str, spec: JobSpec
     ) -> tuple[dict[Any, np.ndarray], dict[Any, np.ndarray]]:
         if job_id not in self._tiles:
             self._tiles[job_id] = (
-                {_pair(key): self._tile(v) for key, v in spec["tiles_a"].items()},
-                {_pair(key): self._tile(v) for key, v in spec["tiles_b"].items()},
+                {_pair(key): self._tile(v) for key, v in spec.tiles_a.items()},
+                {_pair(key): self._tile(v) for key, v in spec.tiles_b.items()},
             )
         return self._tiles[job_id]
 
     def _copy_key(self, shard: Shard) -> int:
         # ``copy_key`` of a stored shard: its slot, or slot + the plan's nodes for a mirror.
-        spec = self.store.get_job(shard.job_id).spec
-        return copy_key(int(spec.get("plan_nodes", spec["nodes"])), shard.slot, shard.role)
+        return copy_key(self.store.get_job(shard.job_id).spec.plan_nodes, shard.slot, shard.role)
 
     def _revealed(
         self, job_id: str
@@ -468,7 +464,7 @@ class Coordinator:
             "shard_id": str(shard.shard_id),
             "job_id": shard.job_id,
             "blocks": shard.blocks,
-            "dtype": spec["dtype"],
+            "dtype": spec.dtype,
             "deadline": shard.deadline,
         }
         return meta, arrays
@@ -689,7 +685,7 @@ class Coordinator:
             plan, grid = self._plan(job_id, spec)
             tiles_a, tiles_b = self._job_tiles(job_id, spec)
             reveals, nodes_of = self._revealed(job_id)
-            dtype = np.dtype(spec["out_dtype"])
+            dtype = np.dtype(spec.out_dtype)
             outcome = settle(
                 plan,
                 grid,
@@ -755,7 +751,7 @@ class Coordinator:
         68 MiB against 160 ms into fresh pages (a throwaway timing; see docs/mesh.md).
         """
         job = self.store.get_job(job_id)
-        mine = {*job.spec.get("tiles_a", {}).values(), *job.spec.get("tiles_b", {}).values()}
+        mine = {*job.spec.tiles_a.values(), *job.spec.tiles_b.values()}
         mine |= {
             str(s.result_digest)
             for s in self.store.list_shards(job_id=job_id)
@@ -763,8 +759,8 @@ class Coordinator:
         }
         with self._blob_refs:
             for other, digests in self.store.jobs_holding_inputs(besides=job_id):
-                mine -= {*other.spec.get("tiles_a", {}).values()}
-                mine -= {*other.spec.get("tiles_b", {}).values()}
+                mine -= {*other.spec.tiles_a.values()}
+                mine -= {*other.spec.tiles_b.values()}
                 mine -= set(digests)
             mine.discard(c_blob)
             for blob in mine:
@@ -795,7 +791,7 @@ class Coordinator:
 
     def _open_dispute(self, job_id: str, outcome: Any, nodes_of: Mapping[int, str]) -> None:
         failed = [
-            [nodes_of[slot], [b.i, b.j, b.k]] for slot, b in outcome.failed if slot in nodes_of
+            (nodes_of[slot], (b.i, b.j, b.k)) for slot, b in outcome.failed if slot in nodes_of
         ]
         contested = sorted(
             {(b.i, b.j, b.k) for _, b in outcome.failed}
@@ -803,12 +799,12 @@ class Coordinator:
         )
         round_ = len(self.store.list_disputes(job_id))
         self._writes.flush(job_id)  # a validator and the dispute's record need the results
-        claims = {
-            "round": round_,
-            "failed": failed,
-            "blocks": [list(b) for b in contested],
-            "slots": {str(slot): node for slot, node in nodes_of.items()},
-        }
+        claims = DisputeClaims(
+            round=round_,
+            failed=failed,
+            blocks=contested,
+            slots={str(slot): node for slot, node in nodes_of.items()},
+        )
         with self.store.transaction():
             self.store.open_dispute(job_id, claims, validator=self._draw(job_id, round_))
             self.store.set_job_state(job_id, "disputed")
@@ -822,7 +818,7 @@ class Coordinator:
         def mine() -> Any:
             for dispute in self.store.list_disputes(state="open"):
                 if dispute.validator is None:  # nobody was eligible then: draw again
-                    drawn = self._draw(dispute.job_id, dispute.claims["round"])
+                    drawn = self._draw(dispute.job_id, dispute.claims.round)
                     if drawn is not None:
                         dispute = self.store.set_dispute_validator(dispute.dispute_id, drawn)
                 if dispute.validator == node:
@@ -836,14 +832,14 @@ class Coordinator:
         tiles_a, tiles_b = self._job_tiles(dispute.job_id, spec)
         reveals, nodes_of = self._revealed(dispute.job_id)
         commits = self._commits(dispute.job_id)
-        p, q, r = (len(e) - 1 for e in spec["edges"])
+        p, q, r = (len(e) - 1 for e in spec.edges)
         levels_a = commit_tiles("a", tiles_a, (p, r))[1]
         levels_b = commit_tiles("b", tiles_b, (r, q))[1]
         arrays: dict[str, np.ndarray] = {}
         openings: dict[str, list[str]] = {}
         claims = []
         digests_of: dict[int, dict[str, str]] = {}  # each copy's partial digests, hashed once
-        for i, j, k in dispute.claims["blocks"]:
+        for i, j, k in dispute.claims.blocks:
             block = BlockProduct(i, j, k)
             arrays[f"a/{i}/{k}"] = tiles_a[(i, k)]
             arrays[f"b/{k}/{j}"] = tiles_b[(k, j)]
@@ -873,11 +869,11 @@ class Coordinator:
         meta = {
             "dispute_id": dispute.dispute_id,
             "job_id": dispute.job_id,
-            "blocks": dispute.claims["blocks"],
+            "blocks": dispute.claims.blocks,
             "claims": claims,
             "commitments": {
-                "a": spec.get("commit_a"),
-                "b": spec.get("commit_b"),
+                "a": spec.commit_a,
+                "b": spec.commit_b,
                 "grid": [p, q, r],
             },
             "openings": openings,
@@ -903,7 +899,7 @@ class Coordinator:
         reveals, nodes_of = self._revealed(job_id)
         proven = frauds_proven(frauds, reveals, nodes_of, tiles_a, tiles_b)
         accused = {str(f.get("node")) for f in frauds}
-        failed = {str(n) for n, _ in dispute.claims["failed"]}
+        failed = {str(n) for n, _ in dispute.claims.failed}
         verdict_blob = self.blobs.put(json.dumps({"validator": node, "frauds": frauds}).encode())
         if not proven or accused != failed:
             # A lie (or a miss): the validator pays, and the dispute goes to another one.
@@ -911,10 +907,10 @@ class Coordinator:
                 self.ledger.slash(node, None, 0, job_id, ref=f"slash:{job_id}:{node}:validator")
                 self.store.set_banned(node, True)
                 self.store.resolve_dispute(
-                    dispute_id, {"outcome": "validator lied"}, verdict_digest=verdict_blob
+                    dispute_id, DisputeOutcome("validator lied"), verdict_digest=verdict_blob
                 )
-                round_ = dispute.claims["round"] + 1
-                claims_next = {**dispute.claims, "round": round_}
+                round_ = dispute.claims.round + 1
+                claims_next = msgspec.structs.replace(dispute.claims, round=round_)
                 self.store.open_dispute(job_id, claims_next, validator=self._draw(job_id, round_))
             self._notify()
             return {"dispute_id": dispute_id, "outcome": "validator lied"}
@@ -924,9 +920,7 @@ class Coordinator:
             if self.config.validator_fee:
                 self.ledger.pay(job_id, node, self.config.validator_fee, reason="validation")
             self.store.resolve_dispute(
-                dispute_id,
-                {"outcome": "upheld", "slashed": sorted(accused)},
-                verdict_digest=verdict_blob,
+                dispute_id, DisputeOutcome("upheld", sorted(accused)), verdict_digest=verdict_blob
             )
             self.store.set_job_state(job_id, "dispatched")
         self._notify()
@@ -1110,19 +1104,19 @@ class Coordinator:
         if checked and info["state"] != "settled":
             info["state"] = "checked"
         spec = self.store.get_job(job_id).spec
-        info["shape"] = [spec["m"], spec["n"]]
-        info["k"] = spec["k"]
-        info["dtype"] = spec["dtype"]
-        info["nodes"] = spec["nodes"]
-        info["price"] = spec["price"]
+        info["shape"] = [spec.m, spec.n]
+        info["k"] = spec.k
+        info["dtype"] = spec.dtype
+        info["nodes"] = spec.nodes
+        info["price"] = spec.price
         disputes = self.store.list_disputes(job_id)
         info["disputes"] = [
             {
                 "dispute_id": d.dispute_id,
                 "state": d.state,
                 "validator": d.validator,
-                "failed": d.claims.get("failed", []),
-                "outcome": d.outcome,
+                "failed": [[node, list(block)] for node, block in d.claims.failed],
+                "outcome": None if d.outcome is None else d.outcome.as_json(),
             }
             for d in disputes
         ]
@@ -1130,7 +1124,7 @@ class Coordinator:
         if info["state"] == "disputed" and open_:
             d = open_[-1]
             who = d.validator[:16] if d.validator else "none eligible yet"
-            info["reason"] = f"{len(d.claims.get('failed', []))} failed partials; validator {who}"
+            info["reason"] = f"{len(d.claims.failed)} failed partials; validator {who}"
         return info
 
     def result(self, job_id: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -1153,7 +1147,7 @@ class Coordinator:
             reveals, _ = self._revealed(job_id)
             picked = chosen(plan, reveals)
             primaries = {b: picked[plan.owner(b)][b] for b in grid.blocks()}
-            self._remember(job_id, assemble(grid, primaries, np.dtype(job.spec["out_dtype"])))
+            self._remember(job_id, assemble(grid, primaries, np.dtype(job.spec.out_dtype)))
         return {"job_id": job_id}, {"C": self._results[job_id]}
 
 

@@ -1,2 +1,7 @@
 """The coordinator's durable state: the SQLite store, the ledger, the content-addressed blob
-store."""
+store.
+
+``store.Store`` is the store's API; its typed records are in ``records``, the errors it raises in
+``errors``. Behind it: ``connection`` (per-thread SQLite connections and transactions),
+``schema`` (tables and upgrades), ``rows`` (a row and its JSON columns as records),
+``shard_queries`` (a shard's life in SQL) and ``checks`` (argument checks)."""

@@ -43,7 +43,8 @@ from fractions import Fraction
 from typing import Any, Literal
 
 from ramnet._errors import InvalidInputError, RamnetError
-from ramnet.mesh.state.store import Store, _now, check_job_id, check_node_id
+from ramnet.mesh.state.checks import check_job_id, check_node_id, clock
+from ramnet.mesh.state.store import Store
 
 __all__ = [
     "MAX_SUPPLY",
@@ -87,9 +88,13 @@ class LedgerInputError(LedgerError, InvalidInputError):
 class InsufficientFundsError(LedgerError):
     """A balance, bond or escrow smaller than the amount to move out of it."""
 
+    http_status = 402
+
 
 class LedgerConflictError(LedgerError):
     """An idempotency reference reused for a different movement, or an escrow's payer mismatch."""
+
+    http_status = 409
 
 
 @dataclass(frozen=True)
@@ -157,7 +162,7 @@ class Ledger:
         check_node_id(node_id)
         a = _check_amount(amount)
         ref = _check_ref(ref)
-        t = _now(now)
+        t = clock(now)
         with self.store.transaction() as conn:
             if not self._claim(conn, ref, "grant", None, node_id, a, None):
                 return False
@@ -196,7 +201,7 @@ class Ledger:
         check_node_id(node_id)
         a = _check_amount(amount)
         ref = _check_ref(ref)
-        t = _now(now)
+        t = clock(now)
         with self.store.transaction() as conn:
             if not self._claim(conn, ref, kind, node_id, node_id, a, None):
                 return False
@@ -238,7 +243,7 @@ class Ledger:
         check_job_id(job_id)
         a = _check_amount(amount)
         ref = _check_ref(ref) or f"escrow:{job_id}:{consumer}"
-        t = _now(now)
+        t = clock(now)
         with self.store.transaction() as conn:
             if not self._claim(conn, ref, "escrow", consumer, None, a, job_id):
                 return False
@@ -291,7 +296,7 @@ class Ledger:
         if not isinstance(reason, str) or not 0 < len(reason) <= 64 or ":" in reason:
             raise LedgerInputError(f"reason must be 1-64 characters without ':', got {reason!r}")
         ref = _check_ref(ref) or f"pay:{job_id}:{node_id}:{reason}"
-        t = _now(now)
+        t = clock(now)
         with self.store.transaction() as conn:
             if not self._claim(conn, ref, "pay", None, node_id, a, job_id):
                 return False
@@ -318,7 +323,7 @@ class Ledger:
         check_job_id(job_id)
         if consumer is not None:
             check_node_id(consumer)
-        t = _now(now)
+        t = clock(now)
         with self.store.transaction() as conn:
             row = conn.execute(
                 "SELECT payer, held FROM escrows WHERE job_id = ?", (job_id,)
@@ -362,7 +367,7 @@ class Ledger:
         frac = _check_fraction(bounty_fraction)
         check_job_id(job_id)
         ref = _check_ref(ref) or f"slash:{job_id}:{node_id}"
-        t = _now(now)
+        t = clock(now)
         with self.store.transaction() as conn:
             old = conn.execute(
                 "SELECT kind, src, amount, job_id FROM movements WHERE ref = ?", (ref,)

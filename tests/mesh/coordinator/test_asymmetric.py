@@ -16,7 +16,8 @@ from ramnet import orchid
 from ramnet.mesh import Coordinator, CoordinatorConfig, Store
 from ramnet.mesh.nodes.worker import _misbehave
 from ramnet.mesh.rules.audits import audit_findings
-from ramnet.mesh.state.store import SCHEMA_VERSION, ShardStateError
+from ramnet.mesh.state.errors import ShardStateError
+from ramnet.mesh.state.schema import SCHEMA_VERSION
 from ramnet.valkyrie import NodeKey
 from tests.mesh.coordinator.test_service import _work
 

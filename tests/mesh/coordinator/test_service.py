@@ -17,7 +17,7 @@ from ramnet.mesh import Coordinator, CoordinatorConfig
 from ramnet.mesh.nodes import consumer as _consumer
 from ramnet.mesh.nodes.client import MeshRequestError
 from ramnet.mesh.rules.shard import compute_shard, result_digest
-from ramnet.mesh.state.store import ShardStateError
+from ramnet.mesh.state.errors import ShardStateError
 from ramnet.orchid import BlockProduct
 from ramnet.valkyrie import NodeKey
 
@@ -126,8 +126,8 @@ def test_settling_drops_only_blobs_no_other_job_needs(tmp_path: Path) -> None:
     live = str(
         coord.submit(consumer, {"nodes": 3, "request_id": "live"}, {"A": a, "B": b})["job_id"]
     )
-    tiles = set(coord.store.get_job(live).spec["tiles_a"].values())
-    tiles |= set(coord.store.get_job(live).spec["tiles_b"].values())
+    tiles = set(coord.store.get_job(live).spec.tiles_a.values())
+    tiles |= set(coord.store.get_job(live).spec.tiles_b.values())
     work = {w: _work(coord, w) for w in workers[:3]}  # the live job's shards, held
     done = _run_job(coord, consumer, workers[3:], a, b, "done")
     assert coord._writes.wait_due()
@@ -497,7 +497,7 @@ def test_dispute_slashes_the_cheater_and_the_job_settles(tmp_path: Path) -> None
     assert _validate(coord, validator)["outcome"] == "upheld"
     assert coord.store.get_node(cheater).banned
     # The cheater's slot is recomputed by an honest worker; the job settles with the right C.
-    from ramnet.mesh.state.store import NodeBannedError
+    from ramnet.mesh.state.errors import NodeBannedError
 
     with pytest.raises(NodeBannedError):
         coord.claim(cheater)

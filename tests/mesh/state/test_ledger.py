@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ramnet._errors import InvalidInputError, RamnetError
+from ramnet.mesh.state.errors import StoreInputError
 from ramnet.mesh.state.ledger import (
     MAX_SUPPLY,
     InsufficientFundsError,
@@ -26,7 +27,7 @@ from ramnet.mesh.state.ledger import (
     LedgerInputError,
     SlashResult,
 )
-from ramnet.mesh.state.store import Store, StoreInputError
+from ramnet.mesh.state.store import Store
 
 A, B, C, D = (f"{i + 1:064x}" for i in range(4))
 

@@ -11,23 +11,29 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from ramnet._errors import InvalidInputError
-from ramnet.mesh.state.store import (
-    SCHEMA_VERSION,
-    SHARD_STATES,
+from ramnet.mesh.state.errors import (
     DeadlinePassedError,
-    NewShard,
     NodeBannedError,
     NotFoundError,
     SchemaVersionError,
     ShardStateError,
-    Store,
     StoreConflictError,
     StoreError,
     StoreInputError,
 )
+from ramnet.mesh.state.records import (
+    SHARD_STATES,
+    DisputeClaims,
+    DisputeOutcome,
+    JobSpec,
+    NewShard,
+)
+from ramnet.mesh.state.schema import SCHEMA_VERSION
+from ramnet.mesh.state.store import Store
 
 NODES = [f"{i + 1:064x}" for i in range(12)]
 CONSUMER = "c" * 64
@@ -48,12 +54,33 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
+def job_spec(nodes: int = 3, m: int = 8) -> JobSpec:
+    """A small job's spec (the store does not read it; the coordinator does)."""
+    return JobSpec(
+        m=m,
+        k=8,
+        n=8,
+        dtype="int8",
+        out_dtype="int32",
+        nodes=nodes,
+        plan_nodes=nodes,
+        edges=((0, m), (0, 8), (0, 8)),
+        tiles_a={"0/0": H1},
+        tiles_b={"0/0": H2},
+        commit_a=H1,
+        commit_b=H2,
+        audit_salt="00" * 16,
+        price=10,
+        request_id="r",
+    )
+
+
 def make_job(store: Store, job_id: str = "job1", slots: int = 3, now: float = 10.0) -> None:
     store.create_job(
         job_id,
         CONSUMER,
-        {"m": 8, "slots": slots},
-        [NewShard(s, [[s, 0, 0]]) for s in range(slots)],
+        job_spec(slots),
+        [NewShard(s, [(s, 0, 0)]) for s in range(slots)],
         now=now,
     )
 
@@ -179,20 +206,29 @@ def test_replayed_nonces_refused_and_old_ones_pruned(store: Store) -> None:
 def test_create_job_idempotent_and_conflicting(store: Store) -> None:
     make_job(store)
     job = store.get_job("job1")
-    assert (job.state, job.consumer, job.spec) == ("sharded", CONSUMER, {"m": 8, "slots": 3})
+    assert (job.state, job.consumer, job.spec) == ("sharded", CONSUMER, job_spec(3))
     make_job(store)  # a retried submission
     assert len(store.list_shards("job1")) == 3
     with pytest.raises(StoreConflictError):
-        store.create_job("job1", CONSUMER, {"m": 9}, [])
-    assert store.create_job("bare", CONSUMER, {}).state == "submitted"
+        store.create_job("job1", CONSUMER, job_spec(m=9), [])
+    assert store.create_job("bare", CONSUMER, job_spec()).state == "submitted"
     with pytest.raises(StoreInputError):
-        store.create_job("dup", CONSUMER, {}, [NewShard(0, []), NewShard(0, [])])
+        store.create_job("dup", CONSUMER, job_spec(), [NewShard(0, []), NewShard(0, [])])
     with pytest.raises(StoreInputError):
-        store.create_job("nan", CONSUMER, {"x": float("nan")})
+        store.create_job("nan", CONSUMER, msgspec.structs.replace(job_spec(), price=float("nan")))
     with pytest.raises(StoreInputError):
-        store.create_job("bad id!", CONSUMER, {})
+        store.create_job("bad id!", CONSUMER, job_spec())
     with pytest.raises(StoreInputError):
-        store.create_job("obj", CONSUMER, {"x": object()})
+        store.create_job("obj", CONSUMER, msgspec.structs.replace(job_spec(), request_id=object()))
+    # What is written must read back: a mistyped spec or shard is refused before it is stored.
+    with pytest.raises(StoreInputError, match="spec"):
+        store.create_job("typed", CONSUMER, msgspec.structs.replace(job_spec(), m="8"))
+    with pytest.raises(StoreInputError, match="spec"):
+        store.create_job("dict", CONSUMER, {"m": 8})  # type: ignore[arg-type]
+    with pytest.raises(StoreInputError, match="blocks"):
+        store.create_job("short", CONSUMER, job_spec(), [NewShard(0, [(0, 0)])])  # type: ignore[list-item]
+    with pytest.raises(NotFoundError):
+        store.get_job("typed")
 
 
 def test_job_state_compare_and_set_and_final_settled(store: Store) -> None:
@@ -213,7 +249,7 @@ def test_job_state_compare_and_set_and_final_settled(store: Store) -> None:
 def test_list_jobs_and_job_status(store: Store) -> None:
     make_job(store, "a", now=10.0)
     make_job(store, "b", now=20.0)
-    store.create_job("c", node(0), {}, now=30.0)
+    store.create_job("c", node(0), job_spec(), now=30.0)
     assert [j.job_id for j in store.list_jobs()] == ["c", "b", "a"]
     assert [j.job_id for j in store.list_jobs(consumer=CONSUMER, limit=1)] == ["b"]
     assert [j.job_id for j in store.list_jobs(state="submitted")] == ["c"]
@@ -296,10 +332,10 @@ def test_triads_get_three_distinct_nodes_and_jobs_go_in_order(store: Store) -> N
 
 
 def test_mirrors_never_share_a_slot_or_triad_with_the_primary(store: Store) -> None:
-    shards = [NewShard(s, [[s]]) for s in range(3)] + [
-        NewShard(s, [[s]], role="mirror") for s in range(3)
+    shards = [NewShard(s, [(s, 0, 0)]) for s in range(3)] + [
+        NewShard(s, [(s, 0, 0)], role="mirror") for s in range(3)
     ]
-    store.create_job("m", CONSUMER, {}, shards, now=10.0)
+    store.create_job("m", CONSUMER, job_spec(), shards, now=10.0)
     got = [store.next_shard_for(node(i), now=100.0) for i in range(7)]
     assert got[6] is None
     roles: dict[str, set[str]] = {}
@@ -347,7 +383,7 @@ def test_committed_shards_expire_only_with_a_reveal_deadline(store: Store) -> No
 
 
 def test_banned_unknown_and_unclaimable(store: Store) -> None:
-    store.create_job("sub", CONSUMER, {}, [NewShard(0, [])], state="submitted")
+    store.create_job("sub", CONSUMER, job_spec(), [NewShard(0, [])], state="submitted")
     assert store.next_shard_for(node(0), now=1.0) is None  # submitted jobs are not served
     store.set_job_state("sub", "sharded")
     store.set_banned(node(0), True)
@@ -364,8 +400,9 @@ def test_add_shards_and_set_pending(store: Store) -> None:
     assert s is not None
     store.record_commit(s.shard_id, node(0), H1, now=2.0)
     store.set_shard_state(s.shard_id, "rejected")
-    (redo,) = store.add_shards("job1", [NewShard(0, [[0, 0, 0]])], now=3.0)
+    (redo,) = store.add_shards("job1", [NewShard(0, [(0, 0, 0)])], now=3.0)
     assert (redo.slot, redo.attempt, redo.state, redo.node_id) == (0, 1, "pending", None)
+    assert redo.blocks == [(0, 0, 0)]
     with pytest.raises(NotFoundError):
         store.add_shards("nope", [NewShard(0, [])])
     t = store.next_shard_for(node(1), now=4.0)
@@ -376,25 +413,27 @@ def test_add_shards_and_set_pending(store: Store) -> None:
 
 def test_disputes(store: Store) -> None:
     make_job(store)
-    d = store.open_dispute("job1", {"block": [0, 0, 0], "claims": [H1, H2]}, now=5.0)
-    assert (d.state, d.validator, d.outcome) == ("open", None, None)
+    claims = DisputeClaims(
+        round=0, failed=[(node(1), (0, 0, 0))], blocks=[(0, 0, 0)], slots={"1": node(1)}
+    )
+    d = store.open_dispute("job1", claims, now=5.0)
+    assert (d.state, d.validator, d.outcome, d.claims) == ("open", None, None, claims)
     d = store.set_dispute_validator(d.dispute_id, node(5))
     assert d.validator == node(5)
-    r = store.resolve_dispute(d.dispute_id, {"cheater": node(1)}, verdict_digest=H1, now=6.0)
-    assert (r.state, r.outcome, r.verdict_digest, r.resolved_at) == (
-        "resolved",
-        {"cheater": node(1)},
-        H1,
-        6.0,
-    )
-    assert store.resolve_dispute(d.dispute_id, {"cheater": node(1)}, verdict_digest=H1) == r
+    upheld = DisputeOutcome("upheld", [node(1)])
+    r = store.resolve_dispute(d.dispute_id, upheld, verdict_digest=H1, now=6.0)
+    assert (r.state, r.outcome, r.verdict_digest, r.resolved_at) == ("resolved", upheld, H1, 6.0)
+    again = DisputeOutcome("upheld", [node(1)])
+    assert store.resolve_dispute(d.dispute_id, again, verdict_digest=H1) == r
     with pytest.raises(StoreConflictError):
-        store.resolve_dispute(d.dispute_id, {"cheater": node(2)}, verdict_digest=H1)
+        store.resolve_dispute(d.dispute_id, DisputeOutcome("upheld", [node(2)]), verdict_digest=H1)
     with pytest.raises(StoreConflictError):
         store.set_dispute_validator(d.dispute_id, node(6))
     assert store.list_disputes("job1") == [r] and store.list_disputes(state="open") == []
     with pytest.raises(NotFoundError):
-        store.open_dispute("nope", {})
+        store.open_dispute("nope", claims)
+    with pytest.raises(StoreInputError, match="claims"):
+        store.open_dispute("job1", {"round": 0})  # type: ignore[arg-type]
     with pytest.raises(NotFoundError):
         store.get_dispute(42)
 
@@ -450,7 +489,8 @@ def test_concurrent_claims_assign_each_shard_once(tmp_path: Path) -> None:
 
 _CRASH_SCRIPT = r"""
 import os, signal, sys
-from ramnet.mesh.state.store import Store, NewShard
+from ramnet.mesh.state.store import Store
+from ramnet.mesh.state.records import JobSpec, NewShard
 from ramnet.mesh.state.ledger import Ledger
 
 store = Store(sys.argv[1])
@@ -459,7 +499,11 @@ consumer, w = "c" * 64, [f"{i + 1:064x}" for i in range(3)]
 for n in [consumer, *w]:
     store.register_node(n)
 ledger.grant(consumer, 1000, ref="welcome")
-store.create_job("job1", consumer, {"m": 1}, [NewShard(i, [i]) for i in range(3)])
+spec = JobSpec(
+    m=1, k=1, n=1, dtype="int8", out_dtype="int32", nodes=3, edges=((0, 1), (0, 1), (0, 1)),
+    tiles_a={}, tiles_b={}, audit_salt="00", price=300, request_id="r",
+)
+store.create_job("job1", consumer, spec, [NewShard(i, [(i, 0, 0)]) for i in range(3)])
 ledger.escrow(consumer, "job1", 300)
 shard = store.next_shard_for(w[0])
 store.record_commit(shard.shard_id, w[0], "1" * 64)

@@ -92,23 +92,22 @@ def test_stored_tiles_are_their_leaves_and_make_the_commitments(tmp_path: Path) 
     a, b = orchid.random_operands(70, 50, 60, "int8", seed=2)
     job = coord.submit(consumer, {"nodes": 3, "request_id": "r"}, {"A": a, "B": b})
     spec = coord.store.get_job(job["job_id"]).spec
-    rows, cols, inner = (list(e) for e in spec["edges"])
-    grid = orchid.Grid(tuple(rows), tuple(cols), tuple(inner))
+    grid = orchid.Grid(*spec.edges)
     p, q, r = grid.shape
     tiles_a = {(i, kk): a[grid.rows(i), grid.inner(kk)] for i in range(p) for kk in range(r)}
     tiles_b = {(kk, j): b[grid.inner(kk), grid.cols(j)] for kk in range(r) for j in range(q)}
     for (i, kk), tile in tiles_a.items():
-        blob = spec["tiles_a"][f"{i}/{kk}"]
+        blob = spec.tiles_a[f"{i}/{kk}"]
         assert blob == tile_leaf("a", i, kk, tile).hex()
         np.testing.assert_array_equal(coord._tile(blob), tile)
     for (kk, j), tile in tiles_b.items():
-        blob = spec["tiles_b"][f"{kk}/{j}"]
+        blob = spec.tiles_b[f"{kk}/{j}"]
         assert blob == tile_leaf("b", kk, j, tile).hex()
         np.testing.assert_array_equal(coord._tile(blob), tile)
     # The roots a consumer recomputes from its own A and B (and validators open against).
-    assert spec["commit_a"] == commit_tiles("a", tiles_a, (p, r))[0]
-    assert spec["commit_b"] == commit_tiles("b", tiles_b, (r, q))[0]
-    assert job["commitments"] == {"a": spec["commit_a"], "b": spec["commit_b"]}
+    assert spec.commit_a == commit_tiles("a", tiles_a, (p, r))[0]
+    assert spec.commit_b == commit_tiles("b", tiles_b, (r, q))[0]
+    assert job["commitments"] == {"a": spec.commit_a, "b": spec.commit_b}
     coord.close()
 
 

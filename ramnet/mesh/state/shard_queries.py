@@ -1,0 +1,227 @@
+"""The shards table's queries: a shard's life from pending to accepted or expired.
+
+Each function works on a connection inside the caller's transaction (``Store`` opens it and
+checks the arguments first); the rules of who may hold what are in ``Store``'s docstrings.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import cast
+
+from ramnet.mesh.state.errors import DeadlinePassedError, NotFoundError, ShardStateError
+from ramnet.mesh.state.records import Shard
+from ramnet.mesh.state.rows import shard_of
+
+__all__ = [
+    "FINAL_JOB_STATES",
+    "claim",
+    "expire",
+    "get",
+    "has_live_copy",
+    "insert_pending",
+    "set_state",
+    "step",
+]
+
+#: A job in one of these states never changes again: its expired shards are not copied.
+FINAL_JOB_STATES = frozenset({"settled"})
+# Jobs whose pending shards nodes may not claim.
+_UNCLAIMABLE_JOB_STATES = ("submitted", "settled")
+
+
+def get(conn: sqlite3.Connection, shard_id: int) -> Shard:
+    """The shard's record.
+
+    Raises:
+        NotFoundError: No such shard.
+    """
+    row = conn.execute("SELECT * FROM shards WHERE shard_id = ?", (shard_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no shard {shard_id}")
+    return shard_of(row)
+
+
+def insert_pending(
+    conn: sqlite3.Connection,
+    job_id: str,
+    slot: int,
+    role: str,
+    attempt: int,
+    blocks: str,
+    t: float,
+) -> int:
+    """Add a ``pending`` copy of a job's slot (``blocks`` as stored JSON); return its id."""
+    cur = conn.execute(
+        "INSERT INTO shards (job_id, slot, triad, role, attempt, blocks, state,"
+        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+        (job_id, slot, slot // 3, role, attempt, blocks, t, t),
+    )
+    return cast(int, cur.lastrowid)
+
+
+def expire(conn: sqlite3.Connection, t: float) -> list[int]:
+    """Expire the assigned or committed shards whose deadline is ``t`` or earlier, each replaced
+    by a fresh pending copy unless its job settled or another copy of its slot is live.
+
+    Returns:
+        The ids of the shards that expired.
+    """
+    rows = conn.execute(
+        "SELECT s.*, j.state AS job_state FROM shards s JOIN jobs j USING (job_id)"
+        " WHERE s.state IN ('assigned', 'committed') AND s.deadline IS NOT NULL"
+        " AND s.deadline <= ? ORDER BY s.shard_id",
+        (t,),
+    ).fetchall()
+    for r in rows:
+        conn.execute(
+            "UPDATE shards SET state = 'expired', updated_at = ? WHERE shard_id = ?",
+            (t, r["shard_id"]),
+        )
+        if r["job_state"] in FINAL_JOB_STATES or has_live_copy(conn, r["job_id"], r["slot"]):
+            continue  # settled, or another copy of the slot (its mirror) serves it
+        attempt = conn.execute(
+            "SELECT max(attempt) + 1 FROM shards WHERE job_id = ? AND slot = ? AND role = ?",
+            (r["job_id"], r["slot"], r["role"]),
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO shards (job_id, slot, triad, role, attempt, blocks, state,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            (r["job_id"], r["slot"], r["triad"], r["role"], attempt, r["blocks"], t, t),
+        )
+    return [int(r["shard_id"]) for r in rows]
+
+
+def has_live_copy(conn: sqlite3.Connection, job_id: str, slot: int) -> bool:
+    """Whether some copy of the job's slot (any role) is pending, held, revealed or accepted."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM shards WHERE job_id = ? AND slot = ?"
+            " AND state IN ('pending', 'assigned', 'committed', 'revealed', 'accepted')",
+            (job_id, slot),
+        ).fetchone()
+        is not None
+    )
+
+
+def claim(conn: sqlite3.Connection, node_id: str, lease: float, t: float) -> Shard | None:
+    """The shard the node already holds (``assigned``), else assign it the first pending shard
+    it may take (``Store.next_shard_for`` says which) with deadline ``t + lease``; None if none.
+
+    The node must exist and not be banned (the caller checked), and overdue shards must have
+    expired first (``expire``).
+    """
+    held = conn.execute(
+        "SELECT * FROM shards WHERE node_id = ? AND state = 'assigned' ORDER BY shard_id LIMIT 1",
+        (node_id,),
+    ).fetchone()
+    if held is not None:
+        return shard_of(held)
+    row = conn.execute(
+        "SELECT s.shard_id, s.job_id FROM shards s JOIN jobs j USING (job_id)"
+        " WHERE s.state = 'pending'"
+        f" AND j.state NOT IN ({', '.join('?' * len(_UNCLAIMABLE_JOB_STATES))})"
+        " AND NOT EXISTS (SELECT 1 FROM shards o WHERE o.job_id = s.job_id"
+        "   AND o.node_id = ? AND (o.slot = s.slot OR (s.attempt = 0 AND s.role = 'primary'"
+        "   AND o.triad = s.triad AND o.role = 'primary'"
+        "   AND o.state NOT IN ('expired', 'rejected'))))"
+        " ORDER BY j.created_at, j.job_id, s.shard_id LIMIT 1",
+        (*_UNCLAIMABLE_JOB_STATES, node_id),
+    ).fetchone()
+    if row is None:
+        return None
+    conn.execute(
+        "UPDATE shards SET node_id = ?, state = 'assigned', assigned_at = ?,"
+        " deadline = ?, updated_at = ? WHERE shard_id = ?",
+        (node_id, t, t + lease, t, row["shard_id"]),
+    )
+    conn.execute(
+        "UPDATE jobs SET state = 'dispatched', updated_at = ?"
+        " WHERE job_id = ? AND state = 'sharded'",
+        (t, row["job_id"]),
+    )
+    return get(conn, int(row["shard_id"]))
+
+
+def step(
+    conn: sqlite3.Connection,
+    shard_id: int,
+    node_id: str,
+    t: float,
+    *,
+    frm: str,
+    to: str,
+    column: str,
+    value: str,
+    stamp: str,
+    deadline: float | None,
+) -> Shard:
+    """Move the node's shard ``frm`` -> ``to``, recording ``value`` in ``column`` and the time
+    in ``stamp`` (a commit or a reveal); the same step again is a no-op.
+
+    Raises:
+        NotFoundError: No such shard.
+        ShardStateError: Not this node's shard, not in ``frm``, or another value recorded.
+        DeadlinePassedError: The shard expired, or its deadline has passed.
+    """
+    shard = get(conn, shard_id)
+    if shard.node_id != node_id:
+        raise ShardStateError(f"shard {shard_id} is not assigned to node {node_id}")
+    if (
+        shard.state == to
+        or (to == "committed" and shard.state in ("revealed", "accepted", "rejected"))
+        or (to == "revealed" and shard.state in ("accepted", "rejected"))
+    ):
+        if getattr(shard, column) == value:
+            return shard  # a retried request
+        raise ShardStateError(f"shard {shard_id} already has another {column}")
+    if shard.state == "expired":
+        raise DeadlinePassedError(f"shard {shard_id} expired; it went to another node")
+    if shard.state != frm:
+        raise ShardStateError(f"shard {shard_id} is {shard.state}, not {frm}")
+    if shard.deadline is not None and shard.deadline <= t:
+        raise DeadlinePassedError(f"shard {shard_id}'s deadline has passed")
+    conn.execute(
+        f"UPDATE shards SET state = ?, {column} = ?, {stamp} = ?, deadline = ?,"
+        " updated_at = ? WHERE shard_id = ?",
+        (to, value, t, deadline, t, shard_id),
+    )
+    return get(conn, shard_id)
+
+
+def set_state(
+    conn: sqlite3.Connection,
+    shard_id: int,
+    state: str,
+    expected: Sequence[str] | None,
+    t: float,
+) -> bool:
+    """Set a shard's state, only from ``expected`` when given (``Store.set_shard_state``).
+
+    Returns:
+        True if the shard is now in ``state``; False if ``expected`` did not match.
+
+    Raises:
+        NotFoundError: No such shard.
+        ShardStateError: A state other than ``pending`` for a shard nobody holds.
+    """
+    shard = get(conn, shard_id)
+    if shard.state == state:
+        return True
+    if expected is not None and shard.state not in expected:
+        return False
+    if state == "pending":
+        conn.execute(
+            "UPDATE shards SET state = 'pending', node_id = NULL, deadline = NULL,"
+            " updated_at = ? WHERE shard_id = ?",
+            (t, shard_id),
+        )
+    else:
+        if shard.node_id is None:
+            raise ShardStateError(f"shard {shard_id} has no node; it cannot be {state}")
+        conn.execute(
+            "UPDATE shards SET state = ?, updated_at = ? WHERE shard_id = ?",
+            (state, t, shard_id),
+        )
+    return True
