@@ -561,11 +561,11 @@ def test_cli_import_is_light(tmp_path: Path) -> None:
 def test_coordinator_start_passes_its_settings(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ramnet.cli
     import ramnet.mesh
+    from ramnet.commands import _node
 
     seen = {}
-    monkeypatch.setattr(ramnet.cli, "_long_running", lambda: None)
+    monkeypatch.setattr(_node, "long_running", lambda: None)
     monkeypatch.setattr(
         ramnet.mesh, "serve", lambda config, host, port: seen.update(config=config, port=port)
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ramnet._operands import check_sources, load_operands, save_operands
+from ramnet.commands._operands import check_sources, load_operands, save_operands
 from ramnet.orchid._io import check_writable
 
 

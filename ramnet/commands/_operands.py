@@ -10,6 +10,7 @@ import numpy as np
 from ramnet import orchid
 from ramnet._errors import InvalidInputError, OutputFileError
 from ramnet.orchid._io import check_writable
+from ramnet.orchid._matmul import prepare
 
 
 def check_sources(
@@ -64,7 +65,7 @@ def load_operands(
         assert a_path is not None and b_path is not None
         a = orchid.load_npy(a_path, "A")
         b = orchid.load_npy(b_path, "B")
-    return orchid.prepare(a, b, dtype)
+    return prepare(a, b, dtype)
 
 
 def save_operands(folder: Path, a: np.ndarray, b: np.ndarray) -> None:

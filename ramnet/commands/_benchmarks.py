@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ramnet import orchid
+from ramnet.orchid._backends import resolve as resolve_backend
 
 STREAM_BYTES = {"copy": 2, "scale": 2, "add": 3, "triad": 3}
 
@@ -110,7 +111,7 @@ def gemm(
     """
     threads = threads or orchid.default_threads()
     a, b = orchid.random_operands(size, size, size, dtype, seed=1)
-    chosen = orchid.resolve_backend(backend, a.dtype)
+    chosen = resolve_backend(backend, a.dtype)
     ops = 2.0 * size**3
 
     def ours() -> object:

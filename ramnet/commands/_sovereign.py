@@ -12,9 +12,10 @@ from typing import Any
 
 from ramnet import orchid
 from ramnet._errors import InvalidInputError
-from ramnet._operands import check_sources, load_operands, save_operands
+from ramnet.commands._operands import check_sources, load_operands, save_operands
+from ramnet.orchid._backends import resolve as resolve_backend
 from ramnet.orchid._io import check_writable
-from ramnet.orchid._scheduler import ProgressCallback
+from ramnet.orchid._scheduler import ProgressCallback, default_grid
 
 
 @dataclass
@@ -96,13 +97,11 @@ def run(job: SovereignJob, progress: ProgressCallback | None = None) -> dict[str
         recorder = TraceRecorder(threads=job.threads)
     key = job.key() if callable(job.key) else job.key
     threads = job.threads or orchid.default_threads()
-    backend = orchid.resolve_backend(job.backend, a.dtype)
+    backend = resolve_backend(job.backend, a.dtype)
     m, k = a.shape
     n = b.shape[1]
     grid = (
-        orchid.make_grid(m, k, n, job.grid)
-        if job.grid
-        else orchid.default_grid(m, k, n, a.dtype, threads)
+        orchid.make_grid(m, k, n, job.grid) if job.grid else default_grid(m, k, n, a.dtype, threads)
     )
     t1 = time.perf_counter()
     hooks = [*job.hooks, *([recorder] if recorder else [])]

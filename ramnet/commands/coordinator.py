@@ -1,0 +1,87 @@
+"""``ramnet coordinator start``: the mesh's coordinator, in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ramnet.commands import _node
+from ramnet.commands._common import group, guarded, stderr
+
+app = group("Run the mesh's coordinator.")
+
+
+@app.command("start")
+@guarded
+def coordinator_start(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 9000,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="State folder (default: user data folder).")
+    ] = None,
+    default_credit: Annotated[
+        int, typer.Option("--default-credit", min=0, help="Credit granted to new accounts.")
+    ] = 1_000_000,
+    price_per_block: Annotated[
+        int, typer.Option("--price-per-block", min=1, help="Price of one block product.")
+    ] = 1,
+    durable: Annotated[
+        bool,
+        typer.Option(
+            "--durable", help="fsync every state change (survives power loss, not only kills)."
+        ),
+    ] = False,
+    lease: Annotated[
+        float,
+        typer.Option("--lease", min=0.5, help="Seconds a worker has to commit, then to reveal."),
+    ] = 300.0,
+    write_behind: Annotated[
+        float,
+        typer.Option(
+            "--write-behind",
+            min=0.0,
+            help="Seconds a revealed result waits before it is written (a job settled by then"
+            " never writes it; after a kill, its worker reveals it again). 0: at once.",
+        ),
+    ] = 1.0,
+    bench_no_audits: Annotated[
+        bool,
+        typer.Option(
+            "--bench-no-audits", hidden=True, help="Benchmarking aid: plan jobs without audits."
+        ),
+    ] = False,
+    bench_no_checks: Annotated[
+        bool,
+        typer.Option(
+            "--bench-no-checks",
+            hidden=True,
+            help="Benchmarking aid: settle without the per-shard checks.",
+        ),
+    ] = False,
+) -> None:
+    """Run the coordinator in the foreground (stops cleanly on SIGTERM)."""
+    from ramnet.config import user_data_dir
+    from ramnet.mesh import CoordinatorConfig, serve
+
+    folder = data_dir or user_data_dir() / "coordinator"
+    config = CoordinatorConfig(
+        data_dir=folder,
+        default_credit=default_credit,
+        price_per_block=price_per_block,
+        durable=durable,
+        lease_s=lease,
+        write_behind=write_behind,
+        audits=not bench_no_audits,
+        checks=not bench_no_checks,
+    )
+    if bench_no_audits or bench_no_checks:
+        stderr().print(
+            "coordinator: benchmarking aid: audits and/or per-shard checks are OFF; results are"
+            " not verified",
+            markup=False,
+        )
+    stderr().print(f"coordinator on http://{host}:{port}, state in {folder}", markup=False)
+    _node.long_running()
+    serve(config, host=host, port=port)

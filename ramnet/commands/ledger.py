@@ -1,0 +1,68 @@
+"""``ramnet ledger``: show the mesh's accounts; grant credit on the coordinator's host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ramnet._errors import InvalidInputError
+from ramnet.commands import _node
+from ramnet.commands._common import group, guarded, print_json, stdout
+from ramnet.commands._options import CoordinatorOption, JsonOption
+
+app = group("The mesh's ledger.")
+
+
+@app.command("show")
+@guarded
+def ledger_show(
+    coordinator: CoordinatorOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show every account (bond, balance, slashed) and the conserved totals."""
+    from ramnet.mesh import MeshClient
+
+    settings = _node.settings(coordinator=coordinator)
+    info = MeshClient(settings.coordinator, None, retry_for=10).get_json("/v1/ledger")
+    if as_json:
+        print_json(info)
+        return
+    from rich.table import Table
+
+    table = Table(title="ledger")
+    for col in ("node", "bond", "balance", "slashed"):
+        table.add_column(col, justify="right")
+    for acct in info["accounts"]:
+        table.add_row(
+            acct["node_id"][:16], str(acct["bond"]), str(acct["balance"]), str(acct["slashed"])
+        )
+    stdout().print(table)
+    totals = info["totals"]
+    stdout().print(" ".join(f"{k}={v}" for k, v in totals.items()), markup=False)
+
+
+@app.command("grant")
+@guarded
+def ledger_grant(
+    node_id: Annotated[str, typer.Argument(help="The account's node id (64 hex digits).")],
+    amount: Annotated[int, typer.Argument(min=1, help="Units to mint into its balance.")],
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="The coordinator's state folder.")
+    ] = None,
+) -> None:
+    """Mint credit into an account (operators, on the coordinator's host)."""
+    from ramnet.config import user_data_dir
+    from ramnet.mesh.state.ledger import Ledger
+    from ramnet.mesh.state.store import Store
+
+    folder = data_dir or user_data_dir() / "coordinator"
+    if not (folder / "state.sqlite").exists():
+        raise InvalidInputError(f"no coordinator state in {folder}")
+    store = Store(folder / "state.sqlite")
+    try:
+        Ledger(store).grant(node_id, amount)
+        print_json(Ledger(store).account(node_id))
+    finally:
+        store.close()
