@@ -24,6 +24,7 @@ import numpy as np
 from _common import best_and_median, emit, peak
 
 from ramnet import orchid
+from ramnet.orchid._backends import resolve as resolve_backend
 
 
 def onnx_sessions() -> dict[str, object]:
@@ -114,7 +115,7 @@ def main() -> None:
     threads = args.threads or orchid.default_threads()
     pk = peak(threads)
     result: dict[str, object] = {"threads": threads, "peak": pk}
-    backend = orchid.resolve_backend("auto", np.dtype(np.int8))
+    backend = resolve_backend("auto", np.dtype(np.int8))
     result["code_path"] = f"{backend.name}/{backend.code_path}"
     sessions = onnx_sessions()
     result["onnxruntime"] = "yes" if sessions else "not installed (pip install onnx onnxruntime)"

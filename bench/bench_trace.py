@@ -33,14 +33,8 @@ from _common import emit
 
 import ramnet
 from ramnet import orchid
-from ramnet.valkyrie import (
-    NodeKey,
-    commit_matrix,
-    prove_matmul,
-    row_strip_tile,
-    save_key,
-    verify_trace,
-)
+from ramnet.valkyrie import NodeKey, commit_matrix, prove_matmul, save_key, verify_trace
+from ramnet.valkyrie._merkle import row_strip_tile
 
 # The processes keep compiled bytecode (in a folder of their own, not the source tree), as an
 # installed package does: pip compiles it at install time. Without this, under

@@ -49,7 +49,7 @@ _SERVER = textwrap.dedent(
     from starlette.routing import Route
     from ramnet.mesh.coordinator.app import body_buffer, http_protocol, wire_response
     from ramnet.mesh.transport.server import raise_read_buffer, read_body
-    from ramnet.orchid import keep_freed_memory
+    from ramnet.orchid._memory import keep_freed_memory
 
     raise_read_buffer()
     keep_freed_memory()
@@ -79,7 +79,7 @@ def _cpu() -> float:
 
 def transport_costs(mib: int, runs: int) -> dict[str, float]:
     """CPU ms per MiB, client and server, for uploads and downloads of ``mib`` MiB bodies."""
-    from ramnet.orchid import keep_freed_memory
+    from ramnet.orchid._memory import keep_freed_memory
 
     keep_freed_memory()
     port = _port()

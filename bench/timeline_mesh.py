@@ -39,7 +39,7 @@ COORDINATOR = textwrap.dedent(
     from ramnet.mesh.state import blobs as _blobs
     from ramnet.mesh.coordinator import service as C
     from ramnet.mesh.rules import settle as _settle
-    from ramnet.orchid import keep_freed_memory
+    from ramnet.orchid._memory import keep_freed_memory
 
     log = open(sys.argv[3], "a", buffering=1)
     lock = threading.Lock()

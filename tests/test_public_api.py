@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import subprocess
+import sys
 
 import pytest
 
@@ -32,8 +34,6 @@ RAMNET_ALL = [
 ]
 
 ORCHID_ALL = [
-    "BACKENDS",
-    "Backend",
     "BlockProduct",
     "Grid",
     "JobSpec",
@@ -41,31 +41,17 @@ ORCHID_ALL = [
     "TraceHook",
     "add",
     "copy",
-    "default_grid",
     "default_threads",
-    "execute_blocks",
-    "freed_memory_kept",
-    "hash_paths",
-    "keep_freed_memory",
     "kernel_info",
     "load_npy",
     "make_grid",
     "matmul",
     "matmul_many",
-    "node_digests",
-    "pack_tiles",
-    "parallel_map",
-    "parse_shape",
     "prepare",
     "random_operands",
-    "resolve_backend",
     "result_dtype",
-    "run_job",
     "save_npy",
     "scale",
-    "spec_for",
-    "tile_digests",
-    "tile_leaf_sizes",
     "triad",
 ]
 
@@ -186,39 +172,26 @@ VALKYRIE_ALL = [
     "Commitment",
     "FraudProof",
     "MatmulProof",
-    "MerkleTree",
     "NodeKey",
-    "TileOpening",
     "Trace",
     "TraceRecorder",
     "Verdict",
     "bind_payout",
     "block_digest",
     "check_binding",
-    "check_evaluations",
     "check_fraud_proof",
     "commit_matrix",
     "decode",
-    "default_tile",
     "encode",
     "float_range_check",
     "freivalds",
     "load_key",
     "load_or_create_key",
     "make_fraud_proof",
-    "merkle_climb",
-    "merkle_levels",
-    "merkle_path",
-    "open_col_segment",
-    "open_row_segment",
-    "open_tile",
     "prove_matmul",
     "read_trace_bytes",
-    "row_strip_tile",
     "save_key",
-    "verify_rounds",
     "verify_signature",
-    "verify_tile",
     "verify_trace",
     "write_trace",
 ]
@@ -230,3 +203,63 @@ def test_valkyrie_all_pinned() -> None:
     assert sorted(ramnet.valkyrie.__all__) == VALKYRIE_ALL
     for name in VALKYRIE_ALL:
         assert getattr(ramnet.valkyrie, name) is not None
+    assert len(set(ramnet.valkyrie.__all__)) == len(ramnet.valkyrie.__all__)
+    namespace: dict[str, object] = {}
+    exec("from ramnet.valkyrie import *", namespace)
+    assert set(VALKYRIE_ALL) <= set(namespace)
+
+
+# Internal names, reached through their modules only (a sample of what used to be exported).
+ORCHID_INTERNAL = ["execute_blocks", "parallel_map", "tile_digests", "resolve_backend", "P61"]
+VALKYRIE_INTERNAL = ["merkle_path", "open_tile", "verify_rounds", "row_strip_tile", "fp2_mul"]
+
+
+@pytest.mark.parametrize(
+    ("package", "name"),
+    [("ramnet.orchid", n) for n in ORCHID_INTERNAL]
+    + [("ramnet.valkyrie", n) for n in VALKYRIE_INTERNAL],
+)
+def test_internal_names_are_not_exported(package: str, name: str) -> None:
+    module = importlib.import_module(package)
+    with pytest.raises(AttributeError):
+        getattr(module, name)
+
+
+def _loaded_after(code: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after running ``code``."""
+    script = f"import sys\n{code}\nprint(' '.join(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    return set(out.stdout.split())
+
+
+def _under(modules: set[str], *packages: str) -> set[str]:
+    return {m for m in modules if any(m == p or m.startswith(p + ".") for p in packages)}
+
+
+def test_orchid_imports_no_layer_above_it() -> None:
+    # Compute only: importing ORCHID and running its public functions loads no VALKYRIE, mesh,
+    # sidecar or CLI module (the prime field is VALKYRIE's).
+    loaded = _loaded_after(
+        "import numpy as np\n"
+        "from ramnet import orchid\n"
+        "a = np.ones((3, 4), np.int8)\n"
+        "orchid.matmul(a, a.T.copy())\n"
+        "orchid.triad(np.zeros(8), np.ones(8), np.ones(8), 2.0)\n"
+        "orchid.kernel_info()\n"
+        "[getattr(orchid, name) for name in orchid.__all__]"
+    )
+    assert "ramnet.orchid._matmul" in loaded
+    above = ("ramnet.valkyrie", "ramnet.mesh", "ramnet.sidecar", "ramnet.cli", "ramnet.commands")
+    assert _under(loaded, *above) == set()
+
+
+def test_importing_a_package_loads_none_of_its_modules() -> None:
+    # Each public name loads its module on first use: the packages alone cost nearly nothing.
+    loaded = _loaded_after("import ramnet.orchid, ramnet.valkyrie")
+    assert _under(loaded, "ramnet.orchid", "ramnet.valkyrie") == {
+        "ramnet.orchid",
+        "ramnet.valkyrie",
+    }
+    assert _under(loaded, "numpy", "nacl", "blake3") == set()

@@ -24,7 +24,7 @@ from ramnet._errors import (
     UnsupportedDTypeError,
 )
 
-SUPPORTED = ("int8", "int16", "int32", "float32", "float64")
+SUPPORTED_DTYPES = ("int8", "int16", "int32", "float32", "float64")
 INT8_INT32_MAX_K = 131071
 _INT64_LIMIT = 2**63
 
@@ -36,12 +36,12 @@ def job_dtype(a_dtype: np.dtype, b_dtype: np.dtype) -> np.dtype:
         UnsupportedDTypeError: Either dtype, or their promotion, is not supported.
     """
     for name, dtype in (("A", a_dtype), ("B", b_dtype)):
-        if dtype.name not in SUPPORTED:
+        if dtype.name not in SUPPORTED_DTYPES:
             raise UnsupportedDTypeError(
-                f"{name} has dtype {dtype}; RAMNET multiplies {', '.join(SUPPORTED)}"
+                f"{name} has dtype {dtype}; RAMNET multiplies {', '.join(SUPPORTED_DTYPES)}"
             )
     promoted = np.promote_types(a_dtype, b_dtype)
-    if promoted.name not in SUPPORTED:
+    if promoted.name not in SUPPORTED_DTYPES:
         raise UnsupportedDTypeError(
             f"A ({a_dtype}) and B ({b_dtype}) promote to {promoted}, which is not supported"
         )
@@ -54,9 +54,9 @@ def parse_dtype(name: str) -> np.dtype:
     Raises:
         UnsupportedDTypeError: The name is not one of the supported dtypes.
     """
-    if name not in SUPPORTED:
+    if name not in SUPPORTED_DTYPES:
         raise UnsupportedDTypeError(
-            f"unsupported dtype {name!r}; choose from {', '.join(SUPPORTED)}"
+            f"unsupported dtype {name!r}; choose from {', '.join(SUPPORTED_DTYPES)}"
         )
     return np.dtype(name)
 

@@ -9,11 +9,10 @@ import numpy as np
 from ramnet._errors import UnsupportedDTypeError
 from ramnet.orchid import _backends, _bindings, _dtypes
 from ramnet.orchid._hooks import TraceHook
-from ramnet.orchid._pool import parallel_map
+from ramnet.orchid._pool import check_threads, parallel_map
 from ramnet.orchid._scheduler import (
     Grid,
     ProgressCallback,
-    check_threads,
     default_grid,
     make_grid,
     run_job,

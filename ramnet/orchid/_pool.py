@@ -1,4 +1,5 @@
-"""One persistent pool of worker threads, shared by every parallel part of RAMNET.
+"""One persistent pool of worker threads, shared by every parallel part of RAMNET, and how many
+threads a call uses by default.
 
 Starting threads costs tens of microseconds each; kernels that take a millisecond (hashing a
 matrix, a field reduction, a small GEMM) would spend a good part of it there. The pool grows to the
@@ -7,13 +8,38 @@ largest thread count asked for and lives for the process.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from ramnet._errors import InvalidInputError
+
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def check_threads(threads: int | None) -> int:
+    """Return a valid thread count: ``threads``, or every core when None.
+
+    Raises:
+        InvalidInputError: Not a positive integer.
+    """
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InvalidInputError(f"threads must be a positive integer, got {threads!r}")
+    return threads
+
+
+def default_threads() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
 
 _PREFIX = "ramnet-pool"
 _lock = threading.Lock()

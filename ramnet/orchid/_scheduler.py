@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from ramnet._errors import InvalidInputError
 from ramnet.orchid._backends import Backend
 from ramnet.orchid._dtypes import INT8_INT32_MAX_K, result_dtype
 from ramnet.orchid._hooks import BlockProduct, JobSpec, TraceHook
-from ramnet.orchid._pool import parallel_map
+from ramnet.orchid._pool import default_threads, parallel_map
 
 # Tiles of the C int8 kernel are made big: it packs its operands per call, and fewer, larger calls
 # pack less. Edges are multiples of 64 so that tiles line up with the kernels' register blocks.
@@ -240,27 +239,6 @@ def _group(blocks: Iterable[BlockProduct], grid: Grid) -> dict[tuple[int, int], 
         if len(set(ks)) != len(ks):
             raise InvalidInputError("a block product is listed twice")
     return groups
-
-
-def check_threads(threads: int | None) -> int:
-    """Return a valid thread count: ``threads``, or every core when None.
-
-    Raises:
-        InvalidInputError: Not a positive integer.
-    """
-    if threads is None:
-        return default_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise InvalidInputError(f"threads must be a positive integer, got {threads!r}")
-    return threads
-
-
-def default_threads() -> int:
-    """The number of cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def execute_blocks(

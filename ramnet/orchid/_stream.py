@@ -13,7 +13,7 @@ import numpy as np
 from ramnet._errors import InvalidInputError, ShapeMismatchError, UnsupportedDTypeError
 from ramnet.orchid import _bindings, _numba_shim
 from ramnet.orchid._backends import BACKENDS
-from ramnet.orchid._pool import parallel_map
+from ramnet.orchid._pool import check_threads, parallel_map
 
 # Below this many elements per thread, one thread is faster than waking several.
 _MIN_PER_THREAD = 1 << 16
@@ -48,8 +48,6 @@ def run(
         UnsupportedDTypeError, ShapeMismatchError, InvalidInputError: Bad arrays.
         BackendUnavailableError: The backend or path cannot run here.
     """
-    from ramnet.orchid._scheduler import check_threads
-
     _check(op, a, operands)
     nthreads = check_threads(threads)
     if backend not in BACKENDS:
@@ -93,3 +91,77 @@ def _numpy(op: str, a: np.ndarray, *operands: np.ndarray, scalar: float) -> None
     else:
         np.multiply(operands[1], s, out=a)
         a += operands[0]
+
+
+def copy(
+    a: np.ndarray, b: np.ndarray, *, threads: int | None = None, backend: str = "auto"
+) -> None:
+    """Write ``a = b`` in place (STREAM copy).
+
+    Args:
+        a: Destination, a writable C-contiguous float32 or float64 array.
+        b: Source of the same dtype and shape.
+        threads: Threads to use; all cores when None.
+        backend: ``auto``, ``c``, ``numba`` or ``numpy``.
+
+    Raises:
+        UnsupportedDTypeError: Not float32/float64, or dtypes differ.
+        ShapeMismatchError: Shapes differ.
+        InvalidInputError: Read-only or non-contiguous arrays, unknown backend.
+        BackendUnavailableError: The backend cannot run here.
+    """
+    run("copy", a, b, threads=threads, backend=backend)
+
+
+def scale(
+    a: np.ndarray,
+    b: np.ndarray,
+    scalar: float,
+    *,
+    threads: int | None = None,
+    backend: str = "auto",
+) -> None:
+    """Write ``a = scalar * b`` in place (STREAM scale). Arguments and errors as for ``copy``."""
+    run("scale", a, b, scalar=scalar, threads=threads, backend=backend)
+
+
+def add(
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    *,
+    threads: int | None = None,
+    backend: str = "auto",
+) -> None:
+    """Write ``a = b + c`` in place (STREAM add). Arguments and errors as for ``copy``."""
+    run("add", a, b, c, threads=threads, backend=backend)
+
+
+def triad(
+    a: np.ndarray,
+    b: np.ndarray,
+    c: np.ndarray,
+    scalar: float,
+    *,
+    threads: int | None = None,
+    backend: str = "auto",
+) -> None:
+    """Write ``a = b + scalar * c`` in place (STREAM triad).
+
+    Rounded as numpy rounds ``b + scalar * c`` (a multiply, then an add), on every code path.
+
+    Args:
+        a: Destination, a writable C-contiguous float32 or float64 array.
+        b: Addend of the same dtype and shape.
+        c: Multiplicand of the same dtype and shape.
+        scalar: The multiplier.
+        threads: Threads to use; all cores when None.
+        backend: ``auto``, ``c``, ``numba`` or ``numpy``.
+
+    Raises:
+        UnsupportedDTypeError: Not float32/float64, or dtypes differ.
+        ShapeMismatchError: Shapes differ.
+        InvalidInputError: Read-only or non-contiguous arrays, unknown backend.
+        BackendUnavailableError: The backend cannot run here.
+    """
+    run("triad", a, b, c, scalar=scalar, threads=threads, backend=backend)

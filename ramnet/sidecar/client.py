@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ramnet._errors import InvalidInputError, ShapeMismatchError, UnsupportedDTypeError
-from ramnet.orchid._dtypes import SUPPORTED
+from ramnet.orchid._dtypes import SUPPORTED_DTYPES as SUPPORTED
 from ramnet.orchid._hooks import BlockProduct
 from ramnet.sidecar.frames import (
     VERSION,

@@ -34,8 +34,7 @@ from ramnet._version import __version__
 from ramnet.mesh.transport.server import listen_tcp, run_http, stop_on_signals
 from ramnet.orchid._backends import resolve
 from ramnet.orchid._matmul import matmul
-from ramnet.orchid._pool import parallel_map
-from ramnet.orchid._scheduler import default_threads
+from ramnet.orchid._pool import default_threads, parallel_map
 from ramnet.sidecar.frames import (
     MAX_FRAME,
     VERSION,

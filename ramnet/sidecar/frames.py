@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ramnet._errors import ConfigError, InvalidInputError, RamnetError
-from ramnet.orchid._dtypes import SUPPORTED, result_dtype
+from ramnet.orchid._dtypes import SUPPORTED_DTYPES as SUPPORTED
+from ramnet.orchid._dtypes import result_dtype
 from ramnet.orchid._hooks import BlockProduct
 
 if TYPE_CHECKING:

@@ -29,14 +29,8 @@ import blake3
 import numpy as np
 
 from ramnet._errors import InvalidInputError, TraceFormatError
-from ramnet.orchid import (
-    default_threads,
-    hash_paths,
-    node_digests,
-    pack_tiles,
-    parallel_map,
-    tile_digests,
-)
+from ramnet.orchid._pool import default_threads, parallel_map
+from ramnet.orchid._tiles import hash_paths, node_digests, pack_tiles, tile_digests
 from ramnet.valkyrie import _hash
 
 DTYPE_CODES = {"int8": 1, "int16": 2, "int32": 3, "int64": 4, "float32": 5, "float64": 6}

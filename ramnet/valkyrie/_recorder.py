@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from ramnet.orchid import BlockProduct, JobSpec
+from ramnet.orchid._hooks import BlockProduct, JobSpec
 from ramnet.valkyrie import _hash
 from ramnet.valkyrie._keys import NodeKey
 from ramnet.valkyrie._merkle import (

@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ramnet._errors import ProofUnsupportedError, TraceFormatError
-from ramnet.orchid._pool import parallel_map
-from ramnet.orchid._scheduler import default_threads
+from ramnet.orchid._pool import default_threads, parallel_map
 from ramnet.valkyrie._transcript import Transcript
 from ramnet.valkyrie.field import (
     P61,

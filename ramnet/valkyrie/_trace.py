@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ramnet._errors import InputFileError, OutputFileError, TraceFormatError
-from ramnet.orchid import JobSpec
+from ramnet.orchid._hooks import JobSpec
 from ramnet.valkyrie import _hash
 from ramnet.valkyrie._keys import NodeKey, verify_signature
 from ramnet.valkyrie._merkle import COMMITMENT_SIZE, DTYPE_CODES, DTYPE_NAMES, Commitment

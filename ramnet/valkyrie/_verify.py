@@ -11,7 +11,7 @@ import numpy as np
 
 from ramnet._errors import TraceFormatError
 from ramnet.orchid._io import load_npy
-from ramnet.orchid._scheduler import default_threads
+from ramnet.orchid._pool import default_threads
 from ramnet.valkyrie import _sumcheck
 from ramnet.valkyrie._checks import c_in_range, float_range_check, freivalds_vectors
 from ramnet.valkyrie._merkle import commit_matrices

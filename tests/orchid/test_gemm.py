@@ -12,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 import ramnet
 from ramnet import orchid
+from ramnet.orchid import _backends
 from tests.conftest import (
     ALL_DTYPES,
     C_AVAILABLE,
@@ -406,9 +407,9 @@ def test_best_path_is_supported_and_reported() -> None:
     for family in ("gemm_s8", "gemm_wide", "stream"):
         assert _bindings.best_path(family) in c_paths(family)
         assert "portable" in c_paths(family)
-    chosen = orchid.resolve_backend("c", np.dtype(np.int8))
+    chosen = _backends.resolve("c", np.dtype(np.int8))
     assert chosen.name == "c" and chosen.code_path == _bindings.best_path("gemm_s8")
-    assert orchid.resolve_backend("auto", np.dtype(np.float32)).code_path == "blas"
+    assert _backends.resolve("auto", np.dtype(np.float32)).code_path == "blas"
 
 
 @pytest.mark.parametrize(

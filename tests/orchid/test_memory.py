@@ -11,7 +11,7 @@ import pytest
 # Both probes start by asking for the setting (or not) and reading glibc's counters.
 _PRELUDE = """
 import ctypes, sys
-from ramnet.orchid import keep_freed_memory
+from ramnet.orchid._memory import keep_freed_memory
 
 class Info(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (

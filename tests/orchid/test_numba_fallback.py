@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     import ramnet
     from ramnet import orchid
-    from ramnet.orchid import _bindings
+    from ramnet.orchid import _backends, _bindings
 
     info = orchid.kernel_info()
     rng = np.random.default_rng(1)
@@ -43,7 +43,7 @@ SCRIPT = textwrap.dedent(
         "c_extension_error": info["c_extension_error"],
         "default_backend": info["default_backend"],
         "best": info["paths"]["gemm_s8"]["best"],
-        "backend": orchid.resolve_backend("auto", a.dtype).name,
+        "backend": _backends.resolve("auto", a.dtype).name,
         "dtype": c.dtype.name,
         "exact": exact,
         "exact16": exact16,
@@ -109,6 +109,7 @@ TRACE_SCRIPT = textwrap.dedent(
     sys.modules["ramnet.orchid._native"] = None  # importing it now raises ImportError
     import numpy as np
     from ramnet import orchid
+    from ramnet.orchid import _tiles
     from ramnet.valkyrie import NodeKey, TraceRecorder, verify_trace, write_trace
 
     rng = np.random.default_rng(2)
@@ -123,7 +124,7 @@ TRACE_SCRIPT = textwrap.dedent(
     bad_c[5, 7] += 1
     bad = verify_trace("t.bin", a, b, bad_c, threads=2)
     print(json.dumps({
-        "hash_paths": orchid.hash_paths(),
+        "hash_paths": _tiles.hash_paths(),
         "valid": good.valid,
         "failed": sorted(bad.failed),
     }))

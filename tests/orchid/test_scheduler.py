@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import ramnet
 from ramnet import orchid
-from ramnet.orchid import BlockProduct, Grid, JobSpec
+from ramnet.orchid import BlockProduct, Grid, JobSpec, _backends, _scheduler
 from tests.conftest import C_AVAILABLE, backend_param, operands, reference
 
 AWKWARD = [(1, 1, 1), (7, 1, 5), (37, 53, 97), (65, 130, 33), (200, 3, 129), (3, 257, 2)]
@@ -80,7 +80,7 @@ def test_make_grid_hypothesis(m: int, k: int, n: int, parts: tuple[int, int, int
 )
 @pytest.mark.parametrize("dtype", ["int8", "int16", "float32"])
 def test_default_grid(m: int, k: int, n: int, threads: int, dtype: str) -> None:
-    grid = orchid.default_grid(m, k, n, np.dtype(dtype), threads)
+    grid = _scheduler.default_grid(m, k, n, np.dtype(dtype), threads)
     _check_edges(grid.row_edges, m, m)
     _check_edges(grid.col_edges, n, n)
     _check_edges(grid.k_edges, k, k)
@@ -92,15 +92,15 @@ def test_default_grid(m: int, k: int, n: int, threads: int, dtype: str) -> None:
 
 
 def test_default_grid_shares_work_between_threads() -> None:
-    grid = orchid.default_grid(512, 64, 512, np.dtype(np.int8), 2)
+    grid = _scheduler.default_grid(512, 64, 512, np.dtype(np.int8), 2)
     assert grid.shape[0] * grid.shape[1] >= 2
 
 
 # ---- execute_blocks: shards ----
 
 
-def _backend(name: str, dtype: str) -> orchid.Backend:
-    return orchid.resolve_backend(name, np.dtype(dtype))
+def _backend(name: str, dtype: str) -> _backends.Backend:
+    return _backends.resolve(name, np.dtype(dtype))
 
 
 @pytest.mark.parametrize("backend", [backend_param(x) for x in ("c", "numba", "numpy")])
@@ -112,7 +112,7 @@ def test_execute_blocks_shard(rng: np.random.Generator, backend: str, dtype: str
     every = grid.blocks()
     shard = every[::3] + every[1:5]  # an irregular subset, not in grid order
     shard = list(dict.fromkeys(shard))
-    result = orchid.execute_blocks(a, b, grid, shard, _backend(backend, dtype), threads=2)
+    result = _scheduler.execute_blocks(a, b, grid, shard, _backend(backend, dtype), threads=2)
     assert set(result) == set(shard)
     for block, tile in result.items():
         rows, cols, inner = grid.rows(block.i), grid.cols(block.j), grid.inner(block.k)
@@ -129,7 +129,7 @@ def test_execute_blocks_shard(rng: np.random.Generator, backend: str, dtype: str
 def test_execute_all_blocks_sums_to_c(rng: np.random.Generator, backend: str) -> None:
     a, b = operands(rng, 41, 67, 23, np.int8)
     grid = orchid.make_grid(41, 67, 23, (2, 3, 4))
-    result = orchid.execute_blocks(a, b, grid, grid.blocks(), _backend(backend, "int8"))
+    result = _scheduler.execute_blocks(a, b, grid, grid.blocks(), _backend(backend, "int8"))
     assert len(result) == 2 * 3 * 4
     c = np.zeros((41, 23), np.int64)
     for block, tile in result.items():
@@ -137,8 +137,8 @@ def test_execute_all_blocks_sums_to_c(rng: np.random.Generator, backend: str) ->
     np.testing.assert_array_equal(c, reference(a, b))
     # Two halves of the work (two shards) give the same partials as the whole.
     blocks = grid.blocks()
-    half1 = orchid.execute_blocks(a, b, grid, blocks[:11], _backend(backend, "int8"), threads=1)
-    half2 = orchid.execute_blocks(a, b, grid, blocks[11:], _backend(backend, "int8"), threads=2)
+    half1 = _scheduler.execute_blocks(a, b, grid, blocks[:11], _backend(backend, "int8"), threads=1)
+    half2 = _scheduler.execute_blocks(a, b, grid, blocks[11:], _backend(backend, "int8"), threads=2)
     assert set(half1) | set(half2) == set(result) and not set(half1) & set(half2)
     for block in blocks:
         np.testing.assert_array_equal({**half1, **half2}[block], result[block])
@@ -147,7 +147,7 @@ def test_execute_all_blocks_sums_to_c(rng: np.random.Generator, backend: str) ->
 def test_execute_blocks_empty_shard() -> None:
     a = np.ones((4, 4), np.int8)
     grid = orchid.make_grid(4, 4, 4, (2, 2, 2))
-    assert orchid.execute_blocks(a, a, grid, [], _backend("numpy", "int8")) == {}
+    assert _scheduler.execute_blocks(a, a, grid, [], _backend("numpy", "int8")) == {}
 
 
 @pytest.mark.parametrize(
@@ -165,7 +165,7 @@ def test_execute_blocks_rejects_bad_blocks(bad: list[BlockProduct]) -> None:
     a = np.ones((4, 4), np.int8)
     grid = orchid.make_grid(4, 4, 4, (2, 2, 2))
     with pytest.raises(ramnet.InvalidInputError):
-        orchid.execute_blocks(a, a, grid, bad, _backend("numpy", "int8"))
+        _scheduler.execute_blocks(a, a, grid, bad, _backend("numpy", "int8"))
 
 
 @pytest.mark.parametrize(
@@ -259,7 +259,7 @@ def test_hooks_see_every_block_product(
 
     _, spec, a_seen, b_seen, a_w, b_w = hook.calls[0]
     expected_grid = orchid.make_grid(m, k, n, grid)
-    chosen = orchid.resolve_backend(backend, np.dtype(dtype))
+    chosen = _backends.resolve(backend, np.dtype(dtype))
     assert spec == JobSpec(
         m=m,
         k=k,
@@ -311,12 +311,12 @@ def test_run_job_directly_with_hook(rng: np.random.Generator) -> None:
     grid = orchid.make_grid(30, 40, 20, (2, 2, 2))
     hook = RecordingHook()
     out = np.full((30, 20), -1, np.int32)
-    c = orchid.run_job(a, b, grid, _backend("numpy", "int8"), threads=2, hooks=[hook], out=out)
+    c = _scheduler.run_job(a, b, grid, _backend("numpy", "int8"), threads=2, hooks=[hook], out=out)
     assert c is out
     np.testing.assert_array_equal(out, reference(a, b))
     assert len(hook.calls) == 2 + 8
     with pytest.raises(ramnet.InvalidInputError):
-        orchid.run_job(a, b, grid, _backend("numpy", "int8"), out=np.empty((30, 20), np.int64))
+        _scheduler.run_job(a, b, grid, _backend("numpy", "int8"), out=np.empty((30, 20), np.int64))
 
 
 def test_progress_without_hooks(rng: np.random.Generator) -> None:
@@ -331,7 +331,7 @@ def test_progress_without_hooks(rng: np.random.Generator) -> None:
 def test_spec_for_matches_grid(rng: np.random.Generator) -> None:
     a, b = operands(rng, 10, 300000 // 1000, 5, np.int8)
     grid = orchid.make_grid(10, 300, 5, (2, 1, 3))
-    spec = orchid.spec_for(a, b, a.dtype, grid, _backend("numpy", "int8"))
+    spec = _scheduler.spec_for(a, b, a.dtype, grid, _backend("numpy", "int8"))
     assert (spec.m, spec.k, spec.n, spec.grid) == (10, 300, 5, grid.shape)
     assert spec.k_edges == grid.k_edges and spec.out_dtype == "int32"
 
@@ -359,7 +359,7 @@ def test_hooks_called_from_worker_threads_are_serialised(rng: np.random.Generato
 
 
 def test_parallel_map_order_errors_and_nesting() -> None:
-    from ramnet.orchid import parallel_map
+    from ramnet.orchid._pool import parallel_map
 
     assert parallel_map(lambda x: x * x, range(20), 2) == [x * x for x in range(20)]
     # Nested calls from a pool thread run inline instead of waiting on themselves.
@@ -381,7 +381,7 @@ def test_parallel_map_shares_items_between_threads() -> None:
     # (a caller that takes one item and leaves the rest to one helper breaks the barrier).
     import threading
 
-    from ramnet.orchid import parallel_map
+    from ramnet.orchid._pool import parallel_map
 
     barrier = threading.Barrier(2, timeout=10)
 

@@ -12,19 +12,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ramnet import orchid
 from ramnet._errors import InvalidInputError, TraceFormatError
-from ramnet.valkyrie import (
-    Commitment,
+from ramnet.orchid import _tiles
+from ramnet.valkyrie import Commitment, commit_matrix
+from ramnet.valkyrie._merkle import (
+    COMMITMENT_SIZE,
+    DTYPE_CODES,
     TileOpening,
-    commit_matrix,
     default_tile,
     open_col_segment,
     open_row_segment,
     open_tile,
+    row_strip_tile,
+    segment_values,
     verify_tile,
 )
-from ramnet.valkyrie._merkle import COMMITMENT_SIZE, DTYPE_CODES, segment_values
 
 DTYPES = ("int8", "int16", "int32", "int64", "float32", "float64")
 
@@ -326,8 +328,6 @@ def test_row_strips_hashed_in_place_equal_packed_leaves(
 ) -> None:
     # The in-place hashing of whole-row tiles must give the same root as packing them (a strided
     # view forces the packing path).
-    from ramnet.valkyrie import row_strip_tile
-
     x = (np.arange(shape[0] * shape[1]) % 251 - 125).astype(dtype).reshape(shape)
     tile = row_strip_tile(x.dtype, x.shape)
     wide = np.zeros((shape[0], shape[1] * 2), dtype)
@@ -341,13 +341,13 @@ def test_row_strips_hashed_in_place_equal_packed_leaves(
 
 # ---- the C leaf hasher (csrc/hash.c) against the blake3 package ----
 
-HASH_PATHS = orchid.hash_paths()
+HASH_PATHS = _tiles.hash_paths()
 
 
 def blake3_leaves(x: np.ndarray, tile: tuple[int, int], tile_row0: int, prefix: bytes) -> list:  # type: ignore[type-arg]
-    packed = orchid.pack_tiles(x, tile, tile_row0=tile_row0, prefix=prefix)
+    packed = _tiles.pack_tiles(x, tile, tile_row0=tile_row0, prefix=prefix)
     out, at = [], 0
-    for size in orchid.tile_leaf_sizes(x.shape, x.itemsize, tile, len(prefix)):
+    for size in _tiles.tile_leaf_sizes(x.shape, x.itemsize, tile, len(prefix)):
         out.append(blake3.blake3(packed[at : at + size].data).digest())
         at += size
     return out
@@ -367,7 +367,7 @@ def test_tile_digests_are_blake3(path: str, data_len: int) -> None:
     x = make_matrix(data_len, (1, max(data_len, 1)), "int8")[:, :data_len]
     prefix = b"RNLEAF1\x00" + bytes(25)
     if data_len:
-        assert orchid.tile_digests(x, (1, data_len), prefix=prefix, path=path) == blake3_leaves(
+        assert _tiles.tile_digests(x, (1, data_len), prefix=prefix, path=path) == blake3_leaves(
             x, (1, data_len), 0, prefix
         )
 
@@ -386,15 +386,15 @@ def test_tile_digests_of_awkward_tiles(path: str) -> None:
         prefix = bytes(rng.integers(0, 256, int(rng.integers(0, 1008)), dtype=np.uint8))
         row0 = int(rng.integers(0, 9))
         want = blake3_leaves(x, tile, row0, prefix)
-        assert orchid.tile_digests(x, tile, tile_row0=row0, prefix=prefix, path=path) == want
+        assert _tiles.tile_digests(x, tile, tile_row0=row0, prefix=prefix, path=path) == want
         # A strided view (rows not adjacent) takes the packing path.
         wide = np.zeros((rows * 2, cols), x.dtype)
         wide[::2] = x
-        got = orchid.tile_digests(wide[::2], tile, tile_row0=row0, prefix=prefix, path=path)
+        got = _tiles.tile_digests(wide[::2], tile, tile_row0=row0, prefix=prefix, path=path)
         assert got == want
         # Rows in reverse (a negative stride) are copied first.
         flipped = np.ascontiguousarray(x[::-1])
-        got = orchid.tile_digests(x[::-1], tile, tile_row0=row0, prefix=prefix, path=path)
+        got = _tiles.tile_digests(x[::-1], tile, tile_row0=row0, prefix=prefix, path=path)
         assert got == blake3_leaves(flipped, tile, row0, prefix)
 
 
@@ -402,15 +402,15 @@ def test_tile_digests_of_awkward_tiles(path: str) -> None:
 def test_tile_digests_refuse_bad_arguments() -> None:
     x = np.zeros((4, 4), np.int8)
     with pytest.raises(InvalidInputError):
-        orchid.tile_digests(x, (0, 2))
+        _tiles.tile_digests(x, (0, 2))
     with pytest.raises(InvalidInputError):
-        orchid.tile_digests(x, (2, 2), prefix=bytes(1008))
+        _tiles.tile_digests(x, (2, 2), prefix=bytes(1008))
     with pytest.raises(InvalidInputError):
-        orchid.tile_digests(x, (2, 2), path="sse2")
+        _tiles.tile_digests(x, (2, 2), path="sse2")
     with pytest.raises(InvalidInputError):
-        orchid.tile_digests(np.zeros(4, np.int8), (2, 2))
-    assert orchid.tile_digests(np.zeros((0, 4), np.int8), (2, 2)) == []
-    assert orchid.tile_digests(np.zeros((3, 0), np.int8), (2, 2)) == []
+        _tiles.tile_digests(np.zeros(4, np.int8), (2, 2))
+    assert _tiles.tile_digests(np.zeros((0, 4), np.int8), (2, 2)) == []
+    assert _tiles.tile_digests(np.zeros((3, 0), np.int8), (2, 2)) == []
 
 
 @pytest.mark.skipif(not HASH_PATHS, reason="C extension not built")
@@ -420,15 +420,15 @@ def test_node_digests_are_blake3(path: str, count: int) -> None:
     rng = np.random.default_rng(count)
     children = bytes(rng.integers(0, 256, 64 * count, dtype=np.uint8))
     for tag in (b"", b"RNNODE1\x00", bytes(range(64))):
-        got = orchid.node_digests(tag, children, path=path)
+        got = _tiles.node_digests(tag, children, path=path)
         want = b"".join(
             blake3.blake3(tag + children[64 * i : 64 * i + 64]).digest() for i in range(count)
         )
         assert got == want
     with pytest.raises(InvalidInputError):
-        orchid.node_digests(bytes(65), children, path=path)
+        _tiles.node_digests(bytes(65), children, path=path)
     with pytest.raises(InvalidInputError):
-        orchid.node_digests(b"", children + b"x", path=path)
+        _tiles.node_digests(b"", children + b"x", path=path)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int32", "float64"])
@@ -438,7 +438,7 @@ def test_blake3_package_and_c_hashing_commit_alike(
 ) -> None:
     # Without the C extension's vector path, leaves are hashed with the blake3 package; both
     # must give the same roots and trees, with square tiles and with whole-row tiles.
-    from ramnet.valkyrie import _merkle, row_strip_tile
+    from ramnet.valkyrie import _merkle
 
     x = make_matrix(7, shape, dtype)
     tiles = [None, row_strip_tile(x.dtype, x.shape), (7, 9)]
@@ -451,7 +451,6 @@ def test_blake3_package_and_c_hashing_commit_alike(
 
 
 def test_commit_matrices_visits_every_row_once() -> None:
-    from ramnet.valkyrie import row_strip_tile
     from ramnet.valkyrie._merkle import commit_matrices
 
     mats = [make_matrix(1, (2000, 700), "int8"), make_matrix(2, (0, 3), "int32"),

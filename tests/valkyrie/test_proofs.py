@@ -19,18 +19,16 @@ from ramnet.valkyrie import (
     NodeKey,
     TraceRecorder,
     _checks,
-    check_evaluations,
     check_fraud_proof,
     commit_matrix,
     float_range_check,
     freivalds,
     make_fraud_proof,
     prove_matmul,
-    verify_rounds,
     verify_trace,
     write_trace,
 )
-from ramnet.valkyrie._sumcheck import RANGE_LIMIT, _interpolate
+from ramnet.valkyrie._sumcheck import RANGE_LIMIT, _interpolate, check_evaluations, verify_rounds
 from ramnet.valkyrie._transcript import Transcript
 from ramnet.valkyrie.field import P61, fp2_add, fp2_bytes, fp2_mul, fp2_scale, fp2_sub
 from tests.conftest import operands, reference

@@ -10,16 +10,10 @@ import pytest
 
 import ramnet
 from ramnet import orchid
-from ramnet.orchid import BlockProduct, pack_tiles
-from ramnet.valkyrie import (
-    NodeKey,
-    TraceRecorder,
-    _hash,
-    block_digest,
-    commit_matrix,
-    row_strip_tile,
-)
-from ramnet.valkyrie._merkle import DTYPE_CODES
+from ramnet.orchid._hooks import BlockProduct
+from ramnet.orchid._tiles import pack_tiles
+from ramnet.valkyrie import NodeKey, TraceRecorder, _hash, block_digest, commit_matrix
+from ramnet.valkyrie._merkle import DTYPE_CODES, row_strip_tile
 
 
 def _run(grid: tuple[int, int, int]) -> tuple[TraceRecorder, np.ndarray, np.ndarray, np.ndarray]:

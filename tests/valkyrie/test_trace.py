@@ -19,7 +19,7 @@ import ramnet
 from ramnet import orchid
 from ramnet._errors import InputFileError, TraceFormatError
 from ramnet.cli import app
-from ramnet.orchid import JobSpec
+from ramnet.orchid._hooks import JobSpec
 from ramnet.valkyrie import (
     BlockDigest,
     NodeKey,
@@ -32,10 +32,10 @@ from ramnet.valkyrie import (
     encode,
     prove_matmul,
     read_trace_bytes,
-    row_strip_tile,
     verify_trace,
     write_trace,
 )
+from ramnet.valkyrie._merkle import row_strip_tile
 from ramnet.valkyrie.field import P61
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -28,7 +28,9 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from ramnet._errors import InvalidInputError
-from ramnet.orchid import SUPPORTED_DTYPES, BlockProduct, Grid, make_grid, result_dtype
+from ramnet.orchid._dtypes import SUPPORTED_DTYPES, result_dtype
+from ramnet.orchid._hooks import BlockProduct
+from ramnet.orchid._scheduler import Grid, make_grid
 
 __all__ = [
     "AXIS_OF_STYLE",

@@ -17,17 +17,14 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from ramnet._errors import InvalidInputError
-from ramnet.orchid import (
-    BlockProduct,
-    Grid,
-    default_threads,
-    matmul_many,
-    parallel_map,
-    result_dtype,
-)
-from ramnet.valkyrie import block_digest, float_range_check, freivalds
-from ramnet.valkyrie._checks import c_in_range, freivalds_vectors
+from ramnet.orchid._dtypes import result_dtype
+from ramnet.orchid._hooks import BlockProduct
+from ramnet.orchid._matmul import matmul_many
+from ramnet.orchid._pool import default_threads, parallel_map
+from ramnet.orchid._scheduler import Grid
+from ramnet.valkyrie._checks import c_in_range, float_range_check, freivalds, freivalds_vectors
 from ramnet.valkyrie._hash import digest
+from ramnet.valkyrie._recorder import block_digest
 from ramnet.valkyrie.field import P61, weighted_rowsums
 
 _RESULT_TAG = b"RNSHARD1"

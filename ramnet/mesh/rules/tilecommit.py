@@ -16,9 +16,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ramnet.valkyrie import merkle_climb, merkle_levels, merkle_path
 from ramnet.valkyrie._hash import digest
-from ramnet.valkyrie._merkle import DTYPE_CODES, DTYPE_NAMES
+from ramnet.valkyrie._merkle import (
+    DTYPE_CODES,
+    DTYPE_NAMES,
+    merkle_climb,
+    merkle_levels,
+    merkle_path,
+)
 
 _LEAF = b"RNMTILE1"
 _ROOT = b"RNMROOT1"

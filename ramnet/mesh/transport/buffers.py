@@ -6,7 +6,7 @@ import mmap
 
 import numpy as np
 
-from ramnet.orchid import freed_memory_kept
+from ramnet.orchid._memory import freed_memory_kept
 
 #: Bytes from which ``receive_buffer`` maps its buffer with its pages faulted in at once.
 POPULATE_MIN = 1 << 20

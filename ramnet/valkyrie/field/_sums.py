@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from ramnet._errors import InvalidInputError, ShapeMismatchError, UnsupportedDTypeError
-from ramnet.orchid._pool import parallel_map
-from ramnet.orchid._scheduler import default_threads
+from ramnet.orchid._pool import check_threads, parallel_map
 from ramnet.valkyrie.field import _binding
 from ramnet.valkyrie.field._scalar import P61
 
@@ -130,14 +129,6 @@ def _weights(weights: Any, length: int, what: str) -> tuple[np.ndarray, bool]:
     return w, flat
 
 
-def _threads(threads: int | None) -> int:
-    if threads is None:
-        return default_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise InvalidInputError(f"threads must be a positive integer, got {threads!r}")
-    return threads
-
-
 def _splits(length: int, parts: int) -> list[tuple[int, int]]:
     """Split range(length) into up to ``parts`` pieces whose bounds are multiples of _ALIGN."""
     units = -(-length // _ALIGN)
@@ -247,7 +238,7 @@ def weighted_colsums(
     """
     x = _matrix(x)
     w, flat = _weights(weights, x.shape[0], "rows")
-    out = _reduce("vecmat", x, w, _binding.backend(backend), _threads(threads), path)
+    out = _reduce("vecmat", x, w, _binding.backend(backend), check_threads(threads), path)
     return out[0] if flat else out
 
 
@@ -281,7 +272,7 @@ def weighted_rowsums(
     """
     x = _matrix(x)
     w, flat = _weights(weights, x.shape[1], "columns")
-    out = _reduce("matvec", x, w, _binding.backend(backend), _threads(threads), path)
+    out = _reduce("matvec", x, w, _binding.backend(backend), check_threads(threads), path)
     return out[0] if flat else out
 
 

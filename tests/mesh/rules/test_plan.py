@@ -23,7 +23,9 @@ from ramnet.mesh import (
     plan_shards,
     style_deal,
 )
-from ramnet.orchid import BlockProduct, execute_blocks, make_grid, resolve_backend, result_dtype
+from ramnet.orchid import BlockProduct, make_grid, result_dtype
+from ramnet.orchid._backends import resolve as resolve_backend
+from ramnet.orchid._scheduler import execute_blocks
 
 NODE_COUNTS = range(3, 31, 3)
 GRIDS = [
