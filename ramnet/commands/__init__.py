@@ -1,7 +1,8 @@
-"""The ``ramnet`` commands, one module per command group, each with the runner code it calls.
+"""The ``ramnet`` commands, one module per command group, each beside the runner code it calls.
 
-``ramnet.cli`` assembles them into one Typer app. Every module here imports only Typer, Rich's
-console and the shared pieces in ``_common``, ``_options`` and ``_node`` at load time; numpy, the
-kernels, VALKYRIE and the mesh load inside the command that needs them, so that ``ramnet --help``
-and the parsing of any command stay fast.
+``ramnet.cli`` assembles the command modules into one Typer app. A command module imports only
+Typer, Rich's console and the shared pieces (``_common``, ``_options``, ``_node``, ``_shards``)
+when it loads; its runner (``_sovereign``, ``_mesh_run``, ``_operands``, ``_benchmarks``,
+``_doctor``), numpy, the kernels, VALKYRIE and the mesh load inside the command that needs them,
+so that ``ramnet --help`` and the parsing of any command stay fast.
 """
