@@ -4,4 +4,5 @@ store.
 ``store.Store`` is the store's API; its typed records are in ``records``, the errors it raises in
 ``errors``. Behind it: ``connection`` (per-thread SQLite connections and transactions),
 ``schema`` (tables and upgrades), ``rows`` (a row and its JSON columns as records),
-``shard_queries`` (a shard's life in SQL) and ``checks`` (argument checks)."""
+``shard_queries`` and ``dispute_queries`` (a shard's and a dispute's life in SQL) and ``checks``
+(argument checks)."""

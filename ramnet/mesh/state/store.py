@@ -23,9 +23,9 @@ import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from ramnet.mesh.state import shard_queries
+from ramnet.mesh.state import dispute_queries, shard_queries
 from ramnet.mesh.state.checks import (
     check_choice,
     check_hash,
@@ -730,14 +730,7 @@ class Store:
         claims_json = json_text("claims", claims, DisputeClaims)
         t = clock(now)
         with self.transaction() as conn:
-            if conn.execute("SELECT 1 FROM jobs WHERE job_id = ?", (job_id,)).fetchone() is None:
-                raise NotFoundError(f"no job {job_id}")
-            cur = conn.execute(
-                "INSERT INTO disputes (job_id, claims, validator, state, created_at)"
-                " VALUES (?, ?, ?, 'open', ?)",
-                (job_id, claims_json, validator, t),
-            )
-            return _dispute(conn, cast(int, cur.lastrowid))
+            return dispute_queries.insert(conn, job_id, claims_json, validator, t)
 
     def resolve_dispute(
         self,
@@ -758,40 +751,20 @@ class Store:
         outcome_json = json_text("outcome", outcome, DisputeOutcome)
         t = clock(now)
         with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT * FROM disputes WHERE dispute_id = ?", (dispute_id,)
-            ).fetchone()
-            if row is None:
-                raise NotFoundError(f"no dispute {dispute_id}")
-            if row["state"] == "resolved":
-                if row["outcome"] == outcome_json and row["verdict_digest"] == verdict_digest:
-                    return dispute_of(row)
-                raise StoreConflictError(f"dispute {dispute_id} is already resolved")
-            conn.execute(
-                "UPDATE disputes SET state = 'resolved', outcome = ?, verdict_digest = ?,"
-                " resolved_at = ? WHERE dispute_id = ?",
-                (outcome_json, verdict_digest, t, dispute_id),
-            )
-            return _dispute(conn, dispute_id)
+            return dispute_queries.resolve(conn, dispute_id, outcome_json, verdict_digest, t)
 
     def set_dispute_validator(self, dispute_id: int, validator: str) -> Dispute:
         """Name (or re-draw) the validator of an open dispute."""
         check_int("dispute_id", dispute_id)
         check_node_id(validator)
         with self.transaction() as conn:
-            dispute = _dispute(conn, dispute_id)
-            if dispute.state != "open":
-                raise StoreConflictError(f"dispute {dispute_id} is already resolved")
-            conn.execute(
-                "UPDATE disputes SET validator = ? WHERE dispute_id = ?", (validator, dispute_id)
-            )
-            return _dispute(conn, dispute_id)
+            return dispute_queries.set_validator(conn, dispute_id, validator)
 
     def get_dispute(self, dispute_id: int) -> Dispute:
         """The dispute's record; ``NotFoundError`` if unknown."""
         check_int("dispute_id", dispute_id)
         with self.snapshot() as conn:
-            return _dispute(conn, dispute_id)
+            return dispute_queries.get(conn, dispute_id)
 
     def list_disputes(
         self, job_id: str | None = None, *, state: str | None = None
@@ -808,13 +781,6 @@ class Store:
         with self.snapshot() as conn:
             rows = conn.execute(sql + " ORDER BY dispute_id", args).fetchall()
         return [dispute_of(r) for r in rows]
-
-
-def _dispute(conn: sqlite3.Connection, dispute_id: int) -> Dispute:
-    row = conn.execute("SELECT * FROM disputes WHERE dispute_id = ?", (dispute_id,)).fetchone()
-    if row is None:
-        raise NotFoundError(f"no dispute {dispute_id}")
-    return dispute_of(row)
 
 
 def _blocks_json(blocks: Sequence[Block]) -> str:
