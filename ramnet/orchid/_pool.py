@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from queue import SimpleQueue
 from typing import TypeVar
 
 from ramnet._errors import InvalidInputError
@@ -43,19 +43,26 @@ def default_threads() -> int:
 
 _PREFIX = "ramnet-pool"
 _lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
+_tasks: SimpleQueue[Callable[[], None]] = SimpleQueue()
 _size = 0
 
 
-def _executor(threads: int) -> ThreadPoolExecutor:
-    global _pool, _size
+def _work() -> None:
+    while True:
+        _tasks.get()()
+
+
+def _grow(threads: int) -> None:
+    """Start pool threads until there are ``threads`` of them.
+
+    Plain daemon threads on one queue rather than a ``concurrent.futures`` executor: that module
+    (and the logging it imports) cost every command a few milliseconds of start-up, and the pool
+    needs none of its futures."""
+    global _size
     with _lock:
-        if _pool is None or _size < threads:
-            # The outgrown pool is not shut down: a concurrent caller may still submit to it.
-            # Its idle threads exit once it is garbage collected.
-            _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=_PREFIX)
-            _size = threads
-        return _pool
+        while _size < threads:
+            _size += 1
+            threading.Thread(target=_work, name=f"{_PREFIX}-{_size}", daemon=True).start()
 
 
 def parallel_map(fn: Callable[[T], R], items: Sequence[T] | Iterable[T], threads: int) -> list[R]:
@@ -88,11 +95,20 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T] | Iterable[T], threads
             except BaseException as exc:
                 errors.append(exc)
 
-    pool = _executor(workers - 1)
-    helpers: list[Future[None]] = [pool.submit(drain) for _ in range(workers - 1)]
+    finished = threading.Semaphore(0)
+
+    def helper() -> None:
+        try:
+            drain()
+        finally:
+            finished.release()
+
+    _grow(workers - 1)
+    for _ in range(workers - 1):
+        _tasks.put(helper)
     drain()
-    for helper in helpers:
-        helper.result()
+    for _ in range(workers - 1):
+        finished.acquire()
     if errors:
         raise errors[0]
     return results  # type: ignore[return-value]
