@@ -3,7 +3,8 @@
 Each error also subclasses the built-in exception a Python user would expect (``ValueError`` for bad
 values, ``OSError`` for files), so generic handlers keep working. The CLI maps these classes to exit
 codes in one place (``ramnet.cli``): ``InvalidInputError`` and its subclasses mean exit 2, any other
-``RamnetError`` exit 1.
+``RamnetError`` exit 1. A server maps them to HTTP statuses in one place too: each class carries its
+``http_status`` (500 unless a class says otherwise; 400 for the caller's bad input).
 """
 
 from __future__ import annotations
@@ -27,11 +28,19 @@ __all__ = [
 
 
 class RamnetError(Exception):
-    """Root of every error RAMNET raises on purpose."""
+    """Root of every error RAMNET raises on purpose.
+
+    Attributes:
+        http_status: The HTTP status a server answers when a request ends in this error.
+    """
+
+    http_status: int = 500
 
 
 class InvalidInputError(RamnetError, ValueError):
     """The caller's input or usage is wrong; nothing was computed or written."""
+
+    http_status = 400
 
 
 class ShapeMismatchError(InvalidInputError):

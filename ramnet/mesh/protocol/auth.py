@@ -93,6 +93,8 @@ class AuthError(InvalidInputError):
             signature or stale timestamp, 409 replayed nonce.
     """
 
+    http_status = 401
+
     def __init__(self, message: str, http_status: int) -> None:
         super().__init__(message)
         self.http_status = http_status

@@ -81,6 +81,8 @@ _ENTRY_KEYS = frozenset({"name", "dtype", "shape", "offset", "length"})
 class WireFormatError(TraceFormatError):
     """Bytes that are not a well-formed RNWIRE1 container (or exceed the reader's bounds)."""
 
+    http_status = 400
+
 
 def is_wire(content_type: str | None) -> bool:
     """Whether an HTTP Content-Type header (parameters allowed) names an RNWIRE1 body."""

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ramnet._errors import RamnetError
 from ramnet.mesh.transport.buffers import receive_buffer
 
 __all__ = [
@@ -69,7 +70,7 @@ class BodySink(Protocol):
         """The body's next bytes."""
 
 
-class _SinkFailed(Exception):
+class _SinkFailed(RamnetError):
     # A sink's own exception on its way out of the exchange (not a transport failure).
     def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
@@ -80,7 +81,7 @@ class _SinkFailed(Exception):
 _SINK_PIECE = 1 << 20
 
 
-class TransportError(Exception):
+class TransportError(RamnetError):
     """No reply: the connection failed or broke.
 
     Attributes:
@@ -93,7 +94,7 @@ class TransportError(Exception):
         self.never_sent = never_sent
 
 
-class ReplyTooLarge(Exception):
+class ReplyTooLarge(RamnetError):
     """The reply's body is over the size cap (declared, or as it arrived).
 
     Attributes:
@@ -155,7 +156,7 @@ _FIELD_VALUE_RE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
 _TARGET_RE = re.compile(r"[!-~]+")  # visible ASCII: no spaces or control characters
 
 
-class ReplyError(Exception):
+class ReplyError(RamnetError):
     """A reply that breaks HTTP/1.1 framing, or the connection closing in the middle of one."""
 
 

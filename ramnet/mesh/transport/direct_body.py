@@ -26,6 +26,8 @@ import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ramnet._errors import RamnetError
+
 #: The ASGI scope extension that carries a request's DirectBody.
 EXTENSION = "ramnet.direct_body"
 
@@ -36,7 +38,7 @@ MAX_READ = 4 << 20
 SCRATCH = 256 << 10
 
 
-class BodyLostError(ConnectionError):
+class BodyLostError(RamnetError, ConnectionError):
     """The client went away before its whole body arrived."""
 
 

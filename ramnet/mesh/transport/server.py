@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ramnet._errors import RamnetError
+from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh.transport.direct_body import BodyLostError, direct_body, direct_body_protocol
 
 
@@ -48,7 +48,7 @@ async def read_body(
             raise BadLength() from None
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_body):
-        raise BodyTooLarge()
+        raise BodyTooLarge(f"body over {max_body} bytes")
     if declared is not None:
         # Gathered straight into one buffer of the declared size: joining the pieces would copy
         # every byte once more.
@@ -68,17 +68,24 @@ async def read_body(
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_body:
-            raise BodyTooLarge()
+            raise BodyTooLarge(f"body over {max_body} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(InvalidInputError):
     """A request body over the route's limit."""
 
+    http_status = 413
 
-class BadLength(Exception):
+
+class BadLength(InvalidInputError):
     """A request body longer or shorter than its Content-Length."""
+
+    http_status = 400
+
+    def __init__(self, message: str = "body length differs from its Content-Length") -> None:
+        super().__init__(message)
 
 
 _SEND_PIECE = 1 << 20
