@@ -1,41 +1,26 @@
-"""The coordinator's Starlette app: the routes in front of ``Coordinator``, wire replies, and the
-uvicorn protocol that reads wire uploads in place."""
+"""The coordinator's Starlette app: the route table (``protocol.routes``) in front of
+``Coordinator``, typed bodies, one error handler, and the uvicorn protocol that reads wire uploads
+in place."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh.coordinator.service import MAX_WAIT, Coordinator
+from ramnet.mesh.protocol import messages as m
 from ramnet.mesh.protocol import routes as _api
 from ramnet.mesh.protocol.auth import AuthError, asgi_target, body_digest
-from ramnet.mesh.protocol.wire import (
-    WIRE_CONTENT_TYPE,
-    WireFormatError,
-    is_wire,
-    pack_parts,
-    unpack,
-)
-from ramnet.mesh.state.errors import (
-    DeadlinePassedError,
-    NodeBannedError,
-    NotFoundError,
-    ShardStateError,
-    StoreConflictError,
-)
-from ramnet.mesh.state.ledger import InsufficientFundsError, LedgerConflictError
+from ramnet.mesh.protocol.wire import WIRE_CONTENT_TYPE, is_wire, pack_parts, unpack
 from ramnet.mesh.transport.buffers import receive_buffer
-from ramnet.mesh.transport.server import (
-    BadLength,
-    BodyTooLarge,
-    direct_http_protocol,
-    parts_response,
-    read_body,
-)
+from ramnet.mesh.transport.server import direct_http_protocol, parts_response, read_body
 
 
 def body_buffer(content_type: str | None, length: int) -> Any:
@@ -58,44 +43,178 @@ def wire_response(parts: Sequence[bytes | bytearray | memoryview]) -> Any:
     return parts_response(parts, WIRE_CONTENT_TYPE)
 
 
-def _status_of(exc: Exception) -> int:
-    if isinstance(exc, AuthError):
-        return exc.http_status
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, InsufficientFundsError):
-        return 402
-    if isinstance(exc, NodeBannedError):
-        return 403
-    if isinstance(
-        exc, ShardStateError | StoreConflictError | DeadlinePassedError | LedgerConflictError
-    ):
-        return 409
-    if isinstance(exc, WireFormatError | InvalidInputError):
-        return 400
-    return 500
+@dataclass
+class Call:
+    """One request, checked and decoded: what a route's handler works from.
+
+    Attributes:
+        node: The signing node (None on an unsigned route).
+        params: The path parameters.
+        wait: The long poll's seconds (0 where the route takes none).
+        message: The JSON body, or the wire body's metadata, as the route's message (None
+            without a body).
+        meta: The wire body's metadata as it came (JSON-ready).
+        arrays: The wire body's arrays.
+        body: The body's bytes.
+        body_hash: The body's hash, if the signature check computed it.
+    """
+
+    node: Any
+    params: Mapping[str, Any]
+    wait: float = 0.0
+    message: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    body: Any = b""
+    body_hash: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The JSON body's fields (defaults filled in), as the coordinator's methods take them."""
+        return msgspec.structs.asdict(self.message)
+
+
+Handler = Callable[[Call], Any]
+
+
+def handlers(coordinator: Coordinator, document: Mapping[str, Any]) -> dict[str, Handler]:
+    """What serves each route of ``protocol.routes.ROUTES``, by route name: a call of the
+    coordinator's method. A JSON route returns its reply's fields; a wire route returns
+    ``(meta, arrays)``."""
+    c = coordinator
+    return {
+        "health": lambda call: {"status": "ok"},
+        "openapi": lambda call: document,
+        "ledger": lambda call: c.ledger.show(),
+        "register": lambda call: c.register(call.node, call.fields()),
+        "submit_job": lambda call: c.submit(call.node, call.meta, call.arrays),
+        "job_status": lambda call: c.status(call.params["job_id"], call.wait),
+        "job_result": lambda call: c.result(call.params["job_id"]),
+        "claim": lambda call: c.claim(call.node, call.wait),
+        "next_validation": lambda call: c.validation(call.node, call.wait),
+        "verdict": lambda call: c.verdict(call.node, call.params["dispute_id"], call.fields()),
+        "shard_view": lambda call: c.shard_view(call.node, call.params["shard_id"], call.wait),
+        "shard_commit": lambda call: c.commit(call.node, call.params["shard_id"], call.fields()),
+        "shard_release": lambda call: c.release(call.node, call.params["shard_id"]),
+        "shard_reveal": lambda call: c.reveal(
+            call.node, call.params["shard_id"], _partials(call), call.body, call.body_hash
+        ),
+        # The metadata of an unproven result is not compared with its path: it is signed with
+        # the body, and never was.
+        "shard_result": lambda call: c.submit_result(
+            call.node, call.params["shard_id"], call.arrays, call.body, call.body_hash
+        ),
+        "next_audit": lambda call: c.audit(call.node, call.wait),
+        "audit_report": lambda call: c.audit_report(
+            call.node, call.params["job_id"], call.fields()
+        ),
+    }
+
+
+def _partials(call: Call) -> dict[str, np.ndarray]:
+    # A reveal's metadata names its shard and nothing else: a reveal signed over its
+    # commitment does not sign the metadata, and the container is stored as it came.
+    named = call.message.shard_id
+    if named is not msgspec.UNSET and named != call.params["shard_id"]:
+        raise InvalidInputError("a reveal's metadata is {'shard_id': its shard} or nothing")
+    return call.arrays
+
+
+_JSON = msgspec.json.Encoder()
+
+
+def json_response(message: msgspec.Struct, status: int = 200) -> Any:
+    """A Starlette response carrying ``message`` as JSON."""
+    from starlette.responses import Response
+
+    return Response(_JSON.encode(message), status_code=status, media_type=_api.JSON_CONTENT_TYPE)
+
+
+def error_response(exc: Exception) -> Any:
+    """The reply to a request that raised ``exc``: a ``RamnetError`` gets its class's (or its
+    own) ``http_status``; anything else is a bug, answered 500 in one line and logged to stderr
+    with its traceback."""
+    if isinstance(exc, RamnetError):
+        return json_response(m.ErrorReply(str(exc)), exc.http_status)
+    line = f"internal error: {type(exc).__name__}: {exc}"
+    print(f"coordinator: {line}", file=sys.stderr, flush=True)
+    traceback.print_exception(exc, file=sys.stderr)
+    return json_response(m.ErrorReply(line), 500)
+
+
+def _decoder(route: _api.Route) -> Callable[[Any], Any]:
+    request = route.request
+    if isinstance(request, _api.Json):
+        decoder = msgspec.json.Decoder(request.message)
+        # An empty body stands for {} (a message with no required field, or a refusal).
+        return lambda body: _checked(decoder.decode, body or b"{}", "body")
+    if isinstance(request, _api.Wire):
+        meta_type = request.meta
+        return lambda meta: _checked(lambda v: msgspec.convert(v, meta_type), meta, "metadata")
+    return lambda body: None
+
+
+def _checked(decode: Callable[[Any], Any], value: Any, what: str) -> Any:
+    try:
+        return decode(value)
+    except msgspec.ValidationError as exc:
+        raise InvalidInputError(f"bad request {what}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidInputError(f"the request {what} is not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInputError(f"the request {what} nests too deeply") from None
+
+
+def _reply_encoder(route: _api.Route) -> Callable[[Any], Any]:
+    # Every reply is checked against its message before it leaves: a reply that drifted from the
+    # published schema is a bug (500), not something a node has to guess about.
+    reply = route.reply
+    if isinstance(reply, _api.Json):
+        kind = reply.message
+        return lambda out: json_response(msgspec.convert(out, kind))
+    meta_type = reply.meta
+
+    def wire(out: tuple[Mapping[str, Any], Mapping[str, np.ndarray]]) -> Any:
+        meta, arrays = out
+        msgspec.convert(meta, meta_type)
+        # Sent piece by piece, straight from the arrays: one 64 MiB body handed to uvicorn whole
+        # is copied into the transport's buffer first (and packing it is one more copy). The
+        # metadata goes as the coordinator made it, so its bytes are what they always were.
+        return wire_response(pack_parts(meta, arrays))
+
+    return wire
+
+
+def _wait_of(request: Any) -> float:
+    raw = request.query_params.get("wait", "0")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInputError(f"wait must be a number of seconds, got {raw!r}") from None
+    if not 0 <= value <= MAX_WAIT:
+        raise InvalidInputError(f"wait must be between 0 and {MAX_WAIT:g} seconds")
+    return value
 
 
 def create_app(coordinator: Coordinator) -> Any:
-    """The Starlette application serving ``coordinator``."""
+    """The Starlette application serving ``coordinator``: one route per entry of
+    ``protocol.routes.ROUTES``, and one handler for every error."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
+    from starlette.middleware import Middleware
+    from starlette.middleware.exceptions import ExceptionMiddleware
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
     max_body = coordinator.config.max_body
+    serving = handlers(coordinator, _api.openapi())
+    missing = {r.name for r in _api.ROUTES} ^ set(serving)
+    if missing:  # a route without a handler, or a handler without a route: a bug
+        raise RamnetError(f"routes and handlers differ: {sorted(missing)}")
 
-    def wire(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Response:
-        # Sent piece by piece, straight from the arrays: one 64 MiB body handed to uvicorn whole
-        # is copied into the transport's buffer first (and packing it is one more copy).
-        return wire_response(pack_parts(meta, arrays))  # type: ignore[no-any-return]
-
-    def authenticate(request: Request, body: bytes, binding: Any = None) -> str:
-        # A route with a binding (a reveal) is first checked as signed over what binds its body
-        # (its commitment), without hashing the body; a node that signed the body itself is
+    def authenticate(request: Request, body: bytes, bound: str | None) -> str:
+        # A route signed over what binds its body (a reveal, over its commitment) is first
+        # checked that way, without hashing the body; a node that signed the body itself is
         # checked as any other request.
-        bound = binding(request) if binding is not None else None
         if bound is not None:
             try:
                 return coordinator.authenticate(
@@ -115,144 +234,46 @@ def create_app(coordinator: Coordinator) -> Any:
             request.state.body_hash,
         )
 
-    def checked(fn: Any, signed: bool, binding: Any, request: Request, body: bytes) -> Any:
-        node = authenticate(request, body, binding) if signed else None
-        return fn(node, request, body)
+    def endpoint_for(route: _api.Route) -> Any:
+        handle = serving[route.name]
+        decode = _decoder(route)
+        encode = _reply_encoder(route)
+        wire_request = isinstance(route.request, _api.Wire)
 
-    def handler(fn: Any, *, signed: bool = True, binding: Any = None) -> Any:
-        # ``binding(request)``: what the request's signature may cover instead of its body's
-        # hash (``Coordinator.reveal_binding``), or None.
-        async def endpoint(request: Request) -> Response:
-            try:
-                body = await read_body(request, max_body, body_buffer)
-                request.state.body_hash = None
-                # One trip to a worker thread for both: each trip costs the event loop a wake-up.
-                out = await run_in_threadpool(checked, fn, signed, binding, request, body)
-            except BodyTooLarge:
-                return JSONResponse({"error": f"body over {max_body} bytes"}, status_code=413)
-            except BadLength:
-                return JSONResponse(
-                    {"error": "body length differs from its Content-Length"}, status_code=400
-                )
-            except RamnetError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=_status_of(exc))
-            except Exception as exc:  # a bug: say so in one line, keep serving
-                return JSONResponse(
-                    {"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500
-                )
-            if isinstance(out, Response):
-                return out
-            return JSONResponse(out)
+        def serve(request: Request, body: Any) -> Any:
+            # Signature first: an unsigned request learns nothing about its body.
+            node = None
+            if route.signed:
+                bound = None
+                if route.bound:
+                    bound = coordinator.reveal_binding(request.path_params["shard_id"])
+                node = authenticate(request, body, bound)
+            call = Call(node, request.path_params, body=body)
+            call.body_hash = request.state.body_hash
+            if route.query:
+                call.wait = _wait_of(request)
+            if wire_request:
+                call.meta, call.arrays = unpack(body, max_bytes=max_body)
+                call.message = decode(call.meta)
+            elif route.request is not None:
+                call.message = decode(body)
+            return encode(handle(call))
+
+        async def endpoint(request: Request) -> Any:
+            body = await read_body(request, max_body, body_buffer)
+            request.state.body_hash = None
+            # One trip to a worker thread for all of it: each trip costs the event loop a wake-up.
+            return await run_in_threadpool(serve, request, body)
 
         return endpoint
 
-    def json_body(body: bytes) -> dict[str, Any]:
-        try:
-            # json.loads takes no memoryview (a body sent as wire but holding JSON).
-            value = json.loads((bytes(body) if isinstance(body, memoryview) else body) or b"{}")
-        except ValueError as exc:
-            raise InvalidInputError(f"the body is not JSON: {exc}") from exc
-        if not isinstance(value, dict):
-            raise InvalidInputError("the body must be a JSON object")
-        return value
+    async def on_error(request: Request, exc: Exception) -> Any:
+        return error_response(exc)
 
-    def wire_body(body: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return unpack(body, max_bytes=max_body)
-
-    def reveal_body(body: bytes, request: Request) -> dict[str, np.ndarray]:
-        # A reveal's metadata names its shard and nothing else: a reveal signed over its
-        # commitment does not sign the metadata, and the container is stored as it came.
-        meta, arrays = wire_body(body)
-        if meta not in ({}, {"shard_id": request.path_params["shard_id"]}):
-            raise InvalidInputError("a reveal's metadata is {'shard_id': its shard} or nothing")
-        return arrays
-
-    def wait_of(request: Request) -> float:
-        raw = request.query_params.get("wait", "0")
-        try:
-            value = float(raw)
-        except ValueError:
-            raise InvalidInputError(f"wait must be a number of seconds, got {raw!r}") from None
-        if not 0 <= value <= MAX_WAIT:
-            raise InvalidInputError(f"wait must be between 0 and {MAX_WAIT:g} seconds")
-        return value
-
-    routes = [
-        Route(_api.HEALTH, handler(lambda n, r, b: {"status": "ok"}, signed=False)),
-        Route(_api.OPENAPI, handler(lambda n, r, b: _api.openapi(), signed=False)),
-        Route(_api.LEDGER, handler(lambda n, r, b: coordinator.ledger.show(), signed=False)),
-        Route(
-            _api.NODES,
-            handler(lambda n, r, b: coordinator.register(n, json_body(b))),
-            methods=["POST"],
-        ),
-        Route(
-            _api.JOBS,
-            handler(lambda n, r, b: coordinator.submit(n, *wire_body(b))),
-            methods=["POST"],
-        ),
-        Route(
-            "/v1/jobs/{job_id}",
-            handler(lambda n, r, b: coordinator.status(r.path_params["job_id"], wait_of(r))),
-        ),
-        Route(
-            "/v1/jobs/{job_id}/result",
-            handler(lambda n, r, b: wire(*coordinator.result(r.path_params["job_id"]))),
-        ),
-        Route(_api.WORK, handler(lambda n, r, b: wire(*coordinator.claim(n, wait_of(r))))),
-        Route(
-            _api.VALIDATIONS,
-            handler(lambda n, r, b: wire(*coordinator.validation(n, wait_of(r)))),
-        ),
-        Route(
-            "/v1/validations/{dispute_id:int}/verdict",
-            handler(
-                lambda n, r, b: coordinator.verdict(n, r.path_params["dispute_id"], json_body(b))
-            ),
-            methods=["POST"],
-        ),
-        Route(
-            "/v1/shards/{shard_id}",
-            handler(
-                lambda n, r, b: coordinator.shard_view(n, r.path_params["shard_id"], wait_of(r))
-            ),
-        ),
-        Route(
-            "/v1/shards/{shard_id}/commit",
-            handler(lambda n, r, b: coordinator.commit(n, r.path_params["shard_id"], json_body(b))),
-            methods=["POST"],
-        ),
-        Route(
-            "/v1/shards/{shard_id}/release",
-            handler(lambda n, r, b: coordinator.release(n, r.path_params["shard_id"])),
-            methods=["POST"],
-        ),
-        Route(
-            "/v1/shards/{shard_id}/result",
-            handler(
-                lambda n, r, b: coordinator.submit_result(
-                    n, r.path_params["shard_id"], wire_body(b)[1], b, r.state.body_hash
-                )
-            ),
-            methods=["POST"],
-        ),
-        Route(_api.AUDITS, handler(lambda n, r, b: wire(*coordinator.audit(n, wait_of(r))))),
-        Route(
-            "/v1/audits/{job_id}/report",
-            handler(
-                lambda n, r, b: coordinator.audit_report(n, r.path_params["job_id"], json_body(b))
-            ),
-            methods=["POST"],
-        ),
-        Route(
-            "/v1/shards/{shard_id}/reveal",
-            handler(
-                lambda n, r, b: coordinator.reveal(
-                    n, r.path_params["shard_id"], reveal_body(b, r), b, r.state.body_hash
-                ),
-                binding=lambda r: coordinator.reveal_binding(r.path_params["shard_id"]),
-            ),
-            methods=["POST"],
-        ),
-    ]
-    return Starlette(routes=routes)
+    routes = [Route(r.path, endpoint_for(r), methods=[r.method], name=r.name) for r in _api.ROUTES]
+    # The handler sits in an ExceptionMiddleware of its own: handed to Starlette as the handler
+    # of Exception, it would go to ServerErrorMiddleware, which answers and then raises the
+    # exception again, and uvicorn would log a second traceback.
+    return Starlette(
+        routes=routes, middleware=[Middleware(ExceptionMiddleware, handlers={Exception: on_error})]
+    )
