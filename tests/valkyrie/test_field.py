@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -296,6 +299,60 @@ def test_fp2_field_axioms(a: F.Fp2, b: F.Fp2, c: F.Fp2) -> None:
 @given(nonzero)
 def test_fp2_inverse(a: F.Fp2) -> None:
     assert F.fp2_mul(a, F.fp2_inv(a)) == (1, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fp2, fp2, fp2)
+def test_fp2_field_laws(x, y, z) -> None:  # type: ignore[no-untyped-def]
+    zero, one = (0, 0), (1, 0)
+    assert F.fp2_mul(x, y) == F.fp2_mul(y, x)
+    assert F.fp2_add(x, y) == F.fp2_add(y, x)
+    assert F.fp2_mul(F.fp2_mul(x, y), z) == F.fp2_mul(x, F.fp2_mul(y, z))
+    assert F.fp2_add(F.fp2_add(x, y), z) == F.fp2_add(x, F.fp2_add(y, z))
+    assert F.fp2_mul(x, F.fp2_add(y, z)) == F.fp2_add(F.fp2_mul(x, y), F.fp2_mul(x, z))
+    assert F.fp2_mul(x, one) == x and F.fp2_add(x, zero) == x and F.fp2_mul(x, zero) == zero
+    assert F.fp2_sub(F.fp2_add(x, y), y) == x
+    assert F.fp2_add(x, F.fp2_sub(zero, x)) == zero
+    for value in (*x, *F.fp2_mul(x, y), *F.fp2_add(x, y), *F.fp2_sub(x, y)):
+        assert 0 <= value < P
+    k = y[0]
+    assert F.fp2_scale(x, k) == F.fp2_mul(x, (k, 0))
+    # Reference: complex-style product over the integers, reduced afterwards.
+    re = (x[0] * y[0] - x[1] * y[1]) % P
+    im = (x[0] * y[1] + x[1] * y[0]) % P
+    assert F.fp2_mul(x, y) == (re, im)
+    assert len(F.fp2_bytes(x)) == 16
+
+
+def test_fp2_is_a_field_extension() -> None:
+    i = (0, 1)
+    assert F.fp2_mul(i, i) == (P - 1, 0)  # i^2 = -1: p = 3 mod 4, so x^2 + 1 is irreducible
+    assert P % 4 == 3
+    # (a + bi)(a - bi) = a^2 + b^2, nonzero for nonzero input: a norm, so inverses exist.
+    x = (123456789, 987654321)
+    norm = F.fp2_mul(x, (x[0], P - x[1]))
+    assert norm[1] == 0 and norm[0] == (x[0] ** 2 + x[1] ** 2) % P != 0
+    inv_norm = pow(norm[0], P - 2, P)
+    inverse = F.fp2_scale((x[0], P - x[1]), inv_norm)
+    assert F.fp2_mul(x, inverse) == (1, 0)
+
+
+def test_the_field_is_defined_once() -> None:
+    # P61 and every fp2_* function have one definition in RAMNET: the field package's (the numba
+    # and C kernels name their own private helpers otherwise).
+    package = Path(F.__file__).resolve().parents[2]  # ramnet/
+    root = package.parent
+    definitions: dict[str, list[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = re.match(r"(?:def (fp2_\w+)\(|(P61) *=)", line)
+            if match:
+                name = match.group(1) or match.group(2)
+                definitions.setdefault(name, []).append(str(path.relative_to(root)))
+    assert definitions["P61"] == ["ramnet/valkyrie/field/_scalar.py"]
+    assert all(len(paths) == 1 for paths in definitions.values()), definitions
+    assert all(p.startswith("ramnet/valkyrie/field/") for ps in definitions.values() for p in ps)
+    assert len(definitions) == 1 + 7 + 4  # P61, seven scalar helpers, four vector kernels
 
 
 def fp2_array(values: list[F.Fp2]) -> np.ndarray:
