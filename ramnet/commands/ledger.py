@@ -23,9 +23,10 @@ def ledger_show(
 ) -> None:
     """Show every account (bond, balance, slashed) and the conserved totals."""
     from ramnet.mesh import MeshClient
+    from ramnet.mesh.protocol.routes import url
 
     settings = _node.settings(coordinator=coordinator)
-    info = MeshClient(settings.coordinator, None, retry_for=10).get_json("/v1/ledger")
+    info = MeshClient(settings.coordinator, None, retry_for=10).get_json(url("ledger"))
     if as_json:
         print_json(info)
         return

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ramnet.mesh.protocol import routes as _api
+from ramnet.mesh.protocol.routes import url
 from ramnet.mesh.rules.audits import audit_findings
 
 Log = Callable[[str], None]
@@ -55,7 +55,7 @@ class Auditor:
         # Idempotent (the bond is topped up to its target), so it is retried like a GET when
         # the connection breaks mid-request, as when the coordinator is restarting.
         reply: dict[str, Any] = self.client.post_json(
-            _api.NODES,
+            url("register"),
             {"bond": self.bond, "payout_address": self.payout_address},
             idempotent=True,
         )
@@ -64,13 +64,13 @@ class Auditor:
 
     def step(self) -> bool:
         """Audit one optimistic job. Returns False when there was none."""
-        meta, arrays = self.client.get_wire(f"{_api.AUDITS}?wait={LONG_POLL:g}")
+        meta, arrays = self.client.get_wire(url("next_audit", {"wait": LONG_POLL}))
         job_id = meta.get("job_id")
         if job_id is None:
             return False
         started = time.perf_counter()
         frauds, checked = audit_findings(meta, arrays, backend=self.backend)
-        reply = self.client.post_json(_api.audit_report(str(job_id)), {"frauds": frauds})
+        reply = self.client.post_json(url("audit_report", job_id=str(job_id)), {"frauds": frauds})
         self.done += 1
         self.log(
             f"job {job_id}: {reply.get('outcome')} ({checked} partials checked, {len(frauds)}"

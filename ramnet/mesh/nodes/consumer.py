@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ramnet._errors import RamnetError
-from ramnet.mesh.protocol import routes as _api
+from ramnet.mesh.protocol.routes import url
 from ramnet.mesh.protocol.wire import ArrayStream, WireFormatError
 from ramnet.mesh.rules.plan import check_nodes, check_redundancy
 from ramnet.orchid._io import NpyWriter
@@ -45,16 +45,16 @@ def submit(
     check_nodes(nodes)
     redundancy = check_redundancy(redundancy, nodes)
     # Registering is idempotent; a new account gets the coordinator's starting credit.
-    client.post_json(_api.NODES, {"bond": 0}, idempotent=True)
+    client.post_json(url("register"), {"bond": 0}, idempotent=True)
     request_id = os.urandom(16).hex()  # a retried upload must not become a second job
     meta = {"nodes": nodes, "redundancy": redundancy, "request_id": request_id}
-    reply = client.post_wire(_api.JOBS, meta, {"A": a, "B": b}, idempotent=True)
+    reply = client.post_wire(url("submit_job"), meta, {"A": a, "B": b}, idempotent=True)
     return str(reply["job_id"])
 
 
 def status(client: Any, job_id: str) -> dict[str, Any]:
     """The job's state and its shards' states."""
-    reply: dict[str, Any] = client.get_json(_api.job(job_id))
+    reply: dict[str, Any] = client.get_json(url("job_status", job_id=job_id))
     return reply
 
 
@@ -89,7 +89,9 @@ def wait(
     start = time.monotonic()
     while True:
         # A long poll: the coordinator answers as soon as the job settles, or after a second.
-        info: dict[str, Any] = client.get_json(f"{_api.job(job_id)}?wait={LONG_POLL:g}")
+        info: dict[str, Any] = client.get_json(
+            url("job_status", {"wait": LONG_POLL}, job_id=job_id)
+        )
         if on_status is not None:
             on_status(info)
         if info.get("state") in until or info.get("state") == "settled":
@@ -159,7 +161,7 @@ def fetch_result(
     Raises:
         ResultCheckFailed: C fails the check.
     """
-    _, arrays = client.get_wire(_api.job_result(job_id))
+    _, arrays = client.get_wire(url("job_result", job_id=job_id))
     c: np.ndarray = arrays["C"]
     _check(job_id, a, b, c, security_bits)
     return c
@@ -197,7 +199,7 @@ def fetch_result_to(
         max_bytes=client.max_response_bytes,
     )
     try:
-        client.get_wire_into(_api.job_result(job_id), stream)
+        client.get_wire_into(url("job_result", job_id=job_id), stream)
         _, writer = stream.result()
     except WireFormatError as exc:
         stream.discard()

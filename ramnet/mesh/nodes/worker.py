@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ramnet.mesh.protocol import routes as _api
 from ramnet.mesh.protocol.auth import bound_by
+from ramnet.mesh.protocol.routes import url
 from ramnet.mesh.rules.disputes import bad_tiles, claim_opens, fraud_entry
 from ramnet.mesh.rules.shard import compute_shard, result_digest, tile_map
 from ramnet.orchid import BlockProduct
@@ -140,7 +140,7 @@ class Worker:
     def register(self) -> dict[str, Any]:
         """Register with the coordinator (idempotent) and stake the bond."""
         reply: dict[str, Any] = self.client.post_json(
-            _api.NODES,
+            url("register"),
             {
                 "bond": self.bond,
                 "validator": self.validator,
@@ -156,7 +156,7 @@ class Worker:
 
     def validate(self) -> bool:
         """Settle one dispute this validator was drawn for. Returns False when there was none."""
-        meta, arrays = self.client.get_wire(f"{_api.VALIDATIONS}?wait=0")
+        meta, arrays = self.client.get_wire(url("next_validation", {"wait": 0}))
         dispute_id = meta.get("dispute_id")
         if dispute_id is None:
             return False
@@ -199,7 +199,9 @@ class Worker:
                 {"node": c["node"], "copy": c["copy"], "block": c["block"], "row": 0, "col": 0}
                 for c in honest[:1]
             ]
-        reply = self.client.post_json(_api.verdict(int(dispute_id)), {"frauds": frauds})
+        reply = self.client.post_json(
+            url("verdict", dispute_id=int(dispute_id)), {"frauds": frauds}
+        )
         self.log(
             f"dispute {dispute_id}: {reply.get('outcome')} ({len(meta['blocks'])} block products"
             f" recomputed, {time.perf_counter() - started:.3f} s)"
@@ -223,7 +225,7 @@ class Worker:
         # it is drawn for waits at most that long.
         poll = VALIDATOR_POLL if self.validator else LONG_POLL
         wait = 0.0 if self._committed else poll
-        meta, arrays = self.client.get_wire(f"{_api.WORK}?wait={wait:g}")
+        meta, arrays = self.client.get_wire(url("claim", {"wait": wait}))
         shard_id = meta.get("shard_id")
         if not shard_id:
             # Nothing new: wait for a committed shard's reveal to open instead.
@@ -244,7 +246,7 @@ class Worker:
             self._previous = honest
         if not self.prove:  # only computes: no commitment; an auditor checks the job later
             self.client.post_wire(
-                _api.shard_result(shard_id),
+                url("shard_result", shard_id=shard_id),
                 {"shard_id": shard_id},
                 {f"p/{b.i}/{b.j}/{b.k}": partials[b] for b in blocks},
                 idempotent=True,
@@ -256,7 +258,7 @@ class Worker:
         # Committing the same digest twice is a no-op, so a commit cut off by a coordinator
         # restart is simply sent again.
         reply = self.client.post_json(
-            _api.shard_commit(shard_id), {"digest": digest}, idempotent=True
+            url("shard_commit", shard_id=shard_id), {"digest": digest}, idempotent=True
         )
         # Commit-reveal: the partials leave only once every copy of the job's audit blocks has
         # been committed, so no worker can copy another's result. Meanwhile this node may take
@@ -301,7 +303,7 @@ class Worker:
         # Forget revealed results the coordinator has stored (or no longer wants); reveal again
         # those it did not get or lost in a restart (their shards await the reveal again).
         for shard_id in [s for s in self._unstored if s not in skip]:
-            reply = self.client.get_json(_api.shard(shard_id))
+            reply = self.client.get_json(url("shard_view", shard_id=shard_id))
             state = reply.get("state")
             if state == "committed" and reply.get("reveal"):
                 self._reveal_kept(shard_id)
@@ -313,7 +315,9 @@ class Worker:
         # Look at every committed shard once (the first with a long poll of ``wait``).
         moved = False
         for n, shard_id in enumerate([s for s in self._committed if s not in skip]):
-            reply = self.client.get_json(f"{_api.shard(shard_id)}?wait={wait if n == 0 else 0:g}")
+            reply = self.client.get_json(
+                url("shard_view", {"wait": wait if n == 0 else 0}, shard_id=shard_id)
+            )
             moved = self._settle_view(shard_id, reply) or moved
         return moved
 
@@ -321,9 +325,9 @@ class Worker:
         """Stopping: reveal what may be revealed, hand the other committed shards back (they
         go to another node)."""
         for shard_id in list(self._committed):
-            reply = self.client.get_json(_api.shard(shard_id))
+            reply = self.client.get_json(url("shard_view", shard_id=shard_id))
             if not self._settle_view(shard_id, reply):
-                self.client.post_json(_api.shard_release(shard_id), {})
+                self.client.post_json(url("shard_release", shard_id=shard_id), {})
                 self._committed.pop(shard_id, None)
                 self.log(f"shard {shard_id}: handed back")
 
@@ -336,7 +340,7 @@ class Worker:
         try:
             commitment = self._commitments.get(shard_id)
             reply: dict[str, Any] = self.client.post_wire(
-                _api.shard_reveal(shard_id),
+                url("shard_reveal", shard_id=shard_id),
                 {"shard_id": shard_id},
                 payload,
                 idempotent=True,
@@ -346,7 +350,7 @@ class Worker:
         except MeshRequestError as exc:
             if getattr(exc, "status", None) != 409:
                 raise
-            view: dict[str, Any] = self.client.get_json(_api.shard(shard_id))
+            view: dict[str, Any] = self.client.get_json(url("shard_view", shard_id=shard_id))
             if view.get("state") != "revealed":
                 raise
             return view

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from ramnet import orchid
-from ramnet.mesh import Coordinator, CoordinatorConfig, MeshClient, sign_request
+from ramnet.mesh import MeshClient
+from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.nodes.client import MeshRequestError
-from ramnet.mesh.protocol import routes as _api
-from ramnet.mesh.protocol.auth import AuthError, bound_by
+from ramnet.mesh.protocol import routes
+from ramnet.mesh.protocol.auth import AuthError, bound_by, sign_request
 from ramnet.mesh.protocol.wire import pack
 from ramnet.mesh.rules.shard import compute_shard, result_digest, tile_map
 from ramnet.mesh.state.blobs import blob_digest
@@ -52,16 +53,18 @@ class _Worker:
         self.key = NodeKey.generate()
         self.url = url
         self.client = MeshClient(url, self.key, retry_for=5)
-        self.client.post_json(_api.NODES, {"bond": 0})
+        self.client.post_json(routes.url("register"), {"bond": 0})
 
     def claim_and_commit(self) -> None:
-        meta, arrays = self.client.get_wire(f"{_api.WORK}?wait=0")
+        meta, arrays = self.client.get_wire(routes.url("claim", {"wait": 0}))
         self.shard = str(meta["shard_id"])
         blocks = [BlockProduct(*b) for b in meta["blocks"]]
         partials = compute_shard(blocks, tile_map(arrays, "a"), tile_map(arrays, "b"))
         self.payload = {f"p/{b.i}/{b.j}/{b.k}": x for b, x in partials.items()}
         self.commitment = result_digest(partials).hex()
-        self.client.post_json(_api.shard_commit(self.shard), {"digest": self.commitment})
+        self.client.post_json(
+            routes.url("shard_commit", shard_id=self.shard), {"digest": self.commitment}
+        )
 
     def reveal(
         self,
@@ -72,7 +75,7 @@ class _Worker:
         """POST a reveal signed over ``signed_over`` (None: the body's hash)."""
         meta = {"shard_id": self.shard} if meta is None else meta
         body = pack(meta, self.payload if payload is None else payload)
-        path = _api.shard_reveal(self.shard)
+        path = routes.url("shard_reveal", shard_id=self.shard)
         headers = {
             **sign_request(self.key, "POST", path, body, body_hash=signed_over),
             "Content-Type": "application/vnd.ramnet.wire",
@@ -83,9 +86,11 @@ class _Worker:
 def _job(url: str) -> tuple[list[_Worker], str, np.ndarray]:
     workers = [_Worker(url) for _ in range(3)]
     consumer = MeshClient(url, NodeKey.generate(), retry_for=5)
-    consumer.post_json(_api.NODES, {"bond": 0})
+    consumer.post_json(routes.url("register"), {"bond": 0})
     a, b = orchid.random_operands(60, 50, 40, "int8", seed=4)
-    job_id = consumer.post_wire(_api.JOBS, {"nodes": 3, "request_id": "r"}, {"A": a, "B": b})
+    job_id = consumer.post_wire(
+        routes.url("submit_job"), {"nodes": 3, "request_id": "r"}, {"A": a, "B": b}
+    )
     for worker in workers:
         worker.claim_and_commit()
     exact = a.astype(np.int64) @ b.astype(np.int64)
@@ -121,7 +126,7 @@ def test_a_reveal_signed_over_its_commitment_is_checked_against_it(
     name = str(coordinator.store.get_shard(int(first.shard)).result_digest)
     assert name != blob_digest(body) and name in coordinator._provisional
     # The same request again is a replay.
-    path = _api.shard_reveal(first.shard)
+    path = routes.url("shard_reveal", shard_id=first.shard)
     again = httpx.post(f"{url}{path}", content=body, headers=headers)
     assert again.status_code == 409 and "replayed" in again.json()["error"]
     # A reveal signed over its body, as before, still works: named by the body's hash.
@@ -130,7 +135,7 @@ def test_a_reveal_signed_over_its_commitment_is_checked_against_it(
     assert coordinator.store.get_shard(int(second.shard)).result_digest == blob_digest(body)
     # MeshClient signs over the commitment when told to; the job settles with the right C.
     third.client.post_wire(
-        _api.shard_reveal(third.shard),
+        routes.url("shard_reveal", shard_id=third.shard),
         {"shard_id": third.shard},
         third.payload,
         signed_body=bound_by(third.commitment),
@@ -154,7 +159,7 @@ def test_partials_that_differ_from_the_signed_commitment_are_rejected(
     assert shard.state == "rejected" and shard.result_digest is None
     with pytest.raises(MeshRequestError):
         worker.client.post_wire(
-            _api.shard_reveal(worker.shard),
+            routes.url("shard_reveal", shard_id=worker.shard),
             {"shard_id": worker.shard},
             worker.payload,
             signed_body=bound_by(worker.commitment),

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from ramnet.mesh import MeshClient, pack, unpack
+from ramnet.mesh import MeshClient
 from ramnet.mesh.nodes.client import MeshRequestError
-from ramnet.mesh.protocol.wire import is_wire
+from ramnet.mesh.protocol.wire import is_wire, pack, unpack
 from ramnet.mesh.transport.client import (
     HttpConnectionPool,
     ReplyTooLarge,
@@ -146,7 +146,7 @@ def test_a_wire_reply_is_read_in_place_and_text_replies_stay_text(scripted) -> N
 
 _BUFFER_PROBE = """
 import mmap, sys
-from ramnet.orchid import keep_freed_memory
+from ramnet.orchid._memory import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 from ramnet.mesh.transport.buffers import receive_buffer
 for size in (8 << 20, 1000):
@@ -270,7 +270,7 @@ def test_nodes_register_as_an_idempotent_request() -> None:
     from ramnet.mesh import Worker
     from ramnet.mesh.nodes.auditor import Auditor
     from ramnet.mesh.nodes.consumer import submit
-    from ramnet.mesh.protocol import routes as _api
+    from ramnet.mesh.protocol.routes import url
 
     calls: list[tuple[str, dict[str, object]]] = []
 
@@ -288,5 +288,5 @@ def test_nodes_register_as_an_idempotent_request() -> None:
     import numpy as np
 
     submit(Client(), np.ones((2, 2), np.int8), np.ones((2, 2), np.int8), 3)
-    registrations = [kw for path, kw in calls if path == _api.NODES]
+    registrations = [kw for path, kw in calls if path == url("register")]
     assert len(registrations) == 3 and all(kw.get("idempotent") is True for kw in registrations)
