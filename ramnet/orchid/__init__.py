@@ -9,7 +9,8 @@ The public API is ``__all__`` (the keys of ``_PUBLIC``): multiplying (``matmul``
 implements to watch a job (``TraceHook``, ``JobSpec``, ``BlockProduct``) and ``kernel_info``.
 Everything else (the scheduler's engine, backends, bindings, tile packing and hashing, the thread
 pool, allocator tuning) is internal: other RAMNET packages import it from its module. Each name
-loads its module on first use, so importing ORCHID (or one of its modules) costs nearly nothing.
+loads its module on first use, so importing the package loads nothing, and importing one of its
+modules (as ``ramnet verify`` does) loads only what that module needs.
 """
 
 from __future__ import annotations
