@@ -8,8 +8,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ramnet.mesh import Coordinator, create_app
-from ramnet.mesh.coordinator.app import http_protocol
+from ramnet.mesh.coordinator.app import create_app, http_protocol
+from ramnet.mesh.coordinator.service import Coordinator
 from tests.mesh_procs import free_port
 
 

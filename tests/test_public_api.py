@@ -71,6 +71,74 @@ SIDECAR_ALL = [
 ]
 
 
+MESH_ALL = [
+    "AXIS_OF_STYLE",
+    "Auditor",
+    "BLOCKS_PER_NODE",
+    "CoordinatorConfig",
+    "MeshClient",
+    "MeshError",
+    "MeshJobFailed",
+    "MeshProtocolError",
+    "MeshRequestError",
+    "MeshUnavailableError",
+    "PlanInputError",
+    "ResultCheckFailed",
+    "STYLES",
+    "ShardPlan",
+    "Style",
+    "Worker",
+    "check_nodes",
+    "grid_for",
+    "min_blocks",
+    "plan_shards",
+    "serve",
+    "style_deal",
+]
+
+
+def test_mesh_all_pinned() -> None:
+    import ramnet.mesh
+
+    assert sorted(ramnet.mesh.__all__) == MESH_ALL
+    for name in MESH_ALL:
+        assert getattr(ramnet.mesh, name) is not None
+
+
+@pytest.mark.parametrize(
+    "name", ["Store", "Ledger", "BlobStore", "Coordinator", "create_app", "pack", "sign_request"]
+)
+def test_mesh_exports_no_internals(name: str) -> None:
+    import ramnet.mesh
+
+    with pytest.raises(AttributeError):
+        getattr(ramnet.mesh, name)
+
+
+def test_mesh_names_are_written_once() -> None:
+    # The lazy table is the one list: __all__ comes from it, and the imports type checkers read
+    # name the same things from the same modules.
+    import ast
+
+    import ramnet.mesh
+
+    lazy = ramnet.mesh._LAZY
+    assert ramnet.mesh.__all__ == sorted(lazy)
+    tree = ast.parse(inspect.getsource(ramnet.mesh))
+    typed = {
+        alias.asname or alias.name: node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and node.module.startswith("ramnet.mesh.")
+        for alias in node.names
+    }
+    assert typed == {name: f"ramnet.mesh.{module}" for name, module in lazy.items()}
+    for name, module in lazy.items():
+        source = importlib.import_module(f"ramnet.mesh.{module}")
+        assert getattr(ramnet.mesh, name) is getattr(source, name)
+
+
 def test_sidecar_all_pinned() -> None:
     import ramnet.sidecar
 

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from ramnet import orchid
-from ramnet.mesh import Coordinator, CoordinatorConfig, Store
+from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.nodes.worker import _misbehave
 from ramnet.mesh.rules.audits import audit_findings
 from ramnet.mesh.state.errors import ShardStateError
 from ramnet.mesh.state.schema import SCHEMA_VERSION
+from ramnet.mesh.state.store import Store
 from ramnet.valkyrie import NodeKey
 from tests.mesh.coordinator.test_service import _work
 

@@ -13,7 +13,7 @@ import pytest
 
 from ramnet import orchid
 from ramnet._errors import InvalidInputError
-from ramnet.mesh import Coordinator, CoordinatorConfig
+from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.rules.plan import check_redundancy, planned_nodes
 from ramnet.mesh.rules.shard import result_digest
 from ramnet.orchid import BlockProduct

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ramnet import orchid
-from ramnet.mesh import Coordinator, CoordinatorConfig
+from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.nodes import consumer as _consumer
 from ramnet.mesh.nodes.client import MeshRequestError
 from ramnet.mesh.rules.shard import compute_shard, result_digest

@@ -11,8 +11,11 @@ import httpx
 import numpy as np
 import pytest
 
-from ramnet.mesh import Coordinator, CoordinatorConfig, MeshClient, pack, sign_request
+from ramnet.mesh import MeshClient
+from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.nodes.client import MeshRequestError
+from ramnet.mesh.protocol.auth import sign_request
+from ramnet.mesh.protocol.wire import pack
 from ramnet.valkyrie import NodeKey
 from tests.mesh_server import served
 

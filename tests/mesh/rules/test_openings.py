@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ramnet import orchid
-from ramnet.mesh import Coordinator, CoordinatorConfig, Worker
+from ramnet.mesh import Worker
+from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.nodes.worker import _misbehave
 from ramnet.mesh.rules.disputes import bad_tiles, claim_opens
 from ramnet.mesh.rules.tilecommit import commit_tiles, open_tile_path, verify_tile_path

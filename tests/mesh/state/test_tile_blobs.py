@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ramnet import orchid
-from ramnet.mesh import Coordinator, CoordinatorConfig
+from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.protocol.wire import pack_parts
 from ramnet.mesh.rules.tilecommit import (
     commit_tiles,
