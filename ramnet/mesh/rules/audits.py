@@ -60,6 +60,32 @@ def audit_package(
     return {"job_id": job_id, "copies": copies, "groups": groups}, arrays
 
 
+def spot_check(
+    reveals: Reveals,
+    tiles_a: Mapping[tuple[int, int], np.ndarray],
+    tiles_b: Mapping[tuple[int, int], np.ndarray],
+    fraction: float,
+    rng: np.random.Generator,
+) -> bool:
+    """Whether a sample of every copy's partials passes its check (Freivalds; floats: the range
+    check): ``fraction`` of each copy's blocks, at least one, drawn with ``rng``.
+
+    Args:
+        reveals: Copy key -> that copy's partials.
+        tiles_a, tiles_b: The job's tiles by (i, k) and (k, j).
+        fraction: The share of each copy's partials checked.
+        rng: The draw; the coordinator seeds it with secrets, so an auditor cannot predict it.
+    """
+    for partials in reveals.values():
+        blocks = list(partials)
+        count = max(1, round(fraction * len(blocks)))
+        for t in rng.choice(len(blocks), size=min(count, len(blocks)), replace=False):
+            block = blocks[int(t)]
+            if not check_partial(block, partials[block], tiles_a, tiles_b):
+                return False
+    return True
+
+
 def audit_findings(
     meta: Mapping[str, Any],
     arrays: Mapping[str, np.ndarray],

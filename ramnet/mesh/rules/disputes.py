@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ramnet.mesh.rules.shard import digest_of_blocks
-from ramnet.mesh.rules.tilecommit import verify_tile_path
+from ramnet.mesh.rules.tilecommit import commit_tiles, open_tile_path, verify_tile_path
 from ramnet.orchid import BlockProduct
 from ramnet.valkyrie import block_digest
 from ramnet.valkyrie._hash import digest
@@ -39,6 +39,102 @@ def draw_validator(
     seed = digest(b"RNDRAW1\x00", job_id.encode(), *(c.encode() for c in sorted(commits)))
     seed = digest(seed, round_.to_bytes(8, "little"))
     return pool[int.from_bytes(seed[:8], "little") % len(pool)]
+
+
+def contested(
+    failed: Sequence[tuple[int, BlockProduct]],
+    disagreements: Sequence[tuple[BlockProduct, Any]],
+    nodes_of: Mapping[int, str],
+) -> tuple[list[tuple[str, tuple[int, int, int]]], list[tuple[int, int, int]]]:
+    """What a dispute is about, from a settlement that failed (``Settlement.failed`` and
+    ``.disagreements``, by copy key).
+
+    Returns:
+        (the failed partials as (node, block), of the copies ``nodes_of`` names; every block a
+        partial failed or copies disagreed on, sorted).
+    """
+    claims = [(nodes_of[slot], (b.i, b.j, b.k)) for slot, b in failed if slot in nodes_of]
+    blocks = sorted(
+        {(b.i, b.j, b.k) for _, b in failed} | {(b.i, b.j, b.k) for b, _ in disagreements}
+    )
+    return claims, blocks
+
+
+def validation_package(
+    dispute_id: int,
+    job_id: str,
+    blocks: Sequence[tuple[int, int, int]],
+    tiles_a: Mapping[tuple[int, int], np.ndarray],
+    tiles_b: Mapping[tuple[int, int], np.ndarray],
+    reveals: Mapping[int, Mapping[BlockProduct, np.ndarray]],
+    nodes_of: Mapping[int, str],
+    commits: Mapping[int, str],
+    roots: tuple[str | None, str | None],
+    grid: tuple[int, int, int],
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """What a validator receives: the contested blocks' tiles (``a/i/k``, ``b/k/j``) with their
+    Merkle openings against the job's roots, every copy's partial of them (``c/copy/i/j/k``),
+    and a claim per partial.
+
+    Args:
+        dispute_id, job_id: The dispute and its job.
+        blocks: The contested blocks (i, j, k).
+        tiles_a, tiles_b: The job's tiles by (i, k) and (k, j).
+        reveals: Copy key -> that copy's revealed partials.
+        nodes_of: Copy key -> the node that revealed it.
+        commits: Copy key -> that copy's commitment.
+        roots: The job's tile commitments of A and B.
+        grid: The job's grid shape (p, q, r).
+
+    Returns:
+        (metadata, arrays).
+    """
+    p, q, r = grid
+    levels_a = commit_tiles("a", tiles_a, (p, r))[1]
+    levels_b = commit_tiles("b", tiles_b, (r, q))[1]
+    arrays: dict[str, np.ndarray] = {}
+    openings: dict[str, list[str]] = {}
+    claims = []
+    digests_of: dict[int, dict[str, str]] = {}  # each copy's partial digests, hashed once
+    for i, j, k in blocks:
+        block = BlockProduct(i, j, k)
+        arrays[f"a/{i}/{k}"] = tiles_a[(i, k)]
+        arrays[f"b/{k}/{j}"] = tiles_b[(k, j)]
+        openings[f"a/{i}/{k}"] = open_tile_path(levels_a, (p, r), i, k)
+        openings[f"b/{k}/{j}"] = open_tile_path(levels_b, (r, q), k, j)
+        for copy, partials in reveals.items():
+            if block in partials:
+                name = f"c/{copy}/{i}/{j}/{k}"
+                arrays[name] = partials[block]
+                # The claim is opened against the worker's own commitment: the digests of
+                # the shard's partials, which must hash to the commit it posted.
+                if copy not in digests_of:
+                    digests_of[copy] = {
+                        f"{b.i}/{b.j}/{b.k}": block_digest(b, x).hex() for b, x in partials.items()
+                    }
+                claims.append(
+                    {
+                        "node": nodes_of[copy],
+                        "copy": copy,
+                        "block": [i, j, k],
+                        "name": name,
+                        "commit": commits.get(copy),
+                        "digests": digests_of[copy],
+                    }
+                )
+    meta = {
+        "dispute_id": dispute_id,
+        "job_id": job_id,
+        "blocks": blocks,
+        "claims": claims,
+        "commitments": {
+            "a": roots[0],
+            "b": roots[1],
+            "grid": [p, q, r],
+        },
+        "openings": openings,
+    }
+    return meta, arrays
 
 
 def bad_tiles(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> list[str]:

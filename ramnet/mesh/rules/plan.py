@@ -653,3 +653,13 @@ def planned_nodes(nodes: int, redundancy: str) -> int:
     (rounded up; an odd triad out is planned and not mirrored)."""
     triads = nodes // 3
     return nodes if redundancy == "none" else 3 * (triads - triads // 2)
+
+
+def job_price(
+    plan: ShardPlan, mirrored: Iterable[int], price_per_block: int, validator_fee: int
+) -> int:
+    """What a job costs its consumer: every block product computed (audit copies included, and
+    the mirror copies of the ``mirrored`` slots) at ``price_per_block``, plus the escrowed
+    ``validator_fee``."""
+    computed = sum(plan.load.values()) + sum(plan.load[slot] for slot in mirrored)
+    return computed * price_per_block + validator_fee

@@ -120,3 +120,12 @@ def settle(
         primaries = {b: picked[plan.owner(b)][b] for b in grid.blocks()}
         result.c = assemble(grid, primaries, out_dtype)
     return result
+
+
+def earnings(computed: Mapping[int, int], nodes_of: Mapping[int, str]) -> dict[str, int]:
+    """Block products each node computed and that passed: ``Settlement.computed`` (by copy key)
+    summed per node (``nodes_of``), as a node may have served two slots."""
+    out: dict[str, int] = {}
+    for slot, count in computed.items():
+        out[nodes_of[slot]] = out.get(nodes_of[slot], 0) + count
+    return out

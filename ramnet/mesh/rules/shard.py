@@ -43,6 +43,23 @@ def tile_map(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[tuple[int, i
     return out
 
 
+def named_partials(
+    blocks: Iterable[tuple[int, int, int]], arrays: Mapping[str, np.ndarray]
+) -> dict[BlockProduct, np.ndarray]:
+    """A shard's result as it came, named ``p/i/j/k``: one partial per block of ``blocks``.
+
+    Raises:
+        InvalidInputError: A block's partial is missing.
+    """
+    partials: dict[BlockProduct, np.ndarray] = {}
+    for i, j, kk in blocks:
+        name = f"p/{i}/{j}/{kk}"
+        if name not in arrays:
+            raise InvalidInputError(f"the result lacks partial {name}")
+        partials[BlockProduct(i, j, kk)] = np.asarray(arrays[name])
+    return partials
+
+
 def compute_shard(
     blocks: Sequence[BlockProduct],
     tiles_a: TileMap,
