@@ -124,7 +124,7 @@ def test_a_reveal_signed_over_its_commitment_is_checked_against_it(
     response, body, headers = first.reveal(bound_by(first.commitment))
     assert response.status_code == 200, response.text
     name = str(coordinator.store.get_shard(int(first.shard)).result_digest)
-    assert name != blob_digest(body) and name in coordinator._provisional
+    assert name != blob_digest(body) and name in coordinator.results.provisional
     # The same request again is a replay.
     path = routes.url("shard_reveal", shard_id=first.shard)
     again = httpx.post(f"{url}{path}", content=body, headers=headers)
@@ -190,7 +190,7 @@ def test_a_provisionally_named_result_is_renamed_when_written(tmp_path: Path) ->
         body = pack({"shard_id": s}, payload)
         coord.reveal(w, s, payload, body, None)
         provisional = str(coord.store.get_shard(int(s)).result_digest)
-        assert provisional in coord._provisional and not coord.blobs.has(provisional)
+        assert provisional in coord.results.provisional and not coord.blobs.has(provisional)
         assert coord.shard_view(w, s)["stored"] is False
         deadline = time.monotonic() + 10
         while coord.store.get_shard(int(s)).result_digest == provisional:
@@ -198,7 +198,7 @@ def test_a_provisionally_named_result_is_renamed_when_written(tmp_path: Path) ->
             time.sleep(0.05)
         assert coord.store.get_shard(int(s)).result_digest == blob_digest(body)
         assert coord.blobs.get(blob_digest(body)) == body
-        assert coord._provisional == {} and coord.shard_view(w, s)["stored"] is True
+        assert coord.results.provisional == {} and coord.shard_view(w, s)["stored"] is True
         for w, s, partials in work[1:]:
             coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in partials.items()})
         assert coord.status(job_id)["state"] == "settled"

@@ -87,7 +87,7 @@ def test_job_settles_pays_and_survives_a_restart(tmp_path: Path) -> None:
     # C is kept as a blob; the job's tiles and partials are dropped from the blob store.
     stored = coord.store.get_job(job_id)
     assert stored.result_blob is not None
-    assert coord._writes.wait_due()
+    assert coord.results.writes.wait_due()
     assert _blob_names(coord) == {stored.result_blob}
     coord.close()
     # A new process on the same folder: nothing lost, C read back from its blob.
@@ -130,7 +130,7 @@ def test_settling_drops_only_blobs_no_other_job_needs(tmp_path: Path) -> None:
     tiles |= set(coord.store.get_job(live).spec.tiles_b.values())
     work = {w: _work(coord, w) for w in workers[:3]}  # the live job's shards, held
     done = _run_job(coord, consumer, workers[3:], a, b, "done")
-    assert coord._writes.wait_due()
+    assert coord.results.writes.wait_due()
     assert tiles <= _blob_names(coord)
     coord.close()
     coord = Coordinator(config)  # tiles are re-read from the blobs now
@@ -139,7 +139,7 @@ def test_settling_drops_only_blobs_no_other_job_needs(tmp_path: Path) -> None:
     for job_id in (live, done):
         np.testing.assert_array_equal(coord.result(job_id)[1]["C"], exact)
     # Both settled: only the (shared) C blob is left.
-    assert coord._writes.wait_due()
+    assert coord.results.writes.wait_due()
     assert _blob_names(coord) == {coord.store.get_job(live).result_blob}
     coord.close()
 
@@ -227,7 +227,7 @@ def _status_poll(coord: Coordinator, job_id: str) -> Any:
 def test_a_job_settled_without_a_stored_c_is_assembled_from_its_partials(tmp_path: Path) -> None:
     # Jobs settled before C was stored (schema v2) kept their partials: C is assembled from them.
     coord, workers, consumer = _setup(tmp_path, write_behind=0)
-    coord._drop_inputs = lambda job_id, c_blob: None  # type: ignore[method-assign]
+    coord.results.drop_inputs = lambda job_id, c_blob: None  # type: ignore[method-assign]
     a, b = orchid.random_operands(33, 21, 17, "int16", seed=8)
     job_id = _run_job(coord, consumer, workers, a, b, "v2")
     coord.close()
@@ -254,7 +254,7 @@ def test_a_job_that_settles_at_once_never_writes_its_partials(tmp_path: Path) ->
     job_id = _run_job(coord, consumer, workers, a, b, "quick")
     results = {s.result_digest for s in coord.store.list_shards(job_id=job_id)}
     c_blob = coord.store.get_job(job_id).result_blob
-    assert coord._writes.wait_due()
+    assert coord.results.writes.wait_due()
     coord.close()  # runs every write still pending: none is, the job took them
     assert results and not results & set(written)
     assert _blob_names(coord) == {c_blob}
@@ -575,27 +575,27 @@ def test_a_retried_submission_is_the_same_job(tmp_path: Path) -> None:
 def test_a_long_poll_sees_a_change_made_while_it_checked(tmp_path: Path) -> None:
     coord, _, _ = _setup(tmp_path)
     waits: list[float] = []
-    real_wait = coord._changed.wait
+    real_wait = coord.polls.changed.wait
 
     def recording_wait(timeout: float | None = None) -> bool:
         waits.append(-1.0 if timeout is None else timeout)
         return real_wait(timeout)
 
-    coord._changed.wait = recording_wait  # type: ignore[method-assign]
+    coord.polls.changed.wait = recording_wait  # type: ignore[method-assign]
     calls = []
 
     def ready() -> str | None:
         calls.append(len(waits))
         if len(calls) == 1:
-            coord._notify()  # a change lands while the first check runs
+            coord.polls.notify()  # a change lands while the first check runs
             return None
         return "ready"
 
-    assert coord._wait_for(ready, 5.0) == "ready"
+    assert coord.polls.wait_for(ready, 5.0) == "ready"
     assert calls == [0, 0]  # checked again at once, without sleeping through the change
     # With nothing changing, a poll sleeps between checks instead of spinning.
     waits.clear()
-    assert coord._wait_for(lambda: None, 0.3) is None
+    assert coord.polls.wait_for(lambda: None, 0.3) is None
     assert len(waits) == 1 and 0 < waits[0] <= 0.3
     coord.close()
 
@@ -614,13 +614,13 @@ def test_a_poll_waiting_before_the_last_reveal_is_answered_at_checked(tmp_path: 
     gate, storing = _gate_c_store(coord)
     states: list[str] = []
     polling = threading.Event()
-    real_wait = coord._changed.wait
+    real_wait = coord.polls.changed.wait
 
     def noted_wait(timeout: float | None = None) -> bool:
         polling.set()
         return real_wait(timeout)
 
-    coord._changed.wait = noted_wait  # type: ignore[method-assign]
+    coord.polls.changed.wait = noted_wait  # type: ignore[method-assign]
     poll = threading.Thread(target=lambda: states.append(coord.status(job_id, wait=5)["state"]))
     poll.start()
     assert polling.wait(30)  # the poll has had its first look and waits
