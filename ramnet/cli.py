@@ -31,6 +31,7 @@ from ramnet.commands import (
     worker,
 )
 from ramnet.commands._common import OneLineErrors
+from ramnet.commands._options import PlainValues
 
 app = typer.Typer(
     name="ramnet",
@@ -63,7 +64,7 @@ def _root(
 # The order here is the order of `ramnet --help`: the commands, then the groups.
 app.command()(run.run)
 app.command()(doctor.doctor)
-app.command()(verify.verify)
+app.command(cls=PlainValues)(verify.verify)  # values converted without pydantic
 app.add_typer(keys.app, name="keys")
 app.add_typer(coordinator.app, name="coordinator")
 app.add_typer(worker.app, name="worker")

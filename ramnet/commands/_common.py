@@ -11,12 +11,12 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from ramnet._errors import InvalidInputError, RamnetError
+from ramnet.commands._options import use_plain_values
 
 
 def _click_exceptions() -> Any:
@@ -33,11 +33,29 @@ _CLICK = _click_exceptions()
 _ClickException: Any = _CLICK.ClickException
 _NoArgsIsHelpError: Any = _CLICK.NoArgsIsHelpError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class OneLineErrors(typer.core.TyperGroup):
-    """Usage errors (unknown option, bad value, missing option) as one ``error:`` line, exit 2."""
+    """Usage errors (unknown option, bad value, missing option) as one ``error:`` line, exit 2.
+
+    Its own options (``--version``, ``--help``) are converted without pydantic (see
+    ``PlainValues``): Typer would otherwise import pydantic to convert them on every command.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        use_plain_values(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        """The ``--help`` flag, made on first use, converted without pydantic as well."""
+        option = super().get_help_option(ctx)
+        if option is not None:
+            use_plain_values([option])
+        return option
 
     def main(  # type: ignore[override]
         self,
@@ -89,13 +107,21 @@ def group(summary: str) -> typer.Typer:
     return typer.Typer(help=summary, no_args_is_help=True)
 
 
+# Rich's console loads on first use (about 20 ms): `ramnet verify --json` and the commands that
+# print JSON never need it.
+
+
 def stdout() -> Console:
     """A Rich console on stdout, for tables."""
+    from rich.console import Console
+
     return Console()
 
 
 def stderr() -> Console:
     """A Rich console on stderr without highlighting, for errors and log lines."""
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 

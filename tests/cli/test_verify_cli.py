@@ -356,3 +356,52 @@ def test_int32_random_prove_verifies(tmp_path: Path) -> None:
     a, b = tmp_path / "A.npy", tmp_path / "B.npy"
     result = invoke(tmp_path, "verify", trace, "--a", a, "--b", b, "--c", out)
     assert result.exit_code == 0, result.stderr
+
+
+# ---- verify's values, converted without pydantic (commands._options.PlainValues) ----
+
+INT_SPELLINGS = [40, 1, 512, "40", "007", "0", "1", "512", "513", "-5", "+40", " 40", "40 "]
+INT_SPELLINGS += ["4_0", "40.0", "1e3", "abc", "", "４０", "99999999999999999999", "9" * 5000, None]
+PATH_SPELLINGS = ["t.bin", "", ".", "missing/x.npy", " a ", "~/x", "./in", "//x", "a\x00b", None]
+
+
+def _converted(runtime: object, value: object, param: object, ctx: object) -> tuple[str, str]:
+    """What a conversion makes of a value: its result, or its error message."""
+    try:
+        got = runtime.coerce(value, param=param, ctx=ctx)  # type: ignore[attr-defined]
+    except Exception as exc:  # the BadParameter Typer would report
+        return (type(exc).__name__, exc.format_message())  # type: ignore[attr-defined]
+    return (type(got).__name__, repr(got))
+
+
+def test_verify_values_convert_as_typer_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+
+    coercion = pytest.importorskip("typer._coercion")  # Typers before 0.29 do not use pydantic
+    from ramnet.commands._options import _PlainConversion
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.bin").write_bytes(b"")
+    (tmp_path / "in").mkdir()
+    group = typer.main.get_command(app)
+    command = group.commands["verify"]  # type: ignore[attr-defined]
+    ctx = command.make_context("verify", ["t.bin"], parent=group.make_context("ramnet", ["verify"]))
+    params = [*command.get_params(ctx), *group.get_params(ctx)]
+    plain = {p.name: p for p in params if isinstance(p._runtime_param, _PlainConversion)}
+    # Every value verify and the root group take: the trace, --a/--b/--c, --security-bits,
+    # --threads, --json and --help of both, --version.
+    names = {"trace", "a", "b", "c", "security_bits", "threads", "as_json", "help", "version"}
+    assert set(plain) == names
+    for param in params:
+        annotation = param.type_descriptor.annotation
+        values: list[object] = {int: INT_SPELLINGS, Path: PATH_SPELLINGS}.get(
+            annotation, [True, False, None]
+        )
+        for value in values:
+            ours = _converted(param._runtime_param, value, param, ctx)
+            typers = _converted(
+                coercion.build_runtime_param(param.type_descriptor), value, param, ctx
+            )
+            assert ours == typers, (param.name, value)
