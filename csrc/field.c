@@ -9,8 +9,8 @@
  * A limb product is one signed 32 x 32 -> 64 multiply (vpmuldq), so the loops are plain C that
  * GCC vectorizes under per-function target attributes (AVX2, AVX-512), one portable build. At the
  * end of a chunk each int64 sum is reduced mod p and shifted into place: multiplying by 2^k
- * modulo a Mersenne prime is a 61-bit rotation. int64 entries are reduced mod p first and go
- * through a scalar unsigned __int128 loop on every path (they are rare and not on a hot path).
+ * modulo a Mersenne prime is a 61-bit rotation. int64 entries (the C of int32 jobs, which the
+ * verifier reduces in full) are split into two int32 halves that go through the int32 passes.
  *
  * Every result is canonical, so all paths (and the numba fallback) give the same bits. */
 #include "field.h"
@@ -291,17 +291,22 @@ DEFINE_PASSES(s32, int32_t, 3)
 
 /* Reduces the limb sums of g weight vectors (block columns j0..j0+jn) into out, then zeroes
  * them. */
-ALWAYS_INLINE void col_flush(unsigned L, size_t g, size_t jn, int64_t (*acc)[JB], uint64_t *out,
-                             size_t n) {
+ALWAYS_INLINE void col_flush_by(unsigned L, size_t g, size_t jn, int64_t (*acc)[JB],
+                                uint64_t *out, size_t n, unsigned by) {
   for (size_t gi = 0; gi < g; gi++) {
     for (size_t j = 0; j < jn; j++) {
       uint64_t t = out[gi * n + j];
       for (unsigned l = 0; l < L; l++)
-        t = add_p(t, rot61(mod_s64(acc[gi * L + l][j]), limb_shift(L, l)));
+        t = add_p(t, rot61(mod_s64(acc[gi * L + l][j]), (limb_shift(L, l) + by) % 61));
       out[gi * n + j] = t;
     }
     for (unsigned l = 0; l < L; l++) memset(acc[gi * L + l], 0, jn * sizeof(int64_t));
   }
+}
+
+ALWAYS_INLINE void col_flush(unsigned L, size_t g, size_t jn, int64_t (*acc)[JB], uint64_t *out,
+                             size_t n) {
+  col_flush_by(L, g, jn, acc, out, n, 0);
 }
 
 /* Column sums for entry type T with L limbs, flushing every R rows (R a multiple of 4 with
@@ -390,6 +395,134 @@ ALWAYS_INLINE void col_flush(unsigned L, size_t g, size_t jn, int64_t (*acc)[JB]
 DEFINE_ALL(s8, int8_t, 2, ((size_t)1 << 22))
 DEFINE_ALL(s16, int16_t, 2, ((size_t)1 << 16))
 DEFINE_ALL(s32, int32_t, 3, ((size_t)2048))
+
+/* ---- int64 row sums: two int32 halves through the int32 row passes ----
+ *
+ * x = 2^32 hi + lo with hi = x >> 32 (signed) and lo = x mod 2^32; lo_s = lo - 2^31 is a signed
+ * int32 too. Each chunk of four rows is split into its lo_s and hi rows (a pass over data in L1
+ * and L2 that GCC vectorizes), and both halves go through the path's int32 row passes, whose
+ * flush bounds then hold as they are:
+ *   sum_j x_j w_j = sum lo_s w + 2^32 sum hi w + 2^31 sum w         (vpmuldq and portable passes)
+ *   sum_j x_j w_j = sum lo w + 2^32 sum (hi + 2^31) w - 2^63 sum w  (IFMA: its loads add 2^31)
+ * An int64 entry was a scalar 64 x 64 -> 128-bit product per weight before. */
+
+/* Rows x_0..x_3 (ldx apart; rows from rn on repeat the first) split over columns [0, jn):
+ * half + r * NB gets row r's lo_s, half + (4 + r) * NB its hi. */
+ALWAYS_INLINE void split_s64(size_t rn, size_t jn, const int64_t *x, size_t ldx, int32_t *half) {
+  for (size_t r = 0; r < 4; r++) {
+    const int64_t *restrict xr = x + (r < rn ? r : 0) * ldx;
+    int32_t *restrict lo = half + r * NB, *restrict hi = half + (4 + r) * NB;
+    for (size_t j = 0; j < jn; j++) {
+      lo[j] = (int32_t)((uint32_t)xr[j] ^ 0x80000000u);
+      hi[j] = (int32_t)(xr[j] >> 32);
+    }
+  }
+}
+
+/* sum_j w[j] mod p: the low and high 32-bit halves apart (2^31 terms of either fit in 64 bits). */
+static uint64_t weight_sum(size_t k, const uint64_t *w) {
+  uint64_t s = 0;
+  for (size_t i0 = 0; i0 < k; i0 += (size_t)1 << 31) {
+    size_t i1 = k - i0 < ((size_t)1 << 31) ? k : i0 + ((size_t)1 << 31);
+    uint64_t lo = 0, hi = 0;
+    for (size_t i = i0; i < i1; i++) {
+      lo += w[i] & 0xFFFFFFFFu;
+      hi += w[i] >> 32;
+    }
+    s = add_p(s, add_p(mod_s64((int64_t)lo), rot61(mod_s64((int64_t)hi), 32))); /* both < 2^63 */
+  }
+  return s;
+}
+
+/* Row sums of int64 entries; wl is scratch of G_MAX * 3 * NB int32, half of 8 * NB. out must be
+ * zeroed. */
+#define DEFINE_MATVEC_S64(PATH, ATTR)                                                          \
+  ATTR static void matvec_s64_##PATH(size_t m, size_t n, const int64_t *x, size_t ldx,          \
+                                     size_t nw, const uint64_t *w, uint64_t *out, int32_t *wl, \
+                                     int32_t *half) {                                          \
+    for (size_t g0 = 0; g0 < nw; g0 += G_MAX) {                                                \
+      size_t g = nw - g0 < G_MAX ? nw - g0 : G_MAX;                                            \
+      for (size_t j0 = 0; j0 < n; j0 += NB) {                                                  \
+        size_t jn = n - j0 < NB ? n - j0 : NB;                                                 \
+        for (size_t gi = 0; gi < g; gi++)                                                      \
+          for (unsigned l = 0; l < 3; l++)                                                     \
+            for (size_t j = 0; j < jn; j++)                                                    \
+              wl[(gi * 3 + l) * NB + j] = limb(w[(g0 + gi) * n + j0 + j], 3, l);               \
+        for (size_t i = 0; i < m; i += 4) {                                                    \
+          size_t rn = m - i < 4 ? m - i : 4;                                                   \
+          split_s64(rn, jn, x + i * ldx + j0, ldx, half);                                      \
+          for (size_t gi = 0; gi < g; gi++) {                                                  \
+            int64_t lo[4][3], hi[4][3];                                                        \
+            rowpass_s32_##PATH(jn, half, half + NB, half + 2 * NB, half + 3 * NB,              \
+                               wl + gi * 3 * NB, lo);                                          \
+            rowpass_s32_##PATH(jn, half + 4 * NB, half + 5 * NB, half + 6 * NB,                \
+                               half + 7 * NB, wl + gi * 3 * NB, hi);                           \
+            uint64_t *o = out + (g0 + gi) * m + i;                                             \
+            for (size_t r = 0; r < rn; r++) {                                                  \
+              uint64_t t = o[r];                                                               \
+              for (unsigned l = 0; l < 3; l++) {                                               \
+                t = add_p(t, rot61(mod_s64(lo[r][l]), limb_shift(3, l)));                      \
+                t = add_p(t, rot61(mod_s64(hi[r][l]), (limb_shift(3, l) + 32) % 61));          \
+              }                                                                                \
+              o[r] = t;                                                                        \
+            }                                                                                  \
+          }                                                                                    \
+        }                                                                                      \
+      }                                                                                        \
+    }                                                                                          \
+    for (size_t g = 0; g < nw; g++) {                                                          \
+      uint64_t b = rot61(weight_sum(n, w + g * n), 31);                                        \
+      for (size_t i = 0; i < m; i++) out[g * m + i] = add_p(out[g * m + i], b);                \
+    }                                                                                          \
+  }
+
+DEFINE_MATVEC_S64(portable, )
+DEFINE_MATVEC_S64(avx2, ATTR_AVX2)
+DEFINE_MATVEC_S64(avx512, ATTR_AVX512)
+
+/* Column sums of int64 entries, as the row sums: each block of four rows split into halves that
+ * go through the int32 column passes into accumulators of their own (acc: 2 * G_MAX * 3 rows of
+ * JB), flushed every 2048 rows (the int32 bound), the high halves' shifted by 32; half is
+ * scratch of 8 * NB int32. out must be zeroed. */
+#define DEFINE_VECMAT_S64(PATH, ATTR)                                                          \
+  ATTR static void vecmat_s64_##PATH(size_t m, size_t n, const int64_t *x, size_t ldx,          \
+                                     size_t nw, const uint64_t *w, uint64_t *out,              \
+                                     int64_t (*acc)[JB], int32_t *half) {                      \
+    int64_t(*hi_acc)[JB] = acc + G_MAX * 3;                                                    \
+    memset(acc, 0, 2 * G_MAX * 3 * sizeof acc[0]);                                             \
+    for (size_t g0 = 0; g0 < nw; g0 += G_MAX) {                                                \
+      size_t g = nw - g0 < G_MAX ? nw - g0 : G_MAX;                                            \
+      for (size_t j0 = 0; j0 < n; j0 += JB) {                                                  \
+        size_t jn = n - j0 < JB ? n - j0 : JB, rows = 0;                                       \
+        for (size_t i = 0; i < m; i += 4) {                                                    \
+          split_s64(m - i < 4 ? m - i : 4, jn, x + i * ldx + j0, ldx, half);                   \
+          for (size_t gi = 0; gi < g; gi++) {                                                  \
+            const uint64_t *wr = w + (g0 + gi) * m + i;                                        \
+            uint64_t w4[4] = {wr[0], i + 1 < m ? wr[1] : 0, i + 2 < m ? wr[2] : 0,             \
+                              i + 3 < m ? wr[3] : 0};                                          \
+            colpass_s32_##PATH(jn, half, half + NB, half + 2 * NB, half + 3 * NB, w4,          \
+                               acc + gi * 3);                                                  \
+            colpass_s32_##PATH(jn, half + 4 * NB, half + 5 * NB, half + 6 * NB,                \
+                               half + 7 * NB, w4, hi_acc + gi * 3);                            \
+          }                                                                                    \
+          rows += 4;                                                                           \
+          if (rows >= 2048 || i + 4 >= m) {                                                    \
+            col_flush_by(3, g, jn, acc, out + g0 * n + j0, n, 0);                              \
+            col_flush_by(3, g, jn, hi_acc, out + g0 * n + j0, n, 32);                          \
+            rows = 0;                                                                          \
+          }                                                                                    \
+        }                                                                                      \
+      }                                                                                        \
+    }                                                                                          \
+    for (size_t g = 0; g < nw; g++) {                                                          \
+      uint64_t b = rot61(weight_sum(m, w + g * m), 31);                                        \
+      for (size_t j = 0; j < n; j++) out[g * n + j] = add_p(out[g * n + j], b);                \
+    }                                                                                          \
+  }
+
+DEFINE_VECMAT_S64(portable, )
+DEFINE_VECMAT_S64(avx2, ATTR_AVX2)
+DEFINE_VECMAT_S64(avx512, ATTR_AVX512)
 
 /* ---- AVX-512 VNNI (int8) and IFMA (int16, int32) kernels ----
  *
@@ -915,6 +1048,49 @@ ATTR_IFMA static uint64_t bias_sum(size_t k, const uint64_t *w, unsigned bits) {
 
 DEFINE_IFMA(s32, int32_t, 52, 1, 31)
 DEFINE_IFMA(s16, int16_t, 36, 0, 15)
+
+/* int64 row sums through the int32 IFMA kernel (see the int64 row sums above). out must be
+ * zeroed. */
+ATTR_IFMA static int matvec_s64_ifma(size_t m, size_t n, const int64_t *x, size_t ldx, size_t nw,
+                                     const uint64_t *w, uint64_t *out) {
+  int32_t *half = aligned_alloc(64, 8 * NB * sizeof(int32_t));
+  if (!half) return RAMNET_ENOMEM;
+  const int32_t *lo[4] = {half, half + NB, half + 2 * NB, half + 3 * NB};
+  const int32_t *hi[4] = {half + 4 * NB, half + 5 * NB, half + 6 * NB, half + 7 * NB};
+  for (size_t i = 0; i < m; i += 4) {
+    size_t rn = m - i < 4 ? m - i : 4;
+    for (size_t j0 = 0; j0 < n; j0 += NB) {
+      size_t jn = n - j0 < NB ? n - j0 : NB;
+      split_s64(rn, jn, x + i * ldx + j0, ldx, half);
+      for (size_t g0 = 0; g0 < nw; g0 += 3) {
+        unsigned G = nw - g0 < 3 ? (unsigned)(nw - g0) : 3;
+        uint64_t sl[4][3] = {{0}}, sh[4][3] = {{0}};
+        const uint64_t *wg = w + g0 * n + j0;
+        if (G == 3) {
+          ir_kernel_s32(3, jn, lo, wg, n, sl);
+          ir_kernel_s32(3, jn, hi, wg, n, sh);
+        } else if (G == 2) {
+          ir_kernel_s32(2, jn, lo, wg, n, sl);
+          ir_kernel_s32(2, jn, hi, wg, n, sh);
+        } else {
+          ir_kernel_s32(1, jn, lo, wg, n, sl);
+          ir_kernel_s32(1, jn, hi, wg, n, sh);
+        }
+        for (size_t r = 0; r < rn; r++)
+          for (unsigned g = 0; g < G; g++) {
+            uint64_t *o = out + (g0 + g) * m + i + r;
+            *o = add_p(*o, add_p(sl[r][g], rot61(sh[r][g], 32)));
+          }
+      }
+    }
+  }
+  free(half);
+  for (size_t g = 0; g < nw; g++) {
+    uint64_t b = bias_sum(n, w + g * n, 2); /* 2^63 = 2^2 mod p */
+    for (size_t i = 0; i < m; i++) out[g * m + i] = sub_p(out[g * m + i], b);
+  }
+  return RAMNET_OK;
+}
 #endif /* RAMNET_X86 */
 
 /* The VNNI/IFMA kernels for a resolved path: 1 if one ran (*code set), 0 to use the AVX-512 one.
@@ -1022,9 +1198,7 @@ MATVEC_ENTRY(s8, int8_t)
 MATVEC_ENTRY(s16, int16_t)
 MATVEC_ENTRY(s32, int32_t)
 
-/* ---- int64 entries: reduce each entry mod p, accumulate exact 128-bit products ---- */
-
-#define U128_TERMS 32 /* products < 2^122, so 32 of them fit in 128 bits */
+/* ---- int64 entries: the split into int32 halves above ---- */
 
 int ramnet_p61_vecmat_s64(int path, size_t m, size_t n, const int64_t *x, size_t ldx, size_t nw,
                           const uint64_t *w, uint64_t *out) {
@@ -1032,23 +1206,15 @@ int ramnet_p61_vecmat_s64(int path, size_t m, size_t n, const int64_t *x, size_t
   if (p < 0) return p;
   if (nw == 0 || n == 0) return RAMNET_OK;
   memset(out, 0, nw * n * sizeof(uint64_t));
-  u128 acc[JB];
-  for (size_t g = 0; g < nw; g++) {
-    for (size_t j0 = 0; j0 < n; j0 += JB) {
-      size_t jn = n - j0 < JB ? n - j0 : JB;
-      uint64_t *o = out + g * n + j0;
-      for (size_t i0 = 0; i0 < m; i0 += U128_TERMS) {
-        size_t i1 = m - i0 < U128_TERMS ? m : i0 + U128_TERMS;
-        memset(acc, 0, jn * sizeof(u128));
-        for (size_t i = i0; i < i1; i++) {
-          uint64_t wi = w[g * m + i];
-          const int64_t *xr = x + i * ldx + j0;
-          for (size_t j = 0; j < jn; j++) acc[j] += (u128)wi * mod_s64(xr[j]);
-        }
-        for (size_t j = 0; j < jn; j++) o[j] = add_p(o[j], reduce128(acc[j]));
-      }
-    }
-  }
+  if (m == 0) return RAMNET_OK;
+  if (p > RAMNET_PATH_AVX512) p = RAMNET_PATH_AVX512;
+  int64_t(*acc)[JB] = malloc(2 * G_MAX * 3 * sizeof acc[0] + 8 * NB * sizeof(int32_t));
+  if (!acc) return RAMNET_ENOMEM;
+  int32_t *half = (int32_t *)(void *)(acc + 2 * G_MAX * 3);
+  if (p == RAMNET_PATH_AVX512) vecmat_s64_avx512(m, n, x, ldx, nw, w, out, acc, half);
+  else if (p == RAMNET_PATH_AVX2) vecmat_s64_avx2(m, n, x, ldx, nw, w, out, acc, half);
+  else vecmat_s64_portable(m, n, x, ldx, nw, w, out, acc, half);
+  free(acc);
   return RAMNET_OK;
 }
 
@@ -1058,20 +1224,18 @@ int ramnet_p61_matvec_s64(int path, size_t m, size_t n, const int64_t *x, size_t
   if (p < 0) return p;
   if (nw == 0 || m == 0) return RAMNET_OK;
   memset(out, 0, nw * m * sizeof(uint64_t));
-  for (size_t g = 0; g < nw; g++) {
-    const uint64_t *wg = w + g * n;
-    for (size_t i = 0; i < m; i++) {
-      const int64_t *xr = x + i * ldx;
-      uint64_t t = 0;
-      for (size_t j0 = 0; j0 < n; j0 += U128_TERMS) {
-        size_t j1 = n - j0 < U128_TERMS ? n : j0 + U128_TERMS;
-        u128 s = 0;
-        for (size_t j = j0; j < j1; j++) s += (u128)wg[j] * mod_s64(xr[j]);
-        t = add_p(t, reduce128(s));
-      }
-      out[g * m + i] = t;
-    }
-  }
+  if (n == 0) return RAMNET_OK;
+#if RAMNET_X86
+  if (p == RAMNET_PATH_AVX512IFMA) return matvec_s64_ifma(m, n, x, ldx, nw, w, out);
+#endif
+  if (p > RAMNET_PATH_AVX512) p = RAMNET_PATH_AVX512;
+  int32_t *wl = malloc(sizeof(int32_t) * (G_MAX * 3 + 8) * NB);
+  if (!wl) return RAMNET_ENOMEM;
+  int32_t *half = wl + G_MAX * 3 * NB;
+  if (p == RAMNET_PATH_AVX512) matvec_s64_avx512(m, n, x, ldx, nw, w, out, wl, half);
+  else if (p == RAMNET_PATH_AVX2) matvec_s64_avx2(m, n, x, ldx, nw, w, out, wl, half);
+  else matvec_s64_portable(m, n, x, ldx, nw, w, out, wl, half);
+  free(wl);
   return RAMNET_OK;
 }
 

@@ -25,7 +25,8 @@
 /* The field family's paths, best first: RAMNET_PATH_AVX512IFMA (AVX-512 + VNNI + IFMA: int8 with
  * vpdpbusd, int16/int32 with vpmadd52*), RAMNET_PATH_AVX512VNNI (int8 with vpdpbusd, the other
  * types as RAMNET_PATH_AVX512), RAMNET_PATH_AVX512, RAMNET_PATH_AVX2, RAMNET_PATH_PORTABLE.
- * int64 entries run the same scalar loop on every path. */
+ * int64 entries are split into two int32 halves that run the path's int32 kernels (the IFMA
+ * path's column sums run the AVX-512 ones). */
 
 /* Dispatch for the field family (cpu.c knows only the families of ramnet.h). */
 int ramnet_field_path_supported(int path); /* 1 if this CPU and build can run the path */

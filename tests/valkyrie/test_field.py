@@ -261,6 +261,47 @@ def test_rowsums_object_matches_reference(backend: str, path: str, dtype: type) 
         assert sums(x[:0]).shape == (3, 0)
 
 
+# Where the int64 sums split each entry into two int32 halves (csrc/field.c): both halves' edges,
+# and the int64 extremes.
+INT64_EDGES = np.array(
+    [-(2**63), 2**63 - 1, 0, -1, 1, 2**31 - 1, -(2**31), 2**31, 2**32 - 1, 2**32, -(2**32)],
+    dtype=np.int64,
+)
+
+
+def int64_matrix(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Edge values and random ones, as rows inside a wider matrix (a leading dimension > n)."""
+    m, n = shape
+    x = np.zeros((m, n + 5), np.int64)[:, 2 : n + 2]
+    x[:] = rng.choice(INT64_EDGES, shape)
+    x[:, ::3] = rng.integers(-(2**63), 2**63 - 1, x[:, ::3].shape, dtype=np.int64, endpoint=True)
+    return x
+
+
+@pytest.mark.parametrize(("backend", "path"), BACKENDS, ids=BACKEND_IDS)
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2049), (5, 1), (7, 2048), (6, 4099), (3, 33)])
+def test_int64_sums_match_reference(backend: str, path: str, shape: tuple[int, int]) -> None:
+    # Row sums along, column sums down: rows or columns that fill no block of four, lengths past
+    # one and two 2048-long chunks (the int32 flush bound), one to five weight vectors (the
+    # kernels take three or four at a time).
+    rng = np.random.default_rng(shape[0] * 10007 + shape[1])
+    m, n = shape
+    x = int64_matrix(rng, shape)
+    tall = int64_matrix(rng, (n, m))
+    for nw in (1, 3, 4, 5):
+        w = random_weights(rng, nw, n)
+        expect = ref_rowsums(x, w)
+        assert as_lists(F.weighted_rowsums(x, w, backend=backend, path=path, threads=1)) == expect
+        assert as_lists(F.RowSums(w, backend=backend, path=path)(x)) == expect
+        got = F.weighted_colsums(tall, w, backend=backend, path=path, threads=1)
+        assert as_lists(got) == ref_colsums(tall, w)
+    for value in (-(2**63), 2**63 - 1):  # every product at its extreme, one sign
+        w = np.full((2, n), P - 1, np.uint64)
+        rows = F.weighted_rowsums(np.full(shape, value, np.int64), w, backend=backend, path=path)
+        cols = F.weighted_colsums(np.full((n, m), value, np.int64), w, backend=backend, path=path)
+        assert as_lists(rows) == as_lists(cols) == [[n * (P - 1) * value % P] * m] * 2
+
+
 def test_rowsums_object_refuses_bad_input() -> None:
     with pytest.raises(InvalidInputError):
         F.RowSums(np.full((1, 3), P, np.uint64))
