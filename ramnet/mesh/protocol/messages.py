@@ -97,7 +97,16 @@ class RegisterRequest(_Message):
 class CommitRequest(_Message):
     """A worker's commitment to its shard's result."""
 
-    digest: Annotated[str, Meta(description="The result's digest, 64 hex digits")]
+    # The lengths as well as the pattern: Python's ``$`` also matches before a final newline.
+    digest: Annotated[
+        str,
+        Meta(
+            min_length=64,
+            max_length=64,
+            pattern="^[0-9a-fA-F]{64}$",
+            description="The result's digest, 64 hex digits",
+        ),
+    ]
 
 
 class ReleaseRequest(_Message):

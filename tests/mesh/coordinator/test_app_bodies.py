@@ -78,7 +78,11 @@ def test_a_commit_without_its_digest_is_refused(server: tuple[str, Coordinator])
     path = url("shard_commit", shard_id="1")
     _refused(_post(base, key, path, b"{}"), "missing required field", "digest")
     _refused(_post(base, key, path, b'{"digest": 7}'), "Expected `str`", "$.digest")
-    _refused(_post(base, key, path, b'{"digest": "ab", "extra": 1}'), "unknown field")
+    good = b"ab" * 32
+    _refused(_post(base, key, path, b'{"digest": "' + good + b'", "extra": 1}'), "unknown field")
+    # The digest's form is the message's too: 64 hex digits, nothing more.
+    for digest in (b"ab", good + b"a", b"g" * 64, good + b"\\n"):
+        _refused(_post(base, key, path, b'{"digest": "' + digest + b'"}'), "$.digest")
     # A deep body in a field typed as any JSON (a fraud proof) is refused too, not a crash.
     report = b'{"frauds": [{"node": ' + DEEP + b"}]}"
     _refused(_post(base, key, url("audit_report", job_id="j"), report), "nests too deeply")

@@ -87,6 +87,13 @@ def test_an_empty_json_body_is_required_only_where_a_field_is() -> None:
     assert required["shard_commit"] is True and required["submit_job"] is True
 
 
+def test_a_commitments_digest_is_64_hex_digits_in_the_document() -> None:
+    # The coordinator checks a digest's form nowhere else: the message says it, and the document.
+    digest = openapi()["components"]["schemas"]["CommitRequest"]["properties"]["digest"]
+    assert digest["type"] == "string" and digest["pattern"] == "^[0-9a-fA-F]{64}$"
+    assert digest["minLength"] == digest["maxLength"] == 64
+
+
 def test_route_names_are_unique_and_bodies_are_sized() -> None:
     assert len({r.name for r in ROUTES}) == len(ROUTES)
     assert len({(r.method, r.path) for r in ROUTES}) == len(ROUTES)
