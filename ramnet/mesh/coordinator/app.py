@@ -8,7 +8,7 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
@@ -43,6 +43,9 @@ def wire_response(parts: Sequence[bytes | bytearray | memoryview]) -> Any:
     return parts_response(parts, WIRE_CONTENT_TYPE)
 
 
+MessageT = TypeVar("MessageT", bound=msgspec.Struct)
+
+
 @dataclass
 class Call:
     """One request, checked and decoded: what a route's handler works from.
@@ -52,8 +55,7 @@ class Call:
         params: The path parameters.
         wait: The long poll's seconds (0 where the route takes none).
         message: The JSON body, or the wire body's metadata, as the route's message (None
-            without a body).
-        meta: The wire body's metadata as it came (JSON-ready).
+            without a body): what the coordinator's method takes.
         arrays: The wire body's arrays.
         body: The body's bytes.
         body_hash: The body's hash, if the signature check computed it.
@@ -63,14 +65,19 @@ class Call:
     params: Mapping[str, Any]
     wait: float = 0.0
     message: Any = None
-    meta: dict[str, Any] = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     body: Any = b""
     body_hash: str | None = None
 
-    def fields(self) -> dict[str, Any]:
-        """The JSON body's fields (defaults filled in), as the coordinator's methods take them."""
-        return msgspec.structs.asdict(self.message)
+    def message_as(self, kind: type[MessageT]) -> MessageT:
+        """The decoded message, typed as the route table says it is.
+
+        Raises:
+            RamnetError: It is not a ``kind`` (a handler and its route disagree: a bug, 500).
+        """
+        if not isinstance(self.message, kind):
+            raise RamnetError(f"expected a {kind.__name__}, got {type(self.message).__name__}")
+        return self.message
 
 
 Handler = Callable[[Call], Any]
@@ -78,22 +85,28 @@ Handler = Callable[[Call], Any]
 
 def handlers(coordinator: Coordinator, document: Mapping[str, Any]) -> dict[str, Handler]:
     """What serves each route of ``protocol.routes.ROUTES``, by route name: a call of the
-    coordinator's method. A JSON route returns its reply's fields; a wire route returns
-    ``(meta, arrays)``."""
+    coordinator's method, handed the request's typed message. A JSON route returns its reply's
+    fields; a wire route returns ``(meta, arrays)``."""
     c = coordinator
     return {
         "health": lambda call: {"status": "ok"},
         "openapi": lambda call: document,
         "ledger": lambda call: c.ledger.show(),
-        "register": lambda call: c.register(call.node, call.fields()),
-        "submit_job": lambda call: c.submit(call.node, call.meta, call.arrays),
+        "register": lambda call: c.register(call.node, call.message_as(m.RegisterRequest)),
+        "submit_job": lambda call: c.submit(
+            call.node, call.message_as(m.JobSubmission), call.arrays
+        ),
         "job_status": lambda call: c.status(call.params["job_id"], call.wait),
         "job_result": lambda call: c.result(call.params["job_id"]),
         "claim": lambda call: c.claim(call.node, call.wait),
         "next_validation": lambda call: c.validation(call.node, call.wait),
-        "verdict": lambda call: c.verdict(call.node, call.params["dispute_id"], call.fields()),
+        "verdict": lambda call: c.verdict(
+            call.node, call.params["dispute_id"], call.message_as(m.Verdict)
+        ),
         "shard_view": lambda call: c.shard_view(call.node, call.params["shard_id"], call.wait),
-        "shard_commit": lambda call: c.commit(call.node, call.params["shard_id"], call.fields()),
+        "shard_commit": lambda call: c.commit(
+            call.node, call.params["shard_id"], call.message_as(m.CommitRequest)
+        ),
         "shard_release": lambda call: c.release(call.node, call.params["shard_id"]),
         "shard_reveal": lambda call: c.reveal(
             call.node, call.params["shard_id"], _partials(call), call.body, call.body_hash
@@ -105,7 +118,7 @@ def handlers(coordinator: Coordinator, document: Mapping[str, Any]) -> dict[str,
         ),
         "next_audit": lambda call: c.audit(call.node, call.wait),
         "audit_report": lambda call: c.audit_report(
-            call.node, call.params["job_id"], call.fields()
+            call.node, call.params["job_id"], call.message_as(m.AuditReport)
         ),
     }
 
@@ -113,7 +126,7 @@ def handlers(coordinator: Coordinator, document: Mapping[str, Any]) -> dict[str,
 def _partials(call: Call) -> dict[str, np.ndarray]:
     # A reveal's metadata names its shard and nothing else: a reveal signed over its
     # commitment does not sign the metadata, and the container is stored as it came.
-    named = call.message.shard_id
+    named = call.message_as(m.PartialsMeta).shard_id
     if named is not msgspec.UNSET and named != call.params["shard_id"]:
         raise InvalidInputError("a reveal's metadata is {'shard_id': its shard} or nothing")
     return call.arrays
@@ -253,8 +266,8 @@ def create_app(coordinator: Coordinator) -> Any:
             if route.query:
                 call.wait = _wait_of(request)
             if wire_request:
-                call.meta, call.arrays = unpack(body, max_bytes=max_body)
-                call.message = decode(call.meta)
+                meta, call.arrays = unpack(body, max_bytes=max_body)
+                call.message = decode(meta)
             elif route.request is not None:
                 call.message = decode(body)
             return encode(handle(call))

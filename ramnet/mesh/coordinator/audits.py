@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from ramnet._errors import InvalidInputError
 from ramnet.mesh.coordinator.disputes import Disputes
 from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.parties import parties
@@ -23,6 +22,7 @@ from ramnet.mesh.coordinator.polls import Polls
 from ramnet.mesh.coordinator.results import Partials, Results
 from ramnet.mesh.coordinator.settlement import Settler
 from ramnet.mesh.coordinator.shards import Shards, shard_number
+from ramnet.mesh.protocol.messages import AuditReport
 from ramnet.mesh.rules.audits import audit_package, copies_agree, spot_check
 from ramnet.mesh.rules.disputes import frauds_proven
 from ramnet.mesh.rules.shard import TileMap, named_partials, result_digest
@@ -135,7 +135,7 @@ class Audits:
         meta, arrays = audit_package(job_id, tiles_a, tiles_b, reveals, nodes_of)
         return meta, arrays
 
-    def audit_report(self, node: str, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def audit_report(self, node: str, job_id: str, report: AuditReport) -> dict[str, Any]:
         """An auditor's report on an optimistic job: settle it, or revert what it proves wrong.
 
         A report with fraud proofs is checked in O(K) per proof; when every one holds, each
@@ -146,13 +146,18 @@ class Audits:
         both itself: ``spot_checks``). Any other report is a lie: the
         auditor is slashed and banned, and the job waits for another one.
 
+        Args:
+            node: The auditor.
+            job_id: The job it audited.
+            report: Its fraud proofs, each checked here (a malformed one is a false proof).
+
+        Returns:
+            The job's outcome, and whom it slashed.
+
         Raises:
             ShardStateError: The job is not optimistic, or the auditor is a party to it.
-            InvalidInputError: A malformed report.
         """
-        frauds = body.get("frauds")
-        if not isinstance(frauds, list) or not all(isinstance(f, dict) for f in frauds):
-            raise InvalidInputError("an audit report is {'frauds': [fraud proof, ...]}")
+        frauds = report.frauds
         if self._store.get_job(job_id).state != "optimistic":
             raise ShardStateError(f"job {job_id} is not awaiting an audit")
         if node in parties(self._store, job_id) or self._store.get_node(node).banned:

@@ -15,12 +15,12 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ramnet._errors import InvalidInputError
 from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.parties import draw
 from ramnet.mesh.coordinator.polls import Polls
 from ramnet.mesh.coordinator.results import Results
 from ramnet.mesh.coordinator.settlement import Settler
+from ramnet.mesh.protocol.messages import Verdict
 from ramnet.mesh.rules.disputes import frauds_proven, validation_package
 from ramnet.mesh.state.blobs import BlobStore
 from ramnet.mesh.state.errors import ShardStateError
@@ -109,16 +109,21 @@ class Disputes:
             (p, q, r),
         )
 
-    def verdict(self, node: str, dispute_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    def verdict(self, node: str, dispute_id: int, verdict: Verdict) -> dict[str, Any]:
         """Check a validator's verdict; slash and requeue the proven cheaters, or the validator.
 
+        Args:
+            node: The validator.
+            dispute_id: Its dispute.
+            verdict: Its fraud proofs, each checked here (a malformed one is a false proof).
+
+        Returns:
+            The dispute's outcome, and whom it slashed.
+
         Raises:
-            ShardStateError: Not this validator's open dispute; InvalidInputError: a malformed
-                verdict.
+            ShardStateError: Not this validator's open dispute.
         """
-        frauds = body.get("frauds")
-        if not isinstance(frauds, list) or not all(isinstance(f, dict) for f in frauds):
-            raise InvalidInputError("a verdict is {'frauds': [fraud proof, ...]}")
+        frauds = verdict.frauds
         dispute = self._store.get_dispute(dispute_id)
         if dispute.validator != node or dispute.state != "open":
             raise ShardStateError(f"dispute {dispute_id} is not this validator's to settle")

@@ -14,6 +14,7 @@ from ramnet._errors import InvalidInputError
 from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.polls import Polls
 from ramnet.mesh.coordinator.results import Results
+from ramnet.mesh.protocol.messages import JobSubmission, RegisterRequest
 from ramnet.mesh.rules.plan import (
     check_nodes,
     check_redundancy,
@@ -69,30 +70,34 @@ class Intake:
         self._validator_fee = validator_fee
         self._audits = audits
 
-    def register(self, node: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def register(self, node: str, request: RegisterRequest) -> dict[str, Any]:
         """Register (or update) the signing node, grant a new account its credit, stake its bond.
 
         A banned node (a proven cheater, its bond slashed) that stakes a bond again here may take
         shards again.
 
+        Args:
+            node: The signing node.
+            request: Its bond (a whole number >= 0, as the message checks), its roles and its
+                payout address.
+
+        Returns:
+            The node's account, and ``new``: it was not registered before.
+
         Raises:
-            InvalidInputError: A bad bond or payout address.
+            InvalidInputError: A payout address not 1-256 characters (the store's check).
             InsufficientFundsError: The bond exceeds the node's balance.
         """
-        bond = body.get("bond", 0)
-        if isinstance(bond, bool) or not isinstance(bond, int) or bond < 0:
-            raise InvalidInputError(f"bond must be a whole number >= 0, got {bond!r}")
-        payout = body.get("payout_address")
         with self._store.transaction():
             new = self._store.register_node(
                 node,
-                payout_address=payout,
-                validator=bool(body.get("validator", False)),
-                prove=bool(body.get("prove", True)),
+                payout_address=request.payout_address,
+                validator=request.validator,
+                prove=request.prove,
             )
             if new and self._default_credit > 0:
                 self._ledger.grant(node, self._default_credit, ref=f"welcome:{node}")
-            missing = bond - int(self._ledger.account(node)["bond"])
+            missing = request.bond - int(self._ledger.account(node)["bond"])
             if missing > 0:
                 self._ledger.stake(node, missing, ref=f"stake:{node}:{secrets.token_hex(8)}")
                 # A slashed node is banned from new shards until it stakes a bond again.
@@ -101,16 +106,27 @@ class Intake:
         return {**self._ledger.account(node), "new": new}
 
     def submit(
-        self, consumer: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+        self, consumer: str, job: JobSubmission, arrays: Mapping[str, np.ndarray]
     ) -> dict[str, Any]:
         """Accept a job: plan its shards, store its tiles, escrow its price.
 
+        Args:
+            consumer: The submitting node, who pays.
+            job: The upload's metadata: node count, redundancy, and the name of the upload.
+            arrays: Its operands ``A`` and ``B``.
+
+        Returns:
+            The reply (``submitted``); a retried upload's names the job it already made.
+
         Raises:
-            InvalidInputError: Bad node count, operands, or dtypes.
+            InvalidInputError: Bad node count (not a positive multiple of 3), redundancy (mirror
+                with fewer than 6 nodes), operands, or dtypes.
             InsufficientFundsError: The consumer cannot pay.
+            StoreConflictError: The upload's name is another consumer's job.
         """
-        nodes = check_nodes(meta.get("nodes"))  # type: ignore[arg-type]
-        redundancy = check_redundancy(meta.get("redundancy"), nodes)
+        # The rules the message's type does not say: a multiple of 3, mirrors from 6 nodes on.
+        nodes = check_nodes(job.nodes)
+        redundancy = check_redundancy(job.redundancy, nodes)
         planned = planned_nodes(nodes, redundancy)
         if "A" not in arrays or "B" not in arrays:
             raise InvalidInputError("a job needs arrays A and B")
@@ -118,7 +134,7 @@ class Intake:
         m, k = a.shape
         n = b.shape[1]
         grid = orchid.make_grid(m, k, n, grid_for(m, k, n, planned, dtype=a.dtype))
-        request = str(meta.get("request_id") or secrets.token_hex(16))
+        request = job.request_id or secrets.token_hex(16)
         job_id = digest(b"RNJOB1\x00", consumer.encode(), request.encode()).hex()[:32]
         try:  # a retried upload (its first answer was lost): the job already exists
             existing = self._store.get_job(job_id)

@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from ramnet import orchid
 from ramnet._errors import InvalidInputError
 from ramnet.mesh.coordinator.audits import Audits
 from ramnet.mesh.coordinator.disputes import Disputes
-from ramnet.mesh.coordinator.inputs import JobInputs, TileMaps
+from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.intake import Intake
 from ramnet.mesh.coordinator.polls import MAX_WAIT, Polls
 from ramnet.mesh.coordinator.results import Results
@@ -33,11 +32,16 @@ from ramnet.mesh.coordinator.settlement import Settler
 from ramnet.mesh.coordinator.shards import Shards, shard_number
 from ramnet.mesh.coordinator.status import JobStatus
 from ramnet.mesh.protocol.auth import bound_by, verify_request
-from ramnet.mesh.rules.plan import ShardPlan
+from ramnet.mesh.protocol.messages import (
+    AuditReport,
+    CommitRequest,
+    JobSubmission,
+    RegisterRequest,
+    Verdict,
+)
 from ramnet.mesh.state.blobs import BlobStore
 from ramnet.mesh.state.errors import NotFoundError
 from ramnet.mesh.state.ledger import Ledger
-from ramnet.mesh.state.records import JobSpec
 from ramnet.mesh.state.store import Store
 
 __all__ = ["MAX_WAIT", "Coordinator", "CoordinatorConfig"]
@@ -96,7 +100,9 @@ class Coordinator:
     """The coordinator's state and logic; thread-safe (called from the server's thread pool).
 
     The public methods are what the app's routes call; each hands the request to the
-    collaborator whose job it is.
+    collaborator whose job it is. A request with a body takes it as its typed message
+    (``protocol.messages``), already decoded and checked by the app, so nothing behind it checks
+    a body's fields by hand.
 
     Attributes:
         config, store, ledger, blobs: Its settings and state.
@@ -218,15 +224,15 @@ class Coordinator:
 
     # ---- intake ----------------------------------------------------------------------------
 
-    def register(self, node: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def register(self, node: str, request: RegisterRequest) -> dict[str, Any]:
         """Register (or update) a node, its credit and bond (``Intake.register``)."""
-        return self.intake.register(node, body)
+        return self.intake.register(node, request)
 
     def submit(
-        self, consumer: str, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+        self, consumer: str, job: JobSubmission, arrays: Mapping[str, np.ndarray]
     ) -> dict[str, Any]:
         """Accept a job: plan, tiles, escrow (``Intake.submit``)."""
-        return self.intake.submit(consumer, meta, arrays)
+        return self.intake.submit(consumer, job, arrays)
 
     # ---- shards ----------------------------------------------------------------------------
 
@@ -238,9 +244,9 @@ class Coordinator:
         """A shard's state and whether its reveal is open (``Shards.view``)."""
         return self.shards.view(node, shard_id, wait)
 
-    def commit(self, node: str, shard_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def commit(self, node: str, shard_id: str, request: CommitRequest) -> dict[str, Any]:
         """Record a commitment to a shard's result (``Shards.commit``)."""
-        return self.shards.commit(node, shard_id, body)
+        return self.shards.commit(node, shard_id, request)
 
     def release(self, node: str, shard_id: str) -> dict[str, Any]:
         """Hand a shard back (``Shards.release``)."""
@@ -281,9 +287,9 @@ class Coordinator:
         """The next dispute this validator was drawn for (``Disputes.validation``)."""
         return self.disputes.validation(node, wait)
 
-    def verdict(self, node: str, dispute_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+    def verdict(self, node: str, dispute_id: int, verdict: Verdict) -> dict[str, Any]:
         """Check a validator's verdict (``Disputes.verdict``)."""
-        return self.disputes.verdict(node, dispute_id, body)
+        return self.disputes.verdict(node, dispute_id, verdict)
 
     # ---- the asymmetric topology: unproven results, auditors --------------------------------
 
@@ -302,17 +308,6 @@ class Coordinator:
         """The oldest optimistic job this node may audit (``Audits.audit``)."""
         return self.audits.audit(node, wait)
 
-    def audit_report(self, node: str, job_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def audit_report(self, node: str, job_id: str, report: AuditReport) -> dict[str, Any]:
         """An auditor's report on an optimistic job (``Audits.audit_report``)."""
-        return self.audits.audit_report(node, job_id, body)
-
-    # ---- for tests that reach in (tests/mesh/protocol, tests/mesh/state) --------------------
-
-    def _tile(self, blob: str) -> np.ndarray:
-        return self.inputs.tile(blob)
-
-    def _job_tiles(self, job_id: str, spec: JobSpec) -> TileMaps:
-        return self.inputs.tiles(job_id, spec)
-
-    def _plan(self, job_id: str, spec: JobSpec) -> tuple[ShardPlan, orchid.Grid]:
-        return self.inputs.plan(job_id, spec)
+        return self.audits.audit_report(node, job_id, report)

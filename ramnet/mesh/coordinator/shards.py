@@ -18,6 +18,7 @@ from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.polls import Polls
 from ramnet.mesh.coordinator.results import Partials, Results
 from ramnet.mesh.coordinator.settlement import Settler
+from ramnet.mesh.protocol.messages import CommitRequest
 from ramnet.mesh.rules.shard import named_partials, result_digest
 from ramnet.mesh.state.errors import ShardStateError
 from ramnet.mesh.state.records import NewShard, Shard
@@ -136,17 +137,19 @@ class Shards:
             return first
         return dict(self._polls.wait_for(lambda: (v := view())["reveal"] and v, wait) or view())
 
-    def commit(self, node: str, shard_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    def commit(self, node: str, shard_id: str, request: CommitRequest) -> dict[str, Any]:
         """Record a commitment to a shard's result; returns the shard's view (``view``).
 
+        Args:
+            node: The committing node (must hold the shard).
+            shard_id: The shard.
+            request: The result's digest (64 hex digits, as the message checks).
+
         Raises:
-            InvalidInputError: A malformed digest; ShardStateError, DeadlinePassedError: as the
+            InvalidInputError: A bad shard id; ShardStateError, DeadlinePassedError: as the
                 store says.
         """
-        value = body.get("digest")
-        if not isinstance(value, str) or len(value) != 64:
-            raise InvalidInputError("digest must be 64 hex digits")
-        shard = self._store.record_commit(shard_number(shard_id), node, value.lower())
+        shard = self._store.record_commit(shard_number(shard_id), node, request.digest.lower())
         self.reveal_open(shard.job_id)  # sets the reveal deadlines if this closed the phase
         self._polls.notify()
         return self.view(node, shard_id)

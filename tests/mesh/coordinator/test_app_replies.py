@@ -56,7 +56,7 @@ def _named(partials: dict[BlockProduct, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _job(coord: Coordinator, consumer: str, tag: str) -> str:
     a, b = orchid.random_operands(30, 20, 10, "int8", seed=2)
-    submitted = coord.submit(consumer, {"nodes": 3, "request_id": tag}, {"A": a, "B": b})
+    submitted = coord.submit(consumer, m.JobSubmission(nodes=3, request_id=tag), {"A": a, "B": b})
     _same_bytes("submit_job", submitted)
     job_id = str(submitted["job_id"])
     _same_bytes("job_status", coord.status(job_id))
@@ -68,10 +68,12 @@ def test_every_reply_is_its_message_and_encodes_as_before(tmp_path: Path) -> Non
     workers = [NodeKey.generate().node_id for _ in range(3)]
     consumer, validator, auditor = (NodeKey.generate().node_id for _ in range(3))
     for node in workers:
-        _same_bytes("register", coord.register(node, {"bond": 20, "payout_address": "wallet"}))
-    _same_bytes("register", coord.register(consumer, {}))
-    _same_bytes("register", coord.register(validator, {"bond": 20, "validator": True}))
-    _same_bytes("register", coord.register(auditor, {"bond": 20}))
+        _same_bytes(
+            "register", coord.register(node, m.RegisterRequest(bond=20, payout_address="wallet"))
+        )
+    _same_bytes("register", coord.register(consumer, m.RegisterRequest()))
+    _same_bytes("register", coord.register(validator, m.RegisterRequest(bond=20, validator=True)))
+    _same_bytes("register", coord.register(auditor, m.RegisterRequest(bond=20)))
     _meta_conforms("claim", coord.claim(consumer)[0])  # no work: shard_id null
     _meta_conforms("next_validation", coord.validation(validator)[0])
     _meta_conforms("next_audit", coord.audit(auditor)[0])
@@ -81,7 +83,8 @@ def test_every_reply_is_its_message_and_encodes_as_before(tmp_path: Path) -> Non
     work = {w: _compute(coord, w) for w in workers}
     for w, (shard, partials) in work.items():
         _same_bytes(
-            "shard_commit", coord.commit(w, shard, {"digest": result_digest(partials).hex()})
+            "shard_commit",
+            coord.commit(w, shard, m.CommitRequest(digest=result_digest(partials).hex())),
         )
         _same_bytes("shard_view", coord.shard_view(w, shard))
     for w, (shard, partials) in work.items():
@@ -95,7 +98,7 @@ def test_every_reply_is_its_message_and_encodes_as_before(tmp_path: Path) -> Non
     cheat = workers[0]
     work[cheat] = (work[cheat][0], _misbehave("off-by-one", work[cheat][1], []))
     for w, (shard, partials) in work.items():
-        coord.commit(w, shard, {"digest": result_digest(partials).hex()})
+        coord.commit(w, shard, m.CommitRequest(digest=result_digest(partials).hex()))
     for w, (shard, partials) in work.items():
         coord.reveal(w, shard, _named(partials))
     disputed = coord.status(job)
@@ -103,7 +106,7 @@ def test_every_reply_is_its_message_and_encodes_as_before(tmp_path: Path) -> Non
     _same_bytes("job_status", disputed)
     meta, _ = coord.validation(validator)
     _meta_conforms("next_validation", meta)
-    _same_bytes("verdict", coord.verdict(validator, int(meta["dispute_id"]), {"frauds": []}))
+    _same_bytes("verdict", coord.verdict(validator, int(meta["dispute_id"]), m.Verdict(frauds=[])))
     lied = coord.status(job)
     assert lied["disputes"][0]["outcome"] == {"outcome": "validator lied"}
     _same_bytes("job_status", lied)
@@ -124,9 +127,9 @@ def test_unproven_results_and_audits(tmp_path: Path) -> None:
     workers = [NodeKey.generate().node_id for _ in range(3)]
     consumer, auditor = NodeKey.generate().node_id, NodeKey.generate().node_id
     for node in workers:
-        coord.register(node, {"bond": 20, "prove": False})
-    coord.register(consumer, {})
-    coord.register(auditor, {"bond": 20})
+        coord.register(node, m.RegisterRequest(bond=20, prove=False))
+    coord.register(consumer, m.RegisterRequest())
+    coord.register(auditor, m.RegisterRequest(bond=20))
     job = _job(coord, consumer, "unproven")
     for w in workers:
         shard, partials = _compute(coord, w)
@@ -137,7 +140,7 @@ def test_unproven_results_and_audits(tmp_path: Path) -> None:
         _same_bytes("shard_result", again)
     meta, _ = coord.audit(auditor)
     _meta_conforms("next_audit", meta)
-    _same_bytes("audit_report", coord.audit_report(auditor, job, {"frauds": []}))
+    _same_bytes("audit_report", coord.audit_report(auditor, job, m.AuditReport(frauds=[])))
     _same_bytes("job_status", coord.status(job))
     coord.close()
 

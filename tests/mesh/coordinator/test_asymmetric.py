@@ -15,6 +15,7 @@ import pytest
 from ramnet import orchid
 from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.nodes.worker import _misbehave
+from ramnet.mesh.protocol.messages import AuditReport, JobSubmission, RegisterRequest
 from ramnet.mesh.rules.audits import audit_findings
 from ramnet.mesh.state.errors import ShardStateError
 from ramnet.mesh.state.schema import SCHEMA_VERSION
@@ -29,9 +30,9 @@ def _mesh(tmp_path: Path, spot_checks: float = 0.1) -> tuple[Coordinator, list[s
     workers = [NodeKey.generate().node_id for _ in range(4)]
     auditor, consumer = NodeKey.generate().node_id, NodeKey.generate().node_id
     for w in workers:
-        coord.register(w, {"bond": 30, "prove": False})
-    coord.register(auditor, {"bond": 30})
-    coord.register(consumer, {"bond": 0})
+        coord.register(w, RegisterRequest(bond=30, prove=False))
+    coord.register(auditor, RegisterRequest(bond=30))
+    coord.register(consumer, RegisterRequest(bond=0))
     return coord, workers, auditor, consumer
 
 
@@ -49,13 +50,13 @@ def _audit(coord: Coordinator, auditor: str, lie: bool = False) -> dict[str, Any
     assert checked == sum(len(c["blocks"]) for c in meta["copies"])
     if lie:
         frauds = []  # clears whatever it found
-    return coord.audit_report(auditor, meta["job_id"], {"frauds": frauds})
+    return coord.audit_report(auditor, meta["job_id"], AuditReport(frauds=frauds))
 
 
 def test_unproven_results_wait_for_an_auditor_then_settle(tmp_path: Path) -> None:
     coord, workers, auditor, consumer = _mesh(tmp_path)
     a, b = orchid.random_operands(60, 50, 40, "int8", seed=1)
-    job = coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})["job_id"]
+    job = coord.submit(consumer, JobSubmission(nodes=3), {"A": a, "B": b})["job_id"]
     for w in workers[:3]:
         _post(coord, w)
     assert coord.status(job)["state"] == "optimistic"
@@ -64,14 +65,14 @@ def test_unproven_results_wait_for_an_auditor_then_settle(tmp_path: Path) -> Non
     # A party to the job may not audit it; nor may anyone audit a job that is not optimistic.
     assert coord.audit(workers[0])[0]["job_id"] is None
     with pytest.raises(ShardStateError, match="party"):
-        coord.audit_report(workers[0], job, {"frauds": []})
+        coord.audit_report(workers[0], job, AuditReport(frauds=[]))
     assert _audit(coord, auditor)["outcome"] == "settled"
     assert coord.status(job)["state"] == "settled"
     np.testing.assert_array_equal(
         coord.result(job)[1]["C"], a.astype(np.int64) @ b.astype(np.int64)
     )
     with pytest.raises(ShardStateError, match="not awaiting an audit"):
-        coord.audit_report(auditor, job, {"frauds": []})
+        coord.audit_report(auditor, job, AuditReport(frauds=[]))
     ledger = coord.ledger.show()
     accounts = {x["node_id"]: x for x in ledger["accounts"]}
     assert ledger["totals"]["conserved"] and ledger["totals"]["escrow"] == 0
@@ -83,7 +84,7 @@ def test_unproven_results_wait_for_an_auditor_then_settle(tmp_path: Path) -> Non
 def test_a_bad_optimistic_result_is_reverted_and_recomputed(tmp_path: Path) -> None:
     coord, workers, auditor, consumer = _mesh(tmp_path)
     a, b = orchid.random_operands(60, 50, 40, "int16", seed=2)
-    job = coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})["job_id"]
+    job = coord.submit(consumer, JobSubmission(nodes=3), {"A": a, "B": b})["job_id"]
     cheater = workers[1]
     for w in workers[:3]:
         _post(coord, w, tamper=w == cheater)
@@ -112,9 +113,9 @@ def test_a_bad_optimistic_result_is_reverted_and_recomputed(tmp_path: Path) -> N
 def test_a_lying_auditor_is_slashed_and_the_job_stays_optimistic(tmp_path: Path) -> None:
     coord, workers, auditor, consumer = _mesh(tmp_path, spot_checks=1.0)
     honest = NodeKey.generate().node_id
-    coord.register(honest, {"bond": 30})
+    coord.register(honest, RegisterRequest(bond=30))
     a, b = orchid.random_operands(40, 30, 20, "int8", seed=3)
-    job = coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})["job_id"]
+    job = coord.submit(consumer, JobSubmission(nodes=3), {"A": a, "B": b})["job_id"]
     for w in workers[:3]:
         _post(coord, w, tamper=w == workers[0])
     assert _audit(coord, auditor, lie=True)["outcome"] == "auditor lied"
@@ -131,9 +132,9 @@ def test_a_lying_auditor_is_slashed_and_the_job_stays_optimistic(tmp_path: Path)
 def test_proving_nodes_cannot_skip_the_commitment(tmp_path: Path) -> None:
     coord, _, _, consumer = _mesh(tmp_path)
     prover = NodeKey.generate().node_id
-    coord.register(prover, {"bond": 0})
+    coord.register(prover, RegisterRequest(bond=0))
     a, b = orchid.random_operands(30, 20, 10, "int8", seed=4)
-    coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})
+    coord.submit(consumer, JobSubmission(nodes=3), {"A": a, "B": b})
     s, p = _work(coord, prover)
     with pytest.raises(ShardStateError, match="commit, then reveal"):
         coord.submit_result(prover, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})

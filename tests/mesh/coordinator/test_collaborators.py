@@ -19,6 +19,7 @@ from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.parties import draw, parties
 from ramnet.mesh.coordinator.polls import Polls
 from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
+from ramnet.mesh.protocol.messages import JobSubmission, RegisterRequest
 from ramnet.mesh.rules.audits import spot_check
 from ramnet.mesh.rules.disputes import contested
 from ramnet.mesh.rules.plan import job_price, plan_shards
@@ -29,19 +30,18 @@ from ramnet.orchid import BlockProduct
 from ramnet.valkyrie import NodeKey
 
 # What the app and the tests call, as the service had it before the split (names, parameters,
-# defaults, annotations).
+# defaults, annotations), except that a request's body comes as its typed message.
 PUBLIC = {
     "audit": "(self, node: 'str', wait: 'float' = 0.0) -> "
     "'tuple[dict[str, Any], dict[str, np.ndarray]]'",
-    "audit_report": "(self, node: 'str', job_id: 'str', body: 'Mapping[str, Any]') -> "
-    "'dict[str, Any]'",
+    "audit_report": "(self, node: 'str', job_id: 'str', report: 'AuditReport') -> 'dict[str, Any]'",
     "authenticate": "(self, method: 'str', target: 'str', headers: 'Any', body: 'bytes', "
     "body_hash: 'str | None' = None) -> 'str'",
     "claim": "(self, node: 'str', wait: 'float' = 0.0) -> "
     "'tuple[dict[str, Any], dict[str, np.ndarray]]'",
     "close": "(self) -> 'None'",
-    "commit": "(self, node: 'str', shard_id: 'str', body: 'Mapping[str, Any]') -> 'dict[str, Any]'",
-    "register": "(self, node: 'str', body: 'Mapping[str, Any]') -> 'dict[str, Any]'",
+    "commit": "(self, node: 'str', shard_id: 'str', request: 'CommitRequest') -> 'dict[str, Any]'",
+    "register": "(self, node: 'str', request: 'RegisterRequest') -> 'dict[str, Any]'",
     "release": "(self, node: 'str', shard_id: 'str') -> 'dict[str, Any]'",
     "result": "(self, job_id: 'str') -> 'tuple[dict[str, Any], dict[str, np.ndarray]]'",
     "reveal": "(self, node: 'str', shard_id: 'str', arrays: 'Mapping[str, np.ndarray]', "
@@ -50,14 +50,13 @@ PUBLIC = {
     "settle": "(self, job_id: 'str', *, auditor: 'str | None' = None) -> 'dict[str, Any]'",
     "shard_view": "(self, node: 'str', shard_id: 'str', wait: 'float' = 0.0) -> 'dict[str, Any]'",
     "status": "(self, job_id: 'str', wait: 'float' = 0.0) -> 'dict[str, Any]'",
-    "submit": "(self, consumer: 'str', meta: 'Mapping[str, Any]', "
+    "submit": "(self, consumer: 'str', job: 'JobSubmission', "
     "arrays: 'Mapping[str, np.ndarray]') -> 'dict[str, Any]'",
     "submit_result": "(self, node: 'str', shard_id: 'str', arrays: 'Mapping[str, np.ndarray]', "
     "body: 'bytes | None' = None, body_hash: 'str | None' = None) -> 'dict[str, Any]'",
     "validation": "(self, node: 'str', wait: 'float' = 0.0) -> "
     "'tuple[dict[str, Any], dict[str, np.ndarray]]'",
-    "verdict": "(self, node: 'str', dispute_id: 'int', body: 'Mapping[str, Any]') -> "
-    "'dict[str, Any]'",
+    "verdict": "(self, node: 'str', dispute_id: 'int', verdict: 'Verdict') -> 'dict[str, Any]'",
 }
 
 
@@ -111,10 +110,10 @@ def _job(tmp_path: Path) -> tuple[Coordinator, list[str], str, np.ndarray]:
     workers = [NodeKey.generate().node_id for _ in range(3)]
     consumer = NodeKey.generate().node_id
     for node in (*workers, consumer):
-        coord.register(node, {"bond": 0})
+        coord.register(node, RegisterRequest(bond=0))
     a, b = orchid.random_operands(40, 30, 20, "int8", seed=4)
     job_id = str(
-        coord.submit(consumer, {"nodes": 3, "request_id": "c"}, {"A": a, "B": b})["job_id"]
+        coord.submit(consumer, JobSubmission(nodes=3, request_id="c"), {"A": a, "B": b})["job_id"]
     )
     return coord, workers, job_id, a
 
@@ -168,10 +167,10 @@ def test_a_jobs_parties_never_judge_it(tmp_path: Path) -> None:
         coord.claim(w)
     assert parties(coord.store, job_id) == set(workers)
     assert draw(coord.store, job_id, 0) is None  # no validator registered
-    coord.register(workers[0], {"bond": 0, "validator": True})  # a party: never drawn
+    coord.register(workers[0], RegisterRequest(bond=0, validator=True))  # a party: never drawn
     assert draw(coord.store, job_id, 0) is None
     validator = NodeKey.generate().node_id
-    coord.register(validator, {"bond": 0, "validator": True})
+    coord.register(validator, RegisterRequest(bond=0, validator=True))
     assert draw(coord.store, job_id, 0) == validator
     coord.close()
 

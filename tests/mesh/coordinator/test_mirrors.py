@@ -14,6 +14,7 @@ import pytest
 from ramnet import orchid
 from ramnet._errors import InvalidInputError
 from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
+from ramnet.mesh.protocol.messages import CommitRequest, JobSubmission, RegisterRequest
 from ramnet.mesh.rules.plan import check_redundancy, planned_nodes
 from ramnet.mesh.rules.shard import result_digest
 from ramnet.orchid import BlockProduct
@@ -51,8 +52,8 @@ def _mesh(tmp_path: Path, workers: int = 3, **config: float) -> tuple[Coordinato
     nodes = [NodeKey.generate().node_id for _ in range(workers)]
     consumer = NodeKey.generate().node_id
     for node in nodes:
-        coord.register(node, {"bond": 40})
-    coord.register(consumer, {"bond": 0})
+        coord.register(node, RegisterRequest(bond=40))
+    coord.register(consumer, RegisterRequest(bond=0))
     return coord, nodes, consumer
 
 
@@ -73,7 +74,7 @@ def _claim_all(
             s, p = _work(coord, w)
             if tamper is not None:
                 p = tamper(w, p)
-            coord.commit(w, s, {"digest": result_digest(p).hex()})
+            coord.commit(w, s, CommitRequest(digest=result_digest(p).hex()))
             held[w].append((s, p))
             progress = True
     return held
@@ -89,7 +90,7 @@ def _reveal_all(coord: Coordinator, held: Copies) -> None:
 def test_six_nodes_mirror_by_default_and_both_copies_are_paid(tmp_path: Path) -> None:
     coord, workers, consumer = _mesh(tmp_path, price_per_block=1)
     a, b = orchid.random_operands(70, 60, 50, "int8", seed=2)
-    job = coord.submit(consumer, {"nodes": 6}, {"A": a, "B": b})
+    job = coord.submit(consumer, JobSubmission(nodes=6), {"A": a, "B": b})
     assert job["redundancy"] == "mirror"
     shards = coord.store.list_shards(job_id=job["job_id"])
     assert sorted((s.role, s.slot) for s in shards) == [
@@ -120,19 +121,19 @@ def test_six_nodes_mirror_by_default_and_both_copies_are_paid(tmp_path: Path) ->
 def test_no_redundancy_plans_every_node(tmp_path: Path) -> None:
     coord, _, consumer = _mesh(tmp_path)
     a, b = orchid.random_operands(70, 60, 50, "int8", seed=2)
-    job = coord.submit(consumer, {"nodes": 6, "redundancy": "none"}, {"A": a, "B": b})
+    job = coord.submit(consumer, JobSubmission(nodes=6, redundancy="none"), {"A": a, "B": b})
     shards = coord.store.list_shards(job_id=job["job_id"])
     assert sorted(s.slot for s in shards) == list(range(6))
     assert {s.role for s in shards} == {"primary"}
     with pytest.raises(InvalidInputError, match="6 or more"):
-        coord.submit(consumer, {"nodes": 3, "redundancy": "mirror"}, {"A": a, "B": b})
+        coord.submit(consumer, JobSubmission(nodes=3, redundancy="mirror"), {"A": a, "B": b})
     coord.close()
 
 
 def test_a_dead_workers_slot_is_served_by_its_mirror_without_a_recompute(tmp_path: Path) -> None:
     coord, workers, consumer = _mesh(tmp_path, workers=4, lease_s=1)
     a, b = orchid.random_operands(50, 40, 30, "int16", seed=4)
-    job = coord.submit(consumer, {"nodes": 6}, {"A": a, "B": b})["job_id"]
+    job = coord.submit(consumer, JobSubmission(nodes=6), {"A": a, "B": b})["job_id"]
     dead = workers[0]
     assert coord.claim(dead)[0]["shard_id"] is not None  # claims a primary, then dies
     held = _claim_all(coord, workers[1:])
@@ -160,9 +161,9 @@ def test_a_slashed_cheaters_slots_are_served_by_their_mirrors(tmp_path: Path) ->
 
     coord, workers, consumer = _mesh(tmp_path)
     validator = NodeKey.generate().node_id
-    coord.register(validator, {"bond": 40, "validator": True})
+    coord.register(validator, RegisterRequest(bond=40, validator=True))
     a, b = orchid.random_operands(60, 50, 40, "int8", seed=8)
-    job = coord.submit(consumer, {"nodes": 6}, {"A": a, "B": b})["job_id"]
+    job = coord.submit(consumer, JobSubmission(nodes=6), {"A": a, "B": b})["job_id"]
     cheater = workers[1]
 
     def tamper(w: str, p: dict[BlockProduct, np.ndarray]) -> dict[BlockProduct, np.ndarray]:

@@ -20,6 +20,7 @@ from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.nodes.client import MeshRequestError
 from ramnet.mesh.protocol import routes
 from ramnet.mesh.protocol.auth import AuthError, bound_by, sign_request
+from ramnet.mesh.protocol.messages import CommitRequest, JobSubmission, RegisterRequest
 from ramnet.mesh.protocol.wire import pack
 from ramnet.mesh.rules.shard import compute_shard, result_digest, tile_map
 from ramnet.mesh.state.blobs import blob_digest
@@ -175,15 +176,16 @@ def test_a_provisionally_named_result_is_renamed_when_written(tmp_path: Path) ->
         workers = [NodeKey.generate().node_id for _ in range(3)]
         consumer = NodeKey.generate().node_id
         for node in [*workers, consumer]:
-            coord.register(node, {"bond": 0})
+            coord.register(node, RegisterRequest(bond=0))
         a, b = orchid.random_operands(40, 30, 20, "int16", seed=8)
-        job_id = coord.submit(consumer, {"nodes": 3, "request_id": "x"}, {"A": a, "B": b})["job_id"]
+        job = JobSubmission(nodes=3, request_id="x")
+        job_id = coord.submit(consumer, job, {"A": a, "B": b})["job_id"]
         work = []
         for w in workers:
             meta, arrays = coord.claim(w)
             blocks = [BlockProduct(*x) for x in meta["blocks"]]
             partials = compute_shard(blocks, tile_map(arrays, "a"), tile_map(arrays, "b"))
-            coord.commit(w, meta["shard_id"], {"digest": result_digest(partials).hex()})
+            coord.commit(w, meta["shard_id"], CommitRequest(digest=result_digest(partials).hex()))
             work.append((w, meta["shard_id"], partials))
         w, s, partials = work[0]
         payload = {f"p/{x.i}/{x.j}/{x.k}": v for x, v in partials.items()}

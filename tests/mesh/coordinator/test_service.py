@@ -16,6 +16,7 @@ from ramnet import orchid
 from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.nodes import consumer as _consumer
 from ramnet.mesh.nodes.client import MeshRequestError
+from ramnet.mesh.protocol.messages import CommitRequest, JobSubmission, RegisterRequest, Verdict
 from ramnet.mesh.rules.shard import compute_shard, result_digest
 from ramnet.mesh.state.errors import ShardStateError
 from ramnet.orchid import BlockProduct
@@ -42,7 +43,7 @@ def _commit_and_reveal(
     coord: Coordinator, work: dict[str, tuple[str, dict[BlockProduct, np.ndarray]]]
 ) -> None:
     for w, (s, p) in work.items():
-        coord.commit(w, s, {"digest": result_digest(p).hex()})
+        coord.commit(w, s, CommitRequest(digest=result_digest(p).hex()))
     for w, (s, p) in work.items():
         coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
 
@@ -53,10 +54,10 @@ def test_job_settles_pays_and_survives_a_restart(tmp_path: Path) -> None:
     workers = [NodeKey.generate().node_id for _ in range(3)]
     consumer = NodeKey.generate().node_id
     for w in workers:
-        assert coord.register(w, {"bond": 10})["bond"] == 10
-    coord.register(consumer, {"bond": 0})
+        assert coord.register(w, RegisterRequest(bond=10))["bond"] == 10
+    coord.register(consumer, RegisterRequest(bond=0))
     a, b = orchid.random_operands(90, 70, 50, "int16", seed=3)
-    job = coord.submit(consumer, {"nodes": 3, "request_id": "r1"}, {"A": a, "B": b})
+    job = coord.submit(consumer, JobSubmission(nodes=3, request_id="r1"), {"A": a, "B": b})
     job_id = job["job_id"]
     assert coord.ledger.show()["totals"]["escrow"] == job["price"]
     work = [(w, *_work(coord, w)) for w in workers]
@@ -64,12 +65,12 @@ def test_job_settles_pays_and_survives_a_restart(tmp_path: Path) -> None:
     assert coord.claim(workers[0])[0]["shard_id"] == work[0][1]
     # The reveal stays closed until every shard is committed.
     w0, s0, p0 = work[0]
-    coord.commit(w0, s0, {"digest": result_digest(p0).hex()})
+    coord.commit(w0, s0, CommitRequest(digest=result_digest(p0).hex()))
     assert coord.shard_view(w0, s0)["reveal"] is False
     with pytest.raises(ShardStateError, match="commit phase"):
         coord.reveal(w0, s0, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p0.items()})
     for w, s, p in work[1:]:
-        coord.commit(w, s, {"digest": result_digest(p).hex()})
+        coord.commit(w, s, CommitRequest(digest=result_digest(p).hex()))
     assert all(coord.shard_view(w, s)["reveal"] for w, s, _ in work)
     for w, s, p in work:
         coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
@@ -120,12 +121,10 @@ def test_settling_drops_only_blobs_no_other_job_needs(tmp_path: Path) -> None:
     workers = [NodeKey.generate().node_id for _ in range(6)]
     consumer = NodeKey.generate().node_id
     for node in (*workers, consumer):
-        coord.register(node, {"bond": 0})
+        coord.register(node, RegisterRequest(bond=0))
     a, b = orchid.random_operands(40, 30, 20, "int8", seed=6)
     exact = a.astype(np.int64) @ b.astype(np.int64)
-    live = str(
-        coord.submit(consumer, {"nodes": 3, "request_id": "live"}, {"A": a, "B": b})["job_id"]
-    )
+    live = _submit(coord, consumer, a, b, "live")
     tiles = set(coord.store.get_job(live).spec.tiles_a.values())
     tiles |= set(coord.store.get_job(live).spec.tiles_b.values())
     work = {w: _work(coord, w) for w in workers[:3]}  # the live job's shards, held
@@ -149,12 +148,14 @@ def _setup(tmp_path: Path, workers: int = 3, **config: Any) -> tuple[Coordinator
     nodes = [NodeKey.generate().node_id for _ in range(workers)]
     consumer = NodeKey.generate().node_id
     for node in (*nodes, consumer):
-        coord.register(node, {"bond": 0})
+        coord.register(node, RegisterRequest(bond=0))
     return coord, nodes, consumer
 
 
 def _submit(coord: Coordinator, consumer: str, a: np.ndarray, b: np.ndarray, tag: str) -> str:
-    return str(coord.submit(consumer, {"nodes": 3, "request_id": tag}, {"A": a, "B": b})["job_id"])
+    return str(
+        coord.submit(consumer, JobSubmission(nodes=3, request_id=tag), {"A": a, "B": b})["job_id"]
+    )
 
 
 def _gate_c_store(
@@ -270,7 +271,7 @@ def _crash_after_two_reveals(
     job_id = _submit(coord, consumer, a, b, "crash")
     work = {w: _work(coord, w) for w in workers[:3]}
     for w, (s, p) in work.items():
-        coord.commit(w, s, {"digest": result_digest(p).hex()})
+        coord.commit(w, s, CommitRequest(digest=result_digest(p).hex()))
     for w, (s, p) in list(work.items())[:2]:
         reply = coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
         assert reply["stored"] is False  # the worker keeps its result for now
@@ -334,12 +335,12 @@ def test_a_reveal_that_does_not_match_its_commitment_is_rejected(tmp_path: Path)
     workers = [NodeKey.generate().node_id for _ in range(3)]
     consumer = NodeKey.generate().node_id
     for node in (*workers, consumer):
-        coord.register(node, {"bond": 0})
+        coord.register(node, RegisterRequest(bond=0))
     a, b = orchid.random_operands(30, 20, 10, "int8", seed=1)
-    coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})
+    coord.submit(consumer, JobSubmission(nodes=3), {"A": a, "B": b})
     work = [(w, *_work(coord, w)) for w in workers]
     for w, s, p in work:
-        coord.commit(w, s, {"digest": result_digest(p).hex()})
+        coord.commit(w, s, CommitRequest(digest=result_digest(p).hex()))
     w, s, p = work[0]
     first = next(iter(p))
     forged = {**p, first: p[first] + 1}
@@ -375,12 +376,12 @@ def test_float_job_settles_within_rounding(tmp_path: Path) -> None:
     workers = [NodeKey.generate().node_id for _ in range(3)]
     consumer = NodeKey.generate().node_id
     for node in (*workers, consumer):
-        coord.register(node, {"bond": 0})
+        coord.register(node, RegisterRequest(bond=0))
     a, b = orchid.random_operands(50, 40, 30, "float32", seed=4)
-    job = coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})["job_id"]
+    job = coord.submit(consumer, JobSubmission(nodes=3), {"A": a, "B": b})["job_id"]
     work = [(w, *_work(coord, w)) for w in workers]
     for w, s, p in work:
-        coord.commit(w, s, {"digest": result_digest(p).hex()})
+        coord.commit(w, s, CommitRequest(digest=result_digest(p).hex()))
     for w, s, p in work:
         coord.reveal(w, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
     assert coord.status(job)["state"] == "settled"
@@ -393,13 +394,13 @@ def test_a_handed_back_shard_goes_to_another_node(tmp_path: Path) -> None:
     coord = Coordinator(CoordinatorConfig(data_dir=tmp_path))
     nodes = [NodeKey.generate().node_id for _ in range(5)]
     for node in nodes:
-        coord.register(node, {"bond": 0})
+        coord.register(node, RegisterRequest(bond=0))
     a, b = orchid.random_operands(30, 20, 10, "int8", seed=1)
-    job = coord.submit(nodes[4], {"nodes": 3}, {"A": a, "B": b})["job_id"]
+    job = coord.submit(nodes[4], JobSubmission(nodes=3), {"A": a, "B": b})["job_id"]
     work = {w: _work(coord, w) for w in nodes[:3]}
     quitter = nodes[0]
     shard, partials = work[quitter]
-    coord.commit(quitter, shard, {"digest": result_digest(partials).hex()})
+    coord.commit(quitter, shard, CommitRequest(digest=result_digest(partials).hex()))
     assert coord.release(quitter, shard)["state"] == "expired"
     with pytest.raises(ShardStateError):
         coord.release(quitter, shard)
@@ -425,11 +426,11 @@ def test_every_cheating_strategy_is_caught(tmp_path: Path, strategy: str) -> Non
     workers = [NodeKey.generate().node_id for _ in range(3)]
     consumer = NodeKey.generate().node_id
     for node in (*workers, consumer):
-        coord.register(node, {"bond": 5})
+        coord.register(node, RegisterRequest(bond=5))
     previous: list[np.ndarray] = []
     for seed in (1, 2):  # two jobs in a row: "replay" sends the first job's results
         a, b = orchid.random_operands(60, 50, 40, "int8", seed=seed)
-        job = coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})["job_id"]
+        job = coord.submit(consumer, JobSubmission(nodes=3), {"A": a, "B": b})["job_id"]
         work = {w: _work(coord, w) for w in workers}
         cheater = workers[seed % 3]
         shard, honest = work[cheater]
@@ -466,7 +467,7 @@ def _validate(coord: Coordinator, validator: str, lie: bool = False) -> dict[str
             {"node": c["node"], "copy": c["copy"], "block": c["block"], "row": 0, "col": 0}
             for c in honest[:1]
         ]
-    return coord.verdict(validator, int(meta["dispute_id"]), {"frauds": frauds})  # type: ignore[arg-type]
+    return coord.verdict(validator, int(meta["dispute_id"]), Verdict(frauds=frauds))  # type: ignore[arg-type]
 
 
 def test_dispute_slashes_the_cheater_and_the_job_settles(tmp_path: Path) -> None:
@@ -477,12 +478,12 @@ def test_dispute_slashes_the_cheater_and_the_job_settles(tmp_path: Path) -> None
     liar, validator = NodeKey.generate().node_id, NodeKey.generate().node_id
     consumer = NodeKey.generate().node_id
     for node in workers:
-        coord.register(node, {"bond": 40})
+        coord.register(node, RegisterRequest(bond=40))
     for node in (liar, validator):
-        coord.register(node, {"bond": 40, "validator": True})
-    coord.register(consumer, {"bond": 0})
+        coord.register(node, RegisterRequest(bond=40, validator=True))
+    coord.register(consumer, RegisterRequest(bond=0))
     a, b = orchid.random_operands(60, 50, 40, "int8", seed=8)
-    job = coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})["job_id"]
+    job = coord.submit(consumer, JobSubmission(nodes=3), {"A": a, "B": b})["job_id"]
     work = {w: _work(coord, w) for w in workers}
     cheater = workers[1]
     shard, honest = work[cheater]
@@ -501,11 +502,12 @@ def test_dispute_slashes_the_cheater_and_the_job_settles(tmp_path: Path) -> None
 
     with pytest.raises(NodeBannedError):
         coord.claim(cheater)
-    coord.register(cheater, {"bond": 0})  # registering again without a new bond: still banned
+    # Registering again without a new bond: still banned.
+    coord.register(cheater, RegisterRequest(bond=0))
     assert coord.store.get_node(cheater).banned
     redo = next(w for w in workers if w != cheater)
     s, p = _work(coord, redo)
-    coord.commit(redo, s, {"digest": result_digest(p).hex()})
+    coord.commit(redo, s, CommitRequest(digest=result_digest(p).hex()))
     coord.reveal(redo, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
     assert coord.status(job)["state"] == "settled"
     np.testing.assert_array_equal(
@@ -522,7 +524,7 @@ def test_dispute_slashes_the_cheater_and_the_job_settles(tmp_path: Path) -> None
     if drawn == liar:
         assert accounts[liar]["slashed"] == 40
     # Staking a bond again lifts the ban.
-    assert coord.register(cheater, {"bond": 40})["bond"] == 40
+    assert coord.register(cheater, RegisterRequest(bond=40))["bond"] == 40
     assert not coord.store.get_node(cheater).banned
     coord.close()
 
@@ -534,11 +536,11 @@ def test_a_lying_validator_is_slashed_and_replaced(tmp_path: Path) -> None:
     workers = [NodeKey.generate().node_id for _ in range(3)]
     liar, honest, consumer = (NodeKey.generate().node_id for _ in range(3))
     for node in workers:
-        coord.register(node, {"bond": 30})
-    coord.register(liar, {"bond": 30, "validator": True})  # the only validator, at first
-    coord.register(consumer, {"bond": 0})
+        coord.register(node, RegisterRequest(bond=30))
+    coord.register(liar, RegisterRequest(bond=30, validator=True))  # the only validator, at first
+    coord.register(consumer, RegisterRequest(bond=0))
     a, b = orchid.random_operands(40, 30, 20, "int16", seed=5)
-    job = coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})["job_id"]
+    job = coord.submit(consumer, JobSubmission(nodes=3), {"A": a, "B": b})["job_id"]
     work = {w: _work(coord, w) for w in workers}
     shard, good = work[workers[0]]
     work[workers[0]] = (shard, _misbehave("zeros", good, []))
@@ -548,7 +550,7 @@ def test_a_lying_validator_is_slashed_and_replaced(tmp_path: Path) -> None:
     assert coord.store.get_node(liar).banned
     # Nobody else is eligible yet: the new round waits, then draws the honest validator.
     assert coord.status(job)["reason"].endswith("none eligible yet")
-    coord.register(honest, {"bond": 30, "validator": True})
+    coord.register(honest, RegisterRequest(bond=30, validator=True))
     assert _validate(coord, honest)["outcome"] == "upheld"
     accounts = {x["node_id"]: x for x in coord.ledger.show()["accounts"]}
     assert accounts[liar]["slashed"] == 30 and accounts[workers[0]]["slashed"] == 30
@@ -560,15 +562,15 @@ def test_a_lying_validator_is_slashed_and_replaced(tmp_path: Path) -> None:
 def test_a_retried_submission_is_the_same_job(tmp_path: Path) -> None:
     coord = Coordinator(CoordinatorConfig(data_dir=tmp_path))
     consumer = NodeKey.generate().node_id
-    coord.register(consumer, {"bond": 0})
+    coord.register(consumer, RegisterRequest(bond=0))
     a, b = orchid.random_operands(20, 10, 15, "int8", seed=1)
-    first = coord.submit(consumer, {"nodes": 3, "request_id": "same"}, {"A": a, "B": b})
-    again = coord.submit(consumer, {"nodes": 3, "request_id": "same"}, {"A": a, "B": b})
+    first = coord.submit(consumer, JobSubmission(nodes=3, request_id="same"), {"A": a, "B": b})
+    again = coord.submit(consumer, JobSubmission(nodes=3, request_id="same"), {"A": a, "B": b})
     assert first == again
     assert coord.ledger.show()["totals"]["escrow"] == first["price"]  # escrowed once
     other = NodeKey.generate().node_id
-    coord.register(other, {"bond": 0})
-    assert coord.submit(other, {"nodes": 3, "request_id": "same"}, {"A": a, "B": b}) != first
+    coord.register(other, RegisterRequest(bond=0))
+    assert coord.submit(other, JobSubmission(nodes=3, request_id="same"), {"A": a, "B": b}) != first
     coord.close()
 
 
@@ -606,7 +608,7 @@ def test_a_poll_waiting_before_the_last_reveal_is_answered_at_checked(tmp_path: 
     job_id = _submit(coord, consumer, a, b, "p")
     work = {w: _work(coord, w) for w in workers}
     for w, (s, p) in work.items():
-        coord.commit(w, s, {"digest": result_digest(p).hex()})
+        coord.commit(w, s, CommitRequest(digest=result_digest(p).hex()))
     last = workers[-1]
     for w, (s, p) in work.items():
         if w != last:

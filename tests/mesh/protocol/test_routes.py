@@ -108,8 +108,8 @@ def test_a_large_body_arrives_whole(server: tuple[str, Coordinator]) -> None:
     b = rng.integers(-128, 128, (1100, 1300), dtype=np.int8)
     job_id = client.post_wire("/v1/jobs", {"nodes": 3}, {"A": a, "B": b})["job_id"]
     spec = coordinator.store.get_job(job_id).spec
-    tiles_a, tiles_b = coordinator._job_tiles(job_id, spec)
-    grid = coordinator._plan(job_id, spec)[1]
+    tiles_a, tiles_b = coordinator.inputs.tiles(job_id, spec)
+    grid = coordinator.inputs.plan(job_id, spec)[1]
     for (i, k), tile in tiles_a.items():
         assert np.array_equal(tile, a[grid.rows(i), grid.inner(k)])
     for (k, j), tile in tiles_b.items():

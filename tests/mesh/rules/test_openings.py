@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from ramnet import orchid
 from ramnet.mesh import Worker
 from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.nodes.worker import _misbehave
+from ramnet.mesh.protocol.messages import JobSubmission, RegisterRequest, Verdict
 from ramnet.mesh.rules.disputes import bad_tiles, claim_opens
 from ramnet.mesh.rules.tilecommit import commit_tiles, open_tile_path, verify_tile_path
 from ramnet.valkyrie import NodeKey
@@ -56,11 +58,11 @@ def _disputed_job(tmp_path: Path) -> tuple[Coordinator, str, str]:
     workers = [NodeKey.generate().node_id for _ in range(3)]
     validator, consumer = NodeKey.generate().node_id, NodeKey.generate().node_id
     for node in workers:
-        coord.register(node, {"bond": 10})
-    coord.register(validator, {"bond": 10, "validator": True})
-    coord.register(consumer, {"bond": 0})
+        coord.register(node, RegisterRequest(bond=10))
+    coord.register(validator, RegisterRequest(bond=10, validator=True))
+    coord.register(consumer, RegisterRequest(bond=0))
     a, b = orchid.random_operands(50, 40, 30, "int8", seed=3)
-    job = coord.submit(consumer, {"nodes": 3}, {"A": a, "B": b})
+    job = coord.submit(consumer, JobSubmission(nodes=3), {"A": a, "B": b})
     assert job["commitments"]["a"] and job["commitments"]["b"]
     work = {w: _work(coord, w) for w in workers}
     shard, honest = work[workers[2]]
@@ -116,7 +118,9 @@ def test_the_validator_refuses_tiles_that_do_not_open(tmp_path: Path) -> None:
     honest = _Client(meta, dict(arrays))
     Worker(honest, validator=True, log=logs.append).validate()
     assert len(honest.verdicts) == 1 and len(honest.verdicts[0]["frauds"]) >= 1
-    assert coord.verdict(validator, meta["dispute_id"], honest.verdicts[0])["outcome"] == "upheld"
+    # As the app hands it over: the body the worker posted, decoded into its message.
+    verdict = msgspec.convert(honest.verdicts[0], Verdict)
+    assert coord.verdict(validator, meta["dispute_id"], verdict)["outcome"] == "upheld"
     name = next(n for n in arrays if n.startswith("b/"))
     tampered = _Client(meta, {**arrays, name: np.zeros_like(arrays[name])})
     Worker(tampered, validator=True, log=logs.append).validate()

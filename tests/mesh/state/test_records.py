@@ -14,6 +14,7 @@ import pytest
 
 from ramnet._errors import InvalidInputError
 from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
+from ramnet.mesh.protocol.messages import JobSubmission, RegisterRequest
 from ramnet.mesh.state.errors import StoreError
 from ramnet.mesh.state.records import DisputeClaims, DisputeOutcome, JobSpec, NewShard
 from ramnet.mesh.state.rows import json_text
@@ -178,9 +179,9 @@ def test_a_dispute_without_failed_partials_reads_as_none_failed(store: Store) ->
 def test_a_job_stored_by_the_first_version_is_served_by_the_coordinator(tmp_path: Path) -> None:
     coord = Coordinator(CoordinatorConfig(data_dir=tmp_path, default_credit=10_000))
     consumer = NodeKey.generate().node_id
-    coord.register(consumer, {"bond": 0})
+    coord.register(consumer, RegisterRequest(bond=0))
     a, b = np.ones((40, 30), np.int8), np.ones((30, 20), np.int8)
-    reply = coord.submit(consumer, {"nodes": 3, "request_id": "r"}, {"A": a, "B": b})
+    reply = coord.submit(consumer, JobSubmission(nodes=3, request_id="r"), {"A": a, "B": b})
     job_id = reply["job_id"]
     stored = json.loads(_stored(coord.store, "SELECT spec FROM jobs WHERE job_id = ?", job_id))
     assert set(stored) == set(SPEC_DICT)  # the keys the previous version wrote, no others
@@ -189,7 +190,7 @@ def test_a_job_stored_by_the_first_version_is_served_by_the_coordinator(tmp_path
         del stored[key]
     with coord.store.transaction() as conn:
         conn.execute("UPDATE jobs SET spec = ? WHERE job_id = ?", (json.dumps(stored), job_id))
-    again = coord.submit(consumer, {"nodes": 3, "request_id": "r"}, {"A": a, "B": b})
+    again = coord.submit(consumer, JobSubmission(nodes=3, request_id="r"), {"A": a, "B": b})
     assert again == reply | {"redundancy": "none", "commitments": {"a": None, "b": None}}
     status = coord.status(job_id)
     assert (status["shape"], status["k"], status["nodes"]) == ([40, 20], 30, 3)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from ramnet import orchid
 from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
+from ramnet.mesh.protocol.messages import JobSubmission, RegisterRequest
 from ramnet.mesh.protocol.wire import pack_parts
 from ramnet.mesh.rules.tilecommit import (
     commit_tiles,
@@ -83,14 +84,14 @@ def test_unknown_dtype_code_is_refused() -> None:
 def _coordinator(tmp_path: Path) -> tuple[Coordinator, str]:
     coord = Coordinator(CoordinatorConfig(data_dir=tmp_path, default_credit=10_000))
     consumer = NodeKey.generate().node_id
-    coord.register(consumer, {"bond": 0})
+    coord.register(consumer, RegisterRequest(bond=0))
     return coord, consumer
 
 
 def test_stored_tiles_are_their_leaves_and_make_the_commitments(tmp_path: Path) -> None:
     coord, consumer = _coordinator(tmp_path)
     a, b = orchid.random_operands(70, 50, 60, "int8", seed=2)
-    job = coord.submit(consumer, {"nodes": 3, "request_id": "r"}, {"A": a, "B": b})
+    job = coord.submit(consumer, JobSubmission(nodes=3, request_id="r"), {"A": a, "B": b})
     spec = coord.store.get_job(job["job_id"]).spec
     grid = orchid.Grid(*spec.edges)
     p, q, r = grid.shape
@@ -99,11 +100,11 @@ def test_stored_tiles_are_their_leaves_and_make_the_commitments(tmp_path: Path) 
     for (i, kk), tile in tiles_a.items():
         blob = spec.tiles_a[f"{i}/{kk}"]
         assert blob == tile_leaf("a", i, kk, tile).hex()
-        np.testing.assert_array_equal(coord._tile(blob), tile)
+        np.testing.assert_array_equal(coord.inputs.tile(blob), tile)
     for (kk, j), tile in tiles_b.items():
         blob = spec.tiles_b[f"{kk}/{j}"]
         assert blob == tile_leaf("b", kk, j, tile).hex()
-        np.testing.assert_array_equal(coord._tile(blob), tile)
+        np.testing.assert_array_equal(coord.inputs.tile(blob), tile)
     # The roots a consumer recomputes from its own A and B (and validators open against).
     assert spec.commit_a == commit_tiles("a", tiles_a, (p, r))[0]
     assert spec.commit_b == commit_tiles("b", tiles_b, (r, q))[0]
@@ -115,5 +116,5 @@ def test_tile_blobs_of_an_older_version_still_read(tmp_path: Path) -> None:
     coord, _ = _coordinator(tmp_path)
     tile = np.arange(30, dtype=np.int16).reshape(5, 6)
     old = coord.blobs.put_stream(pack_parts({}, {"t": tile}))
-    np.testing.assert_array_equal(coord._tile(old), tile)
+    np.testing.assert_array_equal(coord.inputs.tile(old), tile)
     coord.close()
