@@ -635,7 +635,7 @@ class Store:
 
     def rename_result(self, shard_id: int, old: str, new: str, *, now: float | None = None) -> bool:
         """Name a revealed result by the blob that now holds it: a result kept in memory is
-        recorded under a provisional name until it is written (``Coordinator._store_result``).
+        recorded under a provisional name until it is written (``Results.put`` in the coordinator).
 
         Returns:
             True when the shard's result was named ``old`` and is now ``new``; False otherwise
