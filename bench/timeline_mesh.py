@@ -36,9 +36,9 @@ COORDINATOR = textwrap.dedent(
     """
     import functools, sys, threading, time
     from pathlib import Path
-    from ramnet.mesh.state import blobs as _blobs
-    from ramnet.mesh.coordinator import service as C
-    from ramnet.mesh.rules import settle as _settle
+    from ramnet.mesh.coordinator import settlement as S
+    from ramnet.mesh.coordinator.server import serve
+    from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
     from ramnet.orchid._memory import keep_freed_memory
 
     log = open(sys.argv[3], "a", buffering=1)
@@ -59,12 +59,15 @@ COORDINATOR = textwrap.dedent(
 
         setattr(owner, name, logged)
 
-    for name in ("submit", "commit", "reveal", "settle", "result"):
-        wrap(C.Coordinator, name, name)
-    wrap(C, "settle", "checks_and_assembly")
-    wrap(C.Coordinator, "_store_and_pay", "store_c_and_pay")
+    for name in ("submit", "commit", "reveal", "result"):
+        wrap(Coordinator, name, name)
+    # A job is settled by the settler (from its last reveal), not through Coordinator.settle;
+    # its checks and C's assembly are the rules' settle, which the settler calls by this name.
+    wrap(S.Settler, "settle", "settle")
+    wrap(S, "settle", "checks_and_assembly")
+    wrap(S.Settler, "_store_and_pay", "store_c_and_pay")
     keep_freed_memory()
-    C.serve(C.CoordinatorConfig(data_dir=Path(sys.argv[2])), port=int(sys.argv[1]))
+    serve(CoordinatorConfig(data_dir=Path(sys.argv[2])), port=int(sys.argv[1]))
     """
 )
 
