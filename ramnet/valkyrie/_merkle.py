@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -300,12 +301,14 @@ def commit_matrices(
     *,
     threads: int | None = None,
     visit: StripVisitor | None = None,
+    prelude: Callable[[], None] | None = None,
 ) -> list[tuple[Commitment, MerkleTree]]:
     """Commit to several matrices on one set of threads.
 
     The matrices are cut into strips of whole tile rows, about 1 MiB each, queued in order (all
     strips of the first matrix, then the second's, ...) and taken by the threads as they become
-    free, so that no thread idles between matrices.
+    free, so that no thread idles between matrices. A matrix's tree is built by the thread that
+    hashes its last strip, while the others go on hashing.
 
     Args:
         items: (matrix, tile) pairs; a None tile means ``default_tile(matrix.dtype)``.
@@ -316,6 +319,8 @@ def commit_matrices(
             ``row0 .. row0 + len(strip)`` of matrix ``index`` (little-endian, read-only use).
             Strips come in queue order, but run concurrently; an exception stops the commit
             and is raised.
+        prelude: Run first, on one of the threads, while the others start hashing (the verifier
+            works out its weights there); an exception stops the commit and is raised.
 
     Returns:
         One (commitment, tree) per item, in order.
@@ -325,31 +330,51 @@ def commit_matrices(
     """
     workers = threads or default_threads()
     plans = [_plan(x, tile, workers) for x, tile in items]
-    jobs = [(index, strip) for index, plan in enumerate(plans) for strip in plan.strips]
+    jobs: list[tuple[int, int, tuple[int, int]] | None] = [None] if prelude is not None else []
+    first: list[int] = []  # each matrix's first strip, as a position in ``parts``
+    for index, plan in enumerate(plans):
+        first.append(sum(len(p.strips) for p in plans[:index]))
+        jobs += [(first[index] + k, index, strip) for k, strip in enumerate(plan.strips)]
+    parts: list[list[bytes]] = [[] for _ in range(sum(len(p.strips) for p in plans))]
+    left = [len(plan.strips) for plan in plans]  # strips of each matrix not hashed yet
+    out: list[tuple[Commitment, MerkleTree] | None] = [None] * len(plans)
+    lock = threading.Lock()
 
-    def run(job: tuple[int, tuple[int, int]]) -> list[bytes]:
-        index, (t0, count) = job
+    def finish(index: int) -> None:
         plan = plans[index]
-        tr = plan.tile[0]
-        strip = plan.x[t0 * tr : (t0 + count) * tr]
-        if visit is not None:
-            visit(index, t0 * tr, strip)
-        return _hash_strip((strip, plan.tile, t0, plan.prefix))
-
-    parts = parallel_map(run, jobs, min(workers, len(jobs) or 1))
-    out = []
-    at = 0
-    for plan in plans:
+        at = first[index]
         leaves = [d for part in parts[at : at + len(plan.strips)] for d in part]
-        at += len(plan.strips)
         draft = plan.draft
         tree = MerkleTree(draft, leaves)
         commitment = Commitment(
             draft.dtype, draft.shape, plan.tile, _root(draft.header(), len(leaves), tree.top)
         )
         tree.commitment = commitment
-        out.append((commitment, tree))
-    return out
+        out[index] = (commitment, tree)
+
+    def run(job: tuple[int, int, tuple[int, int]] | None) -> None:
+        if job is None:
+            assert prelude is not None
+            prelude()
+            return
+        at, index, (t0, count) = job
+        plan = plans[index]
+        tr = plan.tile[0]
+        strip = plan.x[t0 * tr : (t0 + count) * tr]
+        if visit is not None:
+            visit(index, t0 * tr, strip)
+        parts[at] = _hash_strip((strip, plan.tile, t0, plan.prefix))
+        with lock:
+            left[index] -= 1
+            last = left[index] == 0
+        if last:
+            finish(index)
+
+    parallel_map(run, jobs, min(workers, len(jobs) or 1))
+    for index, result in enumerate(out):
+        if result is None:  # no strips: a matrix without tiles
+            finish(index)
+    return [result for result in out if result is not None]
 
 
 def commit_matrix(

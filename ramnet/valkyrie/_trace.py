@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -355,11 +356,18 @@ def read_trace_bytes(path: str | os.PathLike[str]) -> bytes:
     """
     p = Path(path)
     try:
-        size = p.stat().st_size
+        info = p.stat()
+        size = info.st_size
         if size > MAX_TRACE_BYTES:
             raise InputFileError(f"{p} is {size} bytes; a trace is at most {MAX_TRACE_BYTES}")
         with p.open("rb") as f:
-            return f.read(MAX_TRACE_BYTES + 1)
+            # A read of n bytes allocates n first: a file's size plus one, not 64 MiB, then the
+            # rest (a file that grew since, or a pipe) up to the cap as before.
+            first = size + 1 if stat.S_ISREG(info.st_mode) else MAX_TRACE_BYTES + 1
+            data = f.read(first)
+            if len(data) == first and first <= MAX_TRACE_BYTES:
+                data += f.read(MAX_TRACE_BYTES + 1 - first)
+            return data
     except FileNotFoundError:
         raise InputFileError(f"no such trace file: {p}") from None
     except IsADirectoryError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import struct
 import threading
 
@@ -19,6 +20,7 @@ from ramnet.valkyrie._merkle import (
     COMMITMENT_SIZE,
     DTYPE_CODES,
     TileOpening,
+    commit_matrices,
     default_tile,
     open_col_segment,
     open_row_segment,
@@ -250,6 +252,34 @@ def test_multi_strip_commit_matches_single_thread() -> None:
     assert one == many
     for ti, tj in ((0, 0), (64, 16), (10, 3)):
         assert verify_tile(one, open_tile(x, tree, ti, tj))
+
+
+def test_commit_matrices_prelude_runs_once_beside_the_hashing() -> None:
+    # Several matrices, some without tiles: the same commitments and trees on any number of
+    # threads, with a prelude or without; the prelude runs once, and its error is raised.
+    items = [
+        (make_matrix(1, (300, 77), "int8"), None),
+        (make_matrix(2, (0, 5), "int32"), None),
+        (make_matrix(3, (1031, 517), "int16"), (16, 32)),
+        (make_matrix(4, (5, 0), "int8"), None),
+        (make_matrix(5, (2, 3), "float64"), (1, 1)),
+    ]
+    alone = [commit_matrix(x, tile=tile, threads=1) for x, tile in items]
+    for threads in (1, 2, 5):
+        calls: list[int] = []
+        got = commit_matrices(
+            items, threads=threads, prelude=functools.partial(calls.append, threads)
+        )
+        assert calls == [threads]
+        assert [c for c, _ in got] == [c for c, _ in alone]
+        assert [t.levels for _, t in got] == [t.levels for _, t in alone]
+        assert all(t.commitment == c for c, t in got)
+
+        def fail() -> None:
+            raise MemoryError("prelude")
+
+        with pytest.raises(MemoryError, match="prelude"):
+            commit_matrices(items, threads=threads, prelude=fail)
 
 
 def test_commit_refuses_bad_input() -> None:

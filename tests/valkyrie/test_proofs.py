@@ -4,7 +4,10 @@ F_{p^2} arithmetic and Fiat–Shamir transcript under them."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
@@ -36,6 +39,7 @@ from tests.conftest import operands, reference
 SEED = b"test-seed-binding-the-job"
 SHAPES = [(1, 1, 1), (5, 1, 7), (1, 31, 1), (7, 13, 11), (3, 17, 2), (16, 16, 16), (2, 64, 3)]
 EXACT = ("int8", "int16", "int32")
+T = TypeVar("T")
 
 
 def exact_operands(
@@ -266,6 +270,114 @@ def test_verify_trace_a_failing_reduction_of_b_does_not_hang(
     worker.join(timeout=120)
     assert not worker.is_alive(), "verify_trace hung after B's reduction failed"
     assert raised and isinstance(raised[0], (MemoryError, RuntimeError))
+
+
+def _within(seconds: float, fn: Callable[[], T]) -> T:
+    """``fn()`` on a thread of its own: its result or error, or a failure if it hangs."""
+    import threading
+
+    done: list[T] = []
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            done.append(fn())
+        except BaseException as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=seconds)
+    assert not worker.is_alive(), "hung"
+    if raised:
+        raise raised[0]
+    return done[0]
+
+
+@pytest.mark.parametrize("shape", [(12, 10, 8), (300, 77, 1100), (1030, 600, 3)])
+def test_verify_trace_weights_made_while_hashing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rng: np.random.Generator, shape: tuple
+) -> None:
+    # The signature, the rounds and the weights are worked out on one thread while the others
+    # hash: strips hashed before the weights are ready are reduced afterwards (B's before A's,
+    # which wait for B·r). A slow signature check keeps every strip waiting, on any threads.
+    import time
+
+    from ramnet.valkyrie import _verify
+
+    a, b, _ = exact_operands(rng, *shape, "int8")
+    path = _recorded_trace(tmp_path, a, b)
+    c = np.load(tmp_path / "C.npy")
+    bad = c.copy()
+    bad[-1, 0] += 1
+    expect = [(x.name, x.ok, x.detail) for x in verify_trace(path, a, b, c, threads=1).checks]
+    real = _verify.check_signature
+
+    def slow(*args: object) -> bool:
+        time.sleep(0.05)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_verify, "check_signature", slow)
+    kept: list[int] = []
+    real_start = _verify._Sums.start
+
+    def start(self: _verify._Sums, *args: object) -> None:
+        kept.append(len(self._kept))
+        real_start(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_verify._Sums, "start", start)
+    for threads in (2, 3, 8):
+        verdict = _within(60, functools.partial(verify_trace, path, a, b, c, threads=threads))
+        assert [(x.name, x.ok, x.detail) for x in verdict.checks] == expect
+        altered = _within(60, functools.partial(verify_trace, path, a, b, bad, threads=threads))
+        assert set(altered.failed) == {"commitment of C", "proof evaluation of C", "Freivalds"}
+    assert min(kept) > 0  # strips were hashed before the weights were ready
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_verify_trace_failing_weights_raise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, rng: np.random.Generator, threads: int
+) -> None:
+    # An error while making the weights is raised, once every thread has stopped (no strip
+    # waits for weights that never come).
+    from ramnet.valkyrie import _verify
+
+    a, b, _ = exact_operands(rng, 700, 60, 500, "int16")
+    path = _recorded_trace(tmp_path, a, b)
+    c = np.load(tmp_path / "C.npy")
+
+    def fail(*args: object) -> np.ndarray:
+        raise MemoryError("no room for r")
+
+    monkeypatch.setattr(_verify, "freivalds_vectors", fail)
+    with pytest.raises(MemoryError, match="no room for r"):
+        _within(60, lambda: verify_trace(path, a, b, c, threads=threads))
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16"])
+def test_verify_trace_copies_no_mapped_matrix(
+    tmp_path: Path, rng: np.random.Generator, dtype: str
+) -> None:
+    # The matrices stay where the files are mapped: the verifier allocates its weights and
+    # sums, a few hundred KiB, never a copy of a strip of A, B or C (4 MiB or more each here).
+    import tracemalloc
+
+    from ramnet.orchid._io import load_npy
+
+    a, b, _ = exact_operands(rng, 512, 1024, 1024, dtype)
+    path = _recorded_trace(tmp_path, a, b)
+    np.save(tmp_path / "A.npy", a)
+    np.save(tmp_path / "B.npy", b)
+    mapped = [load_npy(tmp_path / f"{name}.npy") for name in "ABC"]
+    assert min(x.nbytes for x in mapped) >= 1 << 19 and mapped[2].nbytes >= 2 << 20
+    assert verify_trace(path, *mapped, threads=2).valid
+    tracemalloc.start()
+    try:
+        assert verify_trace(path, *mapped, threads=2).valid
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
 
 
 # ---- a proof with one value altered is caught ----

@@ -463,6 +463,38 @@ def test_real_limit_on_a_sparse_file(tmp_path: Path) -> None:
     assert verify_trace(path).failed == ["format"]
 
 
+def test_read_trace_bytes_reads_what_the_file_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file's bytes, however its size was seen: a regular file is read with a buffer of its
+    # size (not the 64 MiB cap), a file that grew since its size was taken is read to its end,
+    # a pipe up to the cap.
+    import tracemalloc
+
+    path = tmp_path / "t.bin"
+    path.write_bytes(TRACE_BYTES)
+    tracemalloc.start()
+    try:
+        assert read_trace_bytes(path) == TRACE_BYTES
+        assert tracemalloc.get_traced_memory()[1] < 1 << 20
+    finally:
+        tracemalloc.stop()
+    real_stat = Path.stat
+
+    def stale(self: Path, **kwargs: object) -> os.stat_result:
+        got = real_stat(self)
+        return os.stat_result((got.st_mode, *got[1:6], 10, *got[7:]))  # st_size = 10
+
+    monkeypatch.setattr(Path, "stat", stale)
+    assert read_trace_bytes(path) == TRACE_BYTES
+    monkeypatch.undo()
+    read, write = os.pipe()
+    with os.fdopen(write, "wb") as f:
+        f.write(TRACE_BYTES)
+    with os.fdopen(read, "rb") as f:
+        assert read_trace_bytes(f"/dev/fd/{f.fileno()}") == TRACE_BYTES
+
+
 # ---- fuzzing ----
 
 
