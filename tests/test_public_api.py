@@ -139,6 +139,31 @@ def test_mesh_names_are_written_once() -> None:
         assert getattr(ramnet.mesh, name) is getattr(source, name)
 
 
+@pytest.mark.parametrize(
+    ("package", "table"),
+    [("ramnet.orchid", "_PUBLIC"), ("ramnet.valkyrie", "_PUBLIC"), ("ramnet.sidecar", "_LAZY")],
+)
+def test_lazy_names_are_typed_as_their_modules_define_them(package: str, table: str) -> None:
+    # The lazy table is the one list of what a package exports; the imports type checkers read
+    # (under TYPE_CHECKING) name the same things from the same modules, so a user's mypy sees
+    # ramnet.orchid.matmul's real signature, not Any.
+    import ast
+
+    module = importlib.import_module(package)
+    lazy = getattr(module, table)
+    assert sorted(module.__all__) == sorted(lazy)
+    tree = ast.parse(inspect.getsource(module))
+    typed = {
+        alias.asname or alias.name: node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        and node.module
+        and node.module.startswith(f"{package}.")
+        for alias in node.names
+    }
+    assert typed == {name: f"{package}.{source}" for name, source in lazy.items()}
+
+
 def test_sidecar_all_pinned() -> None:
     import ramnet.sidecar
 

@@ -15,7 +15,30 @@ modules (as ``ramnet verify`` does) loads only what that module needs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ramnet._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # the names of _PUBLIC, re-exported for type checkers
+    from ramnet.orchid._dtypes import SUPPORTED_DTYPES as SUPPORTED_DTYPES
+    from ramnet.orchid._dtypes import result_dtype as result_dtype
+    from ramnet.orchid._hooks import BlockProduct as BlockProduct
+    from ramnet.orchid._hooks import JobSpec as JobSpec
+    from ramnet.orchid._hooks import TraceHook as TraceHook
+    from ramnet.orchid._info import kernel_info as kernel_info
+    from ramnet.orchid._io import load_npy as load_npy
+    from ramnet.orchid._io import random_operands as random_operands
+    from ramnet.orchid._io import save_npy as save_npy
+    from ramnet.orchid._matmul import matmul as matmul
+    from ramnet.orchid._matmul import matmul_many as matmul_many
+    from ramnet.orchid._matmul import prepare as prepare
+    from ramnet.orchid._pool import default_threads as default_threads
+    from ramnet.orchid._scheduler import Grid as Grid
+    from ramnet.orchid._scheduler import make_grid as make_grid
+    from ramnet.orchid._stream import add as add
+    from ramnet.orchid._stream import copy as copy
+    from ramnet.orchid._stream import scale as scale
+    from ramnet.orchid._stream import triad as triad
 
 _PUBLIC = {
     "BlockProduct": "_hooks",

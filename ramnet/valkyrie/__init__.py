@@ -13,7 +13,38 @@ verify`` needs neither the recorder nor fraud proofs, and ``ramnet run --trace``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ramnet._lazy import lazy_getattr
+
+if TYPE_CHECKING:  # the names of _PUBLIC, re-exported for type checkers
+    from ramnet.valkyrie._checks import float_range_check as float_range_check
+    from ramnet.valkyrie._checks import freivalds as freivalds
+    from ramnet.valkyrie._fraud import FraudProof as FraudProof
+    from ramnet.valkyrie._fraud import check_fraud_proof as check_fraud_proof
+    from ramnet.valkyrie._fraud import make_fraud_proof as make_fraud_proof
+    from ramnet.valkyrie._keys import NodeKey as NodeKey
+    from ramnet.valkyrie._keys import bind_payout as bind_payout
+    from ramnet.valkyrie._keys import check_binding as check_binding
+    from ramnet.valkyrie._keys import load_key as load_key
+    from ramnet.valkyrie._keys import load_or_create_key as load_or_create_key
+    from ramnet.valkyrie._keys import save_key as save_key
+    from ramnet.valkyrie._keys import verify_signature as verify_signature
+    from ramnet.valkyrie._merkle import Commitment as Commitment
+    from ramnet.valkyrie._merkle import commit_matrix as commit_matrix
+    from ramnet.valkyrie._recorder import TraceRecorder as TraceRecorder
+    from ramnet.valkyrie._recorder import block_digest as block_digest
+    from ramnet.valkyrie._sumcheck import MatmulProof as MatmulProof
+    from ramnet.valkyrie._sumcheck import prove_matmul as prove_matmul
+    from ramnet.valkyrie._trace import BlockDigest as BlockDigest
+    from ramnet.valkyrie._trace import Trace as Trace
+    from ramnet.valkyrie._trace import decode as decode
+    from ramnet.valkyrie._trace import encode as encode
+    from ramnet.valkyrie._trace import read_trace_bytes as read_trace_bytes
+    from ramnet.valkyrie._trace import write_trace as write_trace
+    from ramnet.valkyrie._verify import Check as Check
+    from ramnet.valkyrie._verify import Verdict as Verdict
+    from ramnet.valkyrie._verify import verify_trace as verify_trace
 
 _PUBLIC = {
     "BlockDigest": "_trace",
