@@ -356,3 +356,14 @@ def test_importing_a_package_loads_none_of_its_modules() -> None:
         "ramnet.valkyrie",
     }
     assert _under(loaded, "numpy", "nacl", "blake3") == set()
+
+
+def test_the_package_says_it_is_typed() -> None:
+    # PEP 561: without py.typed a user's type checker treats every ramnet name as Any.
+    import importlib.resources
+    import tomllib
+    from pathlib import Path
+
+    assert importlib.resources.files("ramnet").joinpath("py.typed").is_file()
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert "py.typed" in pyproject["tool"]["setuptools"]["package-data"]["ramnet"]
