@@ -361,8 +361,13 @@ def test_importing_a_package_loads_none_of_its_modules() -> None:
 def test_the_package_says_it_is_typed() -> None:
     # PEP 561: without py.typed a user's type checker treats every ramnet name as Any.
     import importlib.resources
-    import tomllib
+    import sys
     from pathlib import Path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
 
     assert importlib.resources.files("ramnet").joinpath("py.typed").is_file()
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
