@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ramnet.mesh.nodes.validator import validate_one
 from ramnet.mesh.protocol.auth import bound_by
 from ramnet.mesh.protocol.routes import url
-from ramnet.mesh.rules.disputes import bad_tiles, claim_opens, fraud_entry
 from ramnet.mesh.rules.shard import compute_shard, result_digest, tile_map
 from ramnet.orchid import BlockProduct
 
@@ -155,58 +155,11 @@ class Worker:
         return reply
 
     def validate(self) -> bool:
-        """Settle one dispute this validator was drawn for. Returns False when there was none."""
-        meta, arrays = self.client.get_wire(url("next_validation", {"wait": 0}))
-        dispute_id = meta.get("dispute_id")
-        if dispute_id is None:
-            return False
-        started = time.perf_counter()
-        # Judge only what was committed to: the job's tiles, and the workers' own results.
-        bad = bad_tiles(meta, arrays)
-        if bad:
-            self.log(
-                f"dispute {dispute_id}: refused: {', '.join(bad)} do not match the job's"
-                " commitments"
-            )
-            return True
-        claims = [c for c in meta["claims"] if claim_opens(c, arrays[c["name"]])]
-        for claim in meta["claims"]:
-            if claim not in claims:
-                self.log(f"dispute {dispute_id}: claim {claim['name']} does not open; ignored")
-        tiles_a, tiles_b = tile_map(arrays, "a"), tile_map(arrays, "b")
-        correct: dict[tuple[int, int, int], np.ndarray] = {}
-        for i, j, k in meta["blocks"]:
-            block = BlockProduct(i, j, k)
-            correct[(i, j, k)] = compute_shard([block], tiles_a, tiles_b, backend=self.backend)[
-                block
-            ]
-        frauds = []
-        for claim in claims:
-            i, j, k = claim["block"]
-            entry = fraud_entry(
-                claim["node"],
-                BlockProduct(i, j, k),
-                arrays[claim["name"]],
-                correct[(i, j, k)],
-                copy=int(claim["copy"]),
-            )
-            if entry is not None:
-                frauds.append(entry)
-        if self.misbehave == "lie":  # testing aid: clear the cheaters, accuse an honest node
-            guilty = {f["node"] for f in frauds}
-            honest = [c for c in claims if c["node"] not in guilty]
-            frauds = [
-                {"node": c["node"], "copy": c["copy"], "block": c["block"], "row": 0, "col": 0}
-                for c in honest[:1]
-            ]
-        reply = self.client.post_json(
-            url("verdict", dispute_id=int(dispute_id)), {"frauds": frauds}
+        """Settle one dispute this validator was drawn for (``nodes.validator``). Returns False
+        when there was none."""
+        return validate_one(
+            self.client, backend=self.backend, log=self.log, lie=self.misbehave == "lie"
         )
-        self.log(
-            f"dispute {dispute_id}: {reply.get('outcome')} ({len(meta['blocks'])} block products"
-            f" recomputed, {time.perf_counter() - started:.3f} s)"
-        )
-        return True
 
     def step(self, stop: threading.Event) -> bool:
         """Settle a dispute (validators), or claim and finish one shard. Returns False when

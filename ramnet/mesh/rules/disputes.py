@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ramnet.mesh.rules.shard import digest_of_blocks
+from ramnet.mesh.rules.shard import compute_shard, digest_of_blocks, tile_map
 from ramnet.mesh.rules.tilecommit import commit_tiles, open_tile_path, verify_tile_path
 from ramnet.orchid import BlockProduct
 from ramnet.valkyrie import block_digest
@@ -259,3 +259,50 @@ def frauds_proven(
         for block, x in partials.items()
     }
     return all(check_fraud(f, claims, tiles_a, tiles_b) for f in frauds)
+
+
+def judge(
+    meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], *, backend: str = "auto"
+) -> tuple[list[dict[str, Any]] | None, list[str]]:
+    """A validator's verdict on a validation package: recompute the contested blocks from the
+    job's tiles and prove every claim that differs.
+
+    Judges only what was committed to: the tiles must open against the job's commitments, and
+    each claim against its worker's commit; a claim that does not open is ignored.
+
+    Args:
+        meta: The package's metadata (``dispute_id``, ``blocks``, ``claims``, commitments).
+        arrays: Its tiles (``a/i/k``, ``b/k/j``) and the claimed partials, by name.
+        backend: ORCHID backend for the recomputation.
+
+    Returns:
+        (the fraud proofs, or None when the package's tiles do not match the job's commitments;
+        one line per thing the validator refused or ignored).
+    """
+    bad = bad_tiles(meta, arrays)
+    if bad:
+        return None, [f"refused: {', '.join(bad)} do not match the job's commitments"]
+    claims = [c for c in meta["claims"] if claim_opens(c, arrays[c["name"]])]
+    notes = [
+        f"claim {claim['name']} does not open; ignored"
+        for claim in meta["claims"]
+        if claim not in claims
+    ]
+    tiles_a, tiles_b = tile_map(arrays, "a"), tile_map(arrays, "b")
+    correct: dict[tuple[int, int, int], np.ndarray] = {}
+    for i, j, k in meta["blocks"]:
+        block = BlockProduct(i, j, k)
+        correct[(i, j, k)] = compute_shard([block], tiles_a, tiles_b, backend=backend)[block]
+    frauds = []
+    for claim in claims:
+        i, j, k = claim["block"]
+        entry = fraud_entry(
+            claim["node"],
+            BlockProduct(i, j, k),
+            arrays[claim["name"]],
+            correct[(i, j, k)],
+            copy=int(claim["copy"]),
+        )
+        if entry is not None:
+            frauds.append(entry)
+    return frauds, notes

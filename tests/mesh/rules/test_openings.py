@@ -16,7 +16,7 @@ from ramnet.mesh import Worker
 from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.nodes.worker import _misbehave
 from ramnet.mesh.protocol.messages import JobSubmission, RegisterRequest, Verdict
-from ramnet.mesh.rules.disputes import bad_tiles, claim_opens
+from ramnet.mesh.rules.disputes import bad_tiles, claim_opens, judge
 from ramnet.mesh.rules.tilecommit import commit_tiles, open_tile_path, verify_tile_path
 from ramnet.valkyrie import NodeKey
 from tests.mesh.coordinator.test_service import _commit_and_reveal, _work
@@ -126,4 +126,26 @@ def test_the_validator_refuses_tiles_that_do_not_open(tmp_path: Path) -> None:
     Worker(tampered, validator=True, log=logs.append).validate()
     assert tampered.verdicts == []
     assert any("refused" in line and name in line for line in logs)
+    coord.close()
+
+
+def test_the_judgement_is_a_rule_with_plain_values(tmp_path: Path) -> None:
+    # rules.disputes.judge: the package in, the fraud proofs out, no client and no clock.
+    coord, _, validator = _disputed_job(tmp_path)
+    meta, arrays = coord.validation(validator)
+    frauds, notes = judge(meta, arrays)
+    assert frauds and notes == []
+    cheater = {
+        claim["node"] for claim in meta["claims"] if claim["node"] in {f["node"] for f in frauds}
+    }
+    assert len(cheater) == 1  # the off-by-one worker, and no one else
+    # A claim that is not what its worker committed to is ignored, with a note saying so.
+    claim = meta["claims"][0]
+    forged_claim = {**arrays, claim["name"]: arrays[claim["name"]] + 1}
+    _, notes = judge(meta, forged_claim)
+    assert notes == [f"claim {claim['name']} does not open; ignored"]
+    # Tiles that do not open against the job's commitments: no verdict at all.
+    name = next(n for n in arrays if n.startswith("a/"))
+    refused, notes = judge(meta, {**arrays, name: np.zeros_like(arrays[name])})
+    assert refused is None and name in notes[0] and notes[0].startswith("refused: ")
     coord.close()
