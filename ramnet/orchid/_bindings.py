@@ -1,4 +1,4 @@
-"""Thin bindings over the compiled cffi module ``ramnet.orchid._native``.
+"""Thin bindings over the compiled cffi module ``ramnet.orchid.native``.
 
 Every function here checks the C return code and converts types; nothing else. Arrays are passed by
 address, so a 2-D operand may be any view whose rows are contiguous (a tile of a larger matrix, a
@@ -19,16 +19,17 @@ import numpy as np
 
 from ramnet._errors import BackendUnavailableError, InvalidInputError, KernelError
 
-_native: Any
+native: Any
 try:
-    _native = importlib.import_module("ramnet.orchid._native")
+    native = importlib.import_module("ramnet.orchid._native")
 except ImportError as exc:  # no C compiler at install time, or a broken build
-    _native = None
+    native = None
     IMPORT_ERROR: str | None = str(exc)
 else:
     IMPORT_ERROR = None
 
-AVAILABLE = _native is not None
+AVAILABLE = native is not None
+"""Whether the C extension is built (``native`` is the compiled module, or None)."""
 
 # Mirrors of csrc/ramnet.h, usable without the extension.
 PATH_AUTO = -1
@@ -50,15 +51,27 @@ _ERRORS = {
 
 
 def _lib() -> Any:
-    if _native is None:
+    if native is None:
         raise BackendUnavailableError(
             f"the C kernels are not built ({IMPORT_ERROR}); use --backend numba or reinstall "
             "with a C compiler"
         )
-    return _native.lib
+    return native.lib
 
 
-def _check(code: int, what: str) -> None:
+def check(code: int, what: str) -> None:
+    """Raise the error a C kernel's nonzero return code stands for (ORCHID's kernels and
+    VALKYRIE's field kernels alike).
+
+    Args:
+        code: The kernel's return code (0, or a negative ``RAMNET_E*`` of csrc/ramnet.h).
+        what: The kernel's name, for the message.
+
+    Raises:
+        InvalidInputError: ``RAMNET_EINVAL``.
+        BackendUnavailableError: ``RAMNET_ENOTSUP`` (the code path does not run here).
+        KernelError: Any other failure (scratch memory).
+    """
     if code == 0:
         return
     message = f"{what}: {_ERRORS.get(code, f'error {code}')}"
@@ -83,7 +96,7 @@ def path_number(name: str) -> int:
 
 def path_name(path: int) -> str:
     """Return the name of a ``RAMNET_PATH_*`` number."""
-    return str(_native.ffi.string(_lib().ramnet_path_name(path)).decode())
+    return str(native.ffi.string(_lib().ramnet_path_name(path)).decode())
 
 
 def best_path(family: str) -> str:
@@ -102,11 +115,11 @@ def supported_paths(family: str) -> list[str]:
 
 def cpu_features() -> list[str]:
     """Return the CPU features the C library detected."""
-    return str(_native.ffi.string(_lib().ramnet_cpu_features()).decode()).split()
+    return str(native.ffi.string(_lib().ramnet_cpu_features()).decode()).split()
 
 
 def _address(array: np.ndarray, ctype: str) -> Any:
-    return _native.ffi.cast(ctype, array.__array_interface__["data"][0])
+    return native.ffi.cast(ctype, array.__array_interface__["data"][0])
 
 
 def _leading(array: np.ndarray) -> int:
@@ -171,7 +184,7 @@ def gemm(path: int, a: np.ndarray, b: np.ndarray, out: np.ndarray, accumulate: b
         _leading(out),
         1 if accumulate else 0,
     )
-    _check(code, name)
+    check(code, name)
 
 
 def gemm_s8_many(
@@ -197,7 +210,7 @@ def gemm_s8_many(
         KernelError: The kernel failed (scratch allocation).
     """
     lib = _lib()
-    ffi = _native.ffi
+    ffi = native.ffi
     if len(out) != len(products):
         raise InvalidInputError(f"{len(products)} products but {len(out)} outputs")
     k = a[0].shape[1] if a else (b[0].shape[0] if b else 0)
@@ -234,7 +247,7 @@ def gemm_s8_many(
         ffi.new("int32_t *[]", [_address(o, "int32_t *") for o in out] or [ffi.NULL]),
         ffi.new("size_t[]", [_leading(o) for o in out] or [0]),
     )
-    _check(code, "ramnet_gemm_s8s32_many")
+    check(code, "ramnet_gemm_s8s32_many")
 
 
 _STREAM_CTYPES = {
@@ -265,7 +278,7 @@ def stream(op: str, path: int, a: np.ndarray, *operands: np.ndarray, scalar: flo
         code = func(path, *pointers, scalar, a.size)
     else:
         code = func(path, *pointers, a.size)
-    _check(code, f"stream {op}")
+    check(code, f"stream {op}")
 
 
 def _tile_args(
@@ -275,7 +288,7 @@ def _tile_args(
     # matrix as rows of bytes, the tile shape in rows and bytes, the leaf prefix, the output.
     row_bytes = x.shape[1] * x.itemsize
     return (
-        _address(x, "uint8_t *") if x.size else _native.ffi.NULL,
+        _address(x, "uint8_t *") if x.size else native.ffi.NULL,
         x.shape[0] if x.size else 0,
         row_bytes if x.size else 0,
         _leading(x) * x.itemsize if x.size else max(row_bytes, 1),
@@ -284,7 +297,7 @@ def _tile_args(
         tile_row0,
         prefix,
         len(prefix),
-        _address(out, "uint8_t *") if out.size else _native.ffi.NULL,
+        _address(out, "uint8_t *") if out.size else native.ffi.NULL,
         out.size,
     )
 
@@ -299,7 +312,7 @@ def pack_tiles(
         InvalidInputError: ``out`` is too small, or bad arguments.
     """
     code = _lib().ramnet_pack_tiles(*_tile_args(x, tile, tile_row0, prefix, out))
-    _check(code, "pack_tiles")
+    check(code, "pack_tiles")
 
 
 def hash_tiles(
@@ -314,7 +327,7 @@ def hash_tiles(
         KernelError: Scratch memory could not be allocated.
     """
     code = _lib().ramnet_hash_tiles(path, *_tile_args(x, tile, tile_row0, prefix, out))
-    _check(code, "hash_tiles")
+    check(code, "hash_tiles")
 
 
 def hash_nodes(tag: bytes, children: bytes, path: int, out: np.ndarray) -> None:
@@ -334,6 +347,6 @@ def hash_nodes(tag: bytes, children: bytes, path: int, out: np.ndarray) -> None:
         len(tag),
         children,
         count,
-        _address(out, "uint8_t *") if out.size else _native.ffi.NULL,
+        _address(out, "uint8_t *") if out.size else native.ffi.NULL,
     )
-    _check(code, "hash_nodes")
+    check(code, "hash_nodes")

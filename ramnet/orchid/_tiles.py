@@ -82,7 +82,7 @@ def hash_paths() -> list[str]:
     """
     if not _bindings.AVAILABLE:
         return []
-    lib = _bindings._native.lib
+    lib = _bindings.native.lib
     return [
         name
         for name in reversed(HASH_PATHS)

@@ -2,71 +2,36 @@
 
 The C field kernels (csrc/field.c, declared in csrc/field.h) are compiled into RAMNET's one cffi
 extension, ``ramnet.orchid._native``, next to ORCHID's kernels; this module reads them from there by
-name and checks their return codes, so the field's binding is VALKYRIE's own. Without the extension
-(no C compiler at install time) the numba kernels of ``_numba`` run; numba loads only when one of
-them is asked for.
+name (the extension is loaded, and return codes checked, by ORCHID's binding); which backend the
+field uses is VALKYRIE's own choice. Without the extension (no C compiler at install time) the
+numba kernels of ``_numba`` run; numba loads only when one of them is asked for.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 from types import ModuleType
 from typing import Any
 
-from ramnet._errors import BackendUnavailableError, InvalidInputError, KernelError
+from ramnet._errors import BackendUnavailableError, InvalidInputError
 
-_native: Any
-try:
-    _native = importlib.import_module("ramnet.orchid._native")
-except ImportError as exc:  # no C compiler at install time, or a broken build
-    _native = None
-    IMPORT_ERROR: str | None = str(exc)
-else:
-    IMPORT_ERROR = None
-
-AVAILABLE = _native is not None
-"""Whether the C field kernels are built."""
-
-_ERRORS = {
-    -1: "invalid argument",
-    -2: "code path not supported on this CPU",
-    -3: "out of memory for kernel scratch space",
-}
+# The one compiled extension, and its return codes, are ORCHID's binding's: read from there.
+from ramnet.orchid._bindings import AVAILABLE as AVAILABLE
+from ramnet.orchid._bindings import IMPORT_ERROR as IMPORT_ERROR
+from ramnet.orchid._bindings import check as check
+from ramnet.orchid._bindings import native
 
 _numba: ModuleType | None = None
 
 
 def lib() -> Any:
     """The compiled library (``ffi``'s ``lib``); only call it when ``AVAILABLE``."""
-    return _native.lib
+    return native.lib
 
 
 def ffi() -> Any:
     """The compiled module's ``ffi``; only call it when ``AVAILABLE``."""
-    return _native.ffi
-
-
-def check(code: int, what: str) -> None:
-    """Raise the error a C kernel's nonzero return code stands for.
-
-    Args:
-        code: The kernel's return code (0, or a negative ``RAMNET_E*`` of csrc/ramnet.h).
-        what: The kernel's name, for the message.
-
-    Raises:
-        InvalidInputError: ``RAMNET_EINVAL``.
-        BackendUnavailableError: ``RAMNET_ENOTSUP`` (the code path does not run here).
-        KernelError: Any other failure (scratch memory).
-    """
-    if code == 0:
-        return
-    message = f"{what}: {_ERRORS.get(code, f'error {code}')}"
-    if code == -2:
-        raise BackendUnavailableError(message)
-    if code == -1:
-        raise InvalidInputError(message)
-    raise KernelError(message)
+    return native.ffi
 
 
 def numba_available() -> bool:
@@ -135,5 +100,5 @@ def pointer(a: Any, ctype: str = "uint64_t *") -> Any:
         array_type = _ARRAY_TYPES.get(ctype)
         if array_type is None:
             array_type = _ARRAY_TYPES[ctype] = ctype.replace(" *", "[]")
-        return _native.ffi.from_buffer(array_type, a)
-    return _native.ffi.cast(ctype, a.__array_interface__["data"][0])
+        return native.ffi.from_buffer(array_type, a)
+    return native.ffi.cast(ctype, a.__array_interface__["data"][0])
