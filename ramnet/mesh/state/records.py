@@ -14,6 +14,7 @@ import msgspec
 
 __all__ = [
     "DISPUTE_STATES",
+    "FINAL_JOB_STATES",
     "JOB_STATES",
     "SHARD_ROLES",
     "SHARD_STATES",
@@ -42,6 +43,8 @@ JobState = Literal[
     "settled",
     "disputed",
     "resolved",
+    "cancelled",
+    "failed",
 ]
 ShardState = Literal[
     "pending", "assigned", "committed", "revealed", "accepted", "rejected", "expired"
@@ -49,8 +52,9 @@ ShardState = Literal[
 ShardRole = Literal["primary", "mirror"]
 DisputeState = Literal["open", "resolved"]
 
-#: Job lifecycle (DESIGN.md): submitted → sharded → dispatched → committed → optimistic → checked
-#: → settled, or … → disputed → resolved → settled. ``settled`` is final.
+#: Job lifecycle: submitted → sharded → dispatched → committed → optimistic → checked → settled,
+#: or … → disputed → resolved → settled. A job that cannot end that way is ``cancelled`` (by its
+#: consumer) or ``failed`` (its state is damaged), with a reason. The last three are final.
 JOB_STATES: tuple[JobState, ...] = (
     "submitted",
     "sharded",
@@ -61,7 +65,11 @@ JOB_STATES: tuple[JobState, ...] = (
     "settled",
     "disputed",
     "resolved",
+    "cancelled",
+    "failed",
 )
+#: A job in one of these states never changes again.
+FINAL_JOB_STATES: frozenset[JobState] = frozenset({"settled", "cancelled", "failed"})
 #: ``pending``: waiting for a node. ``assigned``: claimed, commit due by the deadline.
 #: ``committed``: result hash posted. ``revealed``: result uploaded. ``accepted``/``rejected``:
 #: the coordinator's checks. ``expired``: deadline missed; a fresh ``pending`` copy replaced it.
@@ -173,6 +181,11 @@ class Node:
     registered_at: float
     updated_at: float
     prove: bool = True
+    #: When the node last made a signed request (None: not since this was recorded).
+    last_seen: float | None = None
+    #: The process the node's key runs in, as that process named itself when it registered
+    #: (one key, one process); None: not given.
+    instance: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +200,8 @@ class Job:
     created_at: float
     updated_at: float
     result_blob: str | None = None
+    #: Why a job was cancelled or failed (None otherwise).
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,8 @@ def node_of(row: sqlite3.Row) -> Node:
         registered_at=row["registered_at"],
         updated_at=row["updated_at"],
         prove=bool(row["prove"]),
+        last_seen=row["last_seen"],
+        instance=row["instance"],
     )
 
 
@@ -100,6 +102,7 @@ def job_of(row: sqlite3.Row) -> Job:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         result_blob=row["result_blob"],
+        reason=row["reason"],
     )
 
 

@@ -15,8 +15,21 @@ from ramnet.mesh.state.records import JOB_STATES, SHARD_STATES
 
 __all__ = ["MIGRATIONS", "SCHEMA", "SCHEMA_VERSION", "create_or_upgrade"]
 
+_JOBS_COLUMNS = """
+    job_id      TEXT PRIMARY KEY,
+    consumer    TEXT NOT NULL,
+    spec        TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ({job_states})),
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    result_blob TEXT,
+    reason      TEXT
+""".format(job_states=", ".join(f"'{s}'" for s in JOB_STATES))
+
+_REWRITE_JOBS_TABLE = "rewrite the jobs table's definition"
+
 #: The schema this code writes. A file with a newer version is refused (``SchemaVersionError``).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: Upgrades from older versions, in order: version -> statements that bring it to version + 1.
 MIGRATIONS = {
     1: [
@@ -26,6 +39,18 @@ MIGRATIONS = {
     2: [
         # v3: a settled job's C is stored as a blob, and its tiles and partials are dropped.
         "ALTER TABLE jobs ADD COLUMN result_blob TEXT",
+    ],
+    3: [
+        # v4: nodes seen alive (failure detection; one key, one process), and jobs that end
+        # cancelled or failed with a reason. SQLite cannot alter a CHECK constraint, and
+        # rebuilding the jobs table would trip the foreign keys of the shards and disputes that
+        # reference it (they cannot be turned off inside the upgrade's transaction), so the
+        # table's recorded definition is rewritten, as SQLite documents for loosening a
+        # constraint: its states only grow, and every stored row still satisfies it.
+        "ALTER TABLE nodes ADD COLUMN last_seen REAL",
+        "ALTER TABLE nodes ADD COLUMN instance TEXT",
+        "ALTER TABLE jobs ADD COLUMN reason TEXT",
+        _REWRITE_JOBS_TABLE,
     ],
 }
 
@@ -42,17 +67,11 @@ CREATE TABLE nodes (
     banned         INTEGER NOT NULL DEFAULT 0 CHECK (banned IN (0, 1)),
     registered_at  REAL NOT NULL,
     updated_at     REAL NOT NULL,
-    prove          INTEGER NOT NULL DEFAULT 1 CHECK (prove IN (0, 1))
+    prove          INTEGER NOT NULL DEFAULT 1 CHECK (prove IN (0, 1)),
+    last_seen      REAL,
+    instance       TEXT
 );
-CREATE TABLE jobs (
-    job_id     TEXT PRIMARY KEY,
-    consumer   TEXT NOT NULL,
-    spec       TEXT NOT NULL,
-    state      TEXT NOT NULL CHECK (state IN ({job_states})),
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    result_blob TEXT
-);
+CREATE TABLE jobs ({jobs});
 CREATE INDEX jobs_state ON jobs (state, created_at);
 CREATE INDEX jobs_consumer ON jobs (consumer, created_at);
 CREATE TABLE shards (
@@ -137,7 +156,7 @@ BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
 CREATE TRIGGER movements_no_delete BEFORE DELETE ON movements
 BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
 """.format(
-    job_states=", ".join(f"'{s}'" for s in JOB_STATES),
+    jobs=_JOBS_COLUMNS,
     shard_states=", ".join(f"'{s}'" for s in SHARD_STATES),
 )
 
@@ -179,10 +198,29 @@ def create_or_upgrade(conn: sqlite3.Connection, path: Path) -> None:
     version = int(row[0]) if row is not None and str(row[0]).isdigit() else -1
     while version in MIGRATIONS and version < SCHEMA_VERSION:
         for statement in MIGRATIONS[version]:
-            conn.execute(statement)
+            if statement == _REWRITE_JOBS_TABLE:
+                _rewrite_jobs_table(conn)
+            else:
+                conn.execute(statement)
         version += 1
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
     if version != SCHEMA_VERSION:
         raise SchemaVersionError(
             f"{path} has state schema version {version}; this RAMNET reads version {SCHEMA_VERSION}"
         )
+
+
+def _rewrite_jobs_table(conn: sqlite3.Connection) -> None:
+    # SQLite's documented way to loosen a constraint in place ("ALTER TABLE", section 7): write
+    # the table's new definition into the schema table and bump the schema's version, so every
+    # connection re-reads it. The rows are untouched; integrity_check reads them against it.
+    version = conn.execute("PRAGMA schema_version").fetchone()[0]
+    conn.execute("PRAGMA writable_schema = ON")
+    try:
+        conn.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = 'jobs'",
+            (f"CREATE TABLE jobs ({_JOBS_COLUMNS})",),
+        )
+        conn.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema = OFF")

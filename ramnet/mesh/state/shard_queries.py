@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from ramnet.mesh.state.errors import DeadlinePassedError, NotFoundError, ShardStateError
-from ramnet.mesh.state.records import Shard
+from ramnet.mesh.state.records import FINAL_JOB_STATES, Shard
 from ramnet.mesh.state.rows import shard_of
 
 __all__ = [
@@ -25,10 +25,8 @@ __all__ = [
     "step",
 ]
 
-#: A job in one of these states never changes again: its expired shards are not copied.
-FINAL_JOB_STATES = frozenset({"settled"})
 # Jobs whose pending shards nodes may not claim.
-_UNCLAIMABLE_JOB_STATES = ("submitted", "settled")
+_UNCLAIMABLE_JOB_STATES = ("submitted", *sorted(FINAL_JOB_STATES))
 
 
 def get(conn: sqlite3.Connection, shard_id: int) -> Shard:

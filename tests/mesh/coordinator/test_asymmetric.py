@@ -145,9 +145,12 @@ def test_a_version_1_store_is_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     Store(path).close()
     raw = sqlite3.connect(path)
-    # What version 1 looked like: no prove column (nor version 3's result_blob).
+    # What version 1 looked like: no prove column (nor version 3's result_blob, nor version 4's
+    # columns).
     raw.execute("ALTER TABLE nodes DROP COLUMN prove")
     raw.execute("ALTER TABLE jobs DROP COLUMN result_blob")
+    for table, column in (("nodes", "last_seen"), ("nodes", "instance"), ("jobs", "reason")):
+        raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     raw.execute(
         "INSERT INTO nodes (node_id, registered_at, updated_at) VALUES (?, 1, 1)", ("a" * 64,)
     )
@@ -155,7 +158,7 @@ def test_a_version_1_store_is_upgraded(tmp_path: Path) -> None:
     raw.commit()
     raw.close()
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 3
+    assert store.schema_version == SCHEMA_VERSION == 4
     assert store.get_node("a" * 64).prove is True
     store.register_node("b" * 64, prove=False)
     assert store.get_node("b" * 64).prove is False

@@ -558,11 +558,13 @@ def test_a_version_2_store_is_upgraded_and_keeps_its_jobs(tmp_path: Path) -> Non
     s.close()
     raw = sqlite3.connect(path)
     raw.execute("ALTER TABLE jobs DROP COLUMN result_blob")  # what version 2 looked like
+    for table, column in (("nodes", "last_seen"), ("nodes", "instance"), ("jobs", "reason")):
+        raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")  # nor version 4's columns
     raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     raw.commit()
     raw.close()
     s = Store(path)
-    assert s.schema_version == SCHEMA_VERSION == 3
+    assert s.schema_version == SCHEMA_VERSION == 4
     assert s.get_job("job1").result_blob is None
     s.close()
 
@@ -596,3 +598,62 @@ def test_jobs_holding_inputs(store: Store) -> None:
     holding = {job.job_id: digests for job, digests in store.jobs_holding_inputs()}
     assert holding == {"live": [H2], "old": []}
     assert {j.job_id for j, _ in store.jobs_holding_inputs(besides="live")} == {"old"}
+
+
+# --------------------------------------------------------------------------------------------
+# Nodes seen alive, jobs cancelled or failed (schema v4)
+
+_V3_JOBS = """CREATE TABLE jobs (
+    job_id     TEXT PRIMARY KEY,
+    consumer   TEXT NOT NULL,
+    spec       TEXT NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('submitted', 'sharded', 'dispatched', 'committed',
+        'optimistic', 'checked', 'settled', 'disputed', 'resolved')),
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    result_blob TEXT
+)"""
+
+
+def test_a_version_3_store_is_upgraded_and_keeps_its_jobs_shards_and_keys(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    s = Store(path)
+    s.register_node(CONSUMER, now=1.0)
+    make_job(s)
+    shards_before = s.list_shards(job_id="job1")
+    s.close()
+    raw = sqlite3.connect(path)
+    # What version 3 looked like: the jobs table without the new states or a reason, nodes
+    # without last_seen or instance.
+    raw.execute("PRAGMA foreign_keys = OFF")
+    raw.execute("PRAGMA legacy_alter_table = ON")  # the shards keep referencing "jobs"
+    raw.execute("ALTER TABLE jobs RENAME TO jobs_now")
+    raw.execute(_V3_JOBS)
+    raw.execute(
+        "INSERT INTO jobs SELECT job_id, consumer, spec, state, created_at, updated_at,"
+        " result_blob FROM jobs_now"
+    )
+    raw.execute("DROP TABLE jobs_now")
+    raw.execute("CREATE INDEX jobs_state ON jobs (state, created_at)")
+    raw.execute("CREATE INDEX jobs_consumer ON jobs (consumer, created_at)")
+    for column in ("last_seen", "instance"):
+        raw.execute(f"ALTER TABLE nodes DROP COLUMN {column}")
+    raw.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    s = Store(path)
+    assert s.schema_version == SCHEMA_VERSION == 4
+    job = s.get_job("job1")
+    assert (job.state, job.reason) == ("sharded", None)
+    assert s.list_shards(job_id="job1") == shards_before
+    assert s.get_node(CONSUMER).last_seen is None
+    s.set_job_state("job1", "cancelled")
+    assert s.get_job("job1").state == "cancelled"
+    with s.snapshot() as conn:
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'shards'").fetchone()[0]
+        assert "REFERENCES jobs (job_id)" in sql
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert {"jobs_state", "jobs_consumer"} <= indexes
+    s.close()
