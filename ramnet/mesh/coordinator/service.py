@@ -76,6 +76,11 @@ class CoordinatorConfig:
             the restarted coordinator awaits those reveals again (a worker gone too loses the
             shard at the reveal deadline, as for any late reveal). 0 writes every result at once;
             ``durable`` implies 0.
+        node_timeout: Seconds after its last signed request (or heartbeat) that a node counts as
+            gone: its uncommitted shards go to other nodes at once, and its key may register
+            from another process.
+        validator_wait: Seconds an open dispute waits for an eligible validator before the
+            coordinator settles it itself (the documented fallback).
         audits, checks: Benchmarking aids only (hidden flags of ``coordinator start``): False
             plans jobs without audit blocks / settles them without the per-shard checks, to
             measure what those cost. A coordinator serving real jobs keeps both on.
@@ -94,6 +99,8 @@ class CoordinatorConfig:
     checks: bool = True
     spot_checks: float = 0.1
     write_behind: float = 1.0
+    node_timeout: float = 15.0
+    validator_wait: float = 10.0
 
 
 class Coordinator:
