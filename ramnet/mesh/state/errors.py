@@ -6,7 +6,9 @@ from ramnet._errors import InvalidInputError, RamnetError
 
 __all__ = [
     "DeadlinePassedError",
+    "KeyInUseError",
     "NodeBannedError",
+    "NotAllowedError",
     "NotFoundError",
     "SchemaVersionError",
     "ShardStateError",
@@ -52,6 +54,18 @@ class NodeBannedError(StoreError):
     """A banned node asked for work."""
 
     http_status = 403
+
+
+class NotAllowedError(StoreError):
+    """The node may not do this to that record (another consumer's job)."""
+
+    http_status = 403
+
+
+class KeyInUseError(StoreConflictError):
+    """A node's key is already in use by another live process (one key, one process)."""
+
+    http_status = 409
 
 
 class SchemaVersionError(StoreError):
