@@ -34,6 +34,9 @@ class Settings:
         mode: What ``ramnet`` runs as when a command leaves it open: ``sovereign``, ``mesh`` or
             ``worker`` (env ``RAMNET_MODE``).
         coordinator: The mesh coordinator's URL (env ``RAMNET_COORDINATOR``).
+        ca_file: A PEM file of CA certificates that an https coordinator's certificate is checked
+            against instead of the system's trust store (env ``RAMNET_CA_FILE``); None: the
+            system's store.
         payout_address: Where a worker is paid (env ``RAMNET_PAYOUT_ADDRESS``).
         bond: A worker's staked bond, in ledger units (env ``STAKED_BOND``).
     """
@@ -43,6 +46,7 @@ class Settings:
     key_file: str | None = None
     mode: str = "sovereign"
     coordinator: str = "http://127.0.0.1:9000"
+    ca_file: str | None = None
     payout_address: str | None = None
     bond: int = 100
 
@@ -53,6 +57,7 @@ _ENV = {
     "key_file": "RAMNET_KEY_FILE",
     "mode": "RAMNET_MODE",
     "coordinator": "RAMNET_COORDINATOR",
+    "ca_file": "RAMNET_CA_FILE",
     "payout_address": "RAMNET_PAYOUT_ADDRESS",
     "bond": "STAKED_BOND",
 }
@@ -93,9 +98,9 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if amount < 0 or isinstance(value, (bool, float)):
             raise ConfigError(f"{source}: the bond must be a whole number >= 0, got {value!r}")
         return amount
-    if name == "key_file":
+    if name in ("key_file", "ca_file"):
         if not isinstance(value, (str, os.PathLike)) or not str(value):
-            raise ConfigError(f"{source}: key_file must be a path, got {value!r}")
+            raise ConfigError(f"{source}: {name} must be a path, got {value!r}")
         return str(value)
     if name == "backend":
         if value not in ("auto", "c", "numba", "numpy"):

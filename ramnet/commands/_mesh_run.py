@@ -26,6 +26,7 @@ class MeshJob:
         detach: Return once the job is accepted.
         timeout: Seconds to wait for settlement (None: no limit).
         retry_for: Seconds to keep retrying while the coordinator is unreachable.
+        ca_file: PEM CA certificates to trust for an https coordinator (None: the system's).
     """
 
     coordinator: str
@@ -42,13 +43,17 @@ class MeshJob:
     timeout: float | None = None
     retry_for: float = 300.0
     redundancy: str | None = None
+    ca_file: str | None = None
 
 
-def client_for(coordinator: str, key: Any, retry_for: float = 300.0) -> Any:
-    """A MeshClient that keeps retrying for ``retry_for`` seconds while the coordinator is away."""
+def client_for(
+    coordinator: str, key: Any, retry_for: float = 300.0, ca_file: str | None = None
+) -> Any:
+    """A MeshClient that keeps retrying for ``retry_for`` seconds while the coordinator is away
+    (``ca_file``: the CA certificates an https coordinator is checked against)."""
     from ramnet.mesh import MeshClient
 
-    return MeshClient(coordinator, key, retries=None, retry_for=retry_for)
+    return MeshClient(coordinator, key, retries=None, retry_for=retry_for, ca_file=ca_file)
 
 
 def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
@@ -77,7 +82,7 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
         save_operands(job.save_inputs, a, b)
     # Loaded (or created) only once the job and its operands have been validated.
     key = job.key() if callable(job.key) else job.key
-    client = client_for(job.coordinator, key, job.retry_for)
+    client = client_for(job.coordinator, key, job.retry_for, job.ca_file)
     t1 = time.perf_counter()
     job_id = _consumer.submit(client, a, b, job.nodes, redundancy)
     report: dict[str, Any] = {

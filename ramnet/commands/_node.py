@@ -75,7 +75,7 @@ def mesh_node(role: str, found: Any) -> tuple[Any, Any, Callable[[str], None]]:
 
     Args:
         role: The role's name, first on each log line (``worker``, ``auditor``).
-        found: The node's settings (coordinator, key file).
+        found: The node's settings (coordinator, its CA file, key file).
 
     Returns:
         The node's signed client (its key loaded or created), an event that SIGTERM and SIGINT
@@ -96,5 +96,7 @@ def mesh_node(role: str, found: Any) -> tuple[Any, Any, Callable[[str], None]]:
     def log(line: str) -> None:
         err.print(f"{role} {key.node_id[:12]}: {line}", markup=False, soft_wrap=True)
 
-    client = MeshClient(found.coordinator, key, retries=None, retry_for=30, stop=stop)
+    client = MeshClient(
+        found.coordinator, key, retries=None, retry_for=30, stop=stop, ca_file=found.ca_file
+    )
     return client, stop, log

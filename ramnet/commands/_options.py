@@ -37,6 +37,16 @@ CoordinatorOption = Annotated[
     typer.Option("--coordinator", help="Coordinator URL (default: RAMNET_COORDINATOR or config)."),
 ]
 
+CaFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file",
+        help="PEM CA certificates to trust for an https coordinator (default: RAMNET_CA_FILE,"
+        " else the system's store).",
+        metavar="PEM",
+    ),
+]
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 

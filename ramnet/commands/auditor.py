@@ -8,7 +8,12 @@ import typer
 
 from ramnet.commands import _node
 from ramnet.commands._common import group, guarded
-from ramnet.commands._options import BackendChoice, CoordinatorOption, KeyFileOption
+from ramnet.commands._options import (
+    BackendChoice,
+    CaFileOption,
+    CoordinatorOption,
+    KeyFileOption,
+)
 
 app = group("Run a mesh auditor (checks optimistic results).")
 
@@ -17,6 +22,7 @@ app = group("Run a mesh auditor (checks optimistic results).")
 @guarded
 def auditor_start(
     coordinator: CoordinatorOption = None,
+    ca_file: CaFileOption = None,
     key_file: KeyFileOption = None,
     bond: Annotated[int | None, typer.Option("--bond", min=0, help="Bond to stake.")] = None,
     payout_address: Annotated[
@@ -29,6 +35,7 @@ def auditor_start(
 
     settings = _node.settings(
         coordinator=coordinator,
+        ca_file=str(ca_file) if ca_file else None,
         key_file=str(key_file) if key_file else None,
         bond=bond,
         payout_address=payout_address,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ramnet._errors import InvalidInputError
 from ramnet.commands import _node
 from ramnet.commands._common import group, guarded, stderr
 
@@ -60,8 +61,32 @@ def coordinator_start(
             help="Benchmarking aid: settle without the per-shard checks.",
         ),
     ] = False,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            help="PEM certificate chain: serve HTTPS only (with --tls-key).",
+            metavar="PEM",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key",
+            help="PEM private key of --tls-cert (unencrypted).",
+            metavar="PEM",
+        ),
+    ] = None,
 ) -> None:
     """Run the coordinator in the foreground (stops cleanly on SIGTERM)."""
+    if (tls_cert is None) != (tls_key is None):
+        raise InvalidInputError("--tls-cert and --tls-key go together: give both or neither")
+    scheme = "http"
+    if tls_cert is not None and tls_key is not None:
+        from ramnet.mesh.transport.tls import check_server_files
+
+        check_server_files(tls_cert, tls_key)  # a bad file: one line naming it, exit 2
+        scheme = "https"
     from ramnet.config import user_data_dir
     from ramnet.mesh import CoordinatorConfig, serve
 
@@ -82,6 +107,7 @@ def coordinator_start(
             " not verified",
             markup=False,
         )
-    stderr().print(f"coordinator on http://{host}:{port}, state in {folder}", markup=False)
+    stderr().print(f"coordinator on {scheme}://{host}:{port}, state in {folder}", markup=False)
     _node.long_running()
-    serve(config, host=host, port=port)
+    tls = {"tls_cert": str(tls_cert), "tls_key": str(tls_key)} if scheme == "https" else {}
+    serve(config, host=host, port=port, **tls)

@@ -10,7 +10,7 @@ import typer
 from ramnet._errors import InvalidInputError
 from ramnet.commands import _node
 from ramnet.commands._common import group, guarded, print_json, stdout
-from ramnet.commands._options import CoordinatorOption, JsonOption
+from ramnet.commands._options import CaFileOption, CoordinatorOption, JsonOption
 
 app = group("The mesh's ledger.")
 
@@ -19,14 +19,16 @@ app = group("The mesh's ledger.")
 @guarded
 def ledger_show(
     coordinator: CoordinatorOption = None,
+    ca_file: CaFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show every account (bond, balance, slashed) and the conserved totals."""
     from ramnet.mesh import MeshClient
     from ramnet.mesh.protocol.routes import url
 
-    settings = _node.settings(coordinator=coordinator)
-    info = MeshClient(settings.coordinator, None, retry_for=10).get_json(url("ledger"))
+    settings = _node.settings(coordinator=coordinator, ca_file=str(ca_file) if ca_file else None)
+    client = MeshClient(settings.coordinator, None, retry_for=10, ca_file=settings.ca_file)
+    info = client.get_json(url("ledger"))
     if as_json:
         print_json(info)
         return

@@ -86,6 +86,15 @@ def run(
     coordinator: Annotated[
         str | None, typer.Option("--coordinator", help="Mesh: the coordinator's URL.")
     ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            help="Mesh: PEM CA certificates to trust for an https coordinator (default:"
+            " RAMNET_CA_FILE, else the system's store).",
+            metavar="PEM",
+        ),
+    ] = None,
     detach: Annotated[
         bool, typer.Option("--detach", help="Mesh: print the job id and return at once.")
     ] = False,
@@ -110,6 +119,7 @@ def run(
             "threads": threads,
             "key_file": str(key_file) if key_file else None,
             "coordinator": coordinator,
+            "ca_file": str(ca_file) if ca_file else None,
         },
     )
     from ramnet.orchid._io import parse_shape
@@ -121,6 +131,7 @@ def run(
             raise InvalidInputError("--mode mesh needs --nodes N (a multiple of 3)")
         mesh_job = _mesh_run.MeshJob(
             coordinator=settings.coordinator,
+            ca_file=settings.ca_file,
             nodes=nodes,
             out=out,
             key=functools.partial(_node.node_key, settings.key_file),

@@ -10,7 +10,12 @@ import typer
 
 from ramnet.commands import _node
 from ramnet.commands._common import group, guarded, stderr
-from ramnet.commands._options import BackendChoice, CoordinatorOption, KeyFileOption
+from ramnet.commands._options import (
+    BackendChoice,
+    CaFileOption,
+    CoordinatorOption,
+    KeyFileOption,
+)
 
 daemon_app = group("Run the sidecar's ORCHID daemon (block products over a Unix socket).")
 proxy_app = group("Run the sidecar's VALKYRIE proxy: a mesh node whose work its daemon computes.")
@@ -68,6 +73,7 @@ def proxy_start(
     ] = 9001,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     coordinator: CoordinatorOption = None,
+    ca_file: CaFileOption = None,
     key_file: KeyFileOption = None,
     bond: Annotated[int | None, typer.Option("--bond", min=0, help="Bond to stake.")] = None,
     payout_address: Annotated[
@@ -86,6 +92,7 @@ def proxy_start(
     daemon_client.ping()  # an unreachable daemon fails here, before a key is made or used
     settings = _node.settings(
         coordinator=coordinator,
+        ca_file=str(ca_file) if ca_file else None,
         key_file=str(key_file) if key_file else None,
         bond=bond,
         payout_address=payout_address,
@@ -94,7 +101,7 @@ def proxy_start(
     err = stderr()
     tag = f"proxy {key.node_id[:12]}"
     proxy = Proxy(
-        MeshClient(settings.coordinator, key, retries=None, retry_for=30),
+        MeshClient(settings.coordinator, key, retries=None, retry_for=30, ca_file=settings.ca_file),
         daemon_client,
         bond=settings.bond,
         validator=validator,

@@ -9,7 +9,12 @@ import typer
 from ramnet._errors import InvalidInputError
 from ramnet.commands import _node
 from ramnet.commands._common import group, guarded
-from ramnet.commands._options import BackendChoice, CoordinatorOption, KeyFileOption
+from ramnet.commands._options import (
+    BackendChoice,
+    CaFileOption,
+    CoordinatorOption,
+    KeyFileOption,
+)
 
 app = group("Run a mesh worker (a provider).")
 
@@ -18,6 +23,7 @@ app = group("Run a mesh worker (a provider).")
 @guarded
 def worker_start(
     coordinator: CoordinatorOption = None,
+    ca_file: CaFileOption = None,
     key_file: KeyFileOption = None,
     bond: Annotated[int | None, typer.Option("--bond", min=0, help="Bond to stake.")] = None,
     validator: Annotated[
@@ -55,6 +61,7 @@ def worker_start(
 
     settings = _node.settings(
         coordinator=coordinator,
+        ca_file=str(ca_file) if ca_file else None,
         key_file=str(key_file) if key_file else None,
         bond=bond,
         payout_address=payout_address,

@@ -9,7 +9,8 @@ HTTP failures become one-line ramnet errors:
 - ``MeshRequestError`` (an ``InvalidInputError``): the coordinator refused the request (4xx);
   ``status`` says why (401 unsigned or bad signature, 404 unknown, 409 replay or conflict, ...).
 - ``MeshUnavailableError`` (a ``ConnectionError``): the coordinator could not be reached, or kept
-  answering 5xx, until the retry budget ran out.
+  answering 5xx, until the retry budget ran out; or an https coordinator's certificate is not
+  trusted (reported at once, naming the certificate problem: retrying would not change it).
 - ``MeshError``: any other server failure (a 5xx not retried); ``MeshProtocolError``: a reply that
   is not what was asked for (bad JSON or RNWIRE1, too large).
 
@@ -30,6 +31,7 @@ consumer that must ride out a coordinator restart uses for example ``retries=Non
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
@@ -55,6 +57,7 @@ from ramnet.mesh.transport.client import (
     BodySink,
     HttpConnectionPool,
     ReplyTooLarge,
+    TlsFailure,
     TransportError,
     body_pieces,
 )
@@ -172,7 +175,8 @@ class MeshClient:
     """A client of the coordinator's HTTP API that signs every request with a node key.
 
     Args:
-        base_url: The coordinator, ``http://host:port`` (a path prefix is allowed).
+        base_url: The coordinator, ``http://host:port`` or ``https://host:port`` (a path prefix
+            is allowed).
         key: The node's key; None sends unsigned requests (only for public endpoints such as
             ``/health``).
         timeout: Seconds allowed for each of connecting, sending, and waiting for each read.
@@ -184,9 +188,14 @@ class MeshClient:
         max_response_bytes: The largest reply body read (larger: ``MeshProtocolError``).
         stop: An event that, once set, ends retrying: a failed request is then reported at
             once (a stopping node must not spend ``retry_for`` on a coordinator that is gone).
+        ca_file: For an https coordinator, a PEM file of the CA certificates to trust instead of
+            the system's store (a private CA). Ignored for http.
+        tls: For an https coordinator, the ``ssl.SSLContext`` to connect with (it overrides
+            ``ca_file``).
 
     Raises:
         ConfigError: A base URL that is not http(s), or a bad setting.
+        TlsFileError: An https coordinator and a ``ca_file`` that cannot be used.
     """
 
     def __init__(
@@ -201,6 +210,8 @@ class MeshClient:
         max_backoff: float = 5.0,
         max_response_bytes: int = 1 << 30,
         stop: threading.Event | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
+        tls: Any = None,
     ) -> None:
         url = str(base_url).strip()
         if not url.startswith(("http://", "https://")):
@@ -209,10 +220,14 @@ class MeshClient:
             raise ConfigError("timeout must be > 0; retry_for, backoff, max_backoff >= 0")
         if retries is not None and retries < 0:
             raise ConfigError("retries must be >= 0 (or None for no count limit)")
+        if tls is None and ca_file is not None and url.startswith("https://"):
+            from ramnet.mesh.transport.tls import client_context
+
+            tls = client_context(ca_file)  # a bad CA file is an error now, not at the first call
         try:
             # Only an https coordinator needs certificates (checked); loading the CA bundle costs
             # about 100 ms, a third of a short command's run, so a plain http pool never does.
-            self._http = HttpConnectionPool(url.rstrip("/"), timeout, in_place=is_wire)
+            self._http = HttpConnectionPool(url.rstrip("/"), timeout, in_place=is_wire, tls=tls)
         except ValueError as exc:
             raise ConfigError(f"bad coordinator URL {url!r}: {exc}") from None
         self.base_url = url.rstrip("/")
@@ -304,6 +319,8 @@ class MeshClient:
             retry_after: float | None = None
             try:
                 response = self._once(method, path, content, headers, body_hash, sink)
+            except TlsFailure as exc:
+                raise MeshUnavailableError(str(exc)) from None
             except TransportError as exc:
                 retryable = exc.never_sent or idempotent
                 failure = f"cannot reach the coordinator at {self.base_url} ({exc})"

@@ -13,7 +13,8 @@ Why not the standard library's ``http.client`` (which this replaced in turn): im
 (``python -X importtime``), and it parses each reply's headers through ``email``. The subset of
 HTTP/1.1 a client needs is small: a request line and headers; a reply's status line and headers
 (size-capped, informational replies skipped), and a body framed by Content-Length, chunked
-transfer coding, or the end of the connection. TLS is loaded only for an https coordinator.
+transfer coding, or the end of the connection. TLS is loaded only for an https coordinator
+(``tls``); a handshake it refuses (an untrusted certificate) is a ``TlsFailure``, not a blip.
 This module adds connection reuse, the reply size cap, and a split of failures into "nothing was
 sent" and "may have been sent".
 """
@@ -39,6 +40,7 @@ __all__ = [
     "HttpConnectionPool",
     "ReplyError",
     "ReplyTooLarge",
+    "TlsFailure",
     "TransportError",
     "body_pieces",
     "parse_head",
@@ -92,6 +94,14 @@ class TransportError(RamnetError):
     def __init__(self, message: str, *, never_sent: bool) -> None:
         super().__init__(message)
         self.never_sent = never_sent
+
+
+class TlsFailure(TransportError):
+    """The TLS handshake was refused (an untrusted or mismatched certificate, no protocol in
+    common, a server that does not speak TLS): trying again will not help. Nothing was sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, never_sent=True)
 
 
 class ReplyTooLarge(RamnetError):
@@ -245,6 +255,8 @@ class HttpConnectionPool:
         timeout: Seconds allowed to connect, and for each send and each read.
         in_place: Whether a reply with this Content-Type is parsed in place, so its body is read
             into a ``receive_buffer`` (not zeroed first in a node) instead of a bytearray.
+        tls: The ``ssl.SSLContext`` of an https server (``tls.client_context``); None: the
+            system's trust store, loaded at the first https connection. Unused for http.
 
     Raises:
         ValueError: A base URL ``split_base_url`` refuses.
@@ -255,6 +267,7 @@ class HttpConnectionPool:
         base_url: str,
         timeout: float,
         in_place: Callable[[str | None], bool] = lambda content_type: False,
+        tls: Any = None,
     ) -> None:
         self.scheme, self.host, self.port, self.prefix = split_base_url(base_url)
         self.timeout = timeout
@@ -262,7 +275,7 @@ class HttpConnectionPool:
         self._local = threading.local()
         self._all: list[_Connection] = []
         self._lock = threading.Lock()
-        self._tls: Any = None  # an ssl.SSLContext, made at the first https connection
+        self._tls: Any = tls  # an ssl.SSLContext, else made at the first https connection
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = 443 if self.scheme == "https" else 80
         self._host_field = host if self.port == default else f"{host}:{self.port}"
@@ -285,6 +298,12 @@ class HttpConnectionPool:
                     sock = tls.wrap_socket(sock, server_hostname=self.host)
             except OSError as exc:  # ssl.SSLError is an OSError
                 sock.close()
+                if tls is not None:
+                    from ramnet.mesh.transport import tls as _tls
+
+                    if _tls.is_handshake_refusal(exc):
+                        where = f"{self.scheme}://{self._host_field}"
+                        raise TlsFailure(_tls.describe_handshake_error(exc, where)) from None
                 raise TransportError(_describe(exc), never_sent=True) from None
             conn = self._local.conn = _Connection(sock)
             with self._lock:
@@ -293,10 +312,10 @@ class HttpConnectionPool:
 
     def _context(self) -> Any:
         if self._tls is None:
-            import ssl
+            from ramnet.mesh.transport.tls import client_context
 
             # Certificates are checked; the CA bundle is loaded only for https.
-            self._tls = ssl.create_default_context()
+            self._tls = client_context()
         return self._tls
 
     def _drop(self, conn: _Connection) -> None:

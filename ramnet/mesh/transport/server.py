@@ -260,6 +260,8 @@ def run_http(
     http: Any = "auto",
     graceful_s: int = 5,
     loop: str = "auto",
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> None:
     """Serve ``app`` with uvicorn on an open socket until ``stop`` is set, then shut down cleanly.
 
@@ -274,8 +276,12 @@ def run_http(
         http: uvicorn's ``http`` setting (``direct_http_protocol``).
         graceful_s: Seconds open requests get to finish at shutdown.
         loop: uvicorn's ``loop`` setting.
+        tls_cert, tls_key: PEM certificate chain and key: serve HTTPS only (both or neither;
+            check them first with ``tls.check_server_files``).
     """
     import uvicorn
+
+    from ramnet.mesh.transport.tls import SERVER_CIPHERS
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -295,5 +301,8 @@ def run_http(
         timeout_graceful_shutdown=graceful_s,
         http=http,
         loop=loop,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        ssl_ciphers=SERVER_CIPHERS,
     )
     _Server(config).run(sockets=[sock])
