@@ -96,7 +96,11 @@ def handlers(coordinator: Coordinator, document: Mapping[str, Any]) -> dict[str,
         "submit_job": lambda call: c.submit(
             call.node, call.message_as(m.JobSubmission), call.arrays
         ),
+        "job_list": lambda call: c.job_list(call.node),
         "job_status": lambda call: c.status(call.params["job_id"], call.wait),
+        "job_cancel": lambda call: c.cancel(
+            call.node, call.params["job_id"], call.message_as(m.CancelRequest)
+        ),
         "job_result": lambda call: c.result(call.params["job_id"]),
         "claim": lambda call: c.claim(call.node, call.wait),
         "next_validation": lambda call: c.validation(call.node, call.wait),

@@ -26,6 +26,7 @@ from ramnet.mesh.rules.plan import (
 from ramnet.mesh.rules.tilecommit import commit_leaves
 from ramnet.mesh.state.errors import NotFoundError, StoreConflictError
 from ramnet.mesh.state.ledger import Ledger
+from ramnet.mesh.state.node_instances import claim_instance
 from ramnet.mesh.state.records import JobSpec, NewShard
 from ramnet.mesh.state.store import Store
 from ramnet.valkyrie._hash import digest
@@ -45,6 +46,8 @@ class Intake:
         price_per_block: What a consumer pays per block product computed.
         validator_fee: Escrowed with every job.
         audits: False plans jobs without audit blocks (a benchmarking aid).
+        node_timeout: Seconds of silence after which a node's process counts as gone, so that
+            its key may register from another process.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class Intake:
         price_per_block: int,
         validator_fee: int,
         audits: bool,
+        node_timeout: float = 15.0,
     ) -> None:
         self._store = store
         self._ledger = ledger
@@ -69,12 +73,14 @@ class Intake:
         self._price_per_block = price_per_block
         self._validator_fee = validator_fee
         self._audits = audits
+        self._node_timeout = node_timeout
 
     def register(self, node: str, request: RegisterRequest) -> dict[str, Any]:
         """Register (or update) the signing node, grant a new account its credit, stake its bond.
 
         A banned node (a proven cheater, its bond slashed) that stakes a bond again here may take
-        shards again.
+        shards again. A serving process names its ``instance``: a key whose node another live
+        process runs is refused (one key, one process); a consumer names none and is not.
 
         Args:
             node: The signing node.
@@ -87,14 +93,22 @@ class Intake:
         Raises:
             InvalidInputError: A payout address not 1-256 characters (the store's check).
             InsufficientFundsError: The bond exceeds the node's balance.
+            KeyInUseError: Another live process registered with this key.
         """
+        instance = request.instance
         with self._store.transaction():
+            # Checked before registering updates the node (its last update may be all that says
+            # when the other process was last seen), recorded again once a new node exists.
+            if instance is not None:
+                claim_instance(self._store, node, instance, timeout=self._node_timeout)
             new = self._store.register_node(
                 node,
                 payout_address=request.payout_address,
                 validator=request.validator,
                 prove=request.prove,
             )
+            if new and instance is not None:
+                claim_instance(self._store, node, instance, timeout=self._node_timeout)
             if new and self._default_credit > 0:
                 self._ledger.grant(node, self._default_credit, ref=f"welcome:{node}")
             missing = request.bond - int(self._ledger.account(node)["bond"])

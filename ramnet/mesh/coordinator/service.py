@@ -26,6 +26,7 @@ from ramnet.mesh.coordinator.audits import Audits
 from ramnet.mesh.coordinator.disputes import Disputes
 from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.intake import Intake
+from ramnet.mesh.coordinator.jobs import ConsumerJobs
 from ramnet.mesh.coordinator.polls import MAX_WAIT, Polls
 from ramnet.mesh.coordinator.results import Results
 from ramnet.mesh.coordinator.settlement import Settler
@@ -34,6 +35,7 @@ from ramnet.mesh.coordinator.status import JobStatus
 from ramnet.mesh.protocol.auth import bound_by, verify_request
 from ramnet.mesh.protocol.messages import (
     AuditReport,
+    CancelRequest,
     CommitRequest,
     JobSubmission,
     RegisterRequest,
@@ -113,7 +115,7 @@ class Coordinator:
 
     Attributes:
         config, store, ledger, blobs: Its settings and state.
-        polls, inputs, results, settler, shards, disputes, audits, intake, statuses: The
+        polls, inputs, results, settler, shards, disputes, audits, intake, statuses, jobs: The
             collaborators (see the module's docstring).
     """
 
@@ -181,8 +183,18 @@ class Coordinator:
             price_per_block=config.price_per_block,
             validator_fee=config.validator_fee,
             audits=config.audits,
+            node_timeout=config.node_timeout,
         )
-        self.statuses = JobStatus(self.store, self.polls, self.results, self.shards, self.settler)
+        self.statuses = JobStatus(
+            self.store,
+            self.polls,
+            self.results,
+            self.shards,
+            self.settler,
+            node_timeout=config.node_timeout,
+            validator_wait=config.validator_wait,
+        )
+        self.jobs = ConsumerJobs(self.store, self.ledger, self.polls, self.inputs, self.results)
         self.results.reopen_lost_reveals(config.lease_s)
 
     def close(self) -> None:
@@ -279,12 +291,24 @@ class Coordinator:
         return self.status(job_id)
 
     def status(self, job_id: str, wait: float = 0.0) -> dict[str, Any]:
-        """The job's state, its shards' and what settlement found (``JobStatus.status``)."""
-        return self.statuses.status(job_id, wait)
+        """The job's state, its shards' and what settlement found, and why it waits
+        (``JobStatus.status``); ``job_id`` may be a unique prefix (``ConsumerJobs.resolve``)."""
+        return self.statuses.status(self.jobs.resolve(job_id), wait)
 
     def result(self, job_id: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """C of a settled or checked job (``Results.download``)."""
-        return self.results.download(job_id)
+        """C of a settled or checked job (``Results.download``); ``job_id`` may be a unique
+        prefix."""
+        return self.results.download(self.jobs.resolve(job_id))
+
+    def job_list(self, consumer: str) -> dict[str, Any]:
+        """The signing consumer's jobs, newest first (``ConsumerJobs.listing``)."""
+        return self.jobs.listing(consumer)
+
+    def cancel(
+        self, consumer: str, job_id: str, request: CancelRequest | None = None
+    ) -> dict[str, Any]:
+        """Cancel a job and refund its unspent escrow (``ConsumerJobs.cancel``)."""
+        return self.jobs.cancel(consumer, job_id, None if request is None else request.reason)
 
     # ---- disputes --------------------------------------------------------------------------
 

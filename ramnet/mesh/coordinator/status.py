@@ -1,13 +1,21 @@
-"""A job's status reply, and the long poll a consumer holds until its job settles or fails."""
+"""A job's status reply, and the long poll a consumer holds until its job settles or fails.
+
+The reply says why a job is waiting (``waiting``, one line from ``rules.waiting.explain``): too
+few live nodes for its ``--nodes``, shards pending or held on named nodes with their deadlines,
+a dispute waiting for a validator."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from ramnet.mesh.coordinator.polls import Polls
 from ramnet.mesh.coordinator.results import Results
 from ramnet.mesh.coordinator.settlement import Settler
 from ramnet.mesh.coordinator.shards import Shards
+from ramnet.mesh.rules.waiting import HeldShard, OpenDispute, explain
+from ramnet.mesh.state.job_queries import serving_nodes
+from ramnet.mesh.state.records import Dispute, Job
 from ramnet.mesh.state.store import Store
 
 __all__ = ["JobStatus"]
@@ -22,23 +30,37 @@ class JobStatus:
         results: Which jobs are checked (their C is being stored).
         shards: Opens a job's reveals when its commit phase is over.
         settler: Settles a job a poll finds ready and nobody settling.
+        node_timeout: Seconds of silence after which a node no longer counts as serving.
+        validator_wait: Seconds a dispute waits for a validator before the coordinator settles
+            it itself.
     """
 
     def __init__(
-        self, store: Store, polls: Polls, results: Results, shards: Shards, settler: Settler
+        self,
+        store: Store,
+        polls: Polls,
+        results: Results,
+        shards: Shards,
+        settler: Settler,
+        *,
+        node_timeout: float = 15.0,
+        validator_wait: float = 10.0,
     ) -> None:
         self._store = store
         self._polls = polls
         self._results = results
         self._shards = shards
         self._settler = settler
+        self._node_timeout = node_timeout
+        self._validator_wait = validator_wait
 
     def status(self, job_id: str, wait: float = 0.0) -> dict[str, Any]:
-        """The job's state, its shards' states, and what settlement found.
+        """The job's state, its shards' states, what settlement found, and why it waits.
 
         Args:
-            job_id: The job.
-            wait: Seconds to hold the request until the job settles or fails (a long poll).
+            job_id: The job (its full id).
+            wait: Seconds to hold the request until the job settles, is disputed or ends (a
+                long poll).
         """
         if wait > 0:
 
@@ -47,7 +69,7 @@ class JobStatus:
                     return True
                 self._shards.reveal_open(job_id)
                 self._store.expire_overdue()  # a stalled or dead worker's shard moves on
-                return self._store.get_job(job_id).state in ("settled", "disputed")
+                return self._store.get_job(job_id).state in _ANSWERED
 
             # A poll settles the job itself only before it waits, and only if nobody is settling:
             # that is for a job whose last reveal was answered but not settled (a restart, a
@@ -60,7 +82,8 @@ class JobStatus:
         info = self._store.job_status(job_id)
         if checked and info["state"] != "settled":
             info["state"] = "checked"
-        spec = self._store.get_job(job_id).spec
+        job = self._store.get_job(job_id)
+        spec = job.spec
         info["shape"] = [spec.m, spec.n]
         info["k"] = spec.k
         info["dtype"] = spec.dtype
@@ -82,4 +105,29 @@ class JobStatus:
             d = open_[-1]
             who = d.validator[:16] if d.validator else "none eligible yet"
             info["reason"] = f"{len(d.claims.failed)} failed partials; validator {who}"
+        elif job.reason is not None:
+            info["reason"] = job.reason
+        info["waiting"] = self._waiting(job, info["state"], open_[-1] if open_ else None)
         return info
+
+    def _waiting(self, job: Job, state: str, dispute: Dispute | None) -> str | None:
+        # What the job waits for, in one line (``rules.waiting``).
+        now = time.time()
+        live = self._store.list_shards(job.job_id, state=("pending", "assigned", "committed"))
+        return explain(
+            state,
+            nodes=job.spec.nodes,
+            serving=serving_nodes(
+                self._store, seen_since=now - self._node_timeout, besides=job.consumer
+            ),
+            shards=[HeldShard(s.slot, s.state, s.node_id, s.deadline) for s in live],
+            dispute=None
+            if dispute is None
+            else OpenDispute(dispute.dispute_id, dispute.validator, dispute.created_at),
+            validator_wait=self._validator_wait,
+            now=now,
+        )
+
+
+# A long poll answers once the job reaches one of these (or C passed the checks).
+_ANSWERED = ("settled", "disputed", "cancelled", "failed")

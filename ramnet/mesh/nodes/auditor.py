@@ -11,6 +11,7 @@ each proof in O(K) and the agreement of the groups itself, then reverts and slas
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,8 @@ class Auditor:
         self.backend = backend
         self.log: Log = log or (lambda line: None)
         self.done = 0
+        #: This process's name at the coordinator (one key, one process).
+        self.instance = secrets.token_hex(8)
 
     def register(self) -> dict[str, Any]:
         """Register with the coordinator (idempotent) and stake the bond."""
@@ -56,7 +59,8 @@ class Auditor:
         # the connection breaks mid-request, as when the coordinator is restarting.
         reply: dict[str, Any] = self.client.post_json(
             url("register"),
-            {"bond": self.bond, "payout_address": self.payout_address},
+            # One key, one process: refused while another live process uses this key.
+            {"bond": self.bond, "payout_address": self.payout_address, "instance": self.instance},
             idempotent=True,
         )
         self.log(f"registered: balance {reply.get('balance')}, bond {reply.get('bond')}")

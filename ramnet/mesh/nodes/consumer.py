@@ -1,4 +1,4 @@
-"""The consumer's side of a mesh job: submit, follow, fetch C, check it."""
+"""The consumer's side of a mesh job: submit, follow, fetch C, check it; list and cancel jobs."""
 
 from __future__ import annotations
 
@@ -53,8 +53,43 @@ def submit(
 
 
 def status(client: Any, job_id: str) -> dict[str, Any]:
-    """The job's state and its shards' states."""
+    """The job's state, its shards' states, and why it waits (``waiting``).
+
+    Args:
+        client: A MeshClient.
+        job_id: The job's id, or a unique prefix of it (6 hex digits or more).
+    """
     reply: dict[str, Any] = client.get_json(url("job_status", job_id=job_id))
+    return reply
+
+
+def list_jobs(client: Any) -> list[dict[str, Any]]:
+    """The signing consumer's jobs, newest first (``JobSummary`` objects)."""
+    reply: dict[str, Any] = client.get_json(url("job_list"))
+    jobs: list[dict[str, Any]] = reply["jobs"]
+    return jobs
+
+
+def cancel(client: Any, job_id: str, reason: str | None = None) -> dict[str, Any]:
+    """Cancel one of the consumer's jobs that has not settled; its unspent escrow is refunded.
+
+    Args:
+        client: A MeshClient.
+        job_id: The job's id, or a unique prefix of it.
+        reason: Why, in a few words (recorded with the job).
+
+    Returns:
+        ``job_id`` (the full id), ``state`` (``cancelled``) and ``refunded``.
+
+    Raises:
+        MeshRequestError: Not the consumer's job (403), no such job (404), or a job that settled
+            or is being settled (409).
+    """
+    # Idempotent: cancelling a cancelled job answers the same.
+    body = {} if reason is None else {"reason": reason}
+    reply: dict[str, Any] = client.post_json(
+        url("job_cancel", job_id=job_id), body, idempotent=True
+    )
     return reply
 
 

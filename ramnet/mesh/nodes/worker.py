@@ -6,6 +6,7 @@ A library object: it prints nothing; ``log`` receives one line per event.
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -117,6 +118,8 @@ class Worker:
         self.log: Log = log or (lambda line: None)
         self.done = 0
         self.prove = prove
+        #: This process's name at the coordinator (one key, one process).
+        self.instance = secrets.token_hex(8)
         self._committed: dict[str, dict[str, np.ndarray]] = {}  # shard id -> partials to reveal
         # Shard id -> its commitment, which a reveal is signed over (the partials are not hashed
         # again for the signature); kept while the shard is committed or unstored.
@@ -146,6 +149,9 @@ class Worker:
                 "validator": self.validator,
                 "payout_address": self.payout_address,
                 "prove": self.prove,
+                # One key, one process: the coordinator refuses this key while another live
+                # process uses it.
+                "instance": self.instance,
             },
             # Idempotent (the bond is topped up to its target), so it is retried like a GET
             # when the connection breaks mid-request, as when the coordinator is restarting.

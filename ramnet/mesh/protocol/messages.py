@@ -25,6 +25,7 @@ __all__ = [
     "AuditPackage",
     "AuditReport",
     "AuditReportReply",
+    "CancelRequest",
     "ClaimedShard",
     "CommitRequest",
     "Commitments",
@@ -33,10 +34,13 @@ __all__ = [
     "DisputeView",
     "ErrorReply",
     "Health",
+    "JobCancelled",
+    "JobList",
     "JobResult",
     "JobStatus",
     "JobSubmission",
     "JobSubmitted",
+    "JobSummary",
     "LedgerTotals",
     "LedgerView",
     "PartialsMeta",
@@ -92,6 +96,20 @@ class RegisterRequest(_Message):
     validator: bool = False
     payout_address: str | None = None
     prove: bool = True
+    instance: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=64,
+                pattern="^[0-9A-Za-z_-]+$",
+                description="The registering process, named at random by it: a key already in "
+                "use by another live instance is refused (one key, one process). Consumers send "
+                "none",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class CommitRequest(_Message):
@@ -107,6 +125,12 @@ class CommitRequest(_Message):
             description="The result's digest, 64 hex digits",
         ),
     ]
+
+
+class CancelRequest(_Message):
+    """A job cancelled by its consumer, who may say why (recorded with the job)."""
+
+    reason: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
 
 
 class ReleaseRequest(_Message):
@@ -262,6 +286,38 @@ class JobStatus(_Message):
     price: int
     disputes: list[DisputeView]
     reason: str | UnsetType = UNSET
+    waiting: Annotated[
+        str | UnsetType | None,
+        Meta(description="Why the job is waiting, in one line (null: it is not waiting)"),
+    ] = UNSET
+
+
+class JobSummary(_Message):
+    """One of a consumer's jobs, as ``job list`` shows it."""
+
+    job_id: str
+    state: str
+    created_at: float
+    updated_at: float
+    shape: Annotated[list[int], Meta(description="m, k, n")]
+    dtype: str
+    nodes: int
+    price: int
+    reason: str | None
+
+
+class JobList(_Message):
+    """The signing consumer's jobs, newest first."""
+
+    jobs: list[JobSummary]
+
+
+class JobCancelled(_Message):
+    """A cancelled job and what its escrow gave back."""
+
+    job_id: str
+    state: str
+    refunded: int
 
 
 class ShardView(_Message):

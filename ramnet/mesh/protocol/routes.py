@@ -139,7 +139,18 @@ ROUTES: tuple[Route, ...] = (
         request=Wire("JobSubmission"),
         size="arrays",
     ),
+    Route(
+        "job_list", "GET", "/v1/jobs", Json("JobList"), "The signing consumer's jobs, newest first"
+    ),
     Route("job_status", "GET", "/v1/jobs/{job_id}", Json("JobStatus"), "Job status", query=_WAIT),
+    Route(
+        "job_cancel",
+        "POST",
+        "/v1/jobs/{job_id}/cancel",
+        Json("JobCancelled"),
+        "Cancel a job that has not settled (its consumer only); refunds the unspent escrow",
+        request=Json("CancelRequest"),
+    ),
     Route("job_result", "GET", "/v1/jobs/{job_id}/result", Wire("JobResult"), "C, once settled"),
     Route(
         "claim",

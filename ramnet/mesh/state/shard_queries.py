@@ -174,6 +174,14 @@ def step(
         if getattr(shard, column) == value:
             return shard  # a retried request
         raise ShardStateError(f"shard {shard_id} already has another {column}")
+    ended = conn.execute(
+        "SELECT state, reason FROM jobs WHERE job_id = ?", (shard.job_id,)
+    ).fetchone()
+    if ended is not None and ended["state"] in ("cancelled", "failed"):
+        why = f" ({ended['reason']})" if ended["reason"] else ""
+        raise ShardStateError(
+            f"job {shard.job_id} was {ended['state']}{why}: shard {shard_id} is no longer wanted"
+        )
     if shard.state == "expired":
         raise DeadlinePassedError(f"shard {shard_id} expired; it went to another node")
     if shard.state != frm:

@@ -37,10 +37,13 @@ PUBLIC = {
     "audit_report": "(self, node: 'str', job_id: 'str', report: 'AuditReport') -> 'dict[str, Any]'",
     "authenticate": "(self, method: 'str', target: 'str', headers: 'Any', body: 'bytes', "
     "body_hash: 'str | None' = None) -> 'str'",
+    "cancel": "(self, consumer: 'str', job_id: 'str', request: 'CancelRequest | None' = None) -> "
+    "'dict[str, Any]'",
     "claim": "(self, node: 'str', wait: 'float' = 0.0) -> "
     "'tuple[dict[str, Any], dict[str, np.ndarray]]'",
     "close": "(self) -> 'None'",
     "commit": "(self, node: 'str', shard_id: 'str', request: 'CommitRequest') -> 'dict[str, Any]'",
+    "job_list": "(self, consumer: 'str') -> 'dict[str, Any]'",
     "register": "(self, node: 'str', request: 'RegisterRequest') -> 'dict[str, Any]'",
     "release": "(self, node: 'str', shard_id: 'str') -> 'dict[str, Any]'",
     "result": "(self, job_id: 'str') -> 'tuple[dict[str, Any], dict[str, np.ndarray]]'",

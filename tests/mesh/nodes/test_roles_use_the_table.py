@@ -89,6 +89,10 @@ def test_every_request_of_every_role_is_a_route_of_the_table(mesh: str) -> None:
     auditor.register()
     assert auditor.step() is True
     consumer.wait(client, job, timeout=60)
+    # The consumer lists its jobs, and cancels one nobody works on.
+    assert job in {j["job_id"] for j in consumer.list_jobs(client)}
+    job = consumer.submit(client, a, b, 3)
+    assert consumer.cancel(client, job)["state"] == "cancelled"
     used = {_route_of(method, target).name for method, target in seen}
     assert used == {spec.name for spec in ROUTES} - {
         "health",
