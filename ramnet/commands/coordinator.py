@@ -107,6 +107,10 @@ def coordinator_start(
             " not verified",
             markup=False,
         )
+    from ramnet.mesh.state.integrity import check_state_file
+
+    # A damaged state is refused before anything is served: one line, exit 1.
+    check_state_file(folder / "state.sqlite")
     stderr().print(f"coordinator on {scheme}://{host}:{port}, state in {folder}", markup=False)
     _node.long_running()
     tls = {"tls_cert": str(tls_cert), "tls_key": str(tls_key)} if scheme == "https" else {}

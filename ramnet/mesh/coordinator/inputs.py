@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ramnet import orchid
 from ramnet.mesh.protocol.wire import unpack
 from ramnet.mesh.rules.plan import ShardPlan, plan_shards
 from ramnet.mesh.rules.tilecommit import is_tile_leaf, parse_tile_leaf, tile_leaf_parts
-from ramnet.mesh.state.blobs import BlobStore
+from ramnet.mesh.state.blobs import BlobError, BlobStore
 from ramnet.mesh.state.records import JobSpec
 
-__all__ = ["JobInputs", "TileMaps"]
+__all__ = ["JobInputs", "OnDamage", "TileMaps"]
 
 #: A job's A tiles by (i, k) and B tiles by (k, j).
 TileMaps = tuple[dict[tuple[int, int], np.ndarray], dict[tuple[int, int], np.ndarray]]
+#: What handles a job's tile blob that cannot be read back: (job id, blob, error) -> the error
+#: the request answers with (``Damage.inputs_damaged``).
+OnDamage = Callable[[str, str, BlobError], Exception]
 
 
 class JobInputs:
@@ -23,11 +28,16 @@ class JobInputs:
     Args:
         blobs: The blob store the tiles live in.
         max_body: The largest wire container read back (an old version's tile blob).
+        on_damage: Called when a tile blob is missing or fails its digest; what it returns is
+            raised (None: the blob store's error is raised as it is).
     """
 
-    def __init__(self, blobs: BlobStore, max_body: int) -> None:
+    def __init__(
+        self, blobs: BlobStore, max_body: int, *, on_damage: OnDamage | None = None
+    ) -> None:
         self._blobs = blobs
         self._max_body = max_body
+        self._on_damage = on_damage
         # Hot copies of what is also on disk, until the job settles; re-read after a restart.
         self._tiles: dict[str, TileMaps] = {}
 
@@ -54,7 +64,8 @@ class JobInputs:
         """The tile stored as ``blob``.
 
         Raises:
-            NotFoundError: No such blob.
+            BlobNotFoundError: No such blob.
+            BlobCorruptError: Its bytes fail their digest.
         """
         data = self._blobs.get(blob)
         if is_tile_leaf(data):
@@ -64,13 +75,26 @@ class JobInputs:
         return arrays["t"]
 
     def tiles(self, job_id: str, spec: JobSpec) -> TileMaps:
-        """The job's tiles: from memory, else read from the blob store (and kept)."""
+        """The job's tiles: from memory, else read from the blob store (and kept).
+
+        Raises:
+            Exception: What ``on_damage`` returns for a tile blob that is missing or corrupt
+                (``InputsDamagedError``: the job failed); without it, the ``BlobError``.
+        """
         if job_id not in self._tiles:
             self._tiles[job_id] = (
-                {_pair(key): self.tile(v) for key, v in spec.tiles_a.items()},
-                {_pair(key): self.tile(v) for key, v in spec.tiles_b.items()},
+                {_pair(key): self._tile_of(job_id, v) for key, v in spec.tiles_a.items()},
+                {_pair(key): self._tile_of(job_id, v) for key, v in spec.tiles_b.items()},
             )
         return self._tiles[job_id]
+
+    def _tile_of(self, job_id: str, blob: str) -> np.ndarray:
+        try:
+            return self.tile(blob)
+        except BlobError as exc:
+            if self._on_damage is None:
+                raise
+            raise self._on_damage(job_id, blob, exc) from exc
 
     def plan(self, job_id: str, spec: JobSpec) -> tuple[ShardPlan, orchid.Grid]:
         """The job's sharding plan and grid, rebuilt from its spec."""

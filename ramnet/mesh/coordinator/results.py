@@ -5,34 +5,52 @@ A revealed result waits in memory for ``write_behind`` seconds before it is writ
 settles sooner stores C and never writes its partials. The worker keeps a revealed result until
 it is reported stored, so a coordinator killed in between awaits those reveals again
 (``reopen_lost_reveals``).
+
+C is stored twice: its blob, and a replica of it (``BlobStore.put_replica``) written before the
+job's tiles and partials are dropped, so C never rests on one file alone. A second copy costs one
+more write of C's bytes, off the settling path; keeping the partials instead would cost more (a
+settled job's partials were mostly never written, ``write_behind``, and hold C's bytes three
+times over with the audit copies). A download from disk serves whichever copy is intact and
+rewrites the other. C goes only to its job's consumer.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
 
+from ramnet._errors import RamnetError
+from ramnet.mesh.coordinator.damage import log
 from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.writeback import WriteBehind
-from ramnet.mesh.protocol.wire import pack, unpack
+from ramnet.mesh.protocol.wire import pack, pack_parts, unpack
 from ramnet.mesh.rules.settle import chosen, copy_key
 from ramnet.mesh.rules.shard import assemble
-from ramnet.mesh.state.blobs import BlobStore
-from ramnet.mesh.state.errors import ShardStateError
+from ramnet.mesh.state.blobs import BlobError, BlobStore
+from ramnet.mesh.state.errors import NotAllowedError, ShardStateError
 from ramnet.mesh.state.records import Shard
 from ramnet.mesh.state.store import Store
 from ramnet.orchid import BlockProduct
 from ramnet.valkyrie._hash import digest
 
-__all__ = ["Partials", "Results"]
+__all__ = ["CLostError", "OnLost", "Partials", "Results"]
 
 #: One copy's partials by block.
 Partials = dict[BlockProduct, np.ndarray]
+#: What handles a revealed result whose blob cannot be read back: (shard, error) -> the error the
+#: request answers with (``Damage.result_lost``).
+OnLost = Callable[[Shard, BlobError], Exception]
+
+
+class CLostError(RamnetError):
+    """Both stored copies of a settled job's C are damaged: it cannot be served (410 Gone, so
+    that a consumer does not retry)."""
+
+    http_status = 410
 
 
 class Results:
@@ -44,6 +62,8 @@ class Results:
         inputs: The jobs' tiles and plans (C of an old job is assembled from its partials).
         write_behind: Seconds a revealed result waits before it is written (0: at once).
         max_body: The largest wire container read back from the blob store.
+        on_lost: Called when a revealed result's blob is missing or fails its digest; what it
+            returns is raised (None: the blob store's error is raised as it is).
     """
 
     def __init__(
@@ -54,11 +74,14 @@ class Results:
         *,
         write_behind: float,
         max_body: int,
+        on_lost: OnLost | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._inputs = inputs
         self._max_body = max_body
+        self._on_lost = on_lost
+        self._lost_c: set[str] = set()  # jobs whose C was reported lost (once each)
         # Held from storing a blob to recording who refers to it, and while a settled job's
         # blobs are dropped: a blob another job has just stored is never dropped under it.
         self.blob_refs = threading.Lock()
@@ -123,7 +146,12 @@ class Results:
 
     def revealed(self, job_id: str) -> tuple[dict[int, Partials], dict[int, str]]:
         """Each revealed copy's partials (from memory, or re-read from the blob store) and the
-        node that revealed it, both keyed by ``copy_key``."""
+        node that revealed it, both keyed by ``copy_key``.
+
+        Raises:
+            Exception: What ``on_lost`` returns for a result blob that is missing or corrupt
+                (``ResultLostError``: its slot is computed again); without it, the ``BlobError``.
+        """
         cached = self._partials.get(job_id, {})
         reveals: dict[int, Partials] = {}
         nodes_of: dict[int, str] = {}
@@ -133,13 +161,21 @@ class Results:
                 reveals[key] = cached[key]
             else:
                 waiting = self._unwritten.get(str(shard.result_digest))
-                body = waiting[1] if waiting else self._blobs.get(str(shard.result_digest))
+                body = waiting[1] if waiting else self._read_result(shard)
                 _, arrays = unpack(body, max_bytes=self._max_body)
                 reveals[key] = {
                     BlockProduct(*map(int, name.split("/")[1:])): x for name, x in arrays.items()
                 }
             nodes_of[key] = str(shard.node_id)
         return reveals, nodes_of
+
+    def _read_result(self, shard: Shard) -> bytes:
+        try:
+            return self._blobs.get(str(shard.result_digest))
+        except BlobError as exc:
+            if self._on_lost is None:
+                raise
+            raise self._on_lost(shard, exc) from exc
 
     def commits(self, job_id: str) -> dict[int, str]:
         """Each revealed copy's commitment, by copy key (as ``revealed``)."""
@@ -242,6 +278,16 @@ class Results:
                     self.provisional.pop(blob, None)
                 self._blobs.delete(blob)
 
+    def secure(self, job_id: str, c_blob: str, c: np.ndarray) -> None:
+        """Store the replica of a settled job's C, then drop its tiles and partials: C is never
+        left on one file alone while nothing else could rebuild it.
+
+        Raises:
+            BlobError: The replica cannot be written (the inputs are kept).
+        """
+        self._blobs.put_replica(pack_parts({}, {"C": c}), c_blob)
+        self.drop_inputs(job_id, c_blob)
+
     # ---- C --------------------------------------------------------------------------------------
 
     def remember(self, job_id: str, c: np.ndarray) -> None:
@@ -250,12 +296,23 @@ class Results:
         while len(self._results) > 4:
             self._results.pop(next(iter(self._results)))
 
-    def download(self, job_id: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def download(
+        self, job_id: str, reader: str | None = None
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """C of a settled job, or of a checked one (its C is being stored).
 
+        Args:
+            job_id: The job.
+            reader: The node asking: only the job's consumer may read C (None: a caller in this
+                process, unchecked).
+
         Raises:
+            NotAllowedError: ``reader`` is not the job's consumer.
             ShardStateError: The job has not settled or been checked.
+            CLostError: Both stored copies of C are damaged.
         """
+        if reader is not None and self._store.get_job(job_id).consumer != reader:
+            raise NotAllowedError(f"job {job_id}'s result goes to its consumer only")
         c = self._results.get(job_id)
         if c is not None and job_id in self.checked:
             return {"job_id": job_id}, {"C": c}
@@ -263,7 +320,7 @@ class Results:
         if job.state != "settled":
             raise ShardStateError(f"job {job_id} is {job.state}, not settled")
         if job_id not in self._results and job.result_blob is not None:
-            _, arrays = unpack(self._blobs.get(job.result_blob), max_bytes=self._max_body)
+            _, arrays = unpack(self._read_c(job_id, job.result_blob), max_bytes=self._max_body)
             self.remember(job_id, arrays["C"])
         elif job_id not in self._results:  # settled before C was stored (or just before a crash)
             plan, grid = self._inputs.plan(job_id, job.spec)
@@ -272,6 +329,29 @@ class Results:
             primaries = {b: picked[plan.owner(b)][b] for b in grid.blocks()}
             self.remember(job_id, assemble(grid, primaries, np.dtype(job.spec.out_dtype)))
         return {"job_id": job_id}, {"C": self._results[job_id]}
+
+    def _read_c(self, job_id: str, blob: str) -> bytes:
+        # C's bytes from whichever copy is intact (the other rewritten from it). When the primary
+        # was intact the replica was not read: it is checked off the request path.
+        try:
+            data, repaired = self._blobs.get_redundant(blob)
+        except BlobError as exc:
+            if job_id not in self._lost_c:
+                self._lost_c.add(job_id)
+                log(f"job {job_id}'s C is lost: {exc}")
+            raise CLostError(f"job {job_id}'s C is lost: both stored copies are damaged") from exc
+        if repaired is not None:
+            log(f"job {job_id}'s C: {repaired}")
+        else:
+            self.writes.schedule(
+                0.0, f"replica:{job_id}", lambda: self._check_replica(job_id, blob)
+            )
+        return data
+
+    def _check_replica(self, job_id: str, blob: str) -> None:
+        repaired = self._blobs.check_replica(blob)
+        if repaired is not None:
+            log(f"job {job_id}'s C: {repaired}")
 
 
 def _provisional_name(shard: Shard) -> str:
@@ -282,4 +362,4 @@ def _provisional_name(shard: Shard) -> str:
 
 def _report_write_failure(exc: BaseException) -> None:
     # The result stays in memory (close tries it again); say so rather than lose it quietly.
-    print(f"coordinator: a deferred blob write failed: {exc}", file=sys.stderr, flush=True)
+    log(f"a deferred blob write failed: {exc}")

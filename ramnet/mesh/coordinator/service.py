@@ -23,6 +23,7 @@ import numpy as np
 
 from ramnet._errors import InvalidInputError
 from ramnet.mesh.coordinator.audits import Audits
+from ramnet.mesh.coordinator.damage import Damage, InputsDamagedError, log
 from ramnet.mesh.coordinator.disputes import Disputes
 from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.intake import Intake
@@ -43,6 +44,7 @@ from ramnet.mesh.protocol.messages import (
 )
 from ramnet.mesh.state.blobs import BlobStore
 from ramnet.mesh.state.errors import NotFoundError
+from ramnet.mesh.state.integrity import LedgerWatch
 from ramnet.mesh.state.ledger import Ledger
 from ramnet.mesh.state.store import Store
 
@@ -116,7 +118,8 @@ class Coordinator:
     Attributes:
         config, store, ledger, blobs: Its settings and state.
         polls, inputs, results, settler, shards, disputes, audits, intake, statuses, jobs: The
-            collaborators (see the module's docstring).
+            collaborators (see the module's docstring); damage handles a blob found damaged,
+            ledger_watch serves the ledger's view and warns when it is not conserved.
     """
 
     def __init__(self, config: CoordinatorConfig) -> None:
@@ -129,13 +132,16 @@ class Coordinator:
         self.ledger = Ledger(self.store)
         self.blobs = BlobStore(root / "blobs", durable=config.durable)
         self.polls = Polls()
-        self.inputs = JobInputs(self.blobs, config.max_body)
+        self.damage = Damage(self.store, self.ledger, self.polls)
+        self.ledger_watch = LedgerWatch(self.ledger, warn=log)
+        self.inputs = JobInputs(self.blobs, config.max_body, on_damage=self.damage.inputs_damaged)
         self.results = Results(
             self.store,
             self.blobs,
             self.inputs,
             write_behind=0.0 if config.durable else max(0.0, float(config.write_behind)),
             max_body=config.max_body,
+            on_lost=self.damage.result_lost,
         )
         self.settler = Settler(
             self.store,
@@ -257,7 +263,12 @@ class Coordinator:
 
     def claim(self, node: str, wait: float = 0.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """The node's next shard and its tiles (``Shards.claim``)."""
-        return self.shards.claim(node, wait)
+        for _ in range(8):
+            try:
+                return self.shards.claim(node, wait)
+            except InputsDamagedError:
+                continue  # that job failed and its shards are gone: the next shard, if any
+        return {"shard_id": None}, {}
 
     def shard_view(self, node: str, shard_id: str, wait: float = 0.0) -> dict[str, Any]:
         """A shard's state and whether its reveal is open (``Shards.view``)."""
@@ -295,10 +306,13 @@ class Coordinator:
         (``JobStatus.status``); ``job_id`` may be a unique prefix (``ConsumerJobs.resolve``)."""
         return self.statuses.status(self.jobs.resolve(job_id), wait)
 
-    def result(self, job_id: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    def result(
+        self, job_id: str, *, reader: str | None = None
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """C of a settled or checked job (``Results.download``); ``job_id`` may be a unique
-        prefix."""
-        return self.results.download(self.jobs.resolve(job_id))
+        prefix. ``reader``: the node asking (only the job's consumer may read C; the app always
+        names it; None: a caller in this process)."""
+        return self.results.download(self.jobs.resolve(job_id), reader)
 
     def job_list(self, consumer: str) -> dict[str, Any]:
         """The signing consumer's jobs, newest first (``ConsumerJobs.listing``)."""

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ramnet.mesh.coordinator.damage import InputsDamagedError, ResultLostError
 from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.parties import draw
 from ramnet.mesh.coordinator.polls import Polls
@@ -105,8 +106,11 @@ class Settler:
                 return
             spec = job.spec
             plan, grid = self._inputs.plan(job_id, spec)
-            tiles_a, tiles_b = self._inputs.tiles(job_id, spec)
-            reveals, nodes_of = self._results.revealed(job_id)
+            try:
+                tiles_a, tiles_b = self._inputs.tiles(job_id, spec)
+                reveals, nodes_of = self._results.revealed(job_id)
+            except (InputsDamagedError, ResultLostError):
+                return  # the job failed, or a lost result's slot is being computed again
             dtype = np.dtype(spec.out_dtype)
             outcome = settle(
                 plan,
@@ -133,9 +137,11 @@ class Settler:
             self._inputs.forget(job_id)
             self._results.forget(job_id)
             self._polls.notify()
-        # Off the settling path: the consumer and the last reveal are answered meanwhile.
+        # Off the settling path: the consumer and the last reveal are answered meanwhile. C's
+        # replica is written before the inputs that could rebuild C are dropped.
+        c = outcome.c
         self._results.writes.schedule(
-            0.0, f"drop:{job_id}", lambda: self._results.drop_inputs(job_id, c_blob)
+            0.0, f"drop:{job_id}", lambda: self._results.secure(job_id, c_blob, c)
         )
 
     def _store_and_pay(

@@ -24,6 +24,12 @@ disk without passing through new page-cache pages. A settled job's 64 MiB C is w
 served from memory while it is wanted, so caching it would only cost: on the reference VM, 64 MiB
 took 120 to 170 ms of CPU through the page cache and about 3 ms (38 ms wall) direct. Where direct
 I/O is refused (tmpfs, other systems) the store falls back to ordinary writes for good.
+
+A blob that must survive the loss of one file (a settled job's C, once its inputs are dropped)
+also has a replica: a second file of the same bytes at ``<root>/replicas/<two digits>/<digest>``
+(``put_replica``). ``get_redundant`` reads the primary and falls back to the replica when the
+primary is missing or corrupt, writing the primary back from it; ``check_replica`` does the
+converse. Each copy is checked against the digest, so a damaged copy is never served.
 """
 
 from __future__ import annotations
@@ -141,6 +147,7 @@ class BlobStore:
         self.recycle_bytes = max(0, int(recycle_bytes))
         self._tmp = self.root / "tmp"
         self._free = self.root / "free"
+        self._replicas = self.root / "replicas"
         self._free_lock = threading.Lock()
         self.direct = direct and hasattr(os, "O_DIRECT")
         self._direct_lock = threading.Lock()
@@ -158,6 +165,11 @@ class BlobStore:
         """The file a blob with this digest lives in (whether or not it exists)."""
         d = check_digest(digest)
         return self.root / d[:2] / d
+
+    def replica_path(self, digest: str) -> Path:
+        """The file a blob's replica lives in (whether or not it exists)."""
+        d = check_digest(digest)
+        return self._replicas / d[:2] / d
 
     def has(self, digest: str) -> bool:
         """Whether a blob with this digest is stored (its bytes are not re-hashed)."""
@@ -226,10 +238,86 @@ class BlobStore:
             )
         return data
 
+    def put_replica(self, chunks: Iterable[bytes | bytearray | memoryview], digest: str) -> None:
+        """Store a second copy of blob ``digest`` (``chunks`` are its bytes) as its replica.
+
+        Raises:
+            BlobCorruptError: The chunks do not hash to ``digest`` (nothing is stored).
+        """
+        target = self.replica_path(digest)
+        tmp, actual = self._write_tmp(chunks, hashed=True)
+        if actual != digest:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise BlobCorruptError(f"a replica of blob {digest} would hash to {actual}")
+        target.parent.parent.mkdir(exist_ok=True)
+        self._place(tmp, target)
+
+    def has_replica(self, digest: str) -> bool:
+        """Whether a replica of the blob is stored (its bytes are not re-hashed)."""
+        return self.replica_path(digest).is_file()
+
+    def get_redundant(self, digest: str) -> tuple[bytes, str | None]:
+        """Return a replicated blob's bytes from whichever copy is intact, repairing the other.
+
+        The primary is read first; only when it is missing or corrupt is the replica read, and
+        the primary written back from it.
+
+        Returns:
+            The bytes, and a one-line note of the damage found and repaired (None: none found).
+
+        Raises:
+            BlobCorruptError: Neither copy is intact (a corrupt one, or both, is named).
+            BlobNotFoundError: Neither copy exists.
+        """
+        try:
+            return self.get(digest), None
+        except BlobError as exc:
+            primary = exc
+        replica = self._read_checked(self.replica_path(digest), digest)
+        if isinstance(replica, BlobError):
+            if isinstance(primary, BlobNotFoundError) and isinstance(replica, BlobNotFoundError):
+                raise primary
+            raise BlobCorruptError(
+                f"blob {digest} is lost: primary: {_reason(primary)}; replica: {_reason(replica)}"
+            )
+        self.put(replica, digest=digest)
+        return replica, f"blob {digest}: primary {_reason(primary)}; rewritten from its replica"
+
+    def check_replica(self, digest: str) -> str | None:
+        """Check a blob's replica against the digest; rewrite it from the primary when it is
+        missing or corrupt.
+
+        Returns:
+            A one-line note of the damage repaired (None: the replica was intact).
+
+        Raises:
+            BlobError: The primary is not intact either (nothing to repair from).
+        """
+        replica = self._read_checked(self.replica_path(digest), digest)
+        if not isinstance(replica, BlobError):
+            return None
+        self.put_replica((self.get(digest),), digest)
+        return f"blob {digest}: replica {_reason(replica)}; rewritten from the primary"
+
+    def _read_checked(self, path: Path, digest: str) -> bytes | BlobError:
+        # The file's bytes if they hash to ``digest``, else the error that says why not.
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return BlobNotFoundError(f"no copy of blob {digest} at {path}")
+        except OSError as exc:
+            return BlobError(f"cannot read blob {digest}: {exc}")
+        if blob_digest(data) != digest:
+            return BlobCorruptError(f"the copy of blob {digest} at {path} is corrupt")
+        return data
+
     def delete(self, digest: str) -> bool:
         """Remove a blob (its file is kept for reuse, see ``recycle_bytes``); return whether it
-        existed."""
+        existed. Its replica, if any, goes too."""
         path = self.path_of(digest)
+        with contextlib.suppress(FileNotFoundError):
+            self.replica_path(digest).unlink()
         try:
             size = path.stat().st_size
             with self._free_lock:
@@ -378,6 +466,15 @@ class BlobStore:
             raise
         if self.durable:
             _fsync_dir(target.parent)
+
+
+def _reason(exc: BlobError) -> str:
+    # A copy's damage in a few words, for a note or an error naming both copies.
+    if isinstance(exc, BlobNotFoundError):
+        return "missing"
+    if isinstance(exc, BlobCorruptError):
+        return "corrupt"
+    return "unreadable"
 
 
 def _write_all(fd: int, data: memoryview) -> None:

@@ -314,15 +314,23 @@ class Ledger:
             self._record(conn, "pay", None, node_id, a, job_id, ref, t)
             return True
 
-    def refund(self, job_id: str, consumer: str | None = None, *, now: float | None = None) -> int:
+    def refund(
+        self,
+        job_id: str,
+        consumer: str | None = None,
+        *,
+        ref: str | None = None,
+        now: float | None = None,
+    ) -> int:
         """Return what remains in the job's escrow to its payer; return the amount (0 if none).
 
         Naturally idempotent: a second refund finds nothing left. ``consumer``, if given, must be
-        the payer.
+        the payer. ``ref`` (e.g. ``refund:<job>:failed``) records why, and is applied at most once.
         """
         check_job_id(job_id)
         if consumer is not None:
             check_node_id(consumer)
+        ref = _check_ref(ref)
         t = clock(now)
         with self.store.transaction() as conn:
             row = conn.execute(
@@ -333,13 +341,15 @@ class Ledger:
             payer, held = str(row["payer"]), int(row["held"])
             if consumer is not None and consumer != payer:
                 raise LedgerConflictError(f"job {job_id}'s escrow was paid by another consumer")
+            if not self._claim(conn, ref, "refund", None, payer, held, job_id):
+                return 0
             conn.execute(
                 "UPDATE escrows SET held = 0, refunded = refunded + ? WHERE job_id = ?",
                 (held, job_id),
             )
             bond, balance, slashed = self._account(conn, payer, t)
             self._set(conn, payer, bond, balance + held, slashed)
-            self._record(conn, "refund", None, payer, held, job_id, None, t)
+            self._record(conn, "refund", None, payer, held, job_id, ref, t)
             return held
 
     def slash(

@@ -46,7 +46,8 @@ PUBLIC = {
     "job_list": "(self, consumer: 'str') -> 'dict[str, Any]'",
     "register": "(self, node: 'str', request: 'RegisterRequest') -> 'dict[str, Any]'",
     "release": "(self, node: 'str', shard_id: 'str') -> 'dict[str, Any]'",
-    "result": "(self, job_id: 'str') -> 'tuple[dict[str, Any], dict[str, np.ndarray]]'",
+    "result": "(self, job_id: 'str', *, reader: 'str | None' = None) -> "
+    "'tuple[dict[str, Any], dict[str, np.ndarray]]'",
     "reveal": "(self, node: 'str', shard_id: 'str', arrays: 'Mapping[str, np.ndarray]', "
     "body: 'bytes | None' = None, body_hash: 'str | None' = None) -> 'dict[str, Any]'",
     "reveal_binding": "(self, shard_id: 'str') -> 'str | None'",
