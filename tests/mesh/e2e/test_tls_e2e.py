@@ -118,6 +118,20 @@ def test_a_client_that_does_not_trust_the_ca_is_refused_in_one_line(
         assert len(lines) == 1, shown.stderr
         assert lines[0].startswith("error: TLS: certificate verify failed: ")
         assert f"({procs.url})" in lines[0]
+    # Every client role says the same, at once: the job commands, a consumer's run, an auditor.
+    for command in (
+        ("job", "status", "ab" * 32, "--coordinator", procs.url, "--key-file", "c.key"),
+        ("run", "--mode", "mesh", "--nodes", "3", "--coordinator", procs.url,
+         "--random", "8x8x8", "--dtype", "int8", "--out", "C.npy", "--key-file", "c.key"),
+        ("auditor", "start", "--coordinator", procs.url, "--key-file", "a.key"),
+    ):  # fmt: skip
+        done = subprocess.run(
+            ramnet(*command), cwd=procs.folder, env=env, capture_output=True, text=True,
+            timeout=DEADLINE,
+        )  # fmt: skip
+        assert done.returncode == 1, (command, done.stderr)
+        assert "error: TLS: certificate verify failed: " in done.stderr, (command, done.stderr)
+        assert "Traceback" not in done.stderr
     # A worker that does not trust it says so and stops instead of retrying.
     worker = subprocess.run(
         ramnet("worker", "start", "--key-file", "stranger.key", "--coordinator", procs.url),
@@ -157,3 +171,38 @@ def test_coordinator_tls_flags_are_checked_before_it_starts(tmp_path: Path) -> N
             done.stderr.startswith(f"error: {expected}") and done.stderr.count("\n") == 1
         ), (flags, done.stderr)
         assert not (tmp_path / "s").exists()  # refused before any state was made
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("worker", "start"),
+        ("auditor", "start"),
+        ("proxy", "start"),
+        ("run",),
+        ("job", "status"),
+        ("job", "result"),
+        ("ledger", "show"),
+    ],
+)
+def test_every_client_role_takes_a_ca_file(command: tuple[str, ...]) -> None:
+    from typer.testing import CliRunner
+
+    from ramnet.cli import app
+
+    shown = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "--ca-file" in shown.output
+
+
+def test_the_ca_file_setting_comes_from_the_environment_the_file_or_a_flag(tmp_path: Path) -> None:
+    from ramnet.config import load_settings
+
+    home = {"XDG_CONFIG_HOME": str(tmp_path / "cfg")}  # no user config file
+    env = {**home, "RAMNET_CA_FILE": "/pki/ca.pem"}
+    assert load_settings(None, env=home).ca_file is None
+    assert load_settings(None, env=env).ca_file == "/pki/ca.pem"
+    toml = tmp_path / "config.toml"
+    toml.write_text('ca_file = "/etc/ramnet/ca.pem"\n')
+    assert load_settings(toml, env=home).ca_file == "/etc/ramnet/ca.pem"
+    assert load_settings(toml, {"ca_file": "mine.pem"}, env=env).ca_file == "mine.pem"
