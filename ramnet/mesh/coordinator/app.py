@@ -14,26 +14,31 @@ import msgspec
 import numpy as np
 
 from ramnet._errors import InvalidInputError, RamnetError
+from ramnet.mesh.coordinator.admission import Admission
 from ramnet.mesh.coordinator.service import MAX_WAIT, Coordinator
 from ramnet.mesh.protocol import messages as m
 from ramnet.mesh.protocol import routes as _api
-from ramnet.mesh.protocol.auth import AuthError, asgi_target, body_digest
+from ramnet.mesh.protocol.auth import HEADER_NODE, AuthError, asgi_target, body_digest
 from ramnet.mesh.protocol.wire import WIRE_CONTENT_TYPE, is_wire, pack_parts, unpack
 from ramnet.mesh.transport.buffers import receive_buffer
 from ramnet.mesh.transport.server import direct_http_protocol, parts_response, read_body
 
 
 def body_buffer(content_type: str | None, length: int) -> Any:
-    """The buffer a body of ``length`` bytes is read into: a wire body is parsed in place, and in
-    a coordinator that keeps freed memory need not be zeroed first (``receive_buffer``)."""
-    return receive_buffer(length) if is_wire(content_type) else bytearray(length)
+    """The buffer a body of ``length`` bytes is read into, or None to join its pieces (JSON): a
+    wire body is parsed in place, from a mapping that takes memory only as its bytes arrive
+    (``receive_buffer``), since ``length`` is only what the client declared."""
+    return receive_buffer(length, populate=False) if is_wire(content_type) else None
 
 
-def http_protocol(max_body: int) -> Any:
+def http_protocol(max_body: int, admission: Admission | None = None) -> Any:
     """uvicorn's ``http`` setting for a coordinator: wire bodies (uploads, reveals) are read from
-    the socket straight into the buffer they are parsed from (``direct_http_protocol``)."""
+    the socket straight into the buffer they are parsed from (``direct_http_protocol``), once
+    ``admission`` (when given) admits the request from its headers."""
     return direct_http_protocol(
-        max_body, lambda content_type, size: receive_buffer(size) if is_wire(content_type) else None
+        max_body,
+        lambda content_type, size: body_buffer(content_type, size),
+        None if admission is None else admission.admits,
     )
 
 
@@ -91,7 +96,7 @@ def handlers(coordinator: Coordinator, document: Mapping[str, Any]) -> dict[str,
     return {
         "health": lambda call: {"status": "ok"},
         "openapi": lambda call: document,
-        "ledger": lambda call: c.ledger_watch.show(),
+        "ledger": lambda call: c.ledger.show(),
         "register": lambda call: c.register(call.node, call.message_as(m.RegisterRequest)),
         "submit_job": lambda call: c.submit(
             call.node, call.message_as(m.JobSubmission), call.arrays
@@ -101,7 +106,7 @@ def handlers(coordinator: Coordinator, document: Mapping[str, Any]) -> dict[str,
         "job_cancel": lambda call: c.cancel(
             call.node, call.params["job_id"], call.message_as(m.CancelRequest)
         ),
-        "job_result": lambda call: c.result(call.params["job_id"], reader=call.node),
+        "job_result": lambda call: c.result(call.params["job_id"]),
         "claim": lambda call: c.claim(call.node, call.wait),
         "next_validation": lambda call: c.validation(call.node, call.wait),
         "verdict": lambda call: c.verdict(
@@ -146,16 +151,40 @@ def json_response(message: msgspec.Struct, status: int = 200) -> Any:
     return Response(_JSON.encode(message), status_code=status, media_type=_api.JSON_CONTENT_TYPE)
 
 
-def error_response(exc: Exception) -> Any:
+def error_response(exc: Exception, what: str = "", *, close: bool = False) -> Any:
     """The reply to a request that raised ``exc``: a ``RamnetError`` gets its class's (or its
     own) ``http_status``; anything else is a bug, answered 500 in one line and logged to stderr
-    with its traceback."""
+    with its traceback. A ``RamnetError`` of 500 or more is logged too, in one line with its
+    cause: the coordinator failed, and its operator must see why.
+
+    Args:
+        exc: What the request raised.
+        what: The request (``METHOD /path``), for the log.
+        close: Close the connection after the reply (a body was refused unread).
+    """
     if isinstance(exc, RamnetError):
-        return json_response(m.ErrorReply(str(exc)), exc.http_status)
-    line = f"internal error: {type(exc).__name__}: {exc}"
-    print(f"coordinator: {line}", file=sys.stderr, flush=True)
-    traceback.print_exception(exc, file=sys.stderr)
-    return json_response(m.ErrorReply(line), 500)
+        status = exc.http_status
+        if status >= 500:
+            cause = exc.__cause__ or exc.__context__
+            because = "" if cause is None else f" (cause: {type(cause).__name__}: {cause})"
+            print(
+                f"coordinator: {what or 'request'} failed {status}: "
+                f"{type(exc).__name__}: {exc}{because}",
+                file=sys.stderr,
+                flush=True,
+            )
+        reply = json_response(m.ErrorReply(str(exc)), status)
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, int):
+            reply.headers["retry-after"] = str(retry_after)
+    else:
+        line = f"internal error: {type(exc).__name__}: {exc}"
+        print(f"coordinator: {what or 'request'}: {line}", file=sys.stderr, flush=True)
+        traceback.print_exception(exc, file=sys.stderr)
+        reply = json_response(m.ErrorReply(line), 500)
+    if close:
+        reply.headers["connection"] = "close"
+    return reply
 
 
 def _decoder(route: _api.Route) -> Callable[[Any], Any]:
@@ -212,6 +241,10 @@ def _wait_of(request: Any) -> float:
     return value
 
 
+def _what(request: Any) -> str:
+    return f"{request.method} {request.url.path}"
+
+
 def create_app(coordinator: Coordinator) -> Any:
     """The Starlette application serving ``coordinator``: one route per entry of
     ``protocol.routes.ROUTES``, and one handler for every error."""
@@ -223,6 +256,8 @@ def create_app(coordinator: Coordinator) -> Any:
     from starlette.routing import Route
 
     max_body = coordinator.config.max_body
+    admission = Admission(coordinator.store, max_body)
+    polls = coordinator.polls
     serving = handlers(coordinator, _api.openapi())
     missing = {r.name for r in _api.ROUTES} ^ set(serving)
     if missing:  # a route without a handler, or a handler without a route: a bug
@@ -257,7 +292,7 @@ def create_app(coordinator: Coordinator) -> Any:
         encode = _reply_encoder(route)
         wire_request = isinstance(route.request, _api.Wire)
 
-        def serve(request: Request, body: Any) -> Any:
+        def prepare(request: Request, body: Any) -> Call:
             # Signature first: an unsigned request learns nothing about its body.
             node = None
             if route.signed:
@@ -274,18 +309,42 @@ def create_app(coordinator: Coordinator) -> Any:
                 call.message = decode(meta)
             elif route.request is not None:
                 call.message = decode(body)
-            return encode(handle(call))
+            return call
+
+        def serve(request: Request, body: Any) -> Any:
+            return encode(handle(prepare(request, body)))
+
+        async def held(request: Request, body: Any, wait: float) -> Any:
+            # A long poll waits on the event loop between its checks (``Polls.hold``), holding
+            # one of its node's poll slots; the checks, and the signature first, run in threads.
+            prepared: list[Call] = []
+
+            def attempt() -> Any:
+                if not prepared:
+                    prepared.append(prepare(request, body))
+                return encode(handle(prepared[0]))
+
+            with polls.slot(request.headers.get(HEADER_NODE, "")):
+                return await polls.hold(attempt, wait, run_in_threadpool)
 
         async def endpoint(request: Request) -> Any:
-            body = await read_body(request, max_body, body_buffer)
+            try:
+                admission.check(route, request.scope["headers"])
+            except RamnetError as exc:
+                # Answered from the headers alone; the connection closes after the reply, so
+                # whatever body was declared is never read.
+                return error_response(exc, _what(request), close=True)
+            body = await read_body(request, admission.limit(route), body_buffer)
             request.state.body_hash = None
+            if route.query and _wait_of(request) > 0:
+                return await held(request, body, _wait_of(request))
             # One trip to a worker thread for all of it: each trip costs the event loop a wake-up.
             return await run_in_threadpool(serve, request, body)
 
         return endpoint
 
     async def on_error(request: Request, exc: Exception) -> Any:
-        return error_response(exc)
+        return error_response(exc, _what(request))
 
     routes = [Route(r.path, endpoint_for(r), methods=[r.method], name=r.name) for r in _api.ROUTES]
     # The handler sits in an ExceptionMiddleware of its own: handed to Starlette as the handler

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from ramnet._errors import ConfigError
+from ramnet.mesh.coordinator.admission import Admission
 from ramnet.mesh.coordinator.app import create_app, http_protocol
 from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.transport.server import listen_tcp, raise_read_buffer, run_http, stop_on_signals
@@ -48,7 +49,9 @@ def serve(
                 create_app(coordinator),
                 sock,
                 stop,
-                http=http_protocol(config.max_body),
+                # A body is read straight into its buffer only once its headers pass the checks
+                # the app makes before reading one (its route's limit, a registered sender).
+                http=http_protocol(config.max_body, Admission(coordinator.store, config.max_body)),
                 graceful_s=10,
                 # The loop the receive path is built and measured on; uvloop (which "auto" picks
                 # where installed) read uploads at a higher CPU cost in bench/bench_transport.py.

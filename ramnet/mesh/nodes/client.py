@@ -19,8 +19,9 @@ to ``max_backoff``, or the server's ``Retry-After`` up to ``max_backoff``), whil
 count (``retries``; None for no count limit) and the time budget (``retry_for`` seconds from the
 first attempt) allow:
 
-- always when the connection could not be opened (nothing was sent, so even a POST is safe) and on
-  503 (the coordinator's contract: 503 means it did nothing, e.g. it is starting or shutting down);
+- always when the connection could not be opened (nothing was sent, so even a POST is safe), on
+  503 (the coordinator's contract: 503 means it did nothing, e.g. it is starting or shutting down)
+  and on 429 (too many long polls open: nothing was done, wait the ``Retry-After`` it gives);
 - for idempotent requests (GET, HEAD, PUT, DELETE, OPTIONS, or ``idempotent=True``) also on other
   transport errors and on 500, 502 and 504.
 
@@ -335,11 +336,11 @@ class MeshClient:
                         status,
                     )
                 message = _error_text(response)
-                if status < 500:
+                if status < 500 and status != 429:
                     raise MeshRequestError(
                         f"coordinator refused {what}: {status} {message}", status
                     )
-                retryable = status == 503 or (idempotent and status in _RETRY_IDEMPOTENT)
+                retryable = status in (429, 503) or (idempotent and status in _RETRY_IDEMPOTENT)
                 failure = f"coordinator failed {what}: {status} {message}"
                 retry_after = _retry_after(response.headers.get("retry-after"))
                 if not retryable:

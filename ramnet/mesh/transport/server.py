@@ -16,6 +16,7 @@ from typing import Any
 
 from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh.transport.direct_body import BodyLostError, direct_body, direct_body_protocol
+from ramnet.mesh.transport.guard import ConnectionLimits, guarded_protocol
 
 
 class ListenError(RamnetError):
@@ -31,15 +32,29 @@ async def read_body(
         request: A Starlette ``Request``.
         max_body: The largest body accepted, in bytes.
         buffer_for: ``(content_type, length)`` -> the writable buffer a body of a declared length
-            is gathered into (a body parsed in place need not be zeroed); None: a bytearray.
+            is gathered into (a body parsed in place need not be zeroed), or None to join its
+            pieces as they come; None: always join them. Nothing is allocated for bytes that
+            have not arrived (a declared length is only a claim).
 
     Returns:
         The body, bytes-like.
 
     Raises:
         BodyTooLarge: Over ``max_body`` (declared or as it arrives).
-        BadLength: Longer or shorter than its Content-Length.
+        BadLength: Longer or shorter than its Content-Length, or the client went away before
+            all of it arrived.
     """
+    from starlette.requests import ClientDisconnect
+
+    try:
+        return await _read_body(request, max_body, buffer_for)
+    except ClientDisconnect:
+        raise BadLength("the connection closed before the whole body arrived") from None
+
+
+async def _read_body(
+    request: Any, max_body: int, buffer_for: Callable[[str | None, int], Any] | None
+) -> bytes:
     arriving = direct_body(request.scope)
     if arriving is not None:  # read by the socket straight into its buffer (http_protocol)
         try:
@@ -49,12 +64,12 @@ async def read_body(
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_body):
         raise BodyTooLarge(f"body over {max_body} bytes")
-    if declared is not None:
+    length = None if declared is None else int(declared)
+    content_type = request.headers.get("content-type")
+    body = None if buffer_for is None or length is None else buffer_for(content_type, length)
+    if body is not None and length is not None:
         # Gathered straight into one buffer of the declared size: joining the pieces would copy
         # every byte once more.
-        length = int(declared)
-        content_type = request.headers.get("content-type")
-        body = bytearray(length) if buffer_for is None else buffer_for(content_type, length)
         view, size = memoryview(body), 0
         async for chunk in request.stream():
             if size + len(chunk) > length:
@@ -63,13 +78,15 @@ async def read_body(
             size += len(chunk)
         if size != length:
             raise BadLength()
-        return body  # type: ignore[return-value]  # bytes-like, and nobody writes to it
+        return body  # type: ignore[no-any-return]  # bytes-like; nobody writes to it
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > max_body:
-            raise BodyTooLarge(f"body over {max_body} bytes")
+        if size > max_body or (length is not None and size > length):
+            raise BodyTooLarge(f"body over {max_body} bytes") if size > max_body else BadLength()
         chunks.append(chunk)
+    if length is not None and size != length:
+        raise BadLength()
     return b"".join(chunks)
 
 
@@ -165,7 +182,11 @@ def raise_read_buffer() -> bool:
     return found
 
 
-def direct_http_protocol(max_body: int, buffer_for: Callable[[str, int], Any | None]) -> Any:
+def direct_http_protocol(
+    max_body: int,
+    buffer_for: Callable[[str, int], Any | None],
+    admits: Callable[[Mapping[str, Any]], bool] | None = None,
+) -> Any:
     """uvicorn's ``http`` setting: a protocol that reads chosen bodies (a coordinator's uploads
     and reveals) from the socket straight into the buffer they are parsed from
     (``direct_body``), or "auto" where uvicorn's httptools protocol is missing.
@@ -175,6 +196,10 @@ def direct_http_protocol(max_body: int, buffer_for: Callable[[str, int], Any | N
             ``read_body`` refuses it.
         buffer_for: ``(content_type, length)`` -> the buffer to read a POST or PUT body into,
             or None to leave it to uvicorn.
+        admits: The request's ASGI scope -> whether its body may be read at all (its route's
+            limit, its sender); a body it refuses is left to uvicorn, which buffers at most
+            ``READ_BUFFER`` of it while the application answers the refusal (and closes the
+            connection). None: every body may be.
 
     Returns:
         A protocol class, or "auto".
@@ -194,7 +219,7 @@ def direct_http_protocol(max_body: int, buffer_for: Callable[[str, int], Any | N
         if content_type is None or length is None or not length.isdigit():
             return None
         size = int(length)
-        if not 0 < size <= max_body:
+        if not 0 < size <= max_body or (admits is not None and not admits(scope)):
             return None
         return buffer_for(content_type.decode("latin-1"), size)
 
@@ -262,6 +287,7 @@ def run_http(
     loop: str = "auto",
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    limits: ConnectionLimits | None = None,
 ) -> None:
     """Serve ``app`` with uvicorn on an open socket until ``stop`` is set, then shut down cleanly.
 
@@ -278,6 +304,8 @@ def run_http(
         loop: uvicorn's ``loop`` setting.
         tls_cert, tls_key: PEM certificate chain and key: serve HTTPS only (both or neither;
             check them first with ``tls.check_server_files``).
+        limits: The header cap and read timeouts of every connection (``guard``); None: the
+            defaults.
     """
     import uvicorn
 
@@ -299,10 +327,27 @@ def run_http(
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=graceful_s,
-        http=http,
+        http=guarded_http(http, limits or ConnectionLimits()),
         loop=loop,
+        # h11 (where httptools is missing) caps headers itself, at this size.
+        h11_max_incomplete_event_size=(limits or ConnectionLimits()).header_bytes,
         ssl_certfile=tls_cert,
         ssl_keyfile=tls_key,
         ssl_ciphers=SERVER_CIPHERS,
     )
     _Server(config).run(sockets=[sock])
+
+
+def guarded_http(http: Any, limits: ConnectionLimits) -> Any:
+    """uvicorn's ``http`` setting ``http`` (a protocol class, or "auto") with ``limits`` enforced
+    on every connection (``guard.guarded_protocol``); "auto" becomes uvicorn's httptools
+    protocol, guarded, where httptools is installed (otherwise h11, which caps headers itself)."""
+    if isinstance(http, type):
+        return guarded_protocol(http, limits)
+    if http in ("auto", "httptools"):
+        try:
+            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        except ImportError:
+            return http
+        return guarded_protocol(HttpToolsProtocol, limits)
+    return http

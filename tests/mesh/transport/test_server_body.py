@@ -306,4 +306,8 @@ def test_the_coordinator_serves_with_this_protocol_on_asyncio(
     serve(CoordinatorConfig(data_dir=tmp_path), port=free_port())
     (config,) = seen
     assert config.loop == "asyncio"
-    assert config.http.__name__ == "DirectBodyProtocol"
+    # The direct-body protocol, with every connection's limits (transport.guard) on top.
+    assert [c.__name__ for c in config.http.__mro__[:2]] == [
+        "GuardedProtocol",
+        "DirectBodyProtocol",
+    ]
