@@ -4,9 +4,10 @@ and bench/chaos.py (long).
 One coordinator, ``workers`` workers and ``validators`` validators run as ``ramnet`` processes;
 ``cheaters`` of the workers cheat (``--misbehave``, a strategy drawn for each). Consumers in this
 process submit ``jobs`` jobs over ``window`` seconds, each from its own key, and wait for C.
-Meanwhile faults hit at drawn times: a worker killed (SIGKILL) and started again on its key, a
-worker stalled (SIGSTOP, then SIGCONT), the coordinator killed and started again on the same data
-folder and port. A fault hits a worker that holds a shard at that moment when there is one.
+Meanwhile faults hit just after drawn bursts of jobs, each on its own thread: a worker killed
+(SIGKILL) and started again on its key, a worker stalled (SIGSTOP, then SIGCONT), the coordinator
+killed and started again on the same data folder and port (one restart at a time). A fault hits
+a worker that holds a shard at that moment when there is one, never one already down or stalled.
 
 What is checked (``ChaosReport.problems`` lists what failed):
 
@@ -321,27 +322,30 @@ def plan_jobs(config: ChaosConfig, rng: np.random.Generator) -> list[JobRun]:
     return jobs
 
 
+def _bursts(config: ChaosConfig) -> int:
+    return -(-config.jobs // max(1, config.burst))
+
+
 def plan_faults(config: ChaosConfig, rng: np.random.Generator) -> list[Fault]:
-    """The faults: worker kills and stalls at drawn times, coordinator restarts spread out."""
+    """The faults: worker kills and stalls just after drawn bursts of jobs (so that they catch
+    jobs running), coordinator restarts after bursts spread over the window."""
+    bursts = _bursts(config)
+
+    def after(burst: int) -> float:
+        return config.window * burst / bursts + float(rng.uniform(0.05, 0.5))
+
     faults = [
-        Fault(float(rng.uniform(2, config.window)), "kill", float(rng.uniform(*config.down_s)))
-        for _ in range(config.kills)
-    ]
-    faults += [
-        Fault(float(rng.uniform(2, config.window)), "stall", float(rng.uniform(*config.stall_s)))
-        for _ in range(config.stalls)
+        Fault(after(int(rng.integers(bursts))), kind, float(rng.uniform(*span)))
+        for kind, count, span in (
+            ("kill", config.kills, config.down_s),
+            ("stall", config.stalls, config.stall_s),
+        )
+        for _ in range(count)
     ]
     for r in range(config.coordinator_restarts):
-        share = (r + 1) / (config.coordinator_restarts + 1)
-        at = config.window * share + float(rng.uniform(-0.1, 0.1)) * config.window
-        faults.append(Fault(at, "coordinator", float(rng.uniform(*config.down_s))))
+        burst = min(bursts - 1, round((r + 1) * bursts / (config.coordinator_restarts + 1)))
+        faults.append(Fault(after(burst), "coordinator", float(rng.uniform(*config.down_s))))
     return sorted(faults, key=lambda f: f.at)
-
-
-def node_id_of(key_file: Path) -> str:
-    from ramnet.valkyrie import load_key
-
-    return load_key(key_file).node_id
 
 
 class ChaosRun:
@@ -361,7 +365,10 @@ class ChaosRun:
         chosen = self.rng.choice(config.workers, size=config.cheaters, replace=False)
         self.cheaters = {f"w{i}": str(self.rng.choice(CHEATS)) for i in sorted(chosen)}
         self.ids: dict[str, str] = {}
-        self.faulted: set[str] = set()
+        # Node -> until when it is not hit again (down, stalled, or just back).
+        self.faulted: dict[str, float] = {}
+        self.picking = threading.Lock()
+        self.coordinator_down = threading.Lock()
 
     def now(self) -> float:
         return time.monotonic() - self.t0
@@ -453,40 +460,56 @@ class ChaosRun:
         )
         return [r[0] for r in rows]
 
-    def _pick_target(self, kind: str) -> str | None:
-        # A fault hits while a job is running, and on a worker holding one of its shards (what
-        # recovery is about), waiting until the next burst of jobs at most; a worker already
-        # down or stalled is never hit again.
-        bursts = -(-self.config.jobs // max(1, self.config.burst))
-        deadline = time.monotonic() + self.config.window / bursts + 1
+    def _pick_worker(self) -> str | None:
+        # A fault hits a worker holding a shard (what recovery is about), waiting until the next
+        # burst of jobs at most; a worker down, stalled or just back is not hit again.
+        deadline = time.monotonic() + self.config.window / _bursts(self.config) + 1
         while True:
-            late = time.monotonic() > deadline
-            if kind == "coordinator":
-                if late or self._unfinished():
-                    return "coord"
-            else:
-                free = [w for w in self._busy_workers() if w not in self.faulted]
+            with self.picking:
+                now = time.monotonic()
+                spared = {w for w, until in self.faulted.items() if until > now}
+                free = [w for w in self._busy_workers() if w not in spared]
+                if not free and now > deadline:
+                    free = [w for w in self.workers if w not in spared]
+                    if not free:
+                        return None
                 if free:
-                    return str(self.rng.choice(free))
-                if late:
-                    idle = [w for w in self.workers if w not in self.faulted]
-                    return str(self.rng.choice(idle)) if idle else None
+                    chosen = str(self.rng.choice(free))
+                    self.faulted[chosen] = float("inf")
+                    return chosen
+            time.sleep(0.02)
+
+    def _aim_at_coordinator(self) -> None:
+        # The coordinator goes down while a job is running, or at the next burst at the latest.
+        deadline = time.monotonic() + self.config.window / _bursts(self.config) + 1
+        while not self._unfinished() and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def _inject(self, fault: Fault) -> None:
         delay = fault.at - self.now()
         if delay > 0:
             time.sleep(delay)
-        fault.target = self._pick_target(fault.kind)
+        if fault.kind == "coordinator":
+            with self.coordinator_down:  # one coordinator restart at a time
+                self._aim_at_coordinator()
+                fault.target = "coord"
+                self._hit(fault)
+            return
+        fault.target = self._pick_worker()
         if fault.target is None:
             fault.note = "no worker left to hit"
             return
-        self.faulted.add(fault.target)
+        try:
+            self._hit(fault)
+        finally:
+            # Back, but spared a while: a restarted worker may still be waiting for its key.
+            self.faulted[fault.target] = time.monotonic() + 10
+
+    def _hit(self, fault: Fault) -> None:
+        assert fault.target is not None
         fault.affected = self._affected(fault)
         fault.injected = self.now()
-        self.say(
-            f"{fault.injected:6.1f} s  {fault.kind} {fault.target} ({len(fault.affected)} jobs)"
-        )
+        self.say(f"{fault.injected:6.1f} s {fault.kind} {fault.target}: {len(fault.affected)} jobs")
         try:
             if fault.kind == "stall":
                 self.mesh.pause(fault.target)
@@ -498,13 +521,14 @@ class ChaosRun:
                 self.mesh.restart(fault.target)
         except Exception as exc:
             fault.note = f"{type(exc).__name__}: {exc}"
-        finally:
-            self.faulted.discard(fault.target)
 
     def _faults(self) -> None:
-        # One at a time, in order: two faults on one node at once would measure neither.
-        for fault in self.faults:
-            self._inject(fault)
+        # Each fault at its time, on its own thread: a long stall does not put off the others.
+        threads = [threading.Thread(target=self._inject, args=(f,)) for f in self.faults]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     # ---- checks --------------------------------------------------------------------------
 
