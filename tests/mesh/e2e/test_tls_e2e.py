@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.mesh_procs import Mesh, ramnet
+from tests.mesh_procs import Mesh, free_port, ramnet, wait_for
 from tests.tls_files import TlsFiles, make_tls_files
 
 DEADLINE = 120.0  # seconds for a command; CI must never hang on it
@@ -171,6 +173,30 @@ def test_coordinator_tls_flags_are_checked_before_it_starts(tmp_path: Path) -> N
             done.stderr.startswith(f"error: {expected}") and done.stderr.count("\n") == 1
         ), (flags, done.stderr)
         assert not (tmp_path / "s").exists()  # refused before any state was made
+
+
+def test_a_sidecar_proxy_works_for_a_tls_coordinator(tls_mesh: tuple[Mesh, TlsFiles]) -> None:
+    procs, files = tls_mesh
+    short = Path(tempfile.mkdtemp(prefix="rnt"))  # a Unix socket's path has at most 107 bytes
+    try:
+        sock = short / "d.sock"
+        procs.start(
+            "daemon", "daemon", "start", "--port", str(free_port()), "--socket", str(sock),
+            "--threads", "1",
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            assert time.monotonic() < deadline and procs.procs["daemon"].poll() is None
+            time.sleep(0.05)
+        procs.start(
+            "proxy", "proxy", "start", "--port", str(free_port()), "--daemon", f"unix://{sock}",
+            "--key-file", "proxy.key", "--bond", "10", "--ca-file", str(files.ca),
+        )  # fmt: skip
+        wait_for(procs.folder / "proxy.log", "registered", 60)
+        assert procs.procs["proxy"].poll() is None
+    finally:
+        procs.stop()  # the fixture checks every exit code
+        shutil.rmtree(short, ignore_errors=True)
 
 
 @pytest.mark.parametrize(
