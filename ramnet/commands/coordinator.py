@@ -35,9 +35,23 @@ def coordinator_start(
         ),
     ] = False,
     lease: Annotated[
+        float | None,
+        typer.Option(
+            "--lease",
+            min=0.5,
+            help="Seconds a worker has to commit, then to reveal (default: sized by each"
+            " shard's work at a measured rate, at least 10 s).",
+        ),
+    ] = None,
+    node_timeout: Annotated[
         float,
-        typer.Option("--lease", min=0.5, help="Seconds a worker has to commit, then to reveal."),
-    ] = 300.0,
+        typer.Option(
+            "--node-timeout",
+            min=2.0,
+            help="Seconds of silence (no request, no heartbeat) after which a node counts as"
+            " gone and its shards go to other nodes.",
+        ),
+    ] = 15.0,
     write_behind: Annotated[
         float,
         typer.Option(
@@ -97,6 +111,7 @@ def coordinator_start(
         price_per_block=price_per_block,
         durable=durable,
         lease_s=lease,
+        node_timeout=node_timeout,
         write_behind=write_behind,
         audits=not bench_no_audits,
         checks=not bench_no_checks,

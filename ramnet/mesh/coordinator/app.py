@@ -113,6 +113,7 @@ def handlers(coordinator: Coordinator, document: Mapping[str, Any]) -> dict[str,
             call.node, call.params["dispute_id"], call.message_as(m.Verdict)
         ),
         "shard_view": lambda call: c.shard_view(call.node, call.params["shard_id"], call.wait),
+        "heartbeat": lambda call: c.heartbeat(call.node),
         "shard_commit": lambda call: c.commit(
             call.node, call.params["shard_id"], call.message_as(m.CommitRequest)
         ),

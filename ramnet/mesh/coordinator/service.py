@@ -28,6 +28,8 @@ from ramnet.mesh.coordinator.disputes import Disputes
 from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.intake import Intake
 from ramnet.mesh.coordinator.jobs import ConsumerJobs
+from ramnet.mesh.coordinator.leases import Leases
+from ramnet.mesh.coordinator.liveness import Liveness
 from ramnet.mesh.coordinator.polls import MAX_WAIT, Polls
 from ramnet.mesh.coordinator.results import Results
 from ramnet.mesh.coordinator.settlement import Settler
@@ -61,7 +63,9 @@ class CoordinatorConfig:
         price_per_block: What a consumer pays per block product computed (audit copies included),
             and what a worker earns per block product it computed and that passed its checks.
         max_body: Largest request body accepted, in bytes (413 beyond).
-        lease_s: Seconds a worker has to commit a shard before it goes to another node.
+        lease_s: Seconds a worker has to commit a shard before it goes to another node, and then
+            to reveal it; None (the default) sizes each lease by its shard's work at a measured
+            rate, with a floor (``rules.lease``, ``coordinator.leases``).
         max_skew: Largest accepted clock difference of a signed request, seconds.
         durable: fsync every state change and blob (survives power loss). Off, state still
             survives the process being killed at any point (SQLite WAL with synchronous=NORMAL,
@@ -94,7 +98,7 @@ class CoordinatorConfig:
     default_credit: int = 1_000_000
     price_per_block: int = 1
     max_body: int = 1 << 30
-    lease_s: float = 300.0
+    lease_s: float | None = None
     max_skew: float = 300.0
     durable: bool = False
     validator_fee: int = 10
@@ -154,8 +158,18 @@ class Coordinator:
             validator_fee=config.validator_fee,
             checks=config.checks,
         )
+        self.leases = Leases(self.store, fixed_s=config.lease_s)
+        self.liveness = Liveness(
+            self.store, self.polls, self.leases, node_timeout=config.node_timeout
+        )
         self.shards = Shards(
-            self.store, self.polls, self.inputs, self.results, self.settler, lease_s=config.lease_s
+            self.store,
+            self.polls,
+            self.inputs,
+            self.results,
+            self.settler,
+            leases=self.leases,
+            liveness=self.liveness,
         )
         self.disputes = Disputes(
             self.store,
@@ -201,7 +215,7 @@ class Coordinator:
             validator_wait=config.validator_wait,
         )
         self.jobs = ConsumerJobs(self.store, self.ledger, self.polls, self.inputs, self.results)
-        self.results.reopen_lost_reveals(config.lease_s)
+        self.results.reopen_lost_reveals(self.leases.reopen_s())
 
     def close(self) -> None:
         """Write what is still waiting to be written, then close the state store."""
@@ -213,7 +227,8 @@ class Coordinator:
     def authenticate(
         self, method: str, target: str, headers: Any, body: bytes, body_hash: str | None = None
     ) -> str:
-        """Check a signed request and record its nonce; returns the node id.
+        """Check a signed request and record its nonce; returns the node id. The node is seen
+        alive (``Liveness.seen``).
 
         Args:
             body_hash: ``body_digest(body)`` if already computed.
@@ -221,7 +236,7 @@ class Coordinator:
         Raises:
             AuthError: Unsigned, badly signed, stale or replayed.
         """
-        return verify_request(
+        node = verify_request(
             method,
             target,
             headers,
@@ -233,6 +248,8 @@ class Coordinator:
                 not self.store.record_nonce(node, nonce, window_s=2 * self.config.max_skew)
             ),
         )
+        self.liveness.seen(node)
+        return node
 
     def reveal_binding(self, shard_id: str) -> str | None:
         """What a reveal of this shard is signed over instead of its body's hash: the shard's
@@ -273,6 +290,11 @@ class Coordinator:
     def shard_view(self, node: str, shard_id: str, wait: float = 0.0) -> dict[str, Any]:
         """A shard's state and whether its reveal is open (``Shards.view``)."""
         return self.shards.view(node, shard_id, wait)
+
+    def heartbeat(self, node: str) -> dict[str, Any]:
+        """A computing node's sign of life (``authenticate`` saw it): the node timeout and the
+        shards it still holds (``Liveness.heartbeat``)."""
+        return self.liveness.heartbeat(node)
 
     def commit(self, node: str, shard_id: str, request: CommitRequest) -> dict[str, Any]:
         """Record a commitment to a shard's result (``Shards.commit``)."""

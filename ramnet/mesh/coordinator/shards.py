@@ -3,6 +3,10 @@ and the long poll a worker waits on for the reveal to open.
 
 The commit phase of a job closes once no live shard awaits its commit; from then on every
 committed shard must be revealed within a lease. The last result in settles the job.
+
+Leases are sized by each shard's work (``Leases``); silent nodes and stragglers are found by
+``Liveness``, whose sweep every claim's poll triggers. Of two copies of one slot and role (a
+straggler and its backup) the first to commit wins, and the other goes in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import numpy as np
 
 from ramnet._errors import InvalidInputError
 from ramnet.mesh.coordinator.inputs import JobInputs
+from ramnet.mesh.coordinator.leases import Leases
+from ramnet.mesh.coordinator.liveness import Liveness
 from ramnet.mesh.coordinator.polls import Polls
 from ramnet.mesh.coordinator.results import Partials, Results
 from ramnet.mesh.coordinator.settlement import Settler
 from ramnet.mesh.protocol.messages import CommitRequest
 from ramnet.mesh.rules.shard import named_partials, result_digest
+from ramnet.mesh.state import shard_queries
 from ramnet.mesh.state.errors import ShardStateError
 from ramnet.mesh.state.records import NewShard, Shard
 from ramnet.mesh.state.store import Store
@@ -47,7 +54,8 @@ class Shards:
         inputs: The jobs' tiles, sent with each claim.
         results: Where revealed results go.
         settler: Settles a job when its last result is in.
-        lease_s: Seconds a worker has to commit a shard, and then to reveal it.
+        leases: How long a worker has to commit a shard, and then to reveal it.
+        liveness: The sweep that finds silent nodes and stragglers (triggered by claims).
     """
 
     def __init__(
@@ -58,14 +66,16 @@ class Shards:
         results: Results,
         settler: Settler,
         *,
-        lease_s: float,
+        leases: Leases,
+        liveness: Liveness,
     ) -> None:
         self._store = store
         self._polls = polls
         self._inputs = inputs
         self._results = results
         self._settler = settler
-        self._lease_s = lease_s
+        self._leases = leases
+        self._liveness = liveness
 
     def claim(self, node: str, wait: float = 0.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Give the node its next shard with the tiles it needs (``shard_id`` None: no work).
@@ -74,9 +84,14 @@ class Shards:
             node: The claiming node.
             wait: Seconds to hold the request while there is no work (a long poll).
         """
-        shard = self._polls.wait_for(
-            lambda: self._store.next_shard_for(node, lease_s=self._lease_s), wait
-        )
+
+        def ready() -> Shard | None:
+            self._liveness.tick()  # a poll's re-check is when a silent node's shard comes free
+            return self._store.next_shard_for(
+                node, lease_s=self._leases.policy.floor_s, lease_for=self._leases.for_shard
+            )
+
+        shard = self._polls.wait_for(ready, wait)
         if shard is None:
             return {"shard_id": None}, {}
         spec = self._store.get_job(shard.job_id).spec
@@ -105,7 +120,8 @@ class Shards:
         live = self._store.list_shards(job_id=job_id, state=("pending", "assigned"))
         if live:
             return False
-        self._store.open_reveals(job_id, time.time() + self._lease_s)
+        spec = self._store.get_job(job_id).spec
+        self._store.open_reveals(job_id, time.time() + self._leases.to_reveal(spec))
         return True
 
     def view(self, node: str, shard_id: str, wait: float = 0.0) -> dict[str, Any]:
@@ -149,7 +165,12 @@ class Shards:
             InvalidInputError: A bad shard id; ShardStateError, DeadlinePassedError: as the
                 store says.
         """
-        shard = self._store.record_commit(shard_number(shard_id), node, request.digest.lower())
+        with self._store.transaction() as conn:
+            shard = self._store.record_commit(shard_number(shard_id), node, request.digest.lower())
+            # The first copy of its slot and role to commit wins: a straggler's backup (or the
+            # straggler) goes now, so that only one copy is ever revealed and paid.
+            shard_queries.drop_rivals(conn, shard, time.time())
+        self._leases.observe(shard)
         self.reveal_open(shard.job_id)  # sets the reveal deadlines if this closed the phase
         self._polls.notify()
         return self.view(node, shard_id)

@@ -1,6 +1,8 @@
 """The worker loop: register, claim shards, compute them with ORCHID, commit, reveal.
 
-A library object: it prints nothing; ``log`` receives one line per event.
+A library object: it prints nothing; ``log`` receives one line per event. While it computes a
+shard or a dispute's blocks it sends heartbeats (``nodes.heartbeat``), so that the coordinator
+does not take it for gone.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ramnet.mesh.nodes.heartbeat import Heartbeat
 from ramnet.mesh.nodes.validator import validate_one
 from ramnet.mesh.protocol.auth import bound_by
 from ramnet.mesh.protocol.routes import url
@@ -131,6 +134,7 @@ class Worker:
         self._revealed: set[str] = set()
         self._just_seen: set[str] = set()
         self.compute: Compute = compute or self._compute_here
+        self.heartbeat = Heartbeat(client, self.log)
 
     def _compute_here(
         self,
@@ -163,9 +167,10 @@ class Worker:
     def validate(self) -> bool:
         """Settle one dispute this validator was drawn for (``nodes.validator``). Returns False
         when there was none."""
-        return validate_one(
-            self.client, backend=self.backend, log=self.log, lie=self.misbehave == "lie"
-        )
+        with self.heartbeat.beating():
+            return validate_one(
+                self.client, backend=self.backend, log=self.log, lie=self.misbehave == "lie"
+            )
 
     def step(self, stop: threading.Event) -> bool:
         """Settle a dispute (validators), or claim and finish one shard. Returns False when
@@ -198,7 +203,8 @@ class Worker:
             self.log(f"shard {shard_id}: stalling (--misbehave stall)")
             stop.wait()
             return True
-        partials = self.compute(blocks, tile_map(arrays, "a"), tile_map(arrays, "b"))
+        with self.heartbeat.beating(shard_id):
+            partials = self.compute(blocks, tile_map(arrays, "a"), tile_map(arrays, "b"))
         if self.misbehave is not None:
             honest = list(partials.values())
             partials = _misbehave(self.misbehave, partials, self._previous)

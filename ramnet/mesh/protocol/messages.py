@@ -34,6 +34,7 @@ __all__ = [
     "DisputeView",
     "ErrorReply",
     "Health",
+    "HeartbeatReply",
     "JobCancelled",
     "JobList",
     "JobResult",
@@ -327,6 +328,15 @@ class ShardView(_Message):
     state: str
     reveal: bool
     stored: bool
+
+
+class HeartbeatReply(_Message):
+    """A heartbeat's answer: how long the coordinator waits for the next sign of life, and the
+    shards the node still holds (assigned or committed): one that is missing went to another
+    node."""
+
+    node_timeout: float
+    shards: list[str]
 
 
 class ShardReleased(_Message):

@@ -186,6 +186,14 @@ ROUTES: tuple[Route, ...] = (
         query=_WAIT,
     ),
     Route(
+        "heartbeat",
+        "POST",
+        "/v1/heartbeat",
+        Json("HeartbeatReply"),
+        "Show the signing node is alive while it computes (any signed request does); lists the "
+        "shards it still holds",
+    ),
+    Route(
         "shard_commit",
         "POST",
         "/v1/shards/{shard_id}/commit",

@@ -17,10 +17,13 @@ from ramnet.mesh.state.rows import shard_of
 __all__ = [
     "FINAL_JOB_STATES",
     "claim",
+    "drop_rivals",
     "expire",
+    "expire_shards",
     "get",
     "has_live_copy",
     "insert_pending",
+    "set_deadline",
     "set_state",
     "step",
 ]
@@ -72,6 +75,63 @@ def expire(conn: sqlite3.Connection, t: float) -> list[int]:
         " AND s.deadline <= ? ORDER BY s.shard_id",
         (t,),
     ).fetchall()
+    return _expire_rows(conn, rows, t)
+
+
+def expire_shards(conn: sqlite3.Connection, shard_ids: Sequence[int], t: float) -> list[int]:
+    """Expire these shards now, those still assigned or committed, as ``expire`` does at a
+    deadline (a node gone silent, a straggler whose slot another copy serves): each replaced by
+    a fresh pending copy unless its job is final or another copy of its slot is live.
+
+    Returns:
+        The ids of the shards that expired.
+    """
+    if not shard_ids:
+        return []
+    rows = conn.execute(
+        "SELECT s.*, j.state AS job_state FROM shards s JOIN jobs j USING (job_id)"
+        f" WHERE s.state IN ('assigned', 'committed') AND s.shard_id IN"
+        f" ({', '.join('?' * len(shard_ids))}) ORDER BY s.shard_id",
+        [int(x) for x in shard_ids],
+    ).fetchall()
+    return _expire_rows(conn, rows, t)
+
+
+def drop_rivals(conn: sqlite3.Connection, shard: Shard, t: float) -> list[int]:
+    """The first copy of a (job, slot, role) to commit wins: its other copies (a straggler's
+    backup, or the straggler) go. A rival still pending (nobody took it) is deleted; one
+    assigned expires, with no replacement (the winner serves the slot).
+
+    Returns:
+        The ids of the rivals that went.
+    """
+    rivals = conn.execute(
+        "SELECT shard_id, state FROM shards WHERE job_id = ? AND slot = ? AND role = ?"
+        " AND shard_id != ? AND state IN ('pending', 'assigned')",
+        (shard.job_id, shard.slot, shard.role, shard.shard_id),
+    ).fetchall()
+    for r in rivals:
+        if r["state"] == "pending":
+            conn.execute("DELETE FROM shards WHERE shard_id = ?", (r["shard_id"],))
+        else:
+            conn.execute(
+                "UPDATE shards SET state = 'expired', updated_at = ? WHERE shard_id = ?",
+                (t, r["shard_id"]),
+            )
+    return [int(r["shard_id"]) for r in rivals]
+
+
+def set_deadline(conn: sqlite3.Connection, shard_id: int, deadline: float, t: float) -> Shard:
+    """Give a shard a new deadline (a lease sized after the claim); returns the shard."""
+    conn.execute(
+        "UPDATE shards SET deadline = ?, updated_at = ? WHERE shard_id = ?",
+        (deadline, t, shard_id),
+    )
+    return get(conn, shard_id)
+
+
+def _expire_rows(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row], t: float) -> list[int]:
+    # Each row: a shard with its job's state (``job_state``).
     for r in rows:
         conn.execute(
             "UPDATE shards SET state = 'expired', updated_at = ? WHERE shard_id = ?",

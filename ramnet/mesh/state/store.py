@@ -20,7 +20,7 @@ Times are float Unix seconds; every method that stamps a time takes ``now=`` for
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Literal
@@ -529,7 +529,12 @@ class Store:
             return shard_queries.has_live_copy(conn, check_job_id(job_id), check_int("slot", slot))
 
     def next_shard_for(
-        self, node_id: str, *, lease_s: float = 120.0, now: float | None = None
+        self,
+        node_id: str,
+        *,
+        lease_s: float = 120.0,
+        now: float | None = None,
+        lease_for: Callable[[Shard], float] | None = None,
     ) -> Shard | None:
         """Claim work for a node, atomically: return its shard, or None if there is none.
 
@@ -546,7 +551,9 @@ class Store:
         shards only need another node than their primary's: every block of a mirrored slot is
         compared with the primary copy, so the mirror triad's own audit copies add nothing.
         Retries may go to a node of the same triad: with only three workers there is no one
-        else. Jobs in ``submitted`` or ``settled`` are not served.
+        else. Jobs in ``submitted`` or ``settled`` are not served. With ``lease_for``, a shard
+        just assigned gets the deadline ``now + lease_for(shard)`` instead (a lease sized by its
+        work).
 
         Raises:
             NotFoundError: The node is not registered.
@@ -564,7 +571,11 @@ class Store:
             if node["banned"]:
                 raise NodeBannedError(f"node {node_id} is banned from new shards")
             shard_queries.expire(conn, t)
-            return shard_queries.claim(conn, node_id, lease, t)
+            shard = shard_queries.claim(conn, node_id, lease, t)
+            if shard is not None and lease_for is not None and shard.assigned_at == t:
+                # Just assigned: its lease sized by its work (``lease_for``), not ``lease_s``.
+                shard = shard_queries.set_deadline(conn, shard.shard_id, t + lease_for(shard), t)
+            return shard
 
     def record_commit(
         self,

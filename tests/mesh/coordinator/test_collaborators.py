@@ -43,6 +43,7 @@ PUBLIC = {
     "'tuple[dict[str, Any], dict[str, np.ndarray]]'",
     "close": "(self) -> 'None'",
     "commit": "(self, node: 'str', shard_id: 'str', request: 'CommitRequest') -> 'dict[str, Any]'",
+    "heartbeat": "(self, node: 'str') -> 'dict[str, Any]'",
     "job_list": "(self, consumer: 'str') -> 'dict[str, Any]'",
     "register": "(self, node: 'str', request: 'RegisterRequest') -> 'dict[str, Any]'",
     "release": "(self, node: 'str', shard_id: 'str') -> 'dict[str, Any]'",
