@@ -17,6 +17,8 @@ What is checked (``ChaosReport.problems`` lists what failed):
   the state file;
 - nothing is paid twice: movement references are unique, and what a job paid and refunded is at
   most what it escrowed;
+- every node serves again after its faults (running, registered again after each restart),
+  unless it is a cheater the coordinator banned;
 - no traceback in any process's log.
 
 Each fault's recovery time is from its injection to the last of the jobs it affected (those with
@@ -48,6 +50,7 @@ import numpy as np
 CHEATS = ("off-by-one", "random", "zeros", "replay")
 FAULT_KINDS = ("kill", "stall", "coordinator")
 _HOLDING = ("assigned", "committed")
+_REGISTERED = "registered: balance"  # what a worker logs once registered
 
 
 @dataclass(frozen=True)
@@ -368,6 +371,7 @@ class ChaosRun:
         # Node -> until when it is not hit again (down, stalled, or just back).
         self.faulted: dict[str, float] = {}
         self.picking = threading.Lock()
+        self.restarts: dict[str, int] = {}
         self.coordinator_down = threading.Lock()
 
     def now(self) -> float:
@@ -388,7 +392,7 @@ class ChaosRun:
                 args += ["--misbehave", self.cheaters[name]]
             self.mesh.start(name, *args)
         for name in self.validators + self.workers:
-            self.mesh.wait_logged(name, "registered", 120)
+            self.mesh.wait_logged(name, _REGISTERED, 120)
 
     # ---- consumers -----------------------------------------------------------------------
 
@@ -519,6 +523,7 @@ class ChaosRun:
                 self.mesh.kill(fault.target)
                 time.sleep(fault.length)
                 self.mesh.restart(fault.target)
+                self.restarts[fault.target] = self.restarts.get(fault.target, 0) + 1
         except Exception as exc:
             fault.note = f"{type(exc).__name__}: {exc}"
 
@@ -581,6 +586,33 @@ class ChaosRun:
         )
         problems += [f"job {j} paid out {out} of an escrow of {dep}" for j, dep, out in over]
 
+    def _nodes_not_back(self) -> list[str]:
+        # Every node serves again after its faults: running, and registered once more after
+        # each restart. Only a cheater the coordinator banned may have left.
+        banned = {r[0] for r in self.mesh.query("SELECT node_id FROM nodes WHERE banned = 1")}
+        missing = []
+        for name in self.validators + self.workers:
+            if self.ids[name] in banned:
+                continue
+            log = self.mesh.log_tail(name, 1 << 22)
+            last = log.strip().splitlines()[-1] if log.strip() else ""
+            code = self.mesh.procs[name].poll()
+            if code is not None:
+                missing.append(f"{name} exited ({code}), not banned: {last}")
+            elif log.count(_REGISTERED) < 1 + self.restarts.get(name, 0):
+                missing.append(
+                    f"{name} restarted {self.restarts[name]} times, registered"
+                    f" {log.count(_REGISTERED)} times: {last}"
+                )
+        return missing
+
+    def _check_nodes(self, problems: list[str], patience: float = 30) -> None:
+        # A worker restarted lately may still be waiting for its key's old process to time out.
+        deadline = time.monotonic() + patience
+        while (missing := self._nodes_not_back()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        problems += missing
+
     def _check_logs(self, problems: list[str]) -> None:
         for path in sorted(self.folder.glob("*.log")):
             if "Traceback" in path.read_text(errors="replace"):
@@ -617,6 +649,7 @@ class ChaosRun:
                     problems.append(f"GET /v1/ledger says not conserved: {totals}")
             except OSError as exc:
                 problems.append(f"GET /v1/ledger failed: {exc}")
+            self._check_nodes(problems)
         finally:
             self.mesh.stop()
         self._recoveries()
