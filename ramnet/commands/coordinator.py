@@ -61,6 +61,15 @@ def coordinator_start(
             " never writes it; after a kill, its worker reveals it again). 0: at once.",
         ),
     ] = 1.0,
+    validator_wait: Annotated[
+        float,
+        typer.Option(
+            "--validator-wait",
+            min=0.0,
+            help="Seconds a dispute waits for an eligible validator before the coordinator"
+            " recomputes the contested blocks and settles it itself.",
+        ),
+    ] = 10.0,
     bench_no_audits: Annotated[
         bool,
         typer.Option(
@@ -113,6 +122,7 @@ def coordinator_start(
         lease_s=lease,
         node_timeout=node_timeout,
         write_behind=write_behind,
+        validator_wait=validator_wait,
         audits=not bench_no_audits,
         checks=not bench_no_checks,
     )

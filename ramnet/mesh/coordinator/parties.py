@@ -13,18 +13,13 @@ def parties(store: Store, job_id: str) -> set[str]:
     return {str(s.node_id) for s in store.list_shards(job_id=job_id) if s.node_id}
 
 
-def draw(store: Store, job_id: str, round_: int) -> str | None:
+def draw(store: Store, job_id: str, round_: int, *, now: float | None = None) -> str | None:
     """The validator of the job's dispute in round ``round_`` (``draw_validator``): an opt-in,
-    unbanned validator that is no party to the job; None when there is none."""
-    parties_ = parties(store, job_id)
-    eligible = [
-        n.node_id
-        for n in store.list_nodes(validators_only=True, include_banned=False)
-        if n.node_id not in parties_
-    ]
+    unbanned validator seen within the node timeout (at ``now``) that is no party to the job
+    (``Store.eligible_validators``); None when there is none."""
     commits = [
         str(s.commit_hash)
         for s in store.list_shards(job_id=job_id, state="revealed")
         if s.commit_hash
     ]
-    return draw_validator(job_id, commits, round_, eligible)
+    return draw_validator(job_id, commits, round_, store.eligible_validators(job_id, now=now))

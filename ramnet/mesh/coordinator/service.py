@@ -24,6 +24,7 @@ import numpy as np
 from ramnet._errors import InvalidInputError
 from ramnet.mesh.coordinator.audits import Audits
 from ramnet.mesh.coordinator.damage import Damage, InputsDamagedError, log
+from ramnet.mesh.coordinator.dispute_watch import DisputeWatch
 from ramnet.mesh.coordinator.disputes import Disputes
 from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.intake import Intake
@@ -88,7 +89,7 @@ class CoordinatorConfig:
             gone: its uncommitted shards go to other nodes at once, and its key may register
             from another process.
         validator_wait: Seconds an open dispute waits for an eligible validator before the
-            coordinator settles it itself (the documented fallback).
+            coordinator settles it itself (the documented fallback, ``coordinator.disputes``).
         audits, checks: Benchmarking aids only (hidden flags of ``coordinator start``): False
             plans jobs without audit blocks / settles them without the per-shard checks, to
             measure what those cost. A coordinator serving real jobs keeps both on.
@@ -131,7 +132,9 @@ class Coordinator:
         root = Path(config.data_dir)
         root.mkdir(parents=True, exist_ok=True)
         self.store = Store(
-            root / "state.sqlite", synchronous="FULL" if config.durable else "NORMAL"
+            root / "state.sqlite",
+            synchronous="FULL" if config.durable else "NORMAL",
+            node_timeout=config.node_timeout,
         )
         self.ledger = Ledger(self.store)
         self.blobs = BlobStore(root / "blobs", durable=config.durable)
@@ -181,6 +184,7 @@ class Coordinator:
             self.settler,
             validator_fee=config.validator_fee,
             bounty=config.bounty,
+            validator_wait=config.validator_wait,
         )
         self.audits = Audits(
             self.store,
@@ -216,9 +220,12 @@ class Coordinator:
         )
         self.jobs = ConsumerJobs(self.store, self.ledger, self.polls, self.inputs, self.results)
         self.results.reopen_lost_reveals(self.leases.reopen_s())
+        self.dispute_watch = DisputeWatch(self.disputes)  # open disputes always end
+        self.dispute_watch.start()
 
     def close(self) -> None:
         """Write what is still waiting to be written, then close the state store."""
+        self.dispute_watch.stop()
         self.results.close()
         self.store.close()
 

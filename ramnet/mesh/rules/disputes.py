@@ -9,11 +9,17 @@ fraud proof naming one entry (row, column) and its true value. The coordinator c
 proof itself in O(K) (one row of the A tile times one column of the B tile), and the verdict must
 name exactly the partials that failed the coordinator's own check; a verdict that does not is a
 lie, and its validator is slashed in turn.
+
+When no eligible validator is there in time, the coordinator judges the dispute itself
+(``coordinator_verdict``): the same package, the same ``judge`` and the same acceptance rule as a
+validator's verdict. What that rule cannot uphold ends the job with a reason instead of leaving
+the dispute open.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -306,3 +312,64 @@ def judge(
         if entry is not None:
             frauds.append(entry)
     return frauds, notes
+
+
+@dataclass(frozen=True)
+class CoordinatorVerdict:
+    """The coordinator's own judgement of a dispute that found no validator.
+
+    Attributes:
+        frauds: The fraud proofs ``judge`` made (empty when it was refused).
+        slashed: The proven cheaters, sorted: exactly the nodes whose partials failed the
+            settlement's checks. Empty when the dispute cannot be upheld (``failure`` says why).
+        failure: None when upheld; else one line saying why the dispute cannot be upheld (the
+            job then ends with it as its reason).
+        notes: ``judge``'s lines on what it refused or ignored.
+    """
+
+    frauds: list[dict[str, Any]]
+    slashed: list[str]
+    failure: str | None
+    notes: list[str]
+
+
+def coordinator_verdict(
+    meta: Mapping[str, Any],
+    arrays: Mapping[str, np.ndarray],
+    failed: Sequence[tuple[str, Any]],
+    reveals: Mapping[int, Mapping[BlockProduct, np.ndarray]],
+    nodes_of: Mapping[int, str],
+    tiles_a: Mapping[tuple[int, int], np.ndarray],
+    tiles_b: Mapping[tuple[int, int], np.ndarray],
+    *,
+    backend: str = "auto",
+) -> CoordinatorVerdict:
+    """Judge a dispute as a validator would, and check the result as a validator's verdict is
+    checked: ``judge`` on the validation package, then every fraud proof by ``frauds_proven``,
+    and the accused must be exactly the nodes whose partials failed.
+
+    Args:
+        meta, arrays: The dispute's validation package (``validation_package``).
+        failed: The dispute's failed partials, as (node, block).
+        reveals: Copy key -> that copy's revealed partials.
+        nodes_of: Copy key -> the node that revealed it.
+        tiles_a, tiles_b: The job's tiles by (i, k) and (k, j).
+        backend: ORCHID backend for the recomputation.
+
+    Returns:
+        The verdict: upheld (``slashed``) or not (``failure``).
+    """
+    frauds, notes = judge(meta, arrays, backend=backend)
+    if frauds is None:
+        return CoordinatorVerdict([], [], "the job's tiles do not match their commitments", notes)
+    accused = sorted({str(f.get("node")) for f in frauds})
+    failed_nodes = sorted({str(node) for node, _ in failed})
+    if not failed_nodes:
+        why = "copies disagree but no partial failed its check"
+    elif not frauds_proven(frauds, reveals, nodes_of, tiles_a, tiles_b):
+        why = "the recomputation's fraud proofs do not check (floating point is not provable)"
+    elif accused != failed_nodes:
+        why = "the recomputation does not confirm the partials that failed their checks"
+    else:
+        return CoordinatorVerdict(frauds, accused, None, notes)
+    return CoordinatorVerdict(frauds, [], f"the dispute cannot be upheld: {why}", notes)

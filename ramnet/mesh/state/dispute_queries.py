@@ -13,7 +13,7 @@ from ramnet.mesh.state.errors import NotFoundError, StoreConflictError
 from ramnet.mesh.state.records import Dispute
 from ramnet.mesh.state.rows import dispute_of
 
-__all__ = ["get", "insert", "resolve", "set_validator"]
+__all__ = ["eligible_validators", "get", "insert", "resolve", "set_validator"]
 
 
 def get(conn: sqlite3.Connection, dispute_id: int) -> Dispute:
@@ -74,8 +74,22 @@ def resolve(
     return get(conn, dispute_id)
 
 
-def set_validator(conn: sqlite3.Connection, dispute_id: int, validator: str) -> Dispute:
-    """Name the validator of an open dispute.
+def eligible_validators(conn: sqlite3.Connection, job_id: str, live_after: float) -> list[str]:
+    """The validators that may judge a job's dispute, in node id order: opted in, unbanned,
+    seen at ``live_after`` or later (never seen since this was recorded: registered then or
+    later), and no party to the job (they never held a copy of any of its shards)."""
+    rows = conn.execute(
+        "SELECT node_id FROM nodes v WHERE validator = 1 AND banned = 0"
+        " AND coalesce(last_seen, updated_at) >= ?"
+        " AND NOT EXISTS (SELECT 1 FROM shards s WHERE s.job_id = ? AND s.node_id = v.node_id)"
+        " ORDER BY node_id",
+        (live_after, job_id),
+    ).fetchall()
+    return [str(r["node_id"]) for r in rows]
+
+
+def set_validator(conn: sqlite3.Connection, dispute_id: int, validator: str | None) -> Dispute:
+    """Name the validator of an open dispute (None: none, until another is drawn).
 
     Raises:
         NotFoundError: No such dispute.

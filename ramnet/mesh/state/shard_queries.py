@@ -30,6 +30,7 @@ __all__ = [
 
 # Jobs whose pending shards nodes may not claim.
 _UNCLAIMABLE_JOB_STATES = ("submitted", *sorted(FINAL_JOB_STATES))
+_UNCLAIMABLE_SQL = ", ".join(f"'{state}'" for state in _UNCLAIMABLE_JOB_STATES)  # constants
 
 
 def get(conn: sqlite3.Connection, shard_id: int) -> Shard:
@@ -163,12 +164,27 @@ def has_live_copy(conn: sqlite3.Connection, job_id: str, slot: int) -> bool:
     )
 
 
-def claim(conn: sqlite3.Connection, node_id: str, lease: float, t: float) -> Shard | None:
+def claim(
+    conn: sqlite3.Connection,
+    node_id: str,
+    lease: float,
+    t: float,
+    *,
+    live_after: float = float("-inf"),
+    yield_before: float = float("inf"),
+) -> Shard | None:
     """The shard the node already holds (``assigned``), else assign it the first pending shard
     it may take (``Store.next_shard_for`` says which) with deadline ``t + lease``; None if none.
 
     The node must exist and not be banned (the caller checked), and overdue shards must have
     expired first (``expire``).
+
+    Args:
+        live_after: A node last seen (or, never seen, last registered) before this time is
+            gone: it does not count as a validator left for the job's disputes.
+        yield_before: A shard the node may take only by yielding first (a slot it lost, or one
+            that would leave the job no eligible validator) is its own once it has been pending
+            since before this time, nobody else having taken it.
     """
     held = conn.execute(
         "SELECT * FROM shards WHERE node_id = ? AND state = 'assigned' ORDER BY shard_id LIMIT 1",
@@ -179,13 +195,28 @@ def claim(conn: sqlite3.Connection, node_id: str, lease: float, t: float) -> Sha
     row = conn.execute(
         "SELECT s.shard_id, s.job_id FROM shards s JOIN jobs j USING (job_id)"
         " WHERE s.state = 'pending'"
-        f" AND j.state NOT IN ({', '.join('?' * len(_UNCLAIMABLE_JOB_STATES))})"
-        " AND NOT EXISTS (SELECT 1 FROM shards o WHERE o.job_id = s.job_id"
-        "   AND o.node_id = ? AND (o.slot = s.slot OR (s.attempt = 0 AND s.role = 'primary'"
-        "   AND o.triad = s.triad AND o.role = 'primary'"
-        "   AND o.state NOT IN ('expired', 'rejected'))))"
+        f" AND j.state NOT IN ({_UNCLAIMABLE_SQL})"
+        # Distinct nodes: one live copy of a job per node, and never a slot it failed.
+        " AND NOT EXISTS (SELECT 1 FROM shards o WHERE o.job_id = s.job_id AND o.node_id = :node"
+        "   AND (o.state IN ('assigned', 'committed', 'revealed', 'accepted')"
+        "   OR (o.slot = s.slot AND o.state = 'rejected')))"
+        # Others first: a slot this node lost, or a shard that would make the job's last
+        # eligible validator a party to it, waits for another node until ``yield_before``.
+        " AND (s.created_at <= :yield_before OR ("
+        "   NOT EXISTS (SELECT 1 FROM shards o WHERE o.job_id = s.job_id AND o.slot = s.slot"
+        "     AND o.node_id = :node)"
+        "   AND (NOT (SELECT validator FROM nodes WHERE node_id = :node)"
+        "     OR EXISTS (SELECT 1 FROM shards p WHERE p.job_id = s.job_id AND p.node_id = :node)"
+        "     OR EXISTS (SELECT 1 FROM nodes v WHERE v.validator = 1 AND v.banned = 0"
+        "       AND v.node_id != :node AND coalesce(v.last_seen, v.updated_at) >= :live_after"
+        "       AND NOT EXISTS (SELECT 1 FROM shards p WHERE p.job_id = s.job_id"
+        "         AND p.node_id = v.node_id)))))"
         " ORDER BY j.created_at, j.job_id, s.shard_id LIMIT 1",
-        (*_UNCLAIMABLE_JOB_STATES, node_id),
+        {
+            "node": node_id,
+            "live_after": live_after,
+            "yield_before": yield_before,
+        },
     ).fetchone()
     if row is None:
         return None

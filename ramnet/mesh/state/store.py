@@ -75,6 +75,11 @@ class Store:
         synchronous: ``"FULL"`` (default: commits survive power loss) or ``"NORMAL"`` (commits
             survive process crashes only).
         busy_timeout_ms: How long to wait for another process's write lock.
+        node_timeout: Seconds after its last signed request (or, never seen, its registration)
+            that a node counts as gone (``next_shard_for``, ``eligible_validators``).
+        claim_yield: Seconds a pending shard waits for another node before a node that should
+            leave it to others may take it (``next_shard_for``). Free workers claim within a
+            long poll's re-check (a second), so a few seconds let them go first.
 
     Raises:
         StoreError: The file is not a usable SQLite store; ``SchemaVersionError`` (a
@@ -88,8 +93,12 @@ class Store:
         *,
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         busy_timeout_ms: int = 10_000,
+        node_timeout: float = 15.0,
+        claim_yield: float = 5.0,
     ) -> None:
         self.path = Path(path)
+        self.node_timeout = check_time("node_timeout", node_timeout)
+        self.claim_yield = check_time("claim_yield", claim_yield)
         check_choice("synchronous", synchronous, ("FULL", "NORMAL"))
         self._db = Connections(
             self.path, synchronous, check_int("busy_timeout_ms", busy_timeout_ms)
@@ -544,16 +553,18 @@ class Store:
         ``pending`` shard the node may take is assigned to it with ``deadline = now + lease_s``
         and its job moves from ``sharded`` to ``dispatched``.
 
-        A node may not take a shard if it ever held a copy of the same (job, slot), in any role
-        or state (it failed it, or would compute the same work twice), nor, for a first attempt
-        (``attempt == 0``) of a primary, while it holds a live primary shard of the same triad
-        in that job (the three copies of an audit block must come from three nodes). Mirror
-        shards only need another node than their primary's: every block of a mirrored slot is
-        compared with the primary copy, so the mirror triad's own audit copies add nothing.
-        Retries may go to a node of the same triad: with only three workers there is no one
-        else. Jobs in ``submitted`` or ``settled`` are not served. With ``lease_for``, a shard
-        just assigned gets the deadline ``now + lease_for(shard)`` instead (a lease sized by its
-        work).
+        A job's slots go to distinct nodes: a node holding a live copy (assigned, committed,
+        revealed, accepted) of any slot of the job takes no other shard of it, so the three
+        copies of an audit block and a slot's mirror always come from distinct nodes, and a job
+        short of nodes waits for more rather than doubling up. A node never takes again a slot
+        whose copy it had rejected. Two kinds of claim leave the shard to others for
+        ``claim_yield`` seconds after it became pending, then take it if nobody did: a slot
+        whose copy the node lost (it expired: a crashed node back, a late one), and, for a
+        validator not yet party to the job, a shard that would leave no other live, unbanned
+        validator eligible for the job's disputes (``eligible_validators``). A node never
+        seen since this was recorded counts as seen when it last registered. Jobs in
+        ``submitted`` or a final state are not served. With ``lease_for``, a shard just assigned
+        gets the deadline ``now + lease_for(shard)`` instead (a lease sized by its work).
 
         Raises:
             NotFoundError: The node is not registered.
@@ -571,7 +582,14 @@ class Store:
             if node["banned"]:
                 raise NodeBannedError(f"node {node_id} is banned from new shards")
             shard_queries.expire(conn, t)
-            shard = shard_queries.claim(conn, node_id, lease, t)
+            shard = shard_queries.claim(
+                conn,
+                node_id,
+                lease,
+                t,
+                live_after=t - self.node_timeout,
+                yield_before=t - self.claim_yield,
+            )
             if shard is not None and lease_for is not None and shard.assigned_at == t:
                 # Just assigned: its lease sized by its work (``lease_for``), not ``lease_s``.
                 shard = shard_queries.set_deadline(conn, shard.shard_id, t + lease_for(shard), t)
@@ -764,12 +782,21 @@ class Store:
         with self.transaction() as conn:
             return dispute_queries.resolve(conn, dispute_id, outcome_json, verdict_digest, t)
 
-    def set_dispute_validator(self, dispute_id: int, validator: str) -> Dispute:
-        """Name (or re-draw) the validator of an open dispute."""
+    def set_dispute_validator(self, dispute_id: int, validator: str | None) -> Dispute:
+        """Name (or re-draw) the validator of an open dispute; None: none (it went silent)."""
         check_int("dispute_id", dispute_id)
-        check_node_id(validator)
+        if validator is not None:
+            check_node_id(validator)
         with self.transaction() as conn:
             return dispute_queries.set_validator(conn, dispute_id, validator)
+
+    def eligible_validators(self, job_id: str, *, now: float | None = None) -> list[str]:
+        """The validators that may judge the job: opted in, unbanned, seen within
+        ``node_timeout`` and no party to it (``dispute_queries.eligible_validators``)."""
+        check_job_id(job_id)
+        t = clock(now)
+        with self.snapshot() as conn:
+            return dispute_queries.eligible_validators(conn, job_id, t - self.node_timeout)
 
     def get_dispute(self, dispute_id: int) -> Dispute:
         """The dispute's record; ``NotFoundError`` if unknown."""

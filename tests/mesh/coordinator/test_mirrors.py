@@ -88,7 +88,9 @@ def _reveal_all(coord: Coordinator, held: Copies) -> None:
 
 
 def test_six_nodes_mirror_by_default_and_both_copies_are_paid(tmp_path: Path) -> None:
-    coord, workers, consumer = _mesh(tmp_path, price_per_block=1)
+    # Issue 17: a job's copies go to distinct nodes, so six copies take six workers (three
+    # workers held two copies each here before).
+    coord, workers, consumer = _mesh(tmp_path, workers=6, price_per_block=1)
     a, b = orchid.random_operands(70, 60, 50, "int8", seed=2)
     job = coord.submit(consumer, JobSubmission(nodes=6), {"A": a, "B": b})
     assert job["redundancy"] == "mirror"
@@ -99,6 +101,7 @@ def test_six_nodes_mirror_by_default_and_both_copies_are_paid(tmp_path: Path) ->
     ]  # fmt: skip
     held = _claim_all(coord, workers)
     assert sum(len(v) for v in held.values()) == 6
+    assert all(len(copies) == 1 for copies in held.values()), "one copy per node"
     for copies in held.values():
         slots = {coord.store.get_shard(int(s)).slot for s, _ in copies}
         assert len(slots) == len(copies), "a node never holds both copies of one slot"
@@ -131,7 +134,8 @@ def test_no_redundancy_plans_every_node(tmp_path: Path) -> None:
 
 
 def test_a_dead_workers_slot_is_served_by_its_mirror_without_a_recompute(tmp_path: Path) -> None:
-    coord, workers, consumer = _mesh(tmp_path, workers=4, lease_s=1)
+    # Six distinct nodes for six copies (issue 17; four workers shared them here before).
+    coord, workers, consumer = _mesh(tmp_path, workers=6, lease_s=1)
     a, b = orchid.random_operands(50, 40, 30, "int16", seed=4)
     job = coord.submit(consumer, JobSubmission(nodes=6), {"A": a, "B": b})["job_id"]
     dead = workers[0]
@@ -159,7 +163,9 @@ def test_a_dead_workers_slot_is_served_by_its_mirror_without_a_recompute(tmp_pat
 def test_a_slashed_cheaters_slots_are_served_by_their_mirrors(tmp_path: Path) -> None:
     from ramnet.mesh.nodes.worker import _misbehave
 
-    coord, workers, consumer = _mesh(tmp_path)
+    # Six distinct nodes for six copies (issue 17; three workers held two copies each here
+    # before, so the cheater had two copies rejected).
+    coord, workers, consumer = _mesh(tmp_path, workers=6)
     validator = NodeKey.generate().node_id
     coord.register(validator, RegisterRequest(bond=40, validator=True))
     a, b = orchid.random_operands(60, 50, 40, "int8", seed=8)
@@ -173,8 +179,8 @@ def test_a_slashed_cheaters_slots_are_served_by_their_mirrors(tmp_path: Path) ->
     _reveal_all(coord, held)
     assert coord.status(job)["state"] == "disputed"
     assert _validate(coord, validator)["outcome"] == "upheld"
-    # Both of the cheater's copies are rejected; each slot's other copy is honest and serves:
-    # no shard is added, and the job settles at once.
+    # The cheater's copy is rejected; its slot's other copy is honest and serves: no shard is
+    # added, and the job settles at once.
     shards = coord.store.list_shards(job_id=job)
     assert len(shards) == 6
     assert {s.state for s in shards if s.node_id == cheater} == {"rejected"}

@@ -505,7 +505,11 @@ def test_dispute_slashes_the_cheater_and_the_job_settles(tmp_path: Path) -> None
     # Registering again without a new bond: still banned.
     coord.register(cheater, RegisterRequest(bond=0))
     assert coord.store.get_node(cheater).banned
-    redo = next(w for w in workers if w != cheater)
+    # Issue 17: a job's slots go to distinct nodes, so the workers that hold the job's other
+    # slots may not take it (before, one of them did): a node new to the job does.
+    assert all(coord.claim(w)[0]["shard_id"] is None for w in workers if w != cheater)
+    redo = NodeKey.generate().node_id
+    coord.register(redo, RegisterRequest(bond=40))
     s, p = _work(coord, redo)
     coord.commit(redo, s, CommitRequest(digest=result_digest(p).hex()))
     coord.reveal(redo, s, {f"p/{x.i}/{x.j}/{x.k}": v for x, v in p.items()})
@@ -532,7 +536,9 @@ def test_dispute_slashes_the_cheater_and_the_job_settles(tmp_path: Path) -> None
 def test_a_lying_validator_is_slashed_and_replaced(tmp_path: Path) -> None:
     from ramnet.mesh.nodes.worker import _misbehave
 
-    coord = Coordinator(CoordinatorConfig(data_dir=tmp_path))
+    # The dispute waits for a validator by design here: the coordinator's own fallback
+    # (issue 17) is kept out of it.
+    coord = Coordinator(CoordinatorConfig(data_dir=tmp_path, validator_wait=600.0))
     workers = [NodeKey.generate().node_id for _ in range(3)]
     liar, honest, consumer = (NodeKey.generate().node_id for _ in range(3))
     for node in workers:

@@ -29,7 +29,9 @@ def test_cheater_is_slashed_and_jobs_settle(tmp_path: Path, strategy: str) -> No
         return out.stdout.strip()
 
     try:
-        mesh.start_coordinator()
+        # The validator joins late on purpose: the coordinator's own fallback (issue 17) must
+        # not settle the dispute before it is there.
+        mesh.start_coordinator("--validator-wait", "60")
         mesh.start("cheat", "worker", "start", "--key-file", "cheat.key", "--bond", "50",
                    "--misbehave", strategy)  # fmt: skip
         for w in range(2):
@@ -74,7 +76,9 @@ def test_a_lying_validator_is_caught(tmp_path: Path) -> None:
 
     mesh = Mesh(tmp_path)
     try:
-        mesh.start_coordinator()
+        # The validator joins late on purpose: the coordinator's own fallback (issue 17) must
+        # not settle the dispute before it is there.
+        mesh.start_coordinator("--validator-wait", "60")
         mesh.start("cheat", "worker", "start", "--key-file", "cheat.key", "--bond", "50",
                    "--misbehave", "off-by-one")  # fmt: skip
         for w in range(2):

@@ -23,7 +23,9 @@ def test_a_crashed_workers_slot_is_served_by_its_mirror(tmp_path: Path) -> None:
             "int16", "--save-inputs", "in", "--out", "C.npy", "--key-file", "c.key", "--json",
         )  # fmt: skip
         wait_for(tmp_path / "bad.log", "crashing", 30)
-        for w in range(3):
+        # Five more nodes: a job's six copies go to six distinct nodes (issue 17; three workers
+        # shared them here before).
+        for w in range(5):
             mesh.start(f"w{w}", "worker", "start", "--key-file", f"w{w}.key")
         out, err = consumer.communicate(timeout=90)
         assert consumer.returncode == 0, err.decode()
