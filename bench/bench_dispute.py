@@ -2,16 +2,18 @@
 
 Usage: python bench/bench_dispute.py [--n 2048] [--nodes 3,6] [--json]
 
-For each node count: a coordinator, three workers of which one is `--misbehave off-by-one` (one
-entry of one block +1), and a validator that joins once every shard of the job is held (so it is
-not a party). The consumer's `ramnet run --mode mesh` job is square int8 from `.npy` files. After
-it settles, the coordinator's SQLite file and the validator's log give:
+For each node count: a coordinator, as many workers as the job has nodes, one of them
+`--misbehave off-by-one` (one entry of one block +1), and a validator and a spare worker that join
+once every shard of the job is held (so the validator is not a party, and the spare, new to the
+job, can compute a slot again: a job's slots go to distinct nodes since issue 17). The
+consumer's `ramnet run --mode mesh` job is square int8 from `.npy` files. After it settles, the
+coordinator's SQLite file and the validator's log give:
 
 - the validator's work: block products it recomputed, against the job's block products (every
   copy: audits and mirrors included), and its seconds for the whole validation (package checks,
   recompute, fraud proofs), against the job's wall time;
 - the time from divergence (the dispute opened at settlement) to the job settled, on loopback:
-  with 3 nodes the cheater's slot is recomputed by an honest worker; with 6 (mirror triads) its
+  with 3 nodes the cheater's slot is recomputed by the spare worker; with 6 (mirror triads) its
   slots are served by their mirrors.
 """
 
@@ -69,7 +71,7 @@ def one_case(n: int, nodes: int, folder: Path) -> dict[str, object]:
         _wait(db.exists, 30, "the coordinator")
         start("cheat", "worker", "start", "--key-file", "cheat.key", "--bond", "50",
               "--misbehave", "off-by-one")  # fmt: skip
-        for w in range(2):
+        for w in range(nodes - 1):
             start(f"w{w}", "worker", "start", "--key-file", f"w{w}.key", "--bond", "50")
         t0 = time.perf_counter()
         consumer = subprocess.Popen(
@@ -87,6 +89,7 @@ def one_case(n: int, nodes: int, folder: Path) -> dict[str, object]:
             "every shard to be held",
         )
         start("val", "worker", "start", "--key-file", "val.key", "--bond", "50", "--validator")
+        start("spare", "worker", "start", "--key-file", "spare.key", "--bond", "50")
         out, err = consumer.communicate(timeout=600)
         wall = time.perf_counter() - t0
         if consumer.returncode != 0:

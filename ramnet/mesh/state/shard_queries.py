@@ -192,32 +192,43 @@ def claim(
     ).fetchone()
     if held is not None:
         return shard_of(held)
-    row = conn.execute(
-        "SELECT s.shard_id, s.job_id FROM shards s JOIN jobs j USING (job_id)"
-        " WHERE s.state = 'pending'"
+    # Distinct nodes: one live copy of a job per node, and never a slot it had rejected.
+    candidates = conn.execute(
+        "SELECT s.shard_id, s.job_id, s.slot, s.created_at FROM shards s JOIN jobs j"
+        " USING (job_id) WHERE s.state = 'pending'"
         f" AND j.state NOT IN ({_UNCLAIMABLE_SQL})"
-        # Distinct nodes: one live copy of a job per node, and never a slot it failed.
-        " AND NOT EXISTS (SELECT 1 FROM shards o WHERE o.job_id = s.job_id AND o.node_id = :node"
+        " AND NOT EXISTS (SELECT 1 FROM shards o WHERE o.job_id = s.job_id AND o.node_id = ?"
         "   AND (o.state IN ('assigned', 'committed', 'revealed', 'accepted')"
         "   OR (o.slot = s.slot AND o.state = 'rejected')))"
-        # Others first: a slot this node lost, or a shard that would make the job's last
-        # eligible validator a party to it, waits for another node until ``yield_before``.
-        " AND (s.created_at <= :yield_before OR ("
-        "   NOT EXISTS (SELECT 1 FROM shards o WHERE o.job_id = s.job_id AND o.slot = s.slot"
-        "     AND o.node_id = :node)"
-        "   AND (NOT (SELECT validator FROM nodes WHERE node_id = :node)"
-        "     OR EXISTS (SELECT 1 FROM shards p WHERE p.job_id = s.job_id AND p.node_id = :node)"
-        "     OR EXISTS (SELECT 1 FROM nodes v WHERE v.validator = 1 AND v.banned = 0"
-        "       AND v.node_id != :node AND coalesce(v.last_seen, v.updated_at) >= :live_after"
-        "       AND NOT EXISTS (SELECT 1 FROM shards p WHERE p.job_id = s.job_id"
-        "         AND p.node_id = v.node_id)))))"
-        " ORDER BY j.created_at, j.job_id, s.shard_id LIMIT 1",
-        {
-            "node": node_id,
-            "live_after": live_after,
-            "yield_before": yield_before,
-        },
-    ).fetchone()
+        " ORDER BY j.created_at, j.job_id, s.shard_id",
+        (node_id,),
+    )
+    # Others first: a slot this node lost, or a shard that would make the job's last eligible
+    # validator a party to it, waits for another node until ``yield_before``. Both are read
+    # once per claim (and per job), not per pending shard.
+    lost: set[tuple[str, int]] | None = None
+    last_judge: dict[str, bool] = {}
+    row = None
+    for candidate in candidates:
+        if candidate["created_at"] > yield_before:
+            if lost is None:
+                lost = {
+                    (str(r[0]), int(r[1]))
+                    for r in conn.execute(
+                        "SELECT job_id, slot FROM shards WHERE node_id = ? AND state = 'expired'",
+                        (node_id,),
+                    )
+                }
+            job_id = str(candidate["job_id"])
+            if (job_id, int(candidate["slot"])) in lost:
+                continue
+            if job_id not in last_judge:
+                last_judge[job_id] = _last_judge(conn, node_id, job_id, live_after)
+            if last_judge[job_id]:
+                continue
+        row = candidate
+        break
+    candidates.close()
     if row is None:
         return None
     conn.execute(
@@ -322,3 +333,24 @@ def set_state(
             (state, t, shard_id),
         )
     return True
+
+
+def _last_judge(conn: sqlite3.Connection, node_id: str, job_id: str, live_after: float) -> bool:
+    # Whether the node is a validator eligible for the job's disputes (no party to it) with no
+    # other eligible one beside it (unbanned, seen at ``live_after`` or later, no party either).
+    row = conn.execute("SELECT validator FROM nodes WHERE node_id = ?", (node_id,)).fetchone()
+    if row is None or not row["validator"]:
+        return False
+    party = conn.execute(
+        "SELECT 1 FROM shards WHERE job_id = ? AND node_id = ? LIMIT 1", (job_id, node_id)
+    ).fetchone()
+    if party is not None:
+        return False
+    other = conn.execute(
+        "SELECT 1 FROM nodes v WHERE validator = 1 AND banned = 0 AND node_id != ?"
+        " AND coalesce(last_seen, updated_at) >= ?"
+        " AND NOT EXISTS (SELECT 1 FROM shards p WHERE p.job_id = ? AND p.node_id = v.node_id)"
+        " LIMIT 1",
+        (node_id, live_after, job_id),
+    ).fetchone()
+    return other is None
