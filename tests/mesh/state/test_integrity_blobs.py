@@ -97,6 +97,11 @@ def test_a_replica_must_hash_to_its_name_and_goes_with_its_blob(tmp_path: Path) 
     with pytest.raises(BlobCorruptError, match="would hash to"):
         blobs.put_replica([data], other)
     assert not blobs.has_replica(other)
+    # Trusted bytes (the ones just stored under that name) are not hashed again: a wrong
+    # replica written that way is still never served, as every read checks it.
+    blobs.put_replica([b"not the blob"], digest, trusted=True)
+    assert blobs.check_replica(digest) is not None  # found and rewritten from the primary
+    assert blobs.replica_path(digest).read_bytes() == data
     assert list((tmp_path / "blobs" / "tmp").iterdir()) == []  # nothing left behind
     assert blobs.delete(digest)
     assert not blobs.has(digest) and not blobs.has_replica(digest)

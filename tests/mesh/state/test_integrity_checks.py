@@ -76,6 +76,20 @@ def test_an_edited_movement_keeps_the_totals_but_not_the_history(tmp_path: Path)
     assert problems and all("the ledger's history disagrees" in p for p in problems)
 
 
+def test_a_history_that_overdraws_an_account_is_named_once(tmp_path: Path) -> None:
+    path = _state(tmp_path)
+    conn = sqlite3.connect(path)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.execute("UPDATE movements SET amount = 5000 WHERE kind = 'stake'")
+    conn.commit()
+    conn.close()
+    store = Store(path, synchronous="NORMAL")
+    problems = check_state(store, Ledger(store))
+    store.close()
+    assert len([p for p in problems if f"leaves {A} negative" in p]) == 1, problems
+
+
 def test_a_row_that_refers_to_a_missing_row_is_found(tmp_path: Path) -> None:
     path = _state(tmp_path)
     conn = sqlite3.connect(path)
