@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ramnet._errors import RamnetError
 from ramnet.commands._operands import check_sources, load_operands, save_operands
 from ramnet.orchid._io import check_writable
 
@@ -25,7 +27,10 @@ class MeshJob:
         key: The consumer's NodeKey (signs its requests), or a function that returns it.
         detach: Return once the job is accepted.
         timeout: Seconds to wait for settlement (None: no limit).
-        retry_for: Seconds to keep retrying while the coordinator is unreachable.
+        retry_for: Seconds to keep retrying while the coordinator is unreachable, once it was
+            reached (a restart); before that, ``reach`` says how long.
+        wait: Keep trying to reach the coordinator at first instead of failing in seconds.
+        say: Where a long wait says what it waits for (one line each time that changes).
         ca_file: PEM CA certificates to trust for an https coordinator (None: the system's).
     """
 
@@ -43,6 +48,8 @@ class MeshJob:
     timeout: float | None = None
     retry_for: float = 300.0
     redundancy: str | None = None
+    wait: bool = False
+    say: Callable[[str], None] | None = None
     ca_file: str | None = None
 
 
@@ -56,6 +63,84 @@ def client_for(
     return MeshClient(coordinator, key, retries=None, retry_for=retry_for, ca_file=ca_file)
 
 
+#: Seconds a command tries to reach a coordinator before it says it cannot (``reach``).
+REACH_S = 5.0
+
+
+class Narrator:
+    """Says on ``say`` why a job waits, once it has waited ``after`` seconds, and again each
+    time the reason changes (not for a countdown's seconds): for a run without the live view.
+
+    Args:
+        say: Where each line goes (stderr).
+        after: Seconds of waiting before the first line.
+    """
+
+    def __init__(self, say: Callable[[str], None], after: float = 3.0) -> None:
+        self._say = say
+        self._after = after
+        self._start = time.monotonic()
+        self._last = ""
+
+    def __call__(self, info: dict[str, Any]) -> None:
+        """Take a job status; say its ``waiting`` line if it is new and the wait is long."""
+        waiting = info.get("waiting")
+        if not waiting or time.monotonic() - self._start < self._after:
+            return
+        gist = re.sub(r"\d+(\.\d+)? s\b", "", str(waiting))
+        if gist != self._last:
+            self._last = gist
+            self._say(f"job {info.get('job_id')}: {waiting}")
+
+
+class JobInterrupted(RamnetError):
+    """Ctrl-C while a submitted job runs on: the message names the job and how to get C (the
+    command exits 130, as for any Ctrl-C).
+
+    Attributes:
+        job_id: The job's full id.
+    """
+
+    def __init__(self, message: str, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+def reach(
+    coordinator: str,
+    *,
+    wait: bool = False,
+    say: Callable[[str], None] | None = None,
+    ca_file: str | None = None,
+) -> None:
+    """Make sure the coordinator answers before anything is loaded or sent.
+
+    Args:
+        coordinator: Its URL.
+        wait: Keep trying (saying so through ``say`` once) instead of failing after ``REACH_S``.
+        say: Where the wait is announced.
+        ca_file: The CA certificates an https coordinator is checked against.
+
+    Raises:
+        MeshUnavailableError: It did not answer within ``REACH_S`` seconds (and ``wait`` is off):
+            the same one-line error as ``ramnet ledger show``.
+    """
+    from ramnet.mesh import MeshClient, MeshUnavailableError
+    from ramnet.mesh.protocol.routes import url
+
+    with MeshClient(coordinator, None, retries=None, retry_for=REACH_S, ca_file=ca_file) as probe:
+        try:
+            probe.get_json(url("health"))
+            return
+        except MeshUnavailableError as exc:
+            if not wait:
+                raise
+            if say is not None:
+                say(f"waiting for the coordinator: {exc}")
+    with MeshClient(coordinator, None, retries=None, retry_for=1e9, ca_file=ca_file) as probe:
+        probe.get_json(url("health"))
+
+
 def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Submit a job, wait for it to settle, check C with Freivalds, save it.
 
@@ -66,7 +151,9 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
     Raises:
         InvalidInputError: Bad options or operands (before anything is sent).
         MeshJobFailed, ResultCheckFailed: The job ended badly.
-        MeshUnavailableError: The coordinator stayed unreachable.
+        MeshUnavailableError: The coordinator stayed unreachable (``REACH_S`` seconds at first,
+            unless ``job.wait``; then ``job.retry_for``).
+        JobInterrupted: Ctrl-C once the job was submitted.
     """
     from ramnet.mesh.nodes import consumer as _consumer
     from ramnet.mesh.rules.plan import check_nodes, check_redundancy
@@ -76,6 +163,8 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
     check_sources(job.a_path, job.b_path, job.random, job.dtype, job.save_inputs)
     if not job.detach:
         check_writable(job.out)
+    # A coordinator that is not there fails the run in seconds, before operands are loaded.
+    reach(job.coordinator, wait=job.wait, say=job.say, ca_file=job.ca_file)
     t0 = time.perf_counter()
     a, b = load_operands(job.a_path, job.b_path, job.random, job.dtype, job.seed)
     if job.save_inputs is not None:
@@ -99,6 +188,36 @@ def run(job: MeshJob, on_status: Callable[[dict[str, Any]], None] | None = None)
     if job.detach:
         report["state"] = "submitted"
         return report
+    try:
+        return _follow(job, client, job_id, a, b, report, t0, t1, on_status)
+    except KeyboardInterrupt:
+        raise JobInterrupted(_resume_hint(job, job_id), job_id) from None
+
+
+def _resume_hint(job: MeshJob, job_id: str) -> str:
+    # What to run to get C once the job settles: the coordinator goes on with it.
+    where = f" --coordinator {job.coordinator}"
+    return (
+        f"interrupted: job {job_id} goes on at the coordinator; follow it with"
+        f" 'ramnet job status {job_id}{where}' and fetch C with"
+        f" 'ramnet job result {job_id} --out {job.out}{where}' (same key), or cancel it with"
+        f" 'ramnet job cancel {job_id}{where}'"
+    )
+
+
+def _follow(
+    job: MeshJob,
+    client: Any,
+    job_id: str,
+    a: Any,
+    b: Any,
+    report: dict[str, Any],
+    t0: float,
+    t1: float,
+    on_status: Callable[[dict[str, Any]], None] | None,
+) -> dict[str, Any]:
+    from ramnet.mesh.nodes import consumer as _consumer
+
     # C is fetched as soon as it passed the coordinator's checks, while the coordinator stores it
     # and pays the workers; the run ends once the job has settled.
     deadline = None if job.timeout is None else time.monotonic() + job.timeout

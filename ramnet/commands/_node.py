@@ -1,13 +1,21 @@
 """What the commands of a node share: its settings, its key, and the set-up of a long-running
-mesh role (worker, auditor) with its signals and its log."""
+mesh role (worker, auditor) with its signals, its log, and its hold on its key (one key, one
+process)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ramnet.commands._common import stderr
+
+# Lock files held for the process's life (a closed file would let go of its lock).
+_HELD: list[Any] = []
+#: Seconds a serving process waits for its key's previous process to go silent at the
+#: coordinator (a restart) before it gives up (a second process on the key).
+KEY_PATIENCE = 25.0
 
 
 def settings(**overrides: Any) -> Any:
@@ -87,6 +95,7 @@ def mesh_node(role: str, found: Any) -> tuple[Any, Any, Callable[[str], None]]:
     from ramnet.mesh import MeshClient
 
     key = node_key(found.key_file)
+    hold_key(found.key_file)
     long_running()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -100,3 +109,72 @@ def mesh_node(role: str, found: Any) -> tuple[Any, Any, Callable[[str], None]]:
         found.coordinator, key, retries=None, retry_for=30, stop=stop, ca_file=found.ca_file
     )
     return client, stop, log
+
+
+def hold_key(key_file: str | None) -> None:
+    """Take this machine's lock on a node key for this process's life: one key, one process.
+
+    The lock is an ``flock`` on ``<key>.lock`` beside the key, let go when the process ends
+    however it ends.
+
+    Args:
+        key_file: The key's path; None for the default one.
+
+    Raises:
+        ConfigError: Another process on this machine holds the key (one line saying to give
+            each process its own ``--key-file``).
+    """
+    import fcntl
+
+    from ramnet._errors import ConfigError
+    from ramnet.config import default_key_path
+
+    path = Path(key_file) if key_file else default_key_path()
+    lock = path.with_name(path.name + ".lock")
+    handle = open(lock, "a")  # noqa: SIM115 - held open for the process's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        which = "the default key" if key_file is None else "the key"
+        raise ConfigError(
+            f"another ramnet process on this machine already runs with {which} {path}:"
+            " give each worker its own --key-file"
+        ) from None
+    _HELD.append(handle)
+
+
+def when_key_free(start: Callable[[], Any], stop: Any, log: Callable[[str], None]) -> Any:
+    """Run a serving role (``start`` registers first), waiting while the coordinator still sees
+    the key's previous process alive (a restart within its node timeout), at most
+    ``KEY_PATIENCE`` seconds, and saying so once.
+
+    Args:
+        start: The role's run (``lambda: worker.run(stop)``); only its registration raises.
+        stop: The process's stop event (ends the wait).
+        log: Where the wait is said.
+
+    Returns:
+        What ``start`` returned.
+
+    Raises:
+        MeshRequestError: Still refused after ``KEY_PATIENCE`` seconds: another live process
+            uses the key (its one-line error), or any other refusal.
+    """
+    from ramnet.mesh import MeshRequestError
+
+    deadline = time.monotonic() + KEY_PATIENCE
+    said = False
+    while True:
+        try:
+            return start()
+        except MeshRequestError as exc:
+            in_use = exc.status == 409 and "in use by another" in str(exc)
+            if not in_use or time.monotonic() >= deadline or stop.is_set():
+                raise
+            if not said:
+                log(
+                    f"waiting up to {KEY_PATIENCE:.0f} s for the key's other process to stop: {exc}"
+                )
+                said = True
+            stop.wait(1.0)

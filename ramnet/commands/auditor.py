@@ -49,4 +49,5 @@ def auditor_start(
         backend=settings.backend,
         log=log,
     )
-    log(f"stopped after {auditor.run(stop)} audits")
+    done = _node.when_key_free(lambda: auditor.run(stop), stop, log)
+    log(f"stopped after {done} audits")

@@ -1,4 +1,7 @@
-"""``ramnet job``: follow a mesh job (its status) and download its result."""
+"""``ramnet job``: list the consumer's mesh jobs, follow one (its status and why it waits),
+download its result, or cancel it (its unspent escrow refunded).
+
+A job is named by its full id or any unique prefix of 6 hex digits or more."""
 
 from __future__ import annotations
 
@@ -25,20 +28,30 @@ def _consumer_client(
         key_file=str(key_file) if key_file else None,
         ca_file=str(ca_file) if ca_file else None,
     )
+    # An unreachable coordinator is one line in seconds, as for `ramnet ledger show`.
+    _mesh_run.reach(settings.coordinator, ca_file=settings.ca_file)
     key = _node.node_key(settings.key_file)
-    return _mesh_run.client_for(settings.coordinator, key, 30.0, settings.ca_file)
+    client = _mesh_run.client_for(settings.coordinator, key, 30.0, settings.ca_file)
+    # The coordinator serves registered nodes only; registering is idempotent (as submit does).
+    from ramnet.mesh.nodes import consumer as _consumer
+
+    _consumer.register(client)
+    return client
+
+
+_JobId = Annotated[str, typer.Argument(help="The job's id, or a unique prefix (6+ hex digits).")]
 
 
 @app.command("status")
 @guarded
 def job_status(
-    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    job_id: _JobId,
     coordinator: CoordinatorOption = None,
     ca_file: CaFileOption = None,
     key_file: KeyFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a mesh job's state and its shards' states."""
+    """Show a mesh job's state, its shards' states, and why it waits."""
     from ramnet.mesh.nodes import consumer as _consumer
 
     info = _consumer.status(_consumer_client(coordinator, key_file, ca_file), job_id)
@@ -51,7 +64,7 @@ def job_status(
 @app.command("result")
 @guarded
 def job_result(
-    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    job_id: _JobId,
     out: Annotated[Path, typer.Option("--out", help="Where to write C (.npy).")],
     coordinator: CoordinatorOption = None,
     ca_file: CaFileOption = None,
@@ -65,3 +78,57 @@ def job_result(
     client = _consumer_client(coordinator, key_file, ca_file)
     _consumer.fetch_result_to(client, job_id, out, None, None)
     typer.echo(str(out))
+
+
+@app.command("list")
+@guarded
+def job_list(
+    coordinator: CoordinatorOption = None,
+    ca_file: CaFileOption = None,
+    key_file: KeyFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List this key's jobs, newest first: id, state, created, size."""
+    import datetime
+
+    from ramnet.mesh.nodes import consumer as _consumer
+
+    jobs = _consumer.list_jobs(_consumer_client(coordinator, key_file, ca_file))
+    if as_json:
+        print_json({"jobs": jobs})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"jobs ({len(jobs)})")
+    for col in ("job id", "state", "created", "size", "nodes"):
+        table.add_column(col, no_wrap=True)
+    for job in jobs:
+        created = datetime.datetime.fromtimestamp(job["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        m, k, n = job["shape"]
+        state = job["state"] + (f" ({job['reason']})" if job.get("reason") else "")
+        table.add_row(
+            job["job_id"], state, created, f"{m}x{k}x{n} {job['dtype']}", str(job["nodes"])
+        )
+    stdout().print(table)
+
+
+@app.command("cancel")
+@guarded
+def job_cancel(
+    job_id: _JobId,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why, in a few words (kept with the job).")
+    ] = None,
+    coordinator: CoordinatorOption = None,
+    ca_file: CaFileOption = None,
+    key_file: KeyFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a job that has not settled (yours only); its unspent escrow is refunded."""
+    from ramnet.mesh.nodes import consumer as _consumer
+
+    reply = _consumer.cancel(_consumer_client(coordinator, key_file, ca_file), job_id, reason)
+    if as_json:
+        print_json(reply)
+    else:
+        typer.echo(f"job {reply['job_id']} {reply['state']}: {reply['refunded']} refunded")

@@ -12,7 +12,7 @@ import typer
 
 from ramnet._errors import InvalidInputError
 from ramnet.commands import _node
-from ramnet.commands._common import guarded, print_json, stdout
+from ramnet.commands._common import guarded, print_json, stderr, stdout
 from ramnet.commands._options import BackendChoice, DType, JsonOption
 from ramnet.commands._shards import shard_table
 
@@ -98,6 +98,13 @@ def run(
     detach: Annotated[
         bool, typer.Option("--detach", help="Mesh: print the job id and return at once.")
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Mesh: keep trying to reach the coordinator (default: fail after a few seconds).",
+        ),
+    ] = False,
     redundancy: Annotated[
         Redundancy | None,
         typer.Option(
@@ -143,9 +150,18 @@ def run(
             save_inputs=save_inputs,
             detach=detach,
             redundancy=redundancy.value if redundancy else None,
+            wait=wait,
+            say=_say,
         )
         quiet = as_json or not sys.stdout.isatty()
-        report = _mesh_run.run(mesh_job) if quiet else _mesh_with_live_view(mesh_job)
+        try:
+            if quiet:
+                report = _mesh_run.run(mesh_job, on_status=_mesh_run.Narrator(_say))
+            else:
+                report = _mesh_with_live_view(mesh_job)
+        except _mesh_run.JobInterrupted as exc:
+            _say(str(exc))  # the job goes on: say which it is and how to get its C
+            raise typer.Exit(130) from None
         if as_json:
             print_json(report)
         elif detach:
@@ -177,6 +193,10 @@ def run(
         print_json(report)
     else:
         _render_run(report)
+
+
+def _say(line: str) -> None:
+    stderr().print(line, markup=False, soft_wrap=True, highlight=False)
 
 
 def _mesh_with_live_view(job: Any) -> dict[str, Any]:

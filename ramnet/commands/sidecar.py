@@ -4,7 +4,7 @@ a VALKYRIE proxy on one host."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,9 +24,10 @@ proxy_app = group("Run the sidecar's VALKYRIE proxy: a mesh node whose work its 
 @daemon_app.command("start")
 @guarded
 def daemon_start(
+    # Not 9000: that is the coordinator's default, and a sidecar host may run one too.
     port: Annotated[
         int, typer.Option("--port", min=1, max=65535, help="HTTP port of /health and /traces.")
-    ] = 9000,
+    ] = 9002,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     socket_path: Annotated[
         Path | None,
@@ -89,7 +90,7 @@ def proxy_start(
     from ramnet.sidecar import DaemonClient, Proxy, parse_daemon_url, serve_proxy
 
     daemon_client = DaemonClient(parse_daemon_url(daemon))
-    daemon_client.ping()  # an unreachable daemon fails here, before a key is made or used
+    _reach_daemon(daemon_client)  # an unreachable daemon fails here, before a key is made or used
     settings = _node.settings(
         coordinator=coordinator,
         ca_file=str(ca_file) if ca_file else None,
@@ -98,6 +99,7 @@ def proxy_start(
         payout_address=payout_address,
     )
     key = _node.node_key(settings.key_file)
+    _node.hold_key(settings.key_file)  # one key, one process
     err = stderr()
     tag = f"proxy {key.node_id[:12]}"
     proxy = Proxy(
@@ -111,3 +113,26 @@ def proxy_start(
     _node.long_running()
     done = serve_proxy(proxy, host=host, port=port)
     err.print(f"{tag}: stopped after {done} shards", markup=False)
+
+
+#: Seconds the proxy gives a daemon started beside it to come up (``daemon start &`` then
+#: ``proxy start``, as the README runs them) before it says it cannot reach it.
+DAEMON_GRACE = 5.0
+
+
+def _reach_daemon(client: Any) -> None:
+    # A daemon that is starting has no socket yet: try again for a few seconds, then fail with
+    # the same one line as before.
+    import time
+
+    from ramnet.sidecar import DaemonUnavailableError
+
+    deadline = time.monotonic() + DAEMON_GRACE
+    while True:
+        try:
+            client.ping()
+            return
+        except DaemonUnavailableError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)

@@ -80,4 +80,5 @@ def worker_start(
         misbehave=misbehave,
         prove=not no_prove,
     )
-    log(f"stopped after {worker.run(stop)} shards")
+    done = _node.when_key_free(lambda: worker.run(stop), stop, log)
+    log(f"stopped after {done} shards")

@@ -79,6 +79,15 @@ def default_socket_path(runtime_dir: str | os.PathLike[str] | None = None) -> Pa
     return Path(tempfile.gettempdir()) / f"ramnet-{uid}" / "daemon.sock"
 
 
+def _make_dir(folder: Path) -> None:
+    # A socket path given by the user: its folder is made if missing (private, as the default
+    # one), an existing one is the user's choice.
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SidecarError(f"cannot create the socket folder {folder}: {exc}") from None
+
+
 def _private_dir(folder: Path) -> None:
     # The default socket's folder: ours alone (0700). In a shared temp dir someone else could
     # have made it first, so an existing one is checked, never trusted.
@@ -182,6 +191,8 @@ class DaemonServer:
         path = self.socket_path
         if self._default_path:
             _private_dir(path.parent)
+        else:
+            _make_dir(path.parent)
         self._clear_stale(path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # The umask makes the socket 0600 from its first instant; the chmod confirms it.
@@ -536,7 +547,7 @@ def serve_daemon(
     *,
     runtime_dir: str | os.PathLike[str] | None = None,
     host: str = "127.0.0.1",
-    port: int = 9000,
+    port: int = 9002,
     backend: str = "auto",
     threads: int | None = None,
     log: Log | None = None,

@@ -44,12 +44,18 @@ def submit(
     """
     check_nodes(nodes)
     redundancy = check_redundancy(redundancy, nodes)
-    # Registering is idempotent; a new account gets the coordinator's starting credit.
-    client.post_json(url("register"), {"bond": 0}, idempotent=True)
+    register(client)
     request_id = os.urandom(16).hex()  # a retried upload must not become a second job
     meta = {"nodes": nodes, "redundancy": redundancy, "request_id": request_id}
     reply = client.post_wire(url("submit_job"), meta, {"A": a, "B": b}, idempotent=True)
     return str(reply["job_id"])
+
+
+def register(client: Any) -> None:
+    """Register the consumer's key (idempotent; a new account gets the starting credit): the
+    coordinator serves registered nodes only. A consumer names no process (``instance``), so it
+    may share a key with a running worker."""
+    client.post_json(url("register"), {"bond": 0}, idempotent=True)
 
 
 def status(client: Any, job_id: str) -> dict[str, Any]:
