@@ -6,6 +6,7 @@ runner of every RAMNET server (the coordinator, the sidecar daemon, the proxy).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import signal
@@ -309,12 +310,18 @@ def run_http(
     """
     import uvicorn
 
-    from ramnet.mesh.transport.tls import SERVER_CIPHERS
+    from ramnet.mesh.transport.tls import SERVER_CIPHERS, bound_handshakes
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield
+
+        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            if tls_cert is not None:  # a handshake has as long as a request's headers have
+                handshake_s = (limits or ConnectionLimits()).header_s
+                bound_handshakes(asyncio.get_running_loop(), handshake_s)
+            await super().serve(sockets)
 
         async def on_tick(self, counter: int) -> bool:
             if stop.is_set():

@@ -11,6 +11,7 @@ often the client tries. The client reports it at once (``TlsFailure``) instead o
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from ramnet._errors import ConfigError
 __all__ = [
     "SERVER_CIPHERS",
     "TlsFileError",
+    "bound_handshakes",
     "check_server_files",
     "client_context",
     "describe_handshake_error",
@@ -109,6 +111,23 @@ def check_server_files(cert_file: str | os.PathLike[str], key_file: str | os.Pat
         if "KEY_VALUES_MISMATCH" in str(exc):
             raise TlsFileError(f"TLS key {key} does not match the certificate {cert}") from None
         raise TlsFileError(f"TLS certificate {cert} or key {key}: {_reason(exc)}") from None
+
+
+def bound_handshakes(loop: Any, seconds: float) -> None:
+    """Make the TLS servers ``loop`` creates from now on drop a connection whose handshake is not
+    done within ``seconds``.
+
+    The handshake runs in asyncio's TLS layer, before the HTTP protocol (and its clock for a
+    request's headers) sees the connection: without this, a client that opens a connection and
+    never finishes its handshake holds it for asyncio's default of 60 s. uvicorn passes no such
+    setting, so the loop's ``create_server`` is given it here.
+
+    Args:
+        loop: The running asyncio event loop, before the server starts.
+        seconds: The longest handshake allowed.
+    """
+    create_server = loop.create_server
+    loop.create_server = functools.partial(create_server, ssl_handshake_timeout=seconds)
 
 
 def _no_password() -> bytes:

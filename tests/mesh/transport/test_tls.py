@@ -6,6 +6,7 @@ untrusted or mismatched certificate, which are not retried. Certificates are mad
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from ramnet._errors import ConfigError
 from ramnet.mesh import MeshClient
 from ramnet.mesh.nodes.client import MeshUnavailableError
 from ramnet.mesh.transport.client import HttpConnectionPool, TlsFailure, TransportError
+from ramnet.mesh.transport.guard import ConnectionLimits
 from ramnet.mesh.transport.server import (
     direct_http_protocol,
     listen_tcp,
@@ -71,7 +73,7 @@ def _direct_buffer(content_type: str, length: int) -> Any:
 
 
 @contextlib.contextmanager
-def _serving(files: TlsFiles | None) -> Iterator[int]:
+def _serving(files: TlsFiles | None, limits: ConnectionLimits | None = None) -> Iterator[int]:
     # The production runner, with the coordinator's receive path (bodies read straight into
     # their buffer), in a thread; yields the port.
     sock = listen_tcp("127.0.0.1", 0)
@@ -81,7 +83,7 @@ def _serving(files: TlsFiles | None) -> Iterator[int]:
     thread = threading.Thread(
         target=run_http,
         args=(_app(), sock, stop),
-        kwargs={"http": direct_http_protocol(MAX_BODY, _direct_buffer), **tls},
+        kwargs={"http": direct_http_protocol(MAX_BODY, _direct_buffer), "limits": limits, **tls},
         daemon=True,
     )
     thread.start()
@@ -184,6 +186,23 @@ def test_a_name_the_certificate_does_not_hold_is_refused(tmp_path: Path) -> None
     message = str(caught.value)
     assert message.startswith("TLS: certificate verify failed: ")
     assert "mismatch" in message and f"(https://127.0.0.1:{port})" in message
+
+
+def test_a_handshake_that_never_comes_is_dropped(files: TlsFiles) -> None:
+    # The handshake happens before the HTTP protocol's clock for headers starts: it has its own
+    # bound, as long as the headers' (asyncio's default would hold the connection for 60 s).
+    with (
+        _serving(files, ConnectionLimits(header_s=1.0)) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=30) as raw,
+    ):
+        try:
+            closed = raw.recv(1) == b""  # nothing sent: the server gives up and closes
+        except ConnectionResetError:
+            closed = True
+        assert closed
+        # A client that does its handshake is served as usual by the same server.
+        with MeshClient(f"https://127.0.0.1:{port}", None, ca_file=files.ca) as client:
+            assert client.get_json("/small") == {"scheme": "https"}
 
 
 def test_the_server_speaks_only_https(https_port: int) -> None:
