@@ -1,6 +1,6 @@
 """Disputes always end: a dispute whose only validator could have taken a shard, run many times.
 
-Usage: python bench/bench_dispute_end.py [--runs 20] [--n 256] [--dtype int8] [--json]
+Usage: python bench/bench_dispute_end.py [--runs 20] [--n 256] [--dtype int8] [--fallback] [--json]
 
 Each run is a fresh mesh of real processes on this machine's loopback, at the coordinator's
 default settings (validator wait 10 s, node timeout 15 s), as issue 17 describes the failure:
@@ -17,6 +17,10 @@ validator, or the coordinator's own fallback), the time from the dispute to the 
 whether the validator held a first copy of any of the job's shards (it must not: at most the
 cheater's slot computed again after the dispute). Prints the distribution over the runs: all
 settled, each within the goal (30 s).
+
+``--fallback``: no validator at all; a spare honest worker joins once the three hold the job's
+shards (to compute the cheater's slot again), and the coordinator judges the dispute itself after
+its validator wait (10 s).
 """
 
 from __future__ import annotations
@@ -95,8 +99,9 @@ class _Mesh:
                 proc.wait()
 
 
-def one_run(n: int, dtype: str, timeout: float) -> dict[str, Any]:
-    """One disputed job on a fresh mesh whose only validator runs from the start."""
+def one_run(n: int, dtype: str, timeout: float, fallback: bool = False) -> dict[str, Any]:
+    """One disputed job on a fresh mesh whose only validator runs from the start (``fallback``:
+    with no validator, and a spare worker)."""
     with tempfile.TemporaryDirectory(prefix="ramnet-dispute-end-") as tmp:
         folder = Path(tmp)
         mesh = _Mesh(folder)
@@ -110,6 +115,8 @@ def one_run(n: int, dtype: str, timeout: float) -> dict[str, Any]:
                 "w1": [],
                 "val": ["--validator"],
             }
+            if fallback:
+                del nodes["val"]
             for name, extra in nodes.items():
                 mesh.start(name, "worker", "start", "--key-file", f"{name}.key", "--bond", "50",
                            *extra)  # fmt: skip
@@ -122,6 +129,10 @@ def one_run(n: int, dtype: str, timeout: float) -> dict[str, Any]:
                  "c.key", "--json"],
                 cwd=folder, env=mesh.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             )  # fmt: skip
+            if fallback:
+                for name in nodes:
+                    _wait_log(folder / f"{name}.log", "block products", 60)
+                mesh.start("spare", "worker", "start", "--key-file", "spare.key", "--bond", "50")
             try:
                 out, err = consumer.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -137,7 +148,7 @@ def one_run(n: int, dtype: str, timeout: float) -> dict[str, Any]:
             exact = bool(
                 np.array_equal(np.load(folder / "C.npy"), a.astype(np.int64) @ b.astype(np.int64))
             )
-            val = mesh.node_id("val")
+            val = "" if fallback else mesh.node_id("val")
             with sqlite3.connect(folder / "s" / "state.sqlite") as db:
                 disputes = db.execute(
                     "SELECT created_at, resolved_at, validator, outcome FROM disputes"
@@ -186,11 +197,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--dtype", default="int8")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per run at most")
+    parser.add_argument("--fallback", action="store_true", help="no validator at all")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     runs = []
     for i in range(args.runs):
-        runs.append(one_run(args.n, args.dtype, args.timeout))
+        runs.append(one_run(args.n, args.dtype, args.timeout, args.fallback))
         if not args.json:
             print(f"run {i + 1}/{args.runs}: {runs[-1]}", file=sys.stderr, flush=True)
     totals = [r["total_s"] for r in runs]
@@ -201,6 +213,7 @@ def main() -> None:
         {
             "n": args.n,
             "dtype": args.dtype,
+            "validator": "none (the coordinator's fallback)" if args.fallback else "the only one",
             "runs": args.runs,
             "settled": len(ended),
             "exact": sum(1 for r in ended if r["exact"]),
