@@ -56,7 +56,7 @@ def tls_mesh(tmp_path: Path) -> Iterator[tuple[Mesh, TlsFiles]]:
             "coord", "coordinator", "start", "--port", str(procs.port), "--data-dir", "s",
             "--tls-cert", str(files.cert), "--tls-key", str(files.key),
         )  # fmt: skip
-        _wait_https(procs, files.ca, 30)
+        _wait_https(procs, files.ca, 60)  # generous: CI machines may be loaded
         for w in range(2):
             procs.start(
                 f"w{w}", "worker", "start", "--key-file", f"w{w}.key", "--bond", "10",
@@ -184,7 +184,7 @@ def test_a_sidecar_proxy_works_for_a_tls_coordinator(tls_mesh: tuple[Mesh, TlsFi
             "daemon", "daemon", "start", "--port", str(free_port()), "--socket", str(sock),
             "--threads", "1",
         )  # fmt: skip
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while not sock.exists():
             assert time.monotonic() < deadline and procs.procs["daemon"].poll() is None
             time.sleep(0.05)
@@ -192,7 +192,7 @@ def test_a_sidecar_proxy_works_for_a_tls_coordinator(tls_mesh: tuple[Mesh, TlsFi
             "proxy", "proxy", "start", "--port", str(free_port()), "--daemon", f"unix://{sock}",
             "--key-file", "proxy.key", "--bond", "10", "--ca-file", str(files.ca),
         )  # fmt: skip
-        wait_for(procs.folder / "proxy.log", "registered", 60)
+        wait_for(procs.folder / "proxy.log", "registered", 90)
         assert procs.procs["proxy"].poll() is None
     finally:
         procs.stop()  # the fixture checks every exit code
