@@ -2,6 +2,7 @@
 
 Usage: python bench/chaos.py [--seed 1] [--jobs 60] [--window 120] [--runs 1] [--json]
        [--kills 6] [--stalls 6] [--restarts 2] [--cheaters 2] [--workers 9] [--validators 2]
+       [--stall-s 5 30] [--down-s 0.5 3]
        [--coordinator-arg=--lease --coordinator-arg=5] [--keep DIR]
 
 One coordinator, 9 workers (2 of them cheating) and 2 validators as ``ramnet`` processes; jobs
@@ -51,6 +52,14 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--min-size", type=int, default=64)
     p.add_argument("--max-size", type=int, default=256)
     p.add_argument("--stall-s", type=float, nargs=2, default=(5.0, 30.0), metavar=("LO", "HI"))
+    p.add_argument(
+        "--down-s",
+        type=float,
+        nargs=2,
+        default=(0.5, 3.0),
+        metavar=("LO", "HI"),
+        help="seconds a killed process stays down",
+    )
     p.add_argument("--job-timeout", type=float, default=300.0)
     p.add_argument(
         "--coordinator-arg",
@@ -77,6 +86,7 @@ def _one(args: argparse.Namespace, seed: int, folder: Path) -> dict[str, Any]:
         burst=args.burst,
         sizes=(args.min_size, args.max_size),
         stall_s=tuple(args.stall_s),
+        down_s=tuple(args.down_s),
         job_timeout=args.job_timeout,
         coordinator_args=tuple(args.coordinator_arg),
     )
