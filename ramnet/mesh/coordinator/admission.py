@@ -19,6 +19,7 @@ The uvicorn protocol asks ``admits`` before it reads a body straight into a buff
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -33,6 +34,10 @@ __all__ = ["SMALL_BODY", "Admission", "NotRegisteredError"]
 
 #: The largest body of a route that takes no arrays (a JSON message), bytes.
 SMALL_BODY = 1 << 20
+#: Seconds a node found registered and not banned is taken as such without another lookup.
+KNOWN_FOR = 1.0
+#: Nodes remembered so at most.
+MAX_KNOWN = 65536
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
@@ -69,6 +74,10 @@ class Admission:
         self._store = store
         self._max_body = max_body
         self._routes = [(r.method, _pattern(r.path), r) for r in _api.ROUTES]
+        # Nodes found registered and not banned, and when: a lookup per request would cost the
+        # event loop a read transaction; a ban is seen here within KNOWN_FOR seconds (and by
+        # the request's own handling at once).
+        self._known: dict[str, float] = {}
 
     def route_of(self, method: str, path: str) -> _api.Route | None:
         """The route a request goes to (a GET route also takes HEAD), or None."""
@@ -128,6 +137,9 @@ class Admission:
         text = node.decode("latin-1")
         if _HEX64.fullmatch(text) is None:
             raise AuthError(f"{HEADER_NODE} must be 64 lowercase hex digits", 400)
+        now = time.monotonic()
+        if now - self._known.get(text, -KNOWN_FOR) < KNOWN_FOR:
+            return
         try:
             banned = self._store.get_node(text).banned
         except NotFoundError:
@@ -137,3 +149,6 @@ class Admission:
             ) from None
         if banned:
             raise NodeBannedError(f"node {text[:16]} is banned")
+        if len(self._known) >= MAX_KNOWN:
+            self._known.clear()
+        self._known[text] = now

@@ -316,8 +316,9 @@ def create_app(coordinator: Coordinator) -> Any:
             return encode(handle(prepare(request, body)))
 
         async def held(request: Request, body: Any, wait: float) -> Any:
-            # A long poll waits on the event loop between its checks (``Polls.hold``), holding
-            # one of its node's poll slots; the checks, and the signature first, run in threads.
+            # A long poll holds one of its node's poll slots; beyond the few that wait in a
+            # thread, it waits on the event loop between its checks (``Polls.hold``), which
+            # (and the signature first) run in threads.
             prepared: list[Call] = []
 
             def attempt() -> Any:
@@ -325,7 +326,9 @@ def create_app(coordinator: Coordinator) -> Any:
                     prepared.append(prepare(request, body))
                 return encode(handle(prepared[0]))
 
-            with polls.slot(request.headers.get(HEADER_NODE, "")):
+            with polls.slot(request.headers.get(HEADER_NODE, "")) as in_thread:
+                if in_thread:  # one of the few polls that wait in a thread, as all once did
+                    return await run_in_threadpool(serve, request, body)
                 return await polls.hold(attempt, wait, run_in_threadpool)
 
         async def endpoint(request: Request) -> Any:

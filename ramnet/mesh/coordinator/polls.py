@@ -4,7 +4,8 @@ Every state change of the coordinator calls ``Polls.notify``; a waiting request 
 then, and every ``RECHECK`` seconds for changes that come with time alone (a lease running out).
 No request is held longer than ``MAX_WAIT`` seconds.
 
-A poll served over HTTP waits on the event loop, not in a thread (``Polls.hold``): each check
+A poll served over HTTP waits in a worker thread only while few do (``POLLS_IN_THREADS``, the
+cheapest way for a mesh at work); beyond, it waits on the event loop (``Polls.hold``): each check
 runs in a worker thread and returns at once, and between checks the request only costs a future
 that ``notify`` completes (``loop.call_soon_threadsafe``). Forty held polls used to fill the
 server's thread pool, so that an honest request waited behind them for a minute. What one node
@@ -45,10 +46,14 @@ RECHECK = 1.0
 MAX_POLLS_PER_NODE = 4
 #: Long polls held open at once in all.
 MAX_POLLS = 1024
+#: Long polls that wait in a worker thread at once (of Starlette's 40); the rest wait on the
+#: event loop. A poll in a thread costs nothing between its checks; one on the loop a few trips
+#: to a thread and back (measured: a few ms of the coordinator's CPU per job when every poll did).
+POLLS_IN_THREADS = 16
 #: What a refused poll is told to wait before trying again, seconds.
 RETRY_AFTER = 1
-#: A sweep of polls taking longer than this (seconds) is followed by a pause as long.
-SWEEP_PAUSE_FROM = 0.002
+#: A sweep of this many polls or more is followed by a pause as long as it took.
+SWEEP_PAUSE_FROM = 32
 
 
 class PollLimitError(RamnetError):
@@ -77,9 +82,15 @@ class Polls:
     Args:
         per_node: Long polls one node may hold open at once.
         total: Long polls held open at once in all.
+        in_threads: Long polls that may wait in a worker thread at once (``slot``).
     """
 
-    def __init__(self, per_node: int = MAX_POLLS_PER_NODE, total: int = MAX_POLLS) -> None:
+    def __init__(
+        self,
+        per_node: int = MAX_POLLS_PER_NODE,
+        total: int = MAX_POLLS,
+        in_threads: int = POLLS_IN_THREADS,
+    ) -> None:
         self.changed = threading.Condition()
         self._changes = 0  # counts notifications, under ``changed``
         # Event-loop polls waiting for the next notification, under ``changed``.
@@ -93,6 +104,8 @@ class Polls:
         self._total = total
         self._open: dict[str, int] = {}  # node -> polls held, under ``_open_lock``
         self._open_total = 0
+        self._in_threads = in_threads
+        self._threaded = 0  # polls waiting in a thread now, under ``_open_lock``
         self._open_lock = threading.Lock()
 
     def notify(self) -> None:
@@ -101,9 +114,13 @@ class Polls:
             self._changes += 1
             self.changed.notify_all()
             waiters, self._waiters = self._waiters, {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for loop, future in waiters.values():
+            by_loop.setdefault(loop, []).append(future)
+        for loop, futures in by_loop.items():
+            # One wake-up of each loop for all its polls (each call writes to its self-pipe).
             with contextlib.suppress(RuntimeError):  # a loop already closed: nobody waits
-                loop.call_soon_threadsafe(_wake, future)
+                loop.call_soon_threadsafe(_wake_all, futures)
 
     def wait_for(self, ready: Callable[[], T], wait: float) -> T:
         """Call ``ready()`` until it returns something truthy or ``wait`` seconds pass: again
@@ -222,9 +239,10 @@ class Polls:
                     if not future.done():
                         future.set_result((outcome, value, seen))
                 took = time.monotonic() - started
-                if took > SWEEP_PAUSE_FROM:
-                    # A long sweep (hundreds of polls) is followed by as long a pause, so that
-                    # polls never take more than half of the server's time from real requests.
+                if len(batch) >= SWEEP_PAUSE_FROM:
+                    # A sweep of many polls (hundreds held open) is followed by as long a pause,
+                    # so that polls never take more than half of the server from other requests;
+                    # a few polls (a mesh at work) are never held back.
                     await asyncio.sleep(took)
         finally:
             self._sweeping.discard(loop)
@@ -251,17 +269,25 @@ class Polls:
             if self._changes != seen:
                 return
             self._waiters[id(future)] = (loop, future)
+        # A timer completes the same future: cheaper than asyncio.wait_for, which wraps it in a
+        # task of its own on every wait.
+        timer = loop.call_later(timeout, _wake, future)
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            pass
+            await future
         finally:
+            timer.cancel()
             with self.changed:
                 self._waiters.pop(id(future), None)
 
     @contextlib.contextmanager
-    def slot(self, node: str) -> Iterator[None]:
+    def slot(self, node: str) -> Iterator[bool]:
         """Hold one of ``node``'s long-poll slots while in the block.
+
+        Yields:
+            Whether the poll may wait in its thread (``wait_for``), as every poll did before:
+            the cheapest way for the few polls of a mesh at work. Only ``in_threads`` polls at
+            once may (a fraction of the server's threads); the others wait on the event loop
+            (``hold``).
 
         Raises:
             PollLimitError: The node holds ``per_node`` polls already, or ``total`` are open.
@@ -280,10 +306,13 @@ class Polls:
                 )
             self._open[node] = held + 1
             self._open_total += 1
+            threaded = self._threaded < self._in_threads
+            self._threaded += threaded
         try:
-            yield
+            yield threaded
         finally:
             with self._open_lock:
+                self._threaded -= threaded
                 self._open_total -= 1
                 left = self._open[node] - 1
                 if left:
@@ -300,3 +329,8 @@ class Polls:
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _wake_all(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        _wake(future)

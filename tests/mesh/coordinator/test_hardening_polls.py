@@ -162,3 +162,37 @@ def test_the_client_waits_the_retry_after_of_a_429_and_tries_again(scripted) -> 
         assert client.get_json("/health") == {"status": "ok"}
     assert len(arrived) == 2
     assert arrived[1] - arrived[0] >= 0.9  # the server's Retry-After, not the 10 ms backoff
+
+
+def test_only_a_few_polls_wait_in_threads() -> None:
+    polls = Polls(in_threads=2)
+    with polls.slot("a") as first, polls.slot("b") as second, polls.slot("c") as third:
+        assert (first, second, third) == (True, True, False)
+    with polls.slot("d") as again:
+        assert again  # the thread slots came back
+
+
+def test_a_poll_on_the_event_loop_answers_after_a_notification() -> None:
+    import asyncio
+
+    polls = Polls()
+    ready: list[str] = []
+    checks: list[int] = []
+
+    def request() -> list[str]:
+        checks.append(1)
+        return polls.wait_for(lambda: ready[:1], 5)
+
+    async def main() -> list[str]:
+        async def in_thread(fn: Callable[..., list[str]], *args: object) -> list[str]:
+            return await asyncio.to_thread(fn, *args)
+
+        task = asyncio.ensure_future(polls.hold(request, 5, in_thread))
+        await asyncio.sleep(0.3)
+        assert not task.done()
+        ready.append("work")
+        polls.notify()
+        return await asyncio.wait_for(task, 30)
+
+    assert asyncio.run(main()) == ["work"]
+    assert len(checks) >= 2  # checked, waited off the thread, checked again
