@@ -32,7 +32,7 @@ from ramnet.mesh.rules.settle import chosen, copy_key
 from ramnet.mesh.rules.shard import assemble
 from ramnet.mesh.state.blobs import BlobError, BlobStore
 from ramnet.mesh.state.errors import NotAllowedError, ShardStateError
-from ramnet.mesh.state.records import Shard
+from ramnet.mesh.state.records import FINAL_JOB_STATES, Shard
 from ramnet.mesh.state.store import Store
 from ramnet.orchid import BlockProduct
 from ramnet.valkyrie._hash import digest
@@ -118,7 +118,10 @@ class Results:
         # stored (``shard_view``), and reveals it again. A worker that does not (it died too)
         # loses the shard at the deadline, and it is computed again, as for any late reveal.
         deadline = time.time() + lease_s
-        unsettled = [job for job, _ in self._store.jobs_holding_inputs() if job.state != "settled"]
+        # Only jobs that can still end: a cancelled or failed job's lost reveals are not awaited.
+        unsettled = [
+            job for job, _ in self._store.jobs_holding_inputs() if job.state not in FINAL_JOB_STATES
+        ]
         for job in unsettled:
             for shard in self._store.list_shards(job_id=job.job_id, state="revealed"):
                 if not self._blobs.has(str(shard.result_digest)):

@@ -212,3 +212,23 @@ def test_c_goes_to_its_consumer_only(tmp_path: Path) -> None:
         assert err.value.http_status == 403
     np.testing.assert_array_equal(coord.result(job_id, reader=consumer)[1]["C"], exact)
     coord.close()
+
+
+def test_a_failed_jobs_lost_reveals_are_not_awaited_after_a_restart(tmp_path: Path) -> None:
+    from ramnet.mesh.state.job_failures import fail_job
+
+    settings, coord, workers, consumer = _mesh(tmp_path, 3, write_behind=0.0)
+    job_id, _ = _submit(coord, consumer, seed=5)
+    work = {w: _claim(coord, w)[1] for w in workers}
+    for w, one in work.items():
+        _commit(coord, w, one)
+    _reveal(coord, workers[0], work[workers[0]])
+    shard = coord.store.get_shard(int(work[workers[0]][0]))
+    assert fail_job(coord.store, coord.ledger, job_id, "a test") is True
+    assert fail_job(coord.store, coord.ledger, job_id, "again") is False  # once
+    coord.close()
+    coord.blobs.path_of(str(shard.result_digest)).unlink()  # its result lost as in a crash
+    coord = Coordinator(settings)
+    assert coord.store.get_shard(shard.shard_id).state == "revealed"  # not reopened
+    assert coord.store.get_job(job_id).reason == "a test"
+    coord.close()
