@@ -54,6 +54,11 @@ def test_optimistic_results_are_audited(tmp_path: Path, cheat: bool) -> None:
                        "--no-prove")  # fmt: skip
         # Unproven results: the job waits, optimistic, until an auditor checks it.
         _wait_state(db, "optimistic", 60)
+        if cheat:
+            # The reverted shard is computed again by a node new to the job: a job's slots go to
+            # distinct nodes (issue 17; w1 or w2 took it as a second slot before).
+            mesh.start("w3", "worker", "start", "--key-file", "w3.key", "--bond", "40",
+                       "--no-prove")  # fmt: skip
         mesh.start("aud", "auditor", "start", "--key-file", "aud.key", "--bond", "40")
         out, err = consumer.communicate(timeout=90)
         assert consumer.returncode == 0, err.decode()
