@@ -4,7 +4,7 @@ submission (its plan, its tiles stored and committed to, its price escrowed)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,8 @@ class Intake:
         audits: False plans jobs without audit blocks (a benchmarking aid).
         node_timeout: Seconds of silence after which a node's process counts as gone, so that
             its key may register from another process.
+        last_seen: When a node last made a signed request, as the liveness tracker knows it
+            (newer than the store's, which it writes in batches); None: the store's.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class Intake:
         validator_fee: int,
         audits: bool,
         node_timeout: float = 15.0,
+        last_seen: Callable[[str], float | None] | None = None,
     ) -> None:
         self._store = store
         self._ledger = ledger
@@ -74,6 +77,7 @@ class Intake:
         self._validator_fee = validator_fee
         self._audits = audits
         self._node_timeout = node_timeout
+        self._last_seen = last_seen
 
     def register(self, node: str, request: RegisterRequest) -> dict[str, Any]:
         """Register (or update) the signing node, grant a new account its credit, stake its bond.
@@ -100,7 +104,10 @@ class Intake:
             # Checked before registering updates the node (its last update may be all that says
             # when the other process was last seen), recorded again once a new node exists.
             if instance is not None:
-                claim_instance(self._store, node, instance, timeout=self._node_timeout)
+                seen = None if self._last_seen is None else self._last_seen(node)
+                claim_instance(
+                    self._store, node, instance, timeout=self._node_timeout, last_seen=seen
+                )
             new = self._store.register_node(
                 node,
                 payout_address=request.payout_address,

@@ -45,6 +45,7 @@ from ramnet.mesh.protocol.messages import (
     RegisterRequest,
     Verdict,
 )
+from ramnet.mesh.protocol.routes import route
 from ramnet.mesh.state.blobs import BlobStore
 from ramnet.mesh.state.errors import NotFoundError
 from ramnet.mesh.state.integrity import LedgerWatch
@@ -52,6 +53,8 @@ from ramnet.mesh.state.ledger import Ledger
 from ramnet.mesh.state.store import Store
 
 __all__ = ["MAX_WAIT", "Coordinator", "CoordinatorConfig"]
+
+_REGISTER = route("register").path
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,7 @@ class Coordinator:
             validator_fee=config.validator_fee,
             audits=config.audits,
             node_timeout=config.node_timeout,
+            last_seen=self.liveness.last_seen,
         )
         self.statuses = JobStatus(
             self.store,
@@ -255,7 +259,10 @@ class Coordinator:
                 not self.store.record_nonce(node, nonce, window_s=2 * self.config.max_skew)
             ),
         )
-        self.liveness.seen(node)
+        # A registration is no sign of life of the key's running process: a second process on
+        # the key, refused and trying again, must not keep the first looking alive (intake).
+        if target.split("?", 1)[0] != _REGISTER:
+            self.liveness.seen(node)
         return node
 
     def reveal_binding(self, shard_id: str) -> str | None:

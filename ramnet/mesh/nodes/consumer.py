@@ -137,12 +137,13 @@ def wait(
             on_status(info)
         if info.get("state") in until or info.get("state") == "settled":
             return info
-        # A disputed job is being settled by a validator: keep waiting.
         if info.get("state") in ("failed", "cancelled"):
             raise MeshJobFailed(f"job {job_id} {info['state']}: {info.get('reason', '')}")
         if timeout is not None and time.monotonic() - start > timeout:
             raise TimeoutError(f"job {job_id} did not settle within {timeout:.0f} s")
-        time.sleep(poll)
+        # A disputed job is being settled by a validator (or the coordinator): keep waiting. Its
+        # status answers at once, so it is asked at the long poll's pace rather than in a spin.
+        time.sleep(LONG_POLL if info.get("state") == "disputed" else poll)
 
 
 def fetch_checked(

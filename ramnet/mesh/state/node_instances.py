@@ -15,7 +15,13 @@ __all__ = ["claim_instance"]
 
 
 def claim_instance(
-    store: Store, node_id: str, instance: str, *, timeout: float, now: float | None = None
+    store: Store,
+    node_id: str,
+    instance: str,
+    *,
+    timeout: float,
+    last_seen: float | None = None,
+    now: float | None = None,
 ) -> bool:
     """Record ``instance`` as the process of ``node_id``'s key, unless another live one holds it.
 
@@ -29,6 +35,8 @@ def claim_instance(
         node_id: The registered node.
         instance: The registering process's name.
         timeout: Seconds of silence after which a node counts as gone (``node_timeout``).
+        last_seen: A later sign of life than the store holds (the liveness tracker's), if any.
+            A registration is none: its requests must not keep the other process looking alive.
 
     Returns:
         True if recorded; False if the node is not registered (yet).
@@ -46,7 +54,7 @@ def claim_instance(
         ).fetchone()
         if row is None:
             return False
-        held, seen = row["instance"], float(row["seen"])
+        held, seen = row["instance"], max(float(row["seen"]), last_seen or 0.0)
         if held is not None and held != instance and t - seen < limit:
             raise KeyInUseError(
                 f"node {node_id[:16]}'s key is in use by another running process (seen"

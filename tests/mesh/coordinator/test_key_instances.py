@@ -4,6 +4,7 @@ service, over HTTP, and on the worker's machine by a lock beside the key)."""
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,33 @@ def test_the_refusal_is_one_line_over_http(tmp_path: Path) -> None:
         assert "own --key-file" in str(caught.value)
         with pytest.raises(MeshRequestError, match="400"):  # an instance is a short name
             second.post_json("/v1/nodes", {"bond": 0, "instance": "no spaces"})
+
+
+def test_a_refused_process_trying_again_does_not_keep_the_other_alive(tmp_path: Path) -> None:
+    # The first process goes silent (killed); the second, refused, tries again every 0.2 s: its
+    # own registrations are no sign of life, so it gets the key once the first has been silent
+    # for node_timeout. While the first one still makes requests, the second stays refused.
+    coordinator = Coordinator(CoordinatorConfig(data_dir=tmp_path, node_timeout=1.5))
+    key = NodeKey.generate()
+    with served(coordinator) as url:
+        first, second = MeshClient(url, key, retry_for=5), MeshClient(url, key, retry_for=5)
+        first.post_json("/v1/nodes", {"bond": 0, "instance": "first"})
+        alive_until = time.monotonic() + 3.0
+        refusals = 0
+        while True:
+            if time.monotonic() < alive_until:
+                first.get_json("/v1/jobs")  # a signed request: the first process lives
+            try:
+                second.post_json("/v1/nodes", {"bond": 0, "instance": "second"})
+                break
+            except MeshRequestError as exc:
+                assert exc.status == 409
+                assert time.monotonic() < alive_until + 30, "never got the key"
+                refusals += 1
+                time.sleep(0.2)
+        assert time.monotonic() >= alive_until + 1.0  # not while the first one was alive
+        assert refusals > 5
+        assert coordinator.store.get_node(key.node_id).instance == "second"
 
 
 def test_a_second_worker_on_the_same_key_file_says_so_in_one_line(tmp_path: Path) -> None:
