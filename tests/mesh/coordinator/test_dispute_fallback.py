@@ -70,6 +70,9 @@ def test_a_dispute_without_validators_is_settled_by_the_coordinator(tmp_path: Pa
         job, workers, cheater, consumer, _, exact = _disputed_job(coord)
         (dispute,) = coord.store.list_disputes(job)
         assert dispute.validator is None
+        # Its status says so, and when the coordinator steps in.
+        waiting = coord.status(job)["waiting"]
+        assert "waiting for an eligible validator" in waiting and "settles it itself" in waiting
         # Not before validator_wait: the dispute waits for a validator.
         assert coord.disputes.tend(now=dispute.created_at + 599) == []
         assert coord.store.get_dispute(dispute.dispute_id).state == "open"
