@@ -96,7 +96,7 @@ def handlers(coordinator: Coordinator, document: Mapping[str, Any]) -> dict[str,
     return {
         "health": lambda call: {"status": "ok"},
         "openapi": lambda call: document,
-        "ledger": lambda call: c.ledger.show(),
+        "ledger": lambda call: c.ledger_watch.show(),
         "register": lambda call: c.register(call.node, call.message_as(m.RegisterRequest)),
         "submit_job": lambda call: c.submit(
             call.node, call.message_as(m.JobSubmission), call.arrays
@@ -106,7 +106,7 @@ def handlers(coordinator: Coordinator, document: Mapping[str, Any]) -> dict[str,
         "job_cancel": lambda call: c.cancel(
             call.node, call.params["job_id"], call.message_as(m.CancelRequest)
         ),
-        "job_result": lambda call: c.result(call.params["job_id"]),
+        "job_result": lambda call: c.result(call.params["job_id"], reader=call.node),
         "claim": lambda call: c.claim(call.node, call.wait),
         "next_validation": lambda call: c.validation(call.node, call.wait),
         "verdict": lambda call: c.verdict(
