@@ -156,3 +156,23 @@ def test_status_takes_a_unique_prefix_of_the_job_id(coordinator: Coordinator) ->
     assert len(job_id) == 32
     assert coord.status(job_id[:6])["job_id"] == job_id
     assert coord.status(job_id[:10].upper())["job_id"] == job_id
+
+
+def test_a_mirror_with_fewer_nodes_than_asked_waits_and_says_how_many(
+    coordinator: Coordinator,
+) -> None:
+    # --nodes 6 with 4 workers: each takes one slot (a mirror needs distinct nodes); the job
+    # waits for two more nodes, and says so.
+    coord = coordinator
+    job_id, _ = _job(coord, nodes=6)
+    workers = [NodeKey.generate().node_id for _ in range(4)]
+    for w in workers:
+        coord.register(w, RegisterRequest(bond=10, instance=w[:8]))
+        assert coord.claim(w)[0]["shard_id"] is not None
+    status = coord.status(job_id)
+    assert status["shards"]["assigned"] == 4 and status["shards"]["pending"] == 2
+    waiting = status["waiting"]
+    assert waiting.startswith(
+        "waiting for nodes: the job needs 6 distinct nodes, 4 registered and live; 2 shards pending"
+    )
+    assert waiting.endswith("1 more")  # three holders named, the fourth counted
