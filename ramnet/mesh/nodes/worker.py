@@ -321,13 +321,33 @@ class Worker:
             return view
 
     def run(self, stop: threading.Event, *, max_shards: int | None = None) -> int:
-        """Work until ``stop`` is set (or ``max_shards`` are done). Returns shards revealed."""
+        """Work until ``stop`` is set (or ``max_shards`` are done). Returns shards revealed.
+
+        Raises:
+            MeshRequestError: Registration refused, or the node was banned (a proven fraud
+                slashed its bond; registering with a bond again lifts the ban).
+        """
+        from ramnet.mesh.nodes.client import MeshRequestError
+
         self.register()
         while not stop.is_set():
             if max_shards is not None and self.done >= max_shards:
                 break
             try:
                 worked = self.step(stop)
+            except MeshRequestError as exc:
+                if exc.status != 403:
+                    self.log(f"error: {exc}")
+                    worked = False
+                    time.sleep(min(2.0, self.poll * 5))
+                elif "not registered" in str(exc):
+                    # The coordinator lost this node (a fresh data folder): register again.
+                    self.log(f"registering again: {exc}")
+                    self.register()
+                    worked = False
+                else:  # banned, a proven cheater: no request will be served until it stakes again
+                    self.log(f"stopping: {exc}")
+                    raise
             except Exception as exc:  # the coordinator may be restarting: back off, go on
                 self.log(f"error: {exc}")
                 worked = False

@@ -170,3 +170,52 @@ def test_a_reveal_cut_off_is_sent_again_and_counted_once() -> None:
     assert worker.done == 0 and worker._unstored  # kept for another try
     worker.step(threading.Event())  # the coordinator awaits the reveal again: sent, stored
     assert script.reveals == 2 and worker.done == 1 and not worker._unstored
+
+
+# --------------------------------------------------------------------------------------------
+# A worker the coordinator bans stops; one it forgot registers again (a real coordinator)
+
+
+def test_a_banned_worker_stops_with_the_refusal_and_a_forgotten_one_registers_again(
+    tmp_path: Any,
+) -> None:
+    import pytest
+
+    from ramnet.mesh import MeshClient, MeshRequestError
+    from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
+    from ramnet.valkyrie import NodeKey
+    from tests.mesh_server import served
+
+    coordinator = Coordinator(CoordinatorConfig(tmp_path / "state"))
+    lines: list[str] = []
+    key = NodeKey.generate()
+    node = key.node_id
+    with served(coordinator) as base, MeshClient(base, key) as client:
+        worker = Worker(client, bond=1, poll=0.05, log=lines.append)
+        worker.register()
+
+        # Forgotten (as by a coordinator on a fresh data folder): the next request is refused
+        # as unregistered, and the worker registers again instead of failing every poll.
+        def forget() -> None:
+            with coordinator.store.transaction() as conn:
+                conn.execute("DELETE FROM nodes WHERE node_id = ?", (node,))
+
+        stop = threading.Event()
+        threading.Timer(0.5, forget).start()
+        threading.Timer(4.0, stop.set).start()
+        worker.run(stop)
+        assert any(line.startswith("registering again:") for line in lines), lines
+        assert coordinator.store.get_node(node).banned is False
+        # Banned: the worker stops at once with the coordinator's one-line refusal.
+        coordinator.store.set_banned(node, True)
+        lines.clear()
+        stop = threading.Event()
+        guard = threading.Timer(20.0, stop.set)  # a worker that kept polling would end here
+        guard.start()
+        with pytest.raises(MeshRequestError, match="banned") as refused:
+            # Its bond is still staked, so registering again stakes nothing and lifts no ban.
+            worker.run(stop)
+        guard.cancel()
+        assert refused.value.status == 403
+        assert not stop.is_set()
+        assert [line for line in lines if line.startswith("stopping:")], lines
