@@ -100,10 +100,14 @@ def job_list(
     from rich.table import Table
 
     table = Table(title=f"jobs ({len(jobs)})")
-    for col in ("job id", "state", "created", "size", "nodes"):
-        table.add_column(col, no_wrap=True)
+    # The id is never cut (it is what every other command takes); on a narrow terminal the other
+    # columns wrap instead of ending in an ellipsis.
+    width = max((len(job["job_id"]) for job in jobs), default=6)
+    table.add_column("job id", no_wrap=True, min_width=width)
+    for col in ("state", "created", "size", "nodes"):
+        table.add_column(col, overflow="fold")
     for job in jobs:
-        created = datetime.datetime.fromtimestamp(job["created_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        created = datetime.datetime.fromtimestamp(job["created_at"]).strftime("%Y-%m-%d %H:%M")
         m, k, n = job["shape"]
         state = job["state"] + (f" ({job['reason']})" if job.get("reason") else "")
         table.add_row(

@@ -90,6 +90,8 @@ def test_a_job_without_workers_says_why_and_ctrl_c_says_how_to_resume(tmp_path: 
         (listed,) = json.loads(cli("job", "list", "--json"))["jobs"]
         assert listed["job_id"] == job_id and listed["state"] == "sharded"
         assert listed["shape"] == [48, 40, 32]
+        # The table never cuts the id, even 80 columns wide (what Rich gives a pipe).
+        assert job_id in cli("job", "list")
         status = cli("job", "status", job_id[:8])
         assert f"job {job_id}: sharded" in status
         assert "waiting for nodes: the job needs 3 distinct nodes" in status
