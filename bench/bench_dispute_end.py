@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -41,62 +38,9 @@ from typing import Any
 
 import numpy as np
 from _common import emit
+from _procs import ME, ProcessMesh, wait_log
 
-ME = [sys.executable, "-m", "ramnet.cli"]
 GOAL_S = 30.0
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_log(path: Path, text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace"):
-            return
-        time.sleep(0.02)
-    raise SystemExit(f"{path.name} never said {text!r}: {path.read_text(errors='replace')}")
-
-
-class _Mesh:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = _port()
-        self.env = {
-            **os.environ,
-            "RAMNET_COORDINATOR": f"http://127.0.0.1:{self.port}",
-            "XDG_CONFIG_HOME": str(folder / "cfg"),
-        }
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *args: str) -> None:
-        log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen(
-            [*ME, *args], cwd=self.folder, env=self.env, stdout=log, stderr=log
-        )
-
-    def node_id(self, name: str) -> str:
-        out = subprocess.run(
-            [*ME, "keys", "show", "--key-file", f"{name}.key"],
-            cwd=self.folder, env=self.env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        return out.stdout.strip()
-
-    def stop(self) -> None:
-        for name, proc in self.procs.items():
-            if name != "coord" and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        if "coord" in self.procs:
-            self.procs["coord"].send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def one_run(n: int, dtype: str, timeout: float, fallback: bool = False) -> dict[str, Any]:
@@ -104,11 +48,11 @@ def one_run(n: int, dtype: str, timeout: float, fallback: bool = False) -> dict[
     with no validator, and a spare worker)."""
     with tempfile.TemporaryDirectory(prefix="ramnet-dispute-end-") as tmp:
         folder = Path(tmp)
-        mesh = _Mesh(folder)
+        mesh = ProcessMesh(folder)
         try:
             mesh.start("coord", "coordinator", "start", "--port", str(mesh.port),
                        "--data-dir", "s")  # fmt: skip
-            _wait_log(folder / "coord.log", "coordinator on", 60)
+            wait_log(folder / "coord.log", "coordinator on", 60)
             nodes = {
                 "cheat": ["--misbehave", "off-by-one"],
                 "w0": [],
@@ -121,7 +65,7 @@ def one_run(n: int, dtype: str, timeout: float, fallback: bool = False) -> dict[
                 mesh.start(name, "worker", "start", "--key-file", f"{name}.key", "--bond", "50",
                            *extra)  # fmt: skip
             for name in nodes:
-                _wait_log(folder / f"{name}.log", "registered", 60)
+                wait_log(folder / f"{name}.log", "registered", 60)
             started = time.monotonic()
             consumer = subprocess.Popen(
                 [*ME, "run", "--mode", "mesh", "--nodes", "3", "--random", f"{n}x{n}x{n}",
@@ -131,7 +75,7 @@ def one_run(n: int, dtype: str, timeout: float, fallback: bool = False) -> dict[
             )  # fmt: skip
             if fallback:
                 for name in nodes:
-                    _wait_log(folder / f"{name}.log", "block products", 60)
+                    wait_log(folder / f"{name}.log", "block products", 60)
                 mesh.start("spare", "worker", "start", "--key-file", "spare.key", "--bond", "50")
             try:
                 out, err = consumer.communicate(timeout=timeout)

@@ -24,72 +24,19 @@ over --runs.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from _common import emit
-
-ME = [sys.executable, "-m", "ramnet.cli"]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from _procs import ME, ProcessMesh, wait_log
 
 
-def _wait_log(path: Path, text: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace"):
-            return
-        time.sleep(0.02)
-    raise SystemExit(f"{path.name} never said {text!r}: {path.read_text(errors='replace')}")
-
-
-class _Mesh:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = _port()
-        self.env = {
-            **os.environ,
-            "RAMNET_COORDINATOR": f"http://127.0.0.1:{self.port}",
-            "XDG_CONFIG_HOME": str(folder / "cfg"),
-        }
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str, *args: str) -> None:
-        log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        self.procs[name] = subprocess.Popen(
-            [*ME, *args], cwd=self.folder, env=self.env, stdout=log, stderr=log
-        )
-
-    def worker(self, name: str, *extra: str) -> None:
-        self.start(name, "worker", "start", "--key-file", f"{name}.key", *extra)
-
-    def stop(self) -> None:
-        for name, proc in self.procs.items():
-            if name != "coord" and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        if "coord" in self.procs:
-            self.procs["coord"].send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _consumer(mesh: _Mesh, n: int, dtype: str) -> subprocess.Popen[bytes]:
+def _consumer(mesh: ProcessMesh, n: int, dtype: str) -> subprocess.Popen[bytes]:
     size = f"{n}x{n}x{n}"
     return subprocess.Popen(
         [*ME, "run", "--mode", "mesh", "--nodes", "3", "--random", size, "--dtype", dtype,
@@ -108,25 +55,25 @@ def one_run(n: int, dtype: str, *, crash: bool) -> dict[str, Any]:
     """One job on a fresh mesh, with a worker killed mid-shard or not."""
     with tempfile.TemporaryDirectory(prefix="ramnet-recovery-") as tmp:
         folder = Path(tmp)
-        mesh = _Mesh(folder)
+        mesh = ProcessMesh(folder)
         try:
             mesh.start("coord", "coordinator", "start", "--port", str(mesh.port),
                        "--data-dir", "s")  # fmt: skip
-            _wait_log(folder / "coord.log", "coordinator on", 60)
+            wait_log(folder / "coord.log", "coordinator on", 60)
             names = ["doomed", "w0", "w1"] if crash else ["w0", "w1", "w2"]
             for name in names:
                 mesh.worker(name, *(["--misbehave", "stall"] if name == "doomed" else []))
             for name in names:
-                _wait_log(folder / f"{name}.log", "registered", 60)
+                wait_log(folder / f"{name}.log", "registered", 60)
             started = time.monotonic()
             consumer = _consumer(mesh, n, dtype)
             if not crash:
                 _finish(consumer, 600)
                 return {"honest_s": time.monotonic() - started}
-            _wait_log(folder / "doomed.log", "stalling", 300)
+            wait_log(folder / "doomed.log", "stalling", 300)
             stalled = time.monotonic()  # it claimed its shard a moment before
             mesh.worker("spare")
-            _wait_log(folder / "spare.log", "registered", 60)
+            wait_log(folder / "spare.log", "registered", 60)
             mesh.procs["doomed"].send_signal(signal.SIGKILL)
             killed = time.monotonic()
             _finish(consumer, 600)

@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -33,7 +33,7 @@ import numpy as np
 from ramnet.mesh.coordinator.inputs import JobInputs
 from ramnet.mesh.coordinator.parties import draw
 from ramnet.mesh.coordinator.polls import Polls
-from ramnet.mesh.coordinator.results import Results
+from ramnet.mesh.coordinator.results import Partials, Results
 from ramnet.mesh.coordinator.settlement import Settler
 from ramnet.mesh.protocol.messages import Verdict
 from ramnet.mesh.rules.disputes import coordinator_verdict, frauds_proven, validation_package
@@ -43,6 +43,20 @@ from ramnet.mesh.state.job_failures import fail_job
 from ramnet.mesh.state.ledger import Ledger
 from ramnet.mesh.state.records import FINAL_JOB_STATES, Dispute, DisputeOutcome, NewShard
 from ramnet.mesh.state.store import Store
+
+#: A validation package: its metadata and its arrays (``rules.disputes.validation_package``).
+Package = tuple[dict[str, Any], dict[str, np.ndarray]]
+
+
+class JobMaterial(NamedTuple):
+    """What the coordinator holds of a disputed job: its tiles, the revealed partials and whose
+    they are (``Results.revealed``)."""
+
+    tiles_a: dict[tuple[int, int], np.ndarray]
+    tiles_b: dict[tuple[int, int], np.ndarray]
+    reveals: dict[int, Partials]
+    nodes_of: dict[int, str]
+
 
 __all__ = ["Disputes"]
 
@@ -118,12 +132,17 @@ class Disputes:
         dispute = self._polls.wait_for(mine, wait)
         if dispute is None:
             return {"dispute_id": None}, {}
+        return self._package(dispute)[0]
+
+    def _package(self, dispute: Dispute) -> tuple[Package, JobMaterial]:
+        """The dispute's validation package, and what the coordinator holds of its job (the
+        tiles, the revealed partials and their nodes) to judge it itself."""
         spec = self._store.get_job(dispute.job_id).spec
         tiles_a, tiles_b = self._inputs.tiles(dispute.job_id, spec)
         reveals, nodes_of = self._results.revealed(dispute.job_id)
         commits = self._results.commits(dispute.job_id)
         p, q, r = (len(e) - 1 for e in spec.edges)
-        return validation_package(
+        package = validation_package(
             dispute.dispute_id,
             dispute.job_id,
             dispute.claims.blocks,
@@ -135,6 +154,7 @@ class Disputes:
             (spec.commit_a, spec.commit_b),
             (p, q, r),
         )
+        return package, JobMaterial(tiles_a, tiles_b, reveals, nodes_of)
 
     def verdict(self, node: str, dispute_id: int, verdict: Verdict) -> dict[str, Any]:
         """Check a validator's verdict; slash and requeue the proven cheaters, or the validator.
@@ -315,25 +335,15 @@ class Disputes:
             if dispute.state != "open" or dispute.validator is not None:
                 return False
             job_id = dispute.job_id
-            spec = self._store.get_job(job_id).spec
-            tiles_a, tiles_b = self._inputs.tiles(job_id, spec)
-            reveals, nodes_of = self._results.revealed(job_id)
-            commits = self._results.commits(job_id)
-            p, q, r = (len(e) - 1 for e in spec.edges)
-            meta, arrays = validation_package(
-                dispute_id,
-                job_id,
-                dispute.claims.blocks,
-                tiles_a,
-                tiles_b,
-                reveals,
-                nodes_of,
-                commits,
-                (spec.commit_a, spec.commit_b),
-                (p, q, r),
-            )
+            (meta, arrays), held = self._package(dispute)
             verdict = coordinator_verdict(
-                meta, arrays, dispute.claims.failed, reveals, nodes_of, tiles_a, tiles_b
+                meta,
+                arrays,
+                dispute.claims.failed,
+                held.reveals,
+                held.nodes_of,
+                held.tiles_a,
+                held.tiles_b,
             )
             record = {"validator": None, "judged_by": "coordinator", "frauds": verdict.frauds}
             verdict_blob = self._blobs.put(json.dumps(record).encode())
@@ -347,7 +357,7 @@ class Disputes:
             else:
                 with self._store.transaction():
                     for cheater in verdict.slashed:
-                        self.punish(job_id, cheater, None, nodes_of)
+                        self.punish(job_id, cheater, None, held.nodes_of)
                     self._store.resolve_dispute(
                         dispute_id,
                         DisputeOutcome("upheld", verdict.slashed),
