@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 
 from ramnet._errors import InvalidInputError, RamnetError
-from ramnet.commands._options import use_plain_values
+from ramnet.commands._options import ConvertsPlainValues
 
 
 def _click_exceptions() -> Any:
@@ -39,23 +39,12 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class OneLineErrors(typer.core.TyperGroup):
+class OneLineErrors(ConvertsPlainValues, typer.core.TyperGroup):
     """Usage errors (unknown option, bad value, missing option) as one ``error:`` line, exit 2.
 
     Its own options (``--version``, ``--help``) are converted without pydantic (see
     ``PlainValues``): Typer would otherwise import pydantic to convert them on every command.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        use_plain_values(self.params)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        """The ``--help`` flag, made on first use, converted without pydantic as well."""
-        option = super().get_help_option(ctx)
-        if option is not None:
-            use_plain_values([option])
-        return option
 
     def main(  # type: ignore[override]
         self,

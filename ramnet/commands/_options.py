@@ -142,7 +142,25 @@ def use_plain_values(params: list[Any]) -> None:
             param._runtime_param = plain
 
 
-class PlainValues(typer.core.TyperCommand):
+class ConvertsPlainValues:
+    """Mixin for a Typer command or group: its parameters, and its ``--help`` flag made on first
+    use, convert plain values without pydantic (``use_plain_values``)."""
+
+    params: list[Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        use_plain_values(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        """The ``--help`` flag, made on first use, converted without pydantic as well."""
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            use_plain_values([option])
+        return option
+
+
+class PlainValues(ConvertsPlainValues, typer.core.TyperCommand):
     """A command whose plain ``bool``, ``int`` and ``Path`` values are converted without pydantic.
 
     Typer 0.29 converts every value, even an option left out, through a pydantic
@@ -152,14 +170,3 @@ class PlainValues(typer.core.TyperCommand):
     converted as pydantic would; every other value goes to Typer's own conversion, so values,
     errors and help are unchanged. Typers that do not use pydantic are left alone.
     """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        use_plain_values(self.params)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        """The ``--help`` flag, made on first use, converted without pydantic as well."""
-        option = super().get_help_option(ctx)
-        if option is not None:
-            use_plain_values([option])
-        return option
