@@ -53,6 +53,11 @@ class ProcessMesh:
             [*ME, *args], cwd=self.folder, env=self.env, stdout=log, stderr=log
         )
 
+    def coordinator(self) -> None:
+        """Start the coordinator (state in ``s/``) on ``port`` and wait until it serves."""
+        self.start("coord", "coordinator", "start", "--port", str(self.port), "--data-dir", "s")
+        wait_log(self.folder / "coord.log", "coordinator on", 60)
+
     def worker(self, name: str, *extra: str) -> None:
         """Start a worker on the key file ``NAME.key``."""
         self.start(name, "worker", "start", "--key-file", f"{name}.key", *extra)

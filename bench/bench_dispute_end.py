@@ -50,9 +50,7 @@ def one_run(n: int, dtype: str, timeout: float, fallback: bool = False) -> dict[
         folder = Path(tmp)
         mesh = ProcessMesh(folder)
         try:
-            mesh.start("coord", "coordinator", "start", "--port", str(mesh.port),
-                       "--data-dir", "s")  # fmt: skip
-            wait_log(folder / "coord.log", "coordinator on", 60)
+            mesh.coordinator()
             nodes = {
                 "cheat": ["--misbehave", "off-by-one"],
                 "w0": [],

@@ -57,9 +57,7 @@ def one_run(n: int, dtype: str, *, crash: bool) -> dict[str, Any]:
         folder = Path(tmp)
         mesh = ProcessMesh(folder)
         try:
-            mesh.start("coord", "coordinator", "start", "--port", str(mesh.port),
-                       "--data-dir", "s")  # fmt: skip
-            wait_log(folder / "coord.log", "coordinator on", 60)
+            mesh.coordinator()
             names = ["doomed", "w0", "w1"] if crash else ["w0", "w1", "w2"]
             for name in names:
                 mesh.worker(name, *(["--misbehave", "stall"] if name == "doomed" else []))
