@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ramnet._errors import (
     BackendUnavailableError,
     ConfigError,
+    EngineUnavailableError,
     InputFileError,
     InvalidInputError,
     KernelError,
@@ -21,6 +22,7 @@ from ramnet._errors import (
     ProofUnsupportedError,
     RamnetError,
     ShapeMismatchError,
+    StoreChangedError,
     TraceFormatError,
     UnsupportedDTypeError,
 )
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BackendUnavailableError",
     "ConfigError",
+    "EngineUnavailableError",
     "InputFileError",
     "InvalidInputError",
     "KernelError",
@@ -43,6 +46,7 @@ __all__ = [
     "ProofUnsupportedError",
     "RamnetError",
     "ShapeMismatchError",
+    "StoreChangedError",
     "TraceFormatError",
     "UnsupportedDTypeError",
     "__version__",

@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "BackendUnavailableError",
     "ConfigError",
+    "EngineUnavailableError",
     "InputFileError",
     "InvalidInputError",
     "KernelError",
@@ -22,6 +23,7 @@ __all__ = [
     "ProofUnsupportedError",
     "RamnetError",
     "ShapeMismatchError",
+    "StoreChangedError",
     "TraceFormatError",
     "UnsupportedDTypeError",
 ]
@@ -89,3 +91,11 @@ class TraceFormatError(InvalidInputError):
 
 class ProofUnsupportedError(InvalidInputError):
     """A proof was asked for a job it cannot cover exactly (floats, or int32 beyond 2^60)."""
+
+
+class EngineUnavailableError(InvalidInputError, RuntimeError):
+    """An engine was asked for that this machine cannot run (Spark without Java or pyspark)."""
+
+
+class StoreChangedError(InvalidInputError):
+    """An operand or intermediate store whose bytes changed while a job was reading it."""

@@ -16,6 +16,7 @@ import ramnet.orchid
 RAMNET_ALL = [
     "BackendUnavailableError",
     "ConfigError",
+    "EngineUnavailableError",
     "InputFileError",
     "InvalidInputError",
     "KernelError",
@@ -26,6 +27,7 @@ RAMNET_ALL = [
     "ProofUnsupportedError",
     "RamnetError",
     "ShapeMismatchError",
+    "StoreChangedError",
     "TraceFormatError",
     "UnsupportedDTypeError",
     "__version__",
@@ -250,6 +252,8 @@ def test_error_bases() -> None:
         "OutputFileError",
         "ConfigError",
         "BackendUnavailableError",
+        "EngineUnavailableError",
+        "StoreChangedError",
     ):
         assert issubclass(getattr(ramnet, name), ramnet.InvalidInputError), name
 
