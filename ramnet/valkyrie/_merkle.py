@@ -204,6 +204,72 @@ def _leaf_prefix(header: bytes) -> bytes:
     return _hash.LEAF_TAG + header
 
 
+def _draft(dtype: str, shape: tuple[int, int], tile: tuple[int, int]) -> Commitment:
+    if dtype not in DTYPE_CODES:
+        raise InvalidInputError(f"cannot commit dtype {dtype}")
+    if len(shape) != 2 or min(shape) < 0:
+        raise InvalidInputError(f"a matrix shape is two sizes >= 0, got {shape}")
+    if len(tile) != 2 or min(tile) < 1:
+        raise InvalidInputError(f"tile dimensions must be >= 1, got {tile}")
+    return Commitment(dtype, (int(shape[0]), int(shape[1])), (int(tile[0]), int(tile[1])), b"")
+
+
+def leaf_prefix_for(dtype: str, shape: tuple[int, int], tile: tuple[int, int]) -> bytes:
+    """The prefix every leaf of a matrix with this dtype, shape and tile starts with.
+
+    Whoever holds only some whole tile rows of the matrix (a Spark executor) passes it to
+    ``leaf_digests(strip, tile, tile_row0, prefix)`` to hash them (the strip little-endian, its
+    first row a multiple of ``tile[0]``, ``tile_row0`` that multiple); ``commitment_from_leaves``
+    then joins every strip's digests into the commitment.
+
+    Args:
+        dtype: The dtype name (int8, int16, int32, int64, float32 or float64).
+        shape: (rows, columns) of the whole matrix.
+        tile: (rows, columns) of a full tile.
+
+    Returns:
+        The leaf tag and the commitment header's bytes.
+
+    Raises:
+        InvalidInputError: An unsupported dtype, a negative size or a tile side below 1.
+    """
+    return _leaf_prefix(_draft(dtype, shape, tile).header())
+
+
+def commitment_from_leaves(
+    dtype: str, shape: tuple[int, int], tile: tuple[int, int], leaves: Sequence[bytes]
+) -> Commitment:
+    """The commitment ``commit_matrix`` gives a matrix whose leaf digests are ``leaves``.
+
+    Lets a driver commit to a matrix it never holds: executors hash strips of whole tile rows
+    (``leaf_digests`` with ``leaf_prefix_for``'s prefix), the driver joins their digests in
+    row-major tile order and builds the tree here.
+
+    Args:
+        dtype: The dtype name.
+        shape: (rows, columns) of the matrix.
+        tile: (rows, columns) of a full tile.
+        leaves: The 32-byte leaf digests, row-major over the tile grid.
+
+    Returns:
+        The commitment.
+
+    Raises:
+        InvalidInputError: A bad dtype, shape or tile, a digest that is not 32 bytes, or a
+            count other than the tile grid's leaf count.
+    """
+    draft = _draft(dtype, shape, tile)
+    if len(leaves) != draft.leaf_count:
+        raise InvalidInputError(
+            f"a {shape[0]}x{shape[1]} matrix in {tile[0]}x{tile[1]} tiles has "
+            f"{draft.leaf_count} leaves, got {len(leaves)} digests"
+        )
+    if any(len(leaf) != _hash.DIGEST_SIZE for leaf in leaves):
+        raise InvalidInputError(f"a leaf digest is {_hash.DIGEST_SIZE} bytes")
+    top = MerkleTree(draft, [bytes(leaf) for leaf in leaves]).top
+    return Commitment(draft.dtype, draft.shape, draft.tile, _root(draft.header(), len(leaves), top))
+
+
 @functools.cache
 def _c_hashing() -> bool:
     # The C leaf hasher only where it has its vector path: without it, the blake3 package's own

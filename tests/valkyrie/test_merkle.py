@@ -514,3 +514,61 @@ def test_commit_matrices_raises_what_a_visitor_raises() -> None:
 
     with pytest.raises(ValueError, match="boom"):
         commit_matrices([(make_matrix(1, (5000, 300), "int8"), None)], threads=2, visit=visit)
+
+
+# ---- commitments joined from leaves hashed elsewhere (Spark executors) ----
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 700),
+    st.integers(0, 300),
+    st.sampled_from(DTYPES),
+    st.sampled_from(["row_strip", "default", "small"]),
+    st.integers(1, 5),
+    st.integers(0, 2**32 - 1),
+)
+def test_commitment_from_leaves_of_separate_strips_equals_commit_matrix(  # type: ignore[no-untyped-def]
+    rows, cols, dtype, tiling, strip_tiles, seed
+) -> None:
+    from ramnet.valkyrie._merkle import commitment_from_leaves, leaf_digests, leaf_prefix_for
+
+    x = make_matrix(seed, (rows, cols), dtype)
+    tile = {
+        "row_strip": row_strip_tile(x.dtype, x.shape),
+        "default": default_tile(x.dtype),
+        "small": (7, 5),
+    }[tiling]
+    want = commit_matrix(x, tile=tile, threads=1)[0]
+    prefix = leaf_prefix_for(dtype, (rows, cols), tile)
+    grid_rows, grid_cols = want.grid
+    leaves: list[bytes] = []
+    # Each strip of ``strip_tiles`` whole tile rows is hashed on its own, as an executor would.
+    for t0 in range(0, grid_rows, strip_tiles):
+        strip = x[t0 * tile[0] : (t0 + strip_tiles) * tile[0]]
+        got = leaf_digests(strip, tile, t0, prefix)
+        assert len(got) == min(strip_tiles, grid_rows - t0) * grid_cols
+        leaves += got
+    assert commitment_from_leaves(dtype, (rows, cols), tile, leaves) == want
+
+
+def test_commitment_from_leaves_refuses_bad_input() -> None:
+    from ramnet.valkyrie._merkle import commitment_from_leaves, leaf_prefix_for
+
+    leaf = bytes(32)
+    # A 5x5 matrix in 2x2 tiles has 9 leaves.
+    assert commitment_from_leaves("int8", (5, 5), (2, 2), [leaf] * 9).shape == (5, 5)
+    for count in (0, 8, 10):
+        with pytest.raises(InvalidInputError, match="9 leaves"):
+            commitment_from_leaves("int8", (5, 5), (2, 2), [leaf] * count)
+    with pytest.raises(InvalidInputError, match="32 bytes"):
+        commitment_from_leaves("int8", (5, 5), (2, 2), [leaf] * 8 + [b"short"])
+    with pytest.raises(InvalidInputError, match="dtype"):
+        commitment_from_leaves("uint8", (5, 5), (2, 2), [leaf] * 9)
+    with pytest.raises(InvalidInputError, match="tile"):
+        leaf_prefix_for("int8", (5, 5), (0, 2))
+    with pytest.raises(InvalidInputError, match="shape"):
+        leaf_prefix_for("int8", (-1, 5), (2, 2))
+    # An empty matrix has no leaves and the same commitment commit_matrix gives it.
+    empty = commit_matrix(make_matrix(0, (0, 4), "int32"), tile=(3, 3))[0]
+    assert commitment_from_leaves("int32", (0, 4), (3, 3), []) == empty
