@@ -20,11 +20,46 @@ def _blas() -> dict[str, Any]:
         return {"name": None, "version": None}
 
 
-def report() -> dict[str, Any]:
-    """Describe Python, numpy and its BLAS, the compiler, the kernels and the code paths.
+#: What a frozen executable says for Spark (packaging/pyinstaller.spec leaves the engine out).
+NO_SPARK_IN_EXECUTABLE = "this executable has no Spark engine; pip install 'ramnet[spark]'"
+
+
+def spark() -> dict[str, Any]:
+    """Whether this machine can run ``ramnet run --mode spark``, without starting a JVM.
 
     Returns:
-        A JSON-ready dict; ``kernels`` is ``ramnet.orchid.kernel_info()``.
+        ``pyspark`` (its version or None), ``java`` (``path``, ``version``, ``major`` or None),
+        ``ok``, and ``problem``: the first thing missing, one line that says how to fix it.
+    """
+    from ramnet._errors import EngineUnavailableError
+
+    info: dict[str, Any] = {"pyspark": None, "java": None, "ok": False, "problem": None}
+    try:
+        from ramnet.spark import session
+    except ImportError:  # the one-file executable leaves ramnet.spark out
+        info["problem"] = NO_SPARK_IN_EXECUTABLE
+        return info
+    problems = []
+    try:
+        info["pyspark"] = session.check_pyspark()
+    except EngineUnavailableError as exc:
+        problems.append(str(exc))
+    try:
+        java = session.check_java()
+        info["java"] = {"path": java.path, "version": java.version, "major": java.major}
+    except EngineUnavailableError as exc:
+        problems.append(str(exc))
+    info["ok"] = not problems
+    info["problem"] = problems[0] if problems else None
+    return info
+
+
+def report() -> dict[str, Any]:
+    """Describe Python, numpy and its BLAS, the compiler, the kernels, the code paths and Spark.
+
+    Returns:
+        A JSON-ready dict; ``kernels`` is ``ramnet.orchid.kernel_info()``, ``spark`` is
+        ``spark()``.
     """
     import numpy as np
 
@@ -48,4 +83,5 @@ def report() -> dict[str, Any]:
         },
         "threads": orchid.default_threads(),
         "kernels": orchid.kernel_info(),
+        "spark": spark(),
     }

@@ -10,7 +10,8 @@ from ramnet.commands._options import JsonOption
 def doctor(
     as_json: JsonOption = False,
 ) -> None:
-    """Report Python, numpy and its BLAS, the compiler, the C kernels and the code paths."""
+    """Report Python, numpy and its BLAS, the compiler, the C kernels, the code paths and whether
+    Spark (pyspark and Java) can run here."""
     from ramnet.commands import _doctor
 
     info = _doctor.report()
@@ -47,4 +48,9 @@ def doctor(
             f"path: {family}", f"{paths['best']} (supported: {', '.join(paths['supported'])})"
         )
     table.add_row("threads", str(info["threads"]))
+    spark = info["spark"]
+    java = spark["java"]
+    table.add_row("pyspark", spark["pyspark"] or "not installed")
+    table.add_row("java", f"{java['version']} ({java['path']})" if java else "not found")
+    table.add_row("spark engine", "ready" if spark["ok"] else f"UNAVAILABLE: {spark['problem']}")
     stdout().print(table)

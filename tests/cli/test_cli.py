@@ -440,6 +440,34 @@ def test_doctor_table(runner: CliRunner) -> None:
     assert ("loaded" if C_AVAILABLE else "MISSING") in result.stdout
 
 
+def test_doctor_reports_spark(runner: CliRunner) -> None:
+    spark = one_json(invoke(runner, "doctor", "--json"))["spark"]
+    assert set(spark) == {"pyspark", "java", "ok", "problem"}
+    if spark["ok"]:
+        assert spark["problem"] is None
+        assert spark["pyspark"]
+        assert spark["java"]["major"] >= 17
+        assert set(spark["java"]) == {"path", "version", "major"}
+    else:
+        assert "\n" not in spark["problem"]
+
+
+def test_doctor_without_java(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java on it
+    result = invoke(runner, "doctor", "--json")
+    assert result.exit_code == 0, result.stderr
+    spark = one_json(result)["spark"]
+    assert spark["java"] is None and spark["ok"] is False
+    assert "no java on PATH" in spark["problem"]
+    assert "apt-get install openjdk-17-jre-headless" in spark["problem"]
+    table = invoke(runner, "doctor")
+    assert table.exit_code == 0, table.stderr
+    assert "UNAVAILABLE" in table.stdout and "not found" in table.stdout
+
+
 def test_bench_gemm_json(runner: CliRunner) -> None:
     result = invoke(
         runner, "bench", "gemm", "--size", "64", "--dtype", "int8", "--json", "--repeat", "1"
