@@ -479,6 +479,31 @@ def _remove(p: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """Refuse an output path ``atomic_output`` could not write, before any work is done.
+
+    Args:
+        path: The output (``.npy`` or ``.zarr``).
+
+    Returns:
+        The path.
+
+    Raises:
+        InvalidInputError: A suffix other than ``.npy`` or ``.zarr``.
+        OutputFileError: The folder is missing or not writable.
+    """
+    final = Path(path)
+    _format_of(final)
+    if "://" in os.fspath(path):
+        raise OutputFileError(f"{final}: remote outputs are not supported yet")
+    parent = final.parent
+    if not parent.is_dir():
+        raise OutputFileError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OutputFileError(f"output folder {parent} is not writable")
+    return final
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary store beside ``path`` that takes ``path``'s name only if the block succeeds.
@@ -680,7 +705,20 @@ def tile_digest(store: MatrixStore, rows: slice, cols: slice) -> bytes:
         InvalidInputError: A range outside the matrix.
         InputFileError: The store cannot be read.
     """
-    tile = store.read_tile(rows, cols)
+    return array_digest(rows, cols, store.read_tile(rows, cols))
+
+
+def array_digest(rows: slice, cols: slice, tile: np.ndarray) -> bytes:
+    """``tile_digest`` of a tile already read: ``tile`` holds the values of ``rows`` x ``cols``.
+
+    Args:
+        rows: The tile's rows in its matrix.
+        cols: The tile's columns.
+        tile: Its values.
+
+    Returns:
+        The 32-byte digest.
+    """
     little = tile.astype(tile.dtype.newbyteorder("<"), copy=False)
     header = _TILE_TAG + struct.pack(
         "<QQQQB",
