@@ -2,10 +2,12 @@
 
 Byte layout, version 1 (all integers little-endian; see docs/trace-format.md):
 
-    header   magic "RAMNETTR" | u16 version = 1 | u16 flags (bit 0: has a proof) | u32 sections
+    header   magic "RAMNETTR" | u16 version = 1 | u16 flags (bit 0: has a proof, bit 1: has
+             executors) | u32 sections
     section  u16 type | u16 reserved = 0 | u32 length | payload
-    sections in this order: JOB (1), NODE (2), COMMITMENTS (3), BLOCKS (4), PROOF (5, only when
-    flag bit 0 is set), SIGNATURE (255, last; 64 bytes of Ed25519 over every byte before them)
+    sections in this order: JOB (1), NODE (2), COMMITMENTS (3), BLOCKS (4), EXECUTORS (6, only
+    when flag bit 1 is set), PROOF (5, only when flag bit 0 is set), SIGNATURE (255, last; 64
+    bytes of Ed25519 over every byte before them)
 
 Parsing is strict: any other order, an unknown type, a nonzero reserved field, a length beyond the
 file, trailing bytes, or counts that disagree with lengths are errors. Nothing is allocated beyond
@@ -34,16 +36,20 @@ MAX_TRACE_BYTES = 64 << 20
 SIGNATURE_SIZE = 64
 # Bounds what verifying a commitment can cost: 2^20 tiles of 64 KiB is 64 GiB of matrix.
 MAX_LEAVES = 1 << 20
+# Plan slots a trace can name: far more than a job's tasks, and at most ~1 MiB of text.
+MAX_EXECUTORS = 4096
 
-JOB, NODE, COMMITMENTS, BLOCKS, PROOF, SIGNATURE = 1, 2, 3, 4, 5, 255
+JOB, NODE, COMMITMENTS, BLOCKS, PROOF, EXECUTORS, SIGNATURE = 1, 2, 3, 4, 5, 6, 255
 _NAMES = {
     JOB: "JOB",
     NODE: "NODE",
     COMMITMENTS: "COMMITMENTS",
     BLOCKS: "BLOCKS",
+    EXECUTORS: "EXECUTORS",
     PROOF: "PROOF",
     SIGNATURE: "SIGNATURE",
 }
+HAS_PROOF, HAS_EXECUTORS = 1, 2  # header flag bits
 
 _HEADER = struct.Struct("<8sHHI")
 _SECTION = struct.Struct("<HHI")
@@ -73,6 +79,8 @@ class Trace:
         a, b, c: Commitments to A, B and C.
         blocks: Digests of the block products' partial tiles.
         proof: The sum-check proof, if any.
+        executors: Element s names the executor that computed plan slot s (a Spark run, e.g.
+            "10.0.0.5:4711"); empty for runs without slots. Signed, but not in ``seed``.
         signature: 64-byte Ed25519 signature (empty before signing).
         signed_length: How many leading bytes of the file the signature covers (0 if unsigned).
     """
@@ -86,6 +94,7 @@ class Trace:
     c: Commitment
     blocks: tuple[BlockDigest, ...]
     proof: MatmulProof | None = None
+    executors: tuple[str, ...] = ()
     signature: bytes = b""
     signed_length: int = 0
 
@@ -140,10 +149,12 @@ def encode(trace: Trace, key: NodeKey) -> bytes:
     """Serialise and sign a trace with ``key`` (whose public key must be ``trace.node_id``).
 
     Raises:
-        TraceFormatError: The node id is not the key's.
+        TraceFormatError: The node id is not the key's, or more than ``MAX_EXECUTORS`` executors.
     """
     if trace.node_id != key.public_key:
         raise TraceFormatError("the trace's node id is not the signing key's")
+    if len(trace.executors) > MAX_EXECUTORS:
+        raise TraceFormatError(f"EXECUTORS: a trace names at most {MAX_EXECUTORS} plan slots")
     sections = [
         _section(JOB, _job_payload(trace.spec, trace.threads, trace.created)),
         _section(NODE, trace.node_id),
@@ -154,9 +165,14 @@ def encode(trace: Trace, key: NodeKey) -> bytes:
             + b"".join(_BLOCK.pack(x.i, x.j, x.k, x.digest) for x in trace.blocks),
         ),
     ]
+    flags = 0
+    if trace.executors:
+        payload = struct.pack("<I", len(trace.executors))
+        sections.append(_section(EXECUTORS, payload + b"".join(map(_text, trace.executors))))
+        flags |= HAS_EXECUTORS
     if trace.proof is not None:
         sections.append(_section(PROOF, trace.proof.to_bytes()))
-    flags = 1 if trace.proof is not None else 0
+        flags |= HAS_PROOF
     body = _HEADER.pack(MAGIC, VERSION, flags, len(sections) + 1) + b"".join(sections)
     body += _SECTION.pack(SIGNATURE, 0, SIGNATURE_SIZE)
     return body + key.sign(body)
@@ -269,6 +285,27 @@ def _parse_blocks(payload: memoryview, grid: tuple[int, int, int]) -> tuple[Bloc
     return tuple(out)
 
 
+def _parse_executors(payload: memoryview) -> tuple[str, ...]:
+    r = _Reader(payload, "EXECUTORS")
+    (count,) = r.unpack("<I")
+    if not 1 <= count <= MAX_EXECUTORS:
+        raise TraceFormatError(f"EXECUTORS: {count} plan slots; 1 to {MAX_EXECUTORS} allowed")
+    # Each text takes at least its 2-byte length: a count the section cannot hold is refused
+    # before anything is read.
+    if count * 2 > len(payload) - 4:
+        raise TraceFormatError("EXECUTORS: the count exceeds the section length")
+    names = tuple(r.text() for _ in range(count))
+    r.end()
+    return names
+
+
+def _flag_words(flags: int) -> str:
+    return ", ".join(
+        ("with " if flags & bit else "without ") + name
+        for bit, name in ((HAS_PROOF, "PROOF"), (HAS_EXECUTORS, "EXECUTORS"))
+    )
+
+
 def decode(data: bytes) -> Trace:
     """Parse trace bytes (the signature is not checked here: see ``check_signature``).
 
@@ -284,11 +321,17 @@ def decode(data: bytes) -> Trace:
         raise TraceFormatError("not a RAMNET trace (bad magic)")
     if version != VERSION:
         raise TraceFormatError(f"unsupported trace version {version}")
-    if flags & ~1:
+    if flags & ~(HAS_PROOF | HAS_EXECUTORS):
         raise TraceFormatError("unknown header flags")
-    expected = [JOB, NODE, COMMITMENTS, BLOCKS] + ([PROOF] if flags & 1 else []) + [SIGNATURE]
+    expected = [JOB, NODE, COMMITMENTS, BLOCKS]
+    expected += [EXECUTORS] if flags & HAS_EXECUTORS else []
+    expected += [PROOF] if flags & HAS_PROOF else []
+    expected.append(SIGNATURE)
     if count != len(expected):
-        raise TraceFormatError(f"header: {count} sections, expected {len(expected)}")
+        raise TraceFormatError(
+            f"header: {count} sections, but flags {flags} ({_flag_words(flags)}) "
+            f"need {len(expected)}"
+        )
     payloads: dict[int, memoryview] = {}
     signed_length = 0
     for kind in expected:
@@ -323,23 +366,25 @@ def decode(data: bytes) -> Trace:
         if commitment.leaf_count > MAX_LEAVES:
             raise TraceFormatError(f"COMMITMENTS: more than {MAX_LEAVES} tiles in one matrix")
     blocks = _parse_blocks(payloads[BLOCKS], spec.grid)
-    if flags & 1 and spec.dtype.startswith("float"):
+    executors = _parse_executors(payloads[EXECUTORS]) if flags & HAS_EXECUTORS else ()
+    if flags & HAS_PROOF and spec.dtype.startswith("float"):
         raise TraceFormatError("PROOF: float jobs carry no proof")
-    proof = MatmulProof.from_bytes(bytes(payloads[PROOF])) if flags & 1 else None
+    proof = MatmulProof.from_bytes(bytes(payloads[PROOF])) if flags & HAS_PROOF else None
     if len(payloads[SIGNATURE]) != SIGNATURE_SIZE:
         raise TraceFormatError("SIGNATURE: an Ed25519 signature is 64 bytes")
     return Trace(
-        spec,
-        threads,
-        created,
-        bytes(payloads[NODE]),
-        ca,
-        cb,
-        cc,
-        blocks,
-        proof,
-        bytes(payloads[SIGNATURE]),
-        signed_length,
+        spec=spec,
+        threads=threads,
+        created=created,
+        node_id=bytes(payloads[NODE]),
+        a=ca,
+        b=cb,
+        c=cc,
+        blocks=blocks,
+        proof=proof,
+        executors=executors,
+        signature=bytes(payloads[SIGNATURE]),
+        signed_length=signed_length,
     )
 
 

@@ -70,6 +70,8 @@ class Verdict:
                 "blocks": len(t.blocks),
                 "proof_bytes": t.proof.size if t.proof else 0,
             }
+            if t.executors:
+                out["trace"]["executors"] = list(t.executors)
         return out
 
 
@@ -150,6 +152,8 @@ def verify_trace(
             product = [Check(name, ok) for name, ok in evaluations]
     checks = [Check("format", True, f"trace v1, {len(data)} bytes")]
     checks.append(Check("signature", signed, f"Ed25519 by {trace.node_id.hex()[:16]}..."))
+    if trace.executors:
+        checks.append(_executors_check(trace.executors))
     if rounds is not None:
         checks.append(rounds[0])
     for name, commitment in commitments.items():
@@ -160,6 +164,13 @@ def verify_trace(
             checks.append(Check(f"commitment of {name}", ok, commitment.hex()[:16] + "..."))
     checks += product
     return Verdict(all(x.ok for x in checks), tuple(checks), trace)
+
+
+def _executors_check(executors: tuple[str, ...]) -> Check:
+    """What the trace says ran where: informational, it passes (the signature covers it)."""
+    slots, hosts = len(executors), len(set(executors))
+    detail = f"{slots} slot{'s' * (slots != 1)} on {hosts} executor{'s' * (hosts != 1)}"
+    return Check("executors", True, detail)
 
 
 def _rounds(trace: Trace) -> tuple[Check, _sumcheck.Challenges | None] | None:
