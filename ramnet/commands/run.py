@@ -1,4 +1,5 @@
-"""``ramnet run``: multiply A and B here (sovereign) or on the mesh, and render the report."""
+"""``ramnet run``: multiply A and B here (sovereign), on the mesh or on Apache Spark, and render
+the report."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ from ramnet.commands._shards import shard_table
 class Mode(str, Enum):
     sovereign = "sovereign"
     mesh = "mesh"
+    spark = "spark"
+
+
+class Fault(str, Enum):
+    """``--inject-fault``: how one partial is corrupted (``ramnet.spark.engine.FAULTS``)."""
+
+    off_by_one = "off-by-one"
+    random = "random"
+    zeros = "zeros"
 
 
 class Redundancy(str, Enum):
@@ -44,12 +54,23 @@ def _parse_grid(text: str | None) -> tuple[int, int, int] | None:
 
 @guarded
 def run(
-    out: Annotated[Path, typer.Option("--out", help="Where to write C (.npy).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write C (.npy; .npy or .zarr with spark).")
+    ],
     mode: Annotated[
-        Mode, typer.Option("--mode", help="sovereign: compute on this machine.")
+        Mode,
+        typer.Option(
+            "--mode",
+            help="sovereign: compute on this machine; mesh: on the mesh's workers; spark: on"
+            " Apache Spark (--master).",
+        ),
     ] = Mode.sovereign,
-    a: Annotated[Path | None, typer.Option("--a", help="A as a .npy file (M x K).")] = None,
-    b: Annotated[Path | None, typer.Option("--b", help="B as a .npy file (K x N).")] = None,
+    a: Annotated[
+        Path | None, typer.Option("--a", help="A (M x K): .npy; .npy or .zarr with spark.")
+    ] = None,
+    b: Annotated[
+        Path | None, typer.Option("--b", help="B (K x N): .npy; .npy or .zarr with spark.")
+    ] = None,
     random: Annotated[
         str | None,
         typer.Option("--random", help="Random operands of shape MxKxN.", metavar="MxKxN"),
@@ -65,7 +86,10 @@ def run(
         BackendChoice | None, typer.Option("--backend", help="Kernels to use (default auto).")
     ] = None,
     threads: Annotated[
-        int | None, typer.Option("--threads", min=1, help="Threads (default: every core).")
+        int | None,
+        typer.Option(
+            "--threads", min=1, help="Threads (default: every core); per task with spark."
+        ),
     ] = None,
     grid: Annotated[
         str | None,
@@ -81,7 +105,25 @@ def run(
         Path | None, typer.Option("--key-file", help="Node key that signs the trace.")
     ] = None,
     nodes: Annotated[
-        int | None, typer.Option("--nodes", help="Mesh: workers to use, a multiple of 3.")
+        int | None,
+        typer.Option(
+            "--nodes",
+            help="Mesh: workers to use; spark: plan slots (default 3). A multiple of 3.",
+        ),
+    ] = None,
+    master: Annotated[
+        str | None,
+        typer.Option(
+            "--master",
+            help="Spark: the master URL (default local[*]; spark://HOST:7077, yarn, k8s://...).",
+        ),
+    ] = None,
+    inject_fault: Annotated[
+        Fault | None,
+        typer.Option(
+            "--inject-fault",
+            help="Spark, testing aid: corrupt one partial on one executor (caught, recomputed).",
+        ),
     ] = None,
     coordinator: Annotated[
         str | None, typer.Option("--coordinator", help="Mesh: the coordinator's URL.")
@@ -131,6 +173,37 @@ def run(
     )
     from ramnet.orchid._io import parse_shape
 
+    _refuse_foreign_options(
+        mode,
+        master=master,
+        inject_fault=inject_fault,
+        coordinator=coordinator,
+        ca_file=ca_file,
+        detach=detach,
+        wait=wait,
+        redundancy=redundancy,
+    )
+    if mode is Mode.spark:
+        _run_spark(
+            out=out,
+            master=master or "local[*]",
+            a_path=a,
+            b_path=b,
+            random=parse_shape(random) if random is not None else None,
+            dtype=dtype.value if dtype else None,
+            seed=seed,
+            nodes=3 if nodes is None else nodes,
+            grid=_parse_grid(grid),
+            trace=trace,
+            key_file=settings.key_file,
+            save_inputs=save_inputs,
+            prove=prove,
+            threads=settings.threads,
+            backend=settings.backend,
+            inject_fault=inject_fault.value if inject_fault else None,
+            as_json=as_json,
+        )
+        return
     if mode is Mode.mesh:
         from ramnet.commands import _mesh_run
 
@@ -193,6 +266,40 @@ def run(
         print_json(report)
     else:
         _render_run(report)
+
+
+def _refuse_foreign_options(mode: Mode, **given: Any) -> None:
+    """One line for an option of another mode: Spark's outside spark, the mesh's with spark.
+
+    (Sovereign runs have always ignored the mesh's options; that stays as it was.)
+    """
+    spark_only = ("master", "inject_fault")
+    mesh_only = ("coordinator", "ca_file", "detach", "wait", "redundancy")
+    foreign = mesh_only if mode is Mode.spark else spark_only
+    for name in foreign:
+        if given[name] not in (None, False):
+            flag = "--" + name.replace("_", "-")
+            needs = "--mode mesh" if name in mesh_only else "--mode spark"
+            raise InvalidInputError(f"{flag} applies to {needs} only, not --mode {mode.value}")
+
+
+def _run_spark(*, as_json: bool, key_file: str | None, **options: Any) -> None:
+    from ramnet.commands import _spark_run
+
+    trace = options["trace"]
+    job = _spark_run.SparkJob(
+        # Loaded (or created) only once the job has been validated.
+        key=functools.partial(_node.node_key, key_file) if trace is not None else None,
+        **options,
+    )
+    if as_json:
+        print_json(_spark_run.run(job))
+        return
+    if sys.stdout.isatty():
+        report = _spark_run.run_with_progress(job)
+    else:
+        report = _spark_run.run(job, progress=_spark_run.narrator(_say))
+    _spark_run.render(report)
 
 
 def _say(line: str) -> None:

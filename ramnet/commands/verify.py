@@ -14,9 +14,15 @@ from ramnet.commands._options import JsonOption
 @guarded
 def verify(
     trace: Annotated[Path, typer.Argument(help="The trace file (trace.bin).")],
-    a: Annotated[Path | None, typer.Option("--a", help="A.npy, to check its commitment.")] = None,
-    b: Annotated[Path | None, typer.Option("--b", help="B.npy, to check its commitment.")] = None,
-    c: Annotated[Path | None, typer.Option("--c", help="C.npy, to check its commitment.")] = None,
+    a: Annotated[
+        Path | None, typer.Option("--a", help="A (.npy or .zarr), to check its commitment.")
+    ] = None,
+    b: Annotated[
+        Path | None, typer.Option("--b", help="B (.npy or .zarr), to check its commitment.")
+    ] = None,
+    c: Annotated[
+        Path | None, typer.Option("--c", help="C (.npy or .zarr), to check its commitment.")
+    ] = None,
     security_bits: Annotated[
         int, typer.Option("--security-bits", min=1, max=512, help="Freivalds: error <= 2^-bits.")
     ] = 40,
@@ -29,13 +35,26 @@ def verify(
     """
     from ramnet.valkyrie import verify_trace
 
-    verdict = verify_trace(trace, a, b, c, security_bits=security_bits, threads=threads)
+    matrices = [_matrix(path, name) for path, name in ((a, "A"), (b, "B"), (c, "C"))]
+    verdict = verify_trace(trace, *matrices, security_bits=security_bits, threads=threads)
     if as_json:
         print_json(verdict.to_dict())
     else:
         _render_verdict(verdict)
     if not verdict.valid:
         raise typer.Exit(1)
+
+
+def _matrix(path: Path | None, name: str) -> Any:
+    """A ``.npy`` path as it is (verify_trace maps it); a Zarr array (a Spark job's store) read
+    whole into memory, as verify_trace checks matrices in one process."""
+    if path is None or path.suffix.lower() != ".zarr":
+        return path
+    from ramnet.spark.store import OUTPUT_DTYPES, open_matrix
+
+    store = open_matrix(path, name, dtypes=OUTPUT_DTYPES)
+    rows, cols = store.shape
+    return store.read_tile(slice(0, rows), slice(0, cols))
 
 
 def _render_verdict(verdict: Any) -> None:
