@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ramnet._errors import InvalidInputError, KernelError
+from ramnet._errors import InvalidInputError, KernelError, StoreChangedError
 from ramnet.mesh.rules.plan import ShardPlan, grid_for, plan_shards
 from ramnet.orchid._dtypes import SUPPORTED_DTYPES, result_dtype
 from ramnet.orchid._scheduler import Grid, make_grid
@@ -175,7 +175,12 @@ class _Job:
 
     # ---- checks -------------------------------------------------------------------------
 
-    def sketch_b(self, vectors: list[Sketch]) -> list[list[Sketch]]:
+    def sketch_b(self, vectors: list[Sketch]) -> list[bytes]:
+        """B(k, j) . r_j for every block of B, written by tasks to the work folder.
+
+        Returns:
+            Per k, the digest of its sketches.
+        """
         r = self.grid.shape[2]
 
         def build(k: int, avoid: list[str]) -> bytes:
@@ -189,19 +194,29 @@ class _Job:
             self.excluded,
             lambda x: decode(x, BSketchResult).declined,
         )
-        br = []
+        digests = []
         for k in range(r):
             result = decode(results[k], BSketchResult)
             self.executors.add(result.executor)
             self.tiles.add(result.tiles)
-            br.append(result.br)
-        return br
+            digests.append(result.digest)
+        return digests
 
     def assemble(
-        self, out: str, rows: list[int], vectors: list[Sketch], br: list[list[Sketch]], checks: bool
+        self,
+        out: str,
+        rows: list[int],
+        vectors: list[Sketch],
+        br_digests: list[bytes],
+        checks: bool,
     ) -> dict[int, RowResult]:
+        """Check and sum the given rows of blocks into C (a task each).
+
+        Raises:
+            StoreChangedError: B's sketches changed in the work folder.
+        """
         _, q, r = self.grid.shape
-        flat = [s for per_k in br for s in per_k]
+        exact = np.dtype(self.files.dtype).kind != "f"
 
         def build(i: int, avoid: list[str]) -> bytes:
             partials = []
@@ -210,7 +225,15 @@ class _Job:
                     block = (i, j, k)
                     tag = self.copies.accepted[block]
                     partials.append((j, k, tag, self.copies.digests[block][tag]))
-            return encode(AssembleTask(self.files, out, i, partials, vectors, flat, avoid, checks))
+            u = None
+            if checks and exact:
+                from ramnet.valkyrie._checks import freivalds_vectors
+
+                height = self.grid.row_edges[i + 1] - self.grid.row_edges[i]
+                u = Sketch.of(freivalds_vectors(height, 40))
+            return encode(
+                AssembleTask(self.files, out, i, partials, vectors, br_digests, u, avoid, checks)
+            )
 
         results = self.runner.run_excluding(
             "assemble",
@@ -222,6 +245,11 @@ class _Job:
         )
         decoded = {i: decode(results[i], RowResult) for i in rows}
         for result in decoded.values():
+            if result.sketches_changed:
+                raise StoreChangedError(
+                    "the job's work folder changed while the job was running (B's check "
+                    "sketches); nothing was written"
+                )
             self.executors.add(result.executor)
             if checks:
                 self.tiles.add(result.tiles)
@@ -571,7 +599,7 @@ def _run(
 
     t0 = time.perf_counter()
     vectors: list[Sketch] = []
-    br: list[list[Sketch]] = []
+    br: list[bytes] = []
     if checks and exact:
         from ramnet.valkyrie._checks import freivalds_vectors
 

@@ -1,10 +1,11 @@
 """The messages between the Spark driver and its tasks: typed, encoded once, parsed strictly.
 
 Every task takes one ``*Task`` message and returns one ``*Result`` message, both as msgpack
-bytes. The driver never receives a tile: only digests (32 bytes) and Freivalds sketches (one
-residue per row of a block), so what it holds does not grow with the matrices' area. Spark itself
-moves these bytes (and pickles them inside its own transport, between the driver and executors of
-the user's own cluster); RAMNET decodes them with msgspec's typed decoder, never with pickle.
+bytes. The driver never receives a tile: only digests (32 bytes) and Freivalds sketches folded
+to one residue per block (and round), so what it receives depends on the block grid, not on n.
+Spark itself moves these bytes (and pickles them inside its own transport, between the driver
+and the executors of the user's own cluster); RAMNET decodes them with msgspec's typed
+decoder, never with pickle.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ class BSketchResult(msgspec.Struct, frozen=True):
     declined: bool
     seconds: float
     tiles: list[TileDigest]
-    br: list[Sketch]  # per j
+    digest: bytes  # of the sketches, written to the work folder (``tasks.b_sketch_path``)
 
 
 class AssembleTask(msgspec.Struct, frozen=True):
@@ -156,7 +157,8 @@ class AssembleTask(msgspec.Struct, frozen=True):
         out: The temporary output store.
         partials: For every (j, k) of row i: the partials' folder tag and the accepted digest.
         vectors: r_j for every j (empty: no checks).
-        br: B(k, j) . r_j for every (k, j), row-major in k (empty: no checks).
+        br_digests: Per k, the digest of B's sketches in the work folder (empty: no checks).
+        u: Weights that fold each row sketch into one residue per round: (rounds, rows of i).
     """
 
     files: JobFiles
@@ -164,7 +166,8 @@ class AssembleTask(msgspec.Struct, frozen=True):
     i: int
     partials: list[tuple[int, int, str, bytes]]
     vectors: list[Sketch] = []
-    br: list[Sketch] = []
+    br_digests: list[bytes] = []
+    u: Sketch | None = None
     excluded: list[str] = []
     checks: bool = True
 
@@ -177,10 +180,12 @@ class RowResult(msgspec.Struct, frozen=True):
     tiles: list[TileDigest]  # A(i, k) read, C(i, j) written
     changed: list[tuple[int, int, int]]  # partials whose bytes differ from their digest
     out_of_range: list[tuple[int, int, int]]  # partials that fail a check outright
+    # Every sketch below is folded by u into one residue per round (shape (rounds, 1)).
     c_sides: list[Sketch]  # per k: sum over j of P(i, j, k) . r_j
     ab_sides: list[Sketch]  # per k: A(i, k) . sum over j of B(k, j) . r_j
     c_sketch: Sketch | None  # sum over j of C(i, j) . r_j, from the tiles as written
     blocks: list[BlockSketch]
+    sketches_changed: bool = False  # B's sketches in the work folder are not what was written
 
 
 class LeafTask(msgspec.Struct, frozen=True):

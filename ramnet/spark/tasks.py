@@ -44,6 +44,7 @@ from ramnet.spark.messages import (
 )
 from ramnet.spark.store import OUTPUT_DTYPES, TileGrid, array_digest, open_matrix, write_random
 from ramnet.valkyrie._checks import c_in_range, float_range_check
+from ramnet.valkyrie._hash import digest
 from ramnet.valkyrie._recorder import block_digest
 from ramnet.valkyrie.field import P61, weighted_rowsums
 
@@ -196,16 +197,36 @@ def _sum_mod(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return total
 
 
+def b_sketch_path(work: str | os.PathLike[str], k: int) -> Path:
+    """Where the sketches of B's K block ``k`` (``sketch_b``) live in the job's work folder."""
+    return Path(work) / "sketch" / f"b_{k}.npy"
+
+
+def _sketch_digest(values: np.ndarray) -> bytes:
+    return digest(b"RNBSKETCH1", np.ascontiguousarray(values, dtype="<u8").tobytes())
+
+
+def _fold(side: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """One residue per round: sum over rows of side[w, row] * u[w, row] mod p, shape (rounds, 1).
+
+    A second random projection: a wrong row sketch survives it only with probability 1/p, so
+    the driver compares one residue per block instead of one per row.
+    """
+    both = weighted_rowsums(np.ascontiguousarray(side).view(np.int64), u, threads=1)
+    return np.ascontiguousarray(np.diagonal(both)).reshape(-1, 1)
+
+
 def sketch_b(data: bytes) -> bytes:
-    """A ``BSketchTask``: B(k, j) . r_j for every column block j of one K block.
+    """A ``BSketchTask``: B(k, j) . r_j for every column block j of one K block, written to the
+    work folder (``b_sketch_path``: shape (q, rounds, rows of block k)).
 
     Returns:
-        A ``BSketchResult`` with the digests of the B tiles read.
+        A ``BSketchResult`` with the digests of the B tiles read and of the sketches written.
     """
     task = decode(data, BSketchTask)
     me = executor_id()
     if me in task.excluded:
-        return encode(BSketchResult(task.k, me, True, 0.0, [], []))
+        return encode(BSketchResult(task.k, me, True, 0.0, [], b""))
     t0 = time.perf_counter()
     files = task.files
     grid = _grid(files)
@@ -215,9 +236,13 @@ def sketch_b(data: bytes) -> bytes:
         rows, cols = grid.inner(task.k), grid.cols(j)
         tile = b.read_tile(rows, cols)
         read.append(TileDigest("B", task.k, j, array_digest(rows, cols, tile)))
-        br.append(Sketch.of(weighted_rowsums(tile, vector.array(), threads=_threads(files))))
+        br.append(weighted_rowsums(tile, vector.array(), threads=_threads(files)))
+    values = np.stack(br)
+    path = b_sketch_path(files.work, task.k)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save(path, values)
     seconds = time.perf_counter() - t0
-    return encode(BSketchResult(task.k, me, False, seconds, read, br))
+    return encode(BSketchResult(task.k, me, False, seconds, read, _sketch_digest(values)))
 
 
 def assemble_row(data: bytes) -> bytes:
@@ -235,16 +260,22 @@ def assemble_row(data: bytes) -> bytes:
     """
     task = decode(data, AssembleTask)
     me = executor_id()
+    exact = np.dtype(task.files.dtype).kind != "f"
+    br: list[list[np.ndarray]] = []
     if me in task.excluded:
         return encode(RowResult(task.i, me, True, 0.0, [], [], [], [], [], None, []))
+    if task.checks and exact and task.u is not None:
+        br, ok = _load_b_sketches(task)
+        if not ok:
+            return encode(RowResult(task.i, me, False, 0.0, [], [], [], [], [], None, [], True))
     t0 = time.perf_counter()
     files = task.files
     grid = _grid(files)
     _, q, r = grid.shape
     i = task.i
-    exact = np.dtype(files.dtype).kind != "f"
     threads = _threads(files)
     sketching = task.checks and exact
+    u = task.u.array() if task.u is not None else np.zeros((0, 0), np.uint64)
     a = open_matrix(files.a, "A")
     b = open_matrix(files.b, "B") if task.checks and not exact else None
     out = open_matrix(task.out, "C", writable=True, dtypes=OUTPUT_DTYPES)
@@ -257,7 +288,6 @@ def assemble_row(data: bytes) -> bytes:
             tiles_a[k] = tile = a.read_tile(rows, cols)
             tiles.append(TileDigest("A", i, k, array_digest(rows, cols, tile)))
     vectors = [v.array() for v in task.vectors]
-    br = [[task.br[k * q + j].array() for j in range(q)] for k in range(r)] if sketching else []
     changed: list[tuple[int, int, int]] = []
     failing: list[tuple[int, int, int]] = []
     height = grid.row_edges[i + 1] - grid.row_edges[i]
@@ -300,13 +330,16 @@ def assemble_row(data: bytes) -> bytes:
     if sketching:
         for k in range(r):
             column_sum = functools.reduce(_sum_mod, br[k])
-            ab_sides.append(weighted_rowsums(tiles_a[k], column_sum, threads=threads))
+            ab_sides.append(_fold(weighted_rowsums(tiles_a[k], column_sum, threads=threads), u))
+            c_sides[k] = _fold(c_sides[k], u)
             if np.array_equal(ab_sides[k], c_sides[k]):
                 continue
             for j in range(q):
                 if (j, k) in own_c:
-                    ab = weighted_rowsums(tiles_a[k], br[k][j], threads=threads)
-                    blocks.append(BlockSketch(i, j, k, Sketch.of(own_c[(j, k)]), Sketch.of(ab)))
+                    ab = _fold(weighted_rowsums(tiles_a[k], br[k][j], threads=threads), u)
+                    own = _fold(own_c[(j, k)], u)
+                    blocks.append(BlockSketch(i, j, k, Sketch.of(own), Sketch.of(ab)))
+        c_sketch = _fold(c_sketch, u)
     seconds = time.perf_counter() - t0
     return encode(
         RowResult(
@@ -323,6 +356,16 @@ def assemble_row(data: bytes) -> bytes:
             blocks,
         )
     )
+
+
+def _load_b_sketches(task: AssembleTask) -> tuple[list[list[np.ndarray]], bool]:
+    out = []
+    for k, expected in enumerate(task.br_digests):
+        values = np.load(b_sketch_path(task.files.work, k), allow_pickle=False)
+        if values.dtype != np.uint64 or _sketch_digest(values) != expected:
+            return [], False
+        out.append(list(values))
+    return out, True
 
 
 def hash_leaves(data: bytes) -> bytes:
