@@ -32,7 +32,6 @@ from ramnet.spark.messages import (
 from ramnet.spark.store import TileGrid, create_matrix, open_matrix
 from ramnet.valkyrie._checks import freivalds_vectors
 
-
 Block = tuple[int, int, int]
 
 
