@@ -18,6 +18,7 @@ def doctor(
     if as_json:
         print_json(info)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     kernels = info["kernels"]
@@ -52,5 +53,7 @@ def doctor(
     java = spark["java"]
     table.add_row("pyspark", spark["pyspark"] or "not installed")
     table.add_row("java", f"{java['version']} ({java['path']})" if java else "not found")
-    table.add_row("spark engine", "ready" if spark["ok"] else f"UNAVAILABLE: {spark['problem']}")
+    # The problem names an extra in brackets ('ramnet[spark]'): not Rich markup.
+    problem = escape(spark["problem"] or "")
+    table.add_row("spark engine", "ready" if spark["ok"] else f"UNAVAILABLE: {problem}")
     stdout().print(table)

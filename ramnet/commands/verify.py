@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ramnet._errors import EngineUnavailableError
 from ramnet.commands._common import guarded, print_json, stderr, stdout
 from ramnet.commands._options import JsonOption
 
@@ -50,7 +51,13 @@ def _matrix(path: Path | None, name: str) -> Any:
     whole into memory, as verify_trace checks matrices in one process."""
     if path is None or path.suffix.lower() != ".zarr":
         return path
-    from ramnet.spark.store import OUTPUT_DTYPES, open_matrix
+    try:
+        from ramnet.spark.store import OUTPUT_DTYPES, open_matrix
+    except ImportError as exc:  # the one-file executable leaves the Spark engine's stores out
+        raise EngineUnavailableError(
+            f"{name}: this executable reads no Zarr stores; give a .npy file, or pip install "
+            "'ramnet[spark]'"
+        ) from exc
 
     store = open_matrix(path, name, dtypes=OUTPUT_DTYPES)
     rows, cols = store.shape

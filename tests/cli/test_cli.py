@@ -466,6 +466,24 @@ def test_doctor_without_java(
     table = invoke(runner, "doctor")
     assert table.exit_code == 0, table.stderr
     assert "UNAVAILABLE" in table.stdout and "not found" in table.stdout
+    assert "apt-get install" in table.stdout
+
+
+def test_doctor_without_pyspark(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib import metadata
+
+    from ramnet.spark import session
+
+    def missing(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(session.metadata, "version", missing)
+    spark = one_json(invoke(runner, "doctor", "--json"))["spark"]
+    assert spark["pyspark"] is None and spark["ok"] is False
+    assert spark["problem"] == "pyspark is not installed: pip install 'ramnet[spark]'"
+    table = invoke(runner, "doctor").stdout
+    assert "ramnet[spark]" in table  # not eaten as Rich markup
+    assert "not installed" in table
 
 
 def test_bench_gemm_json(runner: CliRunner) -> None:
