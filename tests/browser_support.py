@@ -174,6 +174,10 @@ def browser() -> Iterator[Any]:
     executable = chromium_path()
     if executable is None:
         pytest.skip("no Chromium: install Debian's chromium (apt-get install chromium)")
+    from playwright.sync_api import expect
+
+    # expect()'s retrying assertions wait as long as any other wait here (5 s by default).
+    expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
