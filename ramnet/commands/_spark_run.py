@@ -7,8 +7,10 @@ the one-file executable leaves it out, so it is imported only here, when a job s
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,16 +162,45 @@ def run_with_progress(job: SparkJob) -> dict[str, Any]:
         return run(job, progress=progress)
 
 
-def narrator(say: Callable[[str], None]) -> Callable[[str, int, int], None]:
-    """A progress callback that says each stage once, as it starts (for logs, not terminals)."""
+#: Seconds without news from the job after which the narrator says Spark is still starting (a
+#: refused job ends well before; Spark's JVM takes several seconds).
+STARTING_NOTICE_S = 5.0
+
+
+@contextlib.contextmanager
+def narrator(say: Callable[[str], None], master: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback for logs, not terminals: it says each stage once, as it starts, and
+    that Spark is starting when the first stage is slow to come.
+
+    Args:
+        say: Writes one line.
+        master: The master, for the starting line.
+
+    Yields:
+        The callback, for ``run``.
+    """
     seen: set[str] = set()
+    lock = threading.Lock()
+
+    def starting() -> None:
+        with lock:
+            if not seen:
+                say(f"spark: starting Spark ({master})")
+
+    timer = threading.Timer(STARTING_NOTICE_S, starting)
+    timer.daemon = True
 
     def progress(stage: str, done: int, total: int) -> None:
-        if stage not in seen:
-            seen.add(stage)
-            say(f"spark: {stage} ({total} task{'s' if total != 1 else ''})")
+        with lock:
+            if stage not in seen:
+                seen.add(stage)
+                say(f"spark: {stage} ({total} task{'s' if total != 1 else ''})")
 
-    return progress
+    timer.start()
+    try:
+        yield progress
+    finally:
+        timer.cancel()
 
 
 def _seconds(sec: dict[str, Any]) -> str:

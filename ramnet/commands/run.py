@@ -298,7 +298,8 @@ def _run_spark(*, as_json: bool, key_file: str | None, **options: Any) -> None:
     if sys.stdout.isatty():
         report = _spark_run.run_with_progress(job)
     else:
-        report = _spark_run.run(job, progress=_spark_run.narrator(_say))
+        with _spark_run.narrator(_say, job.master) as progress:
+            report = _spark_run.run(job, progress=progress)
     _spark_run.render(report)
 
 

@@ -159,7 +159,7 @@ def test_npy_and_zarr_operands_exact_with_table(
     np.testing.assert_array_equal(read(tmp_path / "C.npy"), exact(a, b))
 
 
-@pytest.mark.parametrize("fault", ["zeros"])
+@pytest.mark.parametrize("fault", ["zeros", "off-by-one", "random"])
 def test_injected_fault_is_caught_and_c_stays_exact(
     spark: Any, runner: CliRunner, tmp_path: Path, fault: str
 ) -> None:
