@@ -251,18 +251,25 @@ def test_library_save_load_round_trip(tmp_path: Path) -> None:
 # ---- bind / check-binding ----
 
 
+# The Ed25519-only statement (bind_payout / check_binding in the library). Issue 19 replaced what
+# `ramnet keys bind` writes and `check-binding` accepts by the EIP-712 wallet binding (tests in
+# tests/cli/test_keys_binding.py): the command line now names such a statement as an old binding
+# without a wallet signature (exit 2); the library functions keep their contract.
+
+
 @pytest.fixture
 def binding(runner: CliRunner, tmp_path: Path) -> dict[str, str]:
     key = tmp_path / "node.key"
     invoke(runner, "keys", "init", "--key-file", str(key))
-    result = invoke(runner, "keys", "bind", "--payout-address", "0xPAYOUT", "--key-file", str(key))
-    assert result.exit_code == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1
-    data = json.loads(lines[0])
+    data = bind_payout(load_key(key), "0xPAYOUT")
     assert data["payout_address"] == "0xPAYOUT"
     assert data["node_id"] == load_key(key).node_id
     return data
+
+
+def assert_old_binding_named(result) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert "without a wallet signature" in said(result)
 
 
 def write_json(path: Path, data: object) -> Path:
@@ -272,11 +279,9 @@ def write_json(path: Path, data: object) -> Path:
 
 def test_binding_accepted(runner: CliRunner, tmp_path: Path, binding: dict[str, str]) -> None:
     file = write_json(tmp_path / "b.json", binding)
-    result = invoke(runner, "keys", "check-binding", str(file))
-    assert result.exit_code == 0, result.stderr
-    assert result.stdout.strip() == "valid"
+    assert_old_binding_named(invoke(runner, "keys", "check-binding", str(file)))
     stdin = invoke(runner, "keys", "check-binding", "-", input=json.dumps(binding))
-    assert stdin.exit_code == 0
+    assert_old_binding_named(stdin)
     assert check_binding(binding) and check_binding(json.dumps(binding))
 
 
@@ -307,9 +312,7 @@ def test_altered_binding_refused(
         else:
             altered[field] = what
     file = write_json(tmp_path / "b.json", altered)
-    result = invoke(runner, "keys", "check-binding", str(file))
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "invalid" in result.stderr
+    assert_old_binding_named(invoke(runner, "keys", "check-binding", str(file)))
     assert not check_binding(altered)
 
 
