@@ -27,6 +27,7 @@ from ramnet.commands import (
     ledger,
     run,
     sidecar,
+    ui,
     verify,
     worker,
 )
@@ -65,6 +66,7 @@ def _root(
 app.command()(run.run)
 app.command()(doctor.doctor)
 app.command(cls=PlainValues)(verify.verify)  # values converted without pydantic
+app.command()(ui.ui)
 app.add_typer(keys.app, name="keys")
 app.add_typer(coordinator.app, name="coordinator")
 app.add_typer(worker.app, name="worker")
