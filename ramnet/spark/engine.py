@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ramnet._errors import InvalidInputError, KernelError, StoreChangedError
+from ramnet._errors import InvalidInputError, KernelError, OverflowRiskError, StoreChangedError
 from ramnet.mesh.rules.plan import ShardPlan, grid_for, plan_shards
 from ramnet.orchid._dtypes import SUPPORTED_DTYPES, result_dtype
 from ramnet.orchid._scheduler import Grid, make_grid
@@ -43,6 +43,7 @@ from ramnet.spark.messages import (
     AssembleTask,
     BSketchResult,
     BSketchTask,
+    ComputeLimits,
     ComputeResult,
     ComputeTask,
     JobFiles,
@@ -64,6 +65,8 @@ Block = tuple[int, int, int]
 
 # Rounds of recomputing wrong partials before the job gives up (each round runs them elsewhere).
 _REPAIR_ROUNDS = 3
+# int32 jobs: the mod-p checks are exact while every entry of C stays within 2^60 (c_in_range).
+_CHECKED_LIMIT = 2**60
 # About this many bytes of a matrix per leaf-hashing task.
 _LEAF_TASK_BYTES = 32 << 20
 
@@ -90,6 +93,12 @@ def job_grid(
     """
     parts = grid if grid is not None else grid_for(m, k, n, nodes, dtype=dtype)
     return make_grid(m, k, n, parts)
+
+
+def _absolute(path: str | os.PathLike[str]) -> str:
+    # A URL stays as it is, for the store to refuse it by name.
+    text = os.fspath(path)
+    return text if "://" in text else os.path.abspath(text)
 
 
 def _check_options(
@@ -148,6 +157,7 @@ class _Job:
             decode(x, ComputeResult)
             for x in self.runner.run("compute", "compute", messages, barrier=barrier)
         ]
+        self._check_int32_range([r.limits for r in results if r.limits is not None])
         slots = []
         for slot, result in enumerate(results):
             self.tiles.add(result.tiles)
@@ -172,6 +182,23 @@ class _Job:
             )
         self.barrier = barrier
         return slots
+
+    def _check_int32_range(self, limits: list[ComputeLimits]) -> None:
+        """Refuse an int32 job whose product could leave the range the checks are exact in.
+
+        Raises:
+            OverflowRiskError: K * max|A| * max|B| >= 2^60 (at 2^63 no exact int64 C exists;
+                from 2^60 the mod-p Freivalds checks no longer decide it).
+        """
+        if not limits:
+            return
+        k = self.grid.k_edges[-1]
+        bound = k * max(x.max_a for x in limits) * max(x.max_b for x in limits)
+        if bound >= _CHECKED_LIMIT:
+            raise OverflowRiskError(
+                f"int32 job may overflow the range its checks are exact in: K * max|A| * max|B| "
+                f"= {bound} >= 2^60; scale the inputs down"
+            )
 
     # ---- checks -------------------------------------------------------------------------
 
@@ -484,7 +511,8 @@ def matmul(
             raise InvalidInputError(f"--dtype must be one of {', '.join(SUPPORTED_DTYPES)}")
         if min(random) < 1:
             raise InvalidInputError(f"--random dimensions must be >= 1, got {random}")
-    out_path = Path(out)
+    # Executors may run in another folder (or on another host): they get absolute paths.
+    out_path = Path(_absolute(out))
     stores.check_output_path(out_path)
     if trace is not None:
         from ramnet.orchid._io import check_writable
@@ -492,8 +520,8 @@ def matmul(
         check_writable(Path(trace))
     a_store = b_store = None
     if random is None:
-        a_store = stores.open_matrix(a, "A")  # type: ignore[arg-type]
-        b_store = stores.open_matrix(b, "B")  # type: ignore[arg-type]
+        a_store = stores.open_matrix(_absolute(a), "A")  # type: ignore[arg-type]
+        b_store = stores.open_matrix(_absolute(b), "B")  # type: ignore[arg-type]
         stores.check_operands(a_store, b_store)
         if a_store.dtype != b_store.dtype:
             raise InvalidInputError(
@@ -517,7 +545,7 @@ def matmul(
             m, k, n = random
             assert dtype is not None
             the_grid = job_grid(m, k, n, dtype, nodes, grid)
-            folder = Path(save_inputs) if save_inputs is not None else work
+            folder = Path(os.path.abspath(save_inputs)) if save_inputs is not None else work
             folder.mkdir(parents=True, exist_ok=True)
             a_path, b_path = _random_operands(runner, folder, random, dtype, seed, the_grid)
             a_store, b_store = stores.open_matrix(a_path, "A"), stores.open_matrix(b_path, "B")

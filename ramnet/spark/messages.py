@@ -21,6 +21,7 @@ __all__ = [
     "BSketchTask",
     "BlockDigest",
     "BlockSketch",
+    "ComputeLimits",
     "ComputeResult",
     "ComputeTask",
     "JobFiles",
@@ -29,6 +30,7 @@ __all__ = [
     "RandomTask",
     "RowResult",
     "Sketch",
+    "TaskError",
     "TileDigest",
     "decode",
     "encode",
@@ -130,6 +132,7 @@ class ComputeResult(msgspec.Struct, frozen=True):
     seconds: float
     tiles: list[TileDigest]
     blocks: list[BlockDigest]
+    limits: ComputeLimits | None = None
 
 
 class BSketchTask(msgspec.Struct, frozen=True):
@@ -221,6 +224,21 @@ class RandomTask(msgspec.Struct, frozen=True):
     row_edges: list[int]
     col_edges: list[int]
     chunk_indices: list[int]
+
+
+class TaskError(msgspec.Struct, frozen=True):
+    """A RamnetError a task raised (bad input it found, such as an int32 block that would
+    overflow): its class name and one-line message, raised again on the driver."""
+
+    kind: str
+    message: str
+
+
+class ComputeLimits(msgspec.Struct, array_like=True, frozen=True):
+    """The largest magnitudes of A and B a task read (int32 jobs only; 0 otherwise)."""
+
+    max_a: int
+    max_b: int
 
 
 _ENCODER = msgspec.msgpack.Encoder()

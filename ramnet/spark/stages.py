@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ramnet._errors import KernelError, RamnetError
+from ramnet.spark.messages import TaskError, decode
 from ramnet.spark.tasks import run_each
 
 __all__ = ["Progress", "StageRunner"]
@@ -80,13 +82,21 @@ class StageRunner:
             )
             watcher.start()
         try:
-            results: list[bytes] = rdd.collect()
+            tagged: list[bytes] = rdd.collect()
+        except Exception as exc:  # Py4J's and pyspark's errors: one line, not the worker's trace
+            raise KernelError(f"a Spark task of stage {stage!r} failed: {_summary(exc)}") from exc
         finally:
             done.set()
             if watcher is not None:
                 watcher.join()
             self.sc.setLocalProperty("spark.jobGroup.id", None)
-        self.received += sum(len(x) for x in results)
+        self.received += sum(len(x) for x in tagged)
+        results = []
+        for item in tagged:
+            if item[:1] == b"\x01":
+                error = decode(item[1:], TaskError)
+                raise _error_class(error.kind)(error.message)
+            results.append(item[1:])
         if self.progress is not None:
             self.progress(stage, len(messages), len(messages))
         return results
@@ -151,3 +161,24 @@ class StageRunner:
             if completed != last and self.progress is not None:
                 last = completed
                 self.progress(stage, min(completed, total), total)
+
+
+def _error_class(name: str) -> type[RamnetError]:
+    """The RamnetError subclass called ``name`` (a task's error, raised again here)."""
+    pending: list[type[RamnetError]] = [RamnetError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == name:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return RamnetError
+
+
+def _summary(exc: BaseException) -> str:
+    """The last ``Error: message`` line of a failed Spark job's text, or its first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in reversed(lines):
+        head = line.split(":", 1)[0]
+        if head.endswith(("Error", "Exception")) and " " not in head and ":" in line:
+            return line[:300]
+    return lines[0][:300] if lines else type(exc).__name__

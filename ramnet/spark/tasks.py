@@ -20,6 +20,7 @@ from typing import Literal
 
 import numpy as np
 
+from ramnet._errors import RamnetError
 from ramnet.mesh.rules.shard import compute_shard
 from ramnet.orchid._hooks import BlockProduct
 from ramnet.orchid._pool import default_threads
@@ -30,6 +31,7 @@ from ramnet.spark.messages import (
     BlockSketch,
     BSketchResult,
     BSketchTask,
+    ComputeLimits,
     ComputeResult,
     ComputeTask,
     JobFiles,
@@ -38,6 +40,7 @@ from ramnet.spark.messages import (
     RandomTask,
     RowResult,
     Sketch,
+    TaskError,
     TileDigest,
     decode,
     encode,
@@ -77,16 +80,23 @@ def executor_id() -> str:
 def run_each(task: str, items: Iterable[bytes]) -> Iterator[bytes]:
     """Run the named task on every message of a Spark partition (``mapPartitions``).
 
+    Each result is one tag byte and a message: 0 and the task's result, or 1 and a ``TaskError``
+    when the task found bad input (a ``RamnetError``), which the driver raises again as one line.
+    Any other exception is a bug and fails the Spark task.
+
     Args:
         task: ``compute``, ``sketch_b``, ``assemble``, ``leaves`` or ``random``.
         items: The partition's messages.
 
     Yields:
-        One result message per input message.
+        One tagged result per input message.
     """
     fn = _TASKS[task]
     for item in items:
-        yield fn(item)
+        try:
+            yield b"\x00" + fn(item)
+        except RamnetError as exc:
+            yield b"\x01" + encode(TaskError(type(exc).__name__, str(exc)))
 
 
 def _grid(files: JobFiles) -> Grid:
@@ -135,6 +145,12 @@ def corrupt(strategy: str, partial: np.ndarray, seed: int) -> np.ndarray:
             wrong.flat[int(rng.integers(wrong.size))] += 1
         return wrong
     raise ValueError(f"unknown fault {strategy!r}")
+
+
+def _max_abs(x: np.ndarray) -> int:
+    if x.size == 0:
+        return 0
+    return max(abs(int(x.max())), abs(int(x.min())))
 
 
 def _save(path: Path, values: np.ndarray) -> None:
@@ -187,8 +203,14 @@ def compute_blocks(data: bytes) -> bytes:
         _save(partial_path(files.work, task.tag, (block.i, block.j, block.k)), partial)
         if task.digests:
             digests.append(BlockDigest(block.i, block.j, block.k, block_digest(block, partial)))
+    limits = None
+    if files.dtype == "int32":
+        # The job's overflow bound needs the whole K, which no task sees: the driver checks it.
+        limits = ComputeLimits(
+            max(_max_abs(x) for x in tiles_a.values()), max(_max_abs(x) for x in tiles_b.values())
+        )
     seconds = time.perf_counter() - t0
-    return encode(ComputeResult(task.tag, me, False, seconds, read, digests))
+    return encode(ComputeResult(task.tag, me, False, seconds, read, digests, limits))
 
 
 def _sum_mod(x: np.ndarray, y: np.ndarray) -> np.ndarray:
