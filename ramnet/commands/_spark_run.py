@@ -27,7 +27,7 @@ class SparkJob:
 
     Attributes:
         out: Where C goes (``.npy`` or ``.zarr``).
-        master: Spark's master URL.
+        master: Spark's master URL; None: spark-submit's, else ``local[*]``.
         a_path, b_path: Operand stores (``.npy`` or ``.zarr``); or ``random`` = (M, K, N).
         dtype, seed: Of the random operands (``dtype`` also checks stores).
         nodes: Plan slots, a multiple of 3.
@@ -42,7 +42,7 @@ class SparkJob:
     """
 
     out: Path
-    master: str = "local[*]"
+    master: str | None = None
     a_path: Path | None = None
     b_path: Path | None = None
     random: tuple[int, int, int] | None = None
@@ -154,7 +154,7 @@ def run_with_progress(job: SparkJob) -> dict[str, Any]:
         transient=True,
     ) as bar:
         # Spark's JVM takes seconds to start: say so until the first stage reports.
-        task = bar.add_task(f"starting Spark ({job.master})", total=None)
+        task = bar.add_task(f"starting Spark ({job.master or 'default master'})", total=None)
 
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, description=f"{stage} tasks", completed=done, total=total)
@@ -168,7 +168,9 @@ STARTING_NOTICE_S = 5.0
 
 
 @contextlib.contextmanager
-def narrator(say: Callable[[str], None], master: str) -> Iterator[Callable[[str, int, int], None]]:
+def narrator(
+    say: Callable[[str], None], master: str | None
+) -> Iterator[Callable[[str, int, int], None]]:
     """A progress callback for logs, not terminals: it says each stage once, as it starts, and
     that Spark is starting when the first stage is slow to come.
 
@@ -185,7 +187,7 @@ def narrator(say: Callable[[str], None], master: str) -> Iterator[Callable[[str,
     def starting() -> None:
         with lock:
             if not seen:
-                say(f"spark: starting Spark ({master})")
+                say(f"spark: starting Spark ({master or 'default master'})")
 
     timer = threading.Timer(STARTING_NOTICE_S, starting)
     timer.daemon = True

@@ -115,7 +115,8 @@ def run(
         str | None,
         typer.Option(
             "--master",
-            help="Spark: the master URL (default local[*]; spark://HOST:7077, yarn, k8s://...).",
+            help="Spark: the master URL (default local[*], or spark-submit's; spark://HOST:7077,"
+            " yarn, k8s://...).",
         ),
     ] = None,
     inject_fault: Annotated[
@@ -186,7 +187,7 @@ def run(
     if mode is Mode.spark:
         _run_spark(
             out=out,
-            master=master or "local[*]",
+            master=master,
             a_path=a,
             b_path=b,
             random=parse_shape(random) if random is not None else None,

@@ -441,7 +441,7 @@ def matmul(
     out: str | os.PathLike[str],
     *,
     spark: Any = None,
-    master: str = "local[*]",
+    master: str | None = None,
     nodes: int = 3,
     grid: tuple[int, int, int] | None = None,
     trace: str | os.PathLike[str] | None = None,
@@ -466,7 +466,8 @@ def matmul(
             unless the job succeeds.
         spark: A ``SparkSession`` to use; None starts one on ``master``.
         master: Spark's master URL when ``spark`` is None (``local[*]``, ``spark://HOST:7077``,
-            ``yarn``, ``k8s://...``).
+            ``yarn``, ``k8s://...``); None: spark-submit's when it started this process, else
+            ``local[*]``.
         nodes: Plan slots, a multiple of 3 (each a Spark task).
         grid: (p, q, r) block counts; None picks the mesh's grid (``job_grid``).
         trace: Write a signed trace here (needs ``key``).

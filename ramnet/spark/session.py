@@ -185,8 +185,19 @@ def _one_line(exc: BaseException) -> str:
     return first[:300]
 
 
+def submitted() -> bool:
+    """Whether this process is a driver that ``spark-submit`` started: pyspark then finds the JVM
+    gateway spark-submit opened (``PYSPARK_GATEWAY_PORT``), with the master it was given."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def default_master() -> str | None:
+    """The master to use when none is given: spark-submit's own (None), else ``local[*]``."""
+    return None if submitted() else "local[*]"
+
+
 def spark_session(
-    master: str = "local[*]",
+    master: str | None = None,
     *,
     app_name: str = "ramnet",
     conf: dict[str, str] | None = None,
@@ -202,7 +213,8 @@ def spark_session(
 
     Args:
         master: Spark's master URL: ``local[*]``, ``local[2]``, ``spark://HOST:7077``, ``yarn``,
-            ``k8s://...``.
+            ``k8s://...``; None: the master ``spark-submit`` was given when it started this
+            process, else ``local[*]`` (``default_master``).
         app_name: The application's name in the cluster's UI.
         conf: More Spark settings; they override RAMNET's defaults.
         log_level: The session's log level. FATAL by default: at ERROR, Spark logs a traceback
@@ -216,8 +228,20 @@ def spark_session(
             line, the reason Spark gave).
     """
     check_pyspark()
-    check_java()
     from pyspark.sql import SparkSession
+
+    if master is None and submitted():
+        # spark-submit started the JVM with the user's master and settings: join it as it is.
+        try:
+            session = SparkSession.builder.appName(app_name).getOrCreate()
+        except Exception as exc:
+            raise EngineUnavailableError(
+                f"cannot join spark-submit's Spark: {_one_line(exc)}"
+            ) from exc
+        session.sparkContext.setLogLevel(log_level)
+        return session
+    master = master or "local[*]"
+    check_java()
 
     # Spark splits these options as a shell would: quote a path with spaces.
     log4j = f"file:{_LOG4J2}"
