@@ -70,6 +70,14 @@ def coordinator_start(
             " recomputes the contested blocks and settles it itself.",
         ),
     ] = 10.0,
+    dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--dashboard/--no-dashboard",
+            help="Serve the read-only dashboard at /dashboard (nodes, jobs, disputes, ledger,"
+            " live); --no-dashboard: those paths are 404.",
+        ),
+    ] = True,
     bench_no_audits: Annotated[
         bool,
         typer.Option(
@@ -123,6 +131,7 @@ def coordinator_start(
         node_timeout=node_timeout,
         write_behind=write_behind,
         validator_wait=validator_wait,
+        dashboard=dashboard,
         audits=not bench_no_audits,
         checks=not bench_no_checks,
     )
@@ -137,6 +146,12 @@ def coordinator_start(
     # A damaged state is refused before anything is served: one line, exit 1.
     check_state_file(folder / "state.sqlite")
     stderr().print(f"coordinator on {scheme}://{host}:{port}, state in {folder}", markup=False)
+    if dashboard:
+        from ramnet.mesh.protocol.routes import page_url
+
+        stderr().print(
+            f"dashboard on {scheme}://{host}:{port}{page_url('dashboard')}", markup=False
+        )
     _node.long_running()
     tls = {"tls_cert": str(tls_cert), "tls_key": str(tls_key)} if scheme == "https" else {}
     serve(config, host=host, port=port, **tls)

@@ -12,6 +12,10 @@ sent nothing). Now every request's headers are checked first, from the route tab
   (403). The signature itself is checked once the body is in, as before: the node id here is
   unproven, so this only stops what an unregistered key could make the coordinator hold.
 
+The dashboard's pages (``routes.PAGES``: ``/dashboard`` and below) are the one exception to
+"registered senders only", on purpose: they are public and read-only (GETs that change nothing
+and show no secret), so anyone may open them unsigned (``check_page``); they take no body.
+
 The uvicorn protocol asks ``admits`` before it reads a body straight into a buffer; the app calls
 ``check`` before it reads one, and answers the refusal without reading it.
 """
@@ -86,6 +90,23 @@ class Admission:
             if wanted == method and pattern.fullmatch(path):
                 return found
         return None
+
+    def check_page(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        """Admit a request to a dashboard page (``routes.PAGES``) from its raw headers: anyone
+        may, unsigned and unregistered (the pages are public and read-only); only a body is
+        refused, since no page reads one.
+
+        Args:
+            headers: The ASGI headers (lower-case names, bytes).
+
+        Raises:
+            BodyTooLarge: A declared body (413).
+        """
+        for name, value in headers:
+            if name == b"content-length" and value.strip() not in (b"", b"0"):
+                raise BodyTooLarge("a dashboard page takes no body")
+            if name == b"transfer-encoding":
+                raise BodyTooLarge("a dashboard page takes no body")
 
     def limit(self, spec: _api.Route) -> int:
         """The largest body ``spec`` accepts, in bytes."""

@@ -5,6 +5,7 @@ in place."""
 from __future__ import annotations
 
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -246,9 +247,11 @@ def _what(request: Any) -> str:
     return f"{request.method} {request.url.path}"
 
 
-def create_app(coordinator: Coordinator) -> Any:
+def create_app(coordinator: Coordinator, *, stopping: threading.Event | None = None) -> Any:
     """The Starlette application serving ``coordinator``: one route per entry of
-    ``protocol.routes.ROUTES``, and one handler for every error."""
+    ``protocol.routes.ROUTES``, and one handler for every error; with the dashboard on
+    (``CoordinatorConfig.dashboard``), its pages too (``protocol.routes.PAGES``, public and
+    read-only), whose event streams end when ``stopping`` is set."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.middleware import Middleware
@@ -351,6 +354,12 @@ def create_app(coordinator: Coordinator) -> Any:
         return error_response(exc, _what(request))
 
     routes = [Route(r.path, endpoint_for(r), methods=[r.method], name=r.name) for r in _api.ROUTES]
+    if coordinator.config.dashboard:
+        from ramnet.mesh.coordinator.dashboard.view import Reader
+        from ramnet.mesh.coordinator.dashboard.web import dashboard_routes
+
+        reader = Reader(coordinator.store, coordinator.ledger, coordinator.blobs)
+        routes += dashboard_routes(reader, admission, error_response, stopping)
     # The handler sits in an ExceptionMiddleware of its own: handed to Starlette as the handler
     # of Exception, it would go to ServerErrorMiddleware, which answers and then raises the
     # exception again, and uvicorn would log a second traceback.

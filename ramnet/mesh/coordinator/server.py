@@ -46,7 +46,7 @@ def serve(
         try:
             sock = listen_tcp(host, port)
             run_http(
-                create_app(coordinator),
+                create_app(coordinator, stopping=stop),
                 sock,
                 stop,
                 # A body is read straight into its buffer only once its headers pass the checks

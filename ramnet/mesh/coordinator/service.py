@@ -93,6 +93,8 @@ class CoordinatorConfig:
             from another process.
         validator_wait: Seconds an open dispute waits for an eligible validator before the
             coordinator settles it itself (the documented fallback, ``coordinator.disputes``).
+        dashboard: Serve the dashboard (``/dashboard``: public, read-only pages; the
+            ``coordinator.dashboard`` package); off, those paths are 404.
         audits, checks: Benchmarking aids only (hidden flags of ``coordinator start``): False
             plans jobs without audit blocks / settles them without the per-shard checks, to
             measure what those cost. A coordinator serving real jobs keeps both on.
@@ -113,6 +115,7 @@ class CoordinatorConfig:
     write_behind: float = 1.0
     node_timeout: float = 15.0
     validator_wait: float = 10.0
+    dashboard: bool = True
 
 
 class Coordinator:

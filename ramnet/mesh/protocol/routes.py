@@ -26,12 +26,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JSON_CONTENT_TYPE",
+    "PAGES",
     "ROUTES",
     "Json",
+    "Page",
     "Route",
     "Wire",
     "openapi",
     "openapi_path",
+    "page",
+    "page_url",
     "route",
     "url",
 ]
@@ -249,6 +253,66 @@ ROUTES: tuple[Route, ...] = (
 )
 
 _BY_NAME = {r.name: r for r in ROUTES}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One route of the coordinator's dashboard: HTML and events for people, outside the JSON
+    API. A page is a read-only GET (it also answers HEAD), never signed, open to anyone
+    (``coordinator.admission`` admits it), and not in the OpenAPI document, whose every
+    operation takes and gives typed messages.
+
+    Attributes:
+        name: What the page is called (``page_url`` takes it).
+        path: The path template, Starlette's (``{name:path}``: the rest of the path).
+        summary: One line saying what it shows.
+    """
+
+    name: str
+    path: str
+    summary: str
+
+
+PAGES: tuple[Page, ...] = (
+    Page("dashboard", "/dashboard", "The dashboard: nodes, jobs, disputes, ledger and plots"),
+    Page("dashboard_job", "/dashboard/jobs/{job_id}", "One job: its shards, timings, disputes"),
+    Page(
+        "dashboard_events",
+        "/dashboard/events",
+        "Server-sent events: the dashboard's changed sections, each time the state changes",
+    ),
+    Page(
+        "dashboard_static",
+        "/dashboard/static/{name:path}",
+        "The dashboard's stylesheet and scripts (served by the coordinator itself)",
+    ),
+)
+
+_PAGES_BY_NAME = {p.name: p for p in PAGES}
+
+
+def page(name: str) -> Page:
+    """The dashboard page called ``name``.
+
+    Raises:
+        KeyError: No such page.
+    """
+    return _PAGES_BY_NAME[name]
+
+
+def page_url(name: str, /, **params: str) -> str:
+    """The path of dashboard page ``name`` with ``params`` filled in (as given: a ``path``
+    parameter keeps its slashes).
+
+    Raises:
+        KeyError: No such page.
+        InvalidInputError: Missing or extra parameters.
+    """
+    spec = _PAGES_BY_NAME[name]
+    wanted = {found.group(1) for found in _PARAM.finditer(spec.path)}
+    if set(params) != wanted:
+        raise InvalidInputError(f"page {name} takes {sorted(wanted)}, not {sorted(params)}")
+    return _PARAM.sub(lambda found: str(params[found.group(1)]), spec.path)
 
 
 def route(name: str) -> Route:

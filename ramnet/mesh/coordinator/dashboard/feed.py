@@ -1,0 +1,187 @@
+"""The dashboard's live updates: one poller shared by every open dashboard, and each dashboard's
+stream of server-sent events.
+
+While at least one dashboard is open, one task on the server's event loop reads the state's
+fingerprint (``dashboard_queries.fingerprint``, a few aggregates) every ``POLL_S`` seconds in a
+worker thread. When it changes, every stream wakes; the sections it shows are rendered once per
+state for all of them (``Feed.sections``, cached by fingerprint) and each stream sends only the
+sections whose HTML changed since it last sent them. With no dashboard open nothing polls, so a
+coordinator that nobody watches pays nothing.
+
+A stream ends when its client goes, or when the server stops (``stopping``): an open dashboard
+must not hold a shutdown for its grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+__all__ = ["KEEPALIVE_S", "POLL_S", "Feed", "sse_event"]
+
+#: Seconds between two reads of the state's fingerprint while a dashboard is open.
+POLL_S = 0.3
+#: Seconds of silence after which a stream sends a comment (a proxy keeps it open, and a client
+#: that went is noticed).
+KEEPALIVE_S = 15.0
+#: Milliseconds a browser waits before it reconnects a stream that broke.
+RETRY_MS = 1000
+#: Rendered states kept per view (the newest only is served; one more absorbs a race).
+_KEPT = 8
+
+T = TypeVar("T")
+Offload = Callable[[Callable[[], T]], Awaitable[T]]
+Sections = dict[str, str]
+
+
+def sse_event(name: str, data: str, event_id: str | None = None) -> bytes:
+    """One server-sent event: ``event:``, ``id:`` and one ``data:`` line per line of ``data``.
+
+    Args:
+        name: The event's name (what an ``sse-swap`` attribute names).
+        data: Its data (an HTML fragment).
+        event_id: Its id (a browser sends it back as ``Last-Event-ID`` when it reconnects).
+
+    Returns:
+        The event's bytes, blank line included.
+    """
+    lines = [f"event: {name}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines += [f"data: {line}" for line in data.replace("\r", "").split("\n")]
+    return ("\n".join(lines) + "\n\n").encode("utf-8")
+
+
+class Feed:
+    """The shared poller and the streams it wakes (see the module's docstring).
+
+    Args:
+        fingerprint: Reads the state's fingerprint (blocking; run in a worker thread).
+        render: View key (None: the main page; a job id: its page) -> (the fingerprint of the
+            state it read, its sections' HTML). Blocking; run in a worker thread.
+        offload: Runs a blocking call in a worker thread (Starlette's ``run_in_threadpool``).
+        stopping: Set when the server stops: every stream ends.
+        poll_s: Seconds between two reads of the fingerprint.
+    """
+
+    def __init__(
+        self,
+        fingerprint: Callable[[], str],
+        render: Callable[[str | None], tuple[str, Sections]],
+        offload: Offload[object],
+        *,
+        stopping: threading.Event | None = None,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self._fingerprint = fingerprint
+        self._render = render
+        self._offload = offload
+        self._stopping = stopping or threading.Event()
+        self._poll_s = poll_s
+        self.current: str | None = None
+        self.streams = 0
+        self._changed: asyncio.Event | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._cache: dict[str | None, tuple[str, Sections]] = {}
+        self._rendering: dict[str | None, asyncio.Lock] = {}
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the server is stopping."""
+        return self._stopping.is_set()
+
+    async def _read(self) -> str:
+        found = await self._offload(self._fingerprint)
+        assert isinstance(found, str)
+        return found
+
+    async def _poll(self) -> None:
+        # Runs while a stream is open; the streams wait on ``_changed``, replaced at each change
+        # so that every waiter wakes once.
+        try:
+            while self.streams > 0 and not self.stopping:
+                await asyncio.sleep(self._poll_s)
+                found = await self._read()
+                if found != self.current or self.stopping:
+                    self.current = found
+                    self._wake()
+        finally:
+            self._poller = None
+            self._wake()
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        if changed is not None:
+            changed.set()
+
+    async def _start(self) -> asyncio.Event:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        if self._poller is None:
+            # Idle until now: what the poller last saw may be long gone.
+            self.current = await self._read()
+            if self._poller is None:
+                self._poller = asyncio.get_running_loop().create_task(self._poll())
+        return self._changed
+
+    async def sections(self, view: str | None) -> tuple[str, Sections]:
+        """A view's sections as of the newest state, rendered once for every stream showing it.
+
+        Args:
+            view: None (the main page) or a job id.
+
+        Returns:
+            (the fingerprint of the state rendered, section name -> HTML).
+
+        Raises:
+            RamnetError: The view cannot be read (no such job).
+        """
+        lock = self._rendering.setdefault(view, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(view)
+            if cached is not None and cached[0] == self.current:
+                return cached
+            found = await self._offload(lambda: self._render(view))
+            assert isinstance(found, tuple)
+            if len(self._cache) >= _KEPT:
+                self._cache.clear()
+            self._cache[view] = found
+            return found
+
+    async def stream(self, view: str | None, since: str | None) -> AsyncIterator[bytes]:
+        """One dashboard's events: each section whose HTML changed, as the state changes.
+
+        Args:
+            view: None (the main page) or a job id.
+            since: The fingerprint of the state the page was rendered from (its query's
+                ``since``, or the ``Last-Event-ID`` of a reconnecting browser): nothing is sent
+                until the state differs from it.
+
+        Yields:
+            Server-sent events (bytes); a comment every ``KEEPALIVE_S`` seconds of silence.
+        """
+        self.streams += 1
+        try:
+            yield f"retry: {RETRY_MS}\n\n".encode()
+            changed = await self._start()
+            seen = since
+            sent: Sections = {}
+            while not self.stopping:
+                if self.current != seen:
+                    state, sections = await self.sections(view)
+                    for name, html in sections.items():
+                        if sent.get(name) != html:
+                            yield sse_event(name, html, state)
+                    sent, seen = sections, self.current
+                    continue
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(changed.wait(), KEEPALIVE_S)
+                    changed = self._changed or changed
+                    continue
+                yield b": keep-alive\n\n"
+                changed = self._changed or changed
+        finally:
+            self.streams -= 1
