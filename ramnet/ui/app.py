@@ -339,7 +339,7 @@ class Ui:
             return self.form_error(request, "identity.html", "_sign.html", err, **ctx)
         ctx["binding"] = found
         if self.partial(request):
-            return self.render("_binding.html", request, bound_now=True, **ctx)
+            return self.render("_bound.html", request, bound_now=True, **ctx)
         return self.render("identity.html", request, bound_now=True, **ctx)
 
     # ---- lend ------------------------------------------------------------------------------------

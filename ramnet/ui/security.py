@@ -2,8 +2,8 @@
 so only this machine's own pages may post to it.
 
 - ``Host`` must be one the UI listens as (a DNS-rebinding page arrives under another name);
-- a request that changes anything must come from the UI's own origin (``Origin``, or
-  ``Sec-Fetch-Site: same-origin`` when the browser sends no Origin): no cross-site form posts;
+- a request that changes anything must come from the UI's own origin (``Sec-Fetch-Site``,
+  which browsers set and pages cannot, else ``Origin``): no cross-site form posts;
 - every reply carries a strict Content-Security-Policy: the pages load scripts, styles and
   events from the UI itself only, and no inline script runs.
 """
@@ -22,7 +22,7 @@ _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 _HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
 
@@ -82,12 +82,15 @@ class LocalOnly:
 
 
 def _same_origin(headers: dict[str, str], host: str) -> bool:
+    # Sec-Fetch-Site is set by the browser itself (no page can forge it): trust it where sent.
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = headers.get("origin")
-    if origin is not None:
+    if origin is not None and origin != "null":
         return origin.lower() in (f"http://{host}", f"https://{host}")
-    # No Origin (an old browser, or a tool such as curl): a browser that says where the request
-    # came from must say it came from this origin.
-    return headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+    # No Origin and no Sec-Fetch-Site: not a browser that a web page could drive (curl, tests).
+    return origin is None
 
 
 async def _refuse(send: Any, message: str) -> None:

@@ -11,6 +11,11 @@ from typing import Any
 
 import pytest
 
+# The shared real-browser fixtures (one system Chromium per module, guarded pages).
+from tests.browser_support import browser, page
+
+__all__ = ["browser", "page"]
+
 
 def make_app(tmp_path: Path, runners: Any = None, hosts: frozenset[str] | None = None) -> Any:
     """The UI app with its files under ``tmp_path`` (``runners``: the real ones by default)."""
