@@ -39,8 +39,9 @@ class NodeRow:
     Attributes:
         payout_bound: Whether its payout address is bound by a checked wallet signature (None:
             this store does not record bindings).
-        shards_done: Its shards the coordinator accepted; shards_held: those it holds now
-            (assigned or committed).
+        shards_done: Its shards it delivered (revealed, or accepted; a settled job's shards
+            stay revealed) that were not rejected; shards_held: those it holds now (assigned
+            or committed).
     """
 
     node_id: str
@@ -89,8 +90,8 @@ class JobRow:
 
     @property
     def done_shards(self) -> int:
-        """Its shards the coordinator accepted."""
-        return self.shards.get("accepted", 0)
+        """Its shards delivered (revealed or accepted): its work done so far."""
+        return self.shards.get("revealed", 0) + self.shards.get("accepted", 0)
 
     @property
     def ops(self) -> int:
@@ -259,7 +260,7 @@ def _nodes(conn: sqlite3.Connection) -> list[NodeRow]:
         " coalesce(a.bond, 0) AS bond, coalesce(a.balance, 0) AS balance,"
         " coalesce(a.slashed, 0) AS slashed,"
         " (SELECT count(*) FROM shards s WHERE s.node_id = n.node_id"
-        "   AND s.state = 'accepted') AS done,"
+        "   AND s.state IN ('revealed', 'accepted')) AS done,"
         " (SELECT count(*) FROM shards s WHERE s.node_id = n.node_id"
         "   AND s.state IN ('assigned', 'committed')) AS held"
         " FROM nodes n LEFT JOIN accounts a USING (node_id)"

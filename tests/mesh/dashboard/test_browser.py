@@ -1,0 +1,147 @@
+"""The dashboard in a real browser (Debian's Chromium through Playwright), on a real coordinator
+process with three workers: the nodes appear and a job settles on the page without a reload,
+one job's page lists its shards, every page is usable by keyboard, no page logs a JavaScript
+error or asks for a host other than 127.0.0.1, and ``--no-dashboard`` gives 404. Screenshots
+go under the test's tmp_path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from ramnet.mesh.protocol.routes import page_url
+from tests.browser_support import PHONE, GuardedPage, open_guarded_page
+from tests.mesh_procs import Mesh, ramnet
+
+DEADLINE = 120.0  # seconds for a mesh job on a loaded machine; CI must never hang on it
+WORKERS = 3
+
+
+@pytest.fixture
+def mesh(tmp_path: Path) -> Iterator[Mesh]:
+    procs = Mesh(tmp_path)
+    try:
+        procs.start_coordinator()
+        yield procs
+    finally:
+        codes = procs.stop()
+        assert codes == [0] * len(codes), codes  # every process stops cleanly on SIGTERM
+
+
+def _only_127(guarded: GuardedPage) -> None:
+    hosts = {
+        urlsplit(u).hostname for u in guarded.requests if urlsplit(u).scheme in ("http", "https")
+    }
+    assert hosts <= {"127.0.0.1"}, hosts
+
+
+def _workers(mesh: Mesh) -> None:
+    for w in range(WORKERS):
+        mesh.start(f"w{w}", "worker", "start", "--key-file", f"w{w}.key", "--bond", "10")
+
+
+def _submit(mesh: Mesh) -> subprocess.Popen[str]:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(mesh.folder / "cfg")}
+    return subprocess.Popen(
+        ramnet(
+            "run", "--mode", "mesh", "--nodes", "3", "--coordinator", mesh.url,
+            "--random", "96x80x64", "--dtype", "int8", "--seed", "3",
+            "--out", "C.npy", "--key-file", "consumer.key", "--json",
+        ),
+        cwd=mesh.folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_dashboard_shows_nodes_and_a_job_settling_live(
+    browser: Any, mesh: Mesh, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    with open_guarded_page(browser, tmp_path) as guarded:
+        page = guarded.page
+        page.goto(mesh.url + page_url("dashboard"))
+        expect(page.locator("#live-status")).to_contain_text("Live")
+        expect(page.locator("#count-nodes")).to_have_text("0")
+        page.evaluate("window.__notReloaded = true")
+        # Workers register after the page loaded: they appear without a reload.
+        _workers(mesh)
+        expect(page.locator("#nodes-table tbody tr")).to_have_count(WORKERS)
+        run = _submit(mesh)
+        try:
+            _, err = run.communicate(timeout=DEADLINE)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert run.returncode == 0, err
+        settled = page.locator('#jobs-table tr[data-state="settled"]')
+        expect(settled).to_have_count(1)
+        expect(page.locator("#count-settled")).to_have_text("1")
+        assert page.evaluate("window.__notReloaded === true")  # live, not reloaded
+        expect(page.locator("#plot-settled canvas").first).to_be_visible()
+        # The workers, and the consumer that registered to submit.
+        expect(page.locator("#nodes-table tbody tr")).to_have_count(WORKERS + 1)
+        done = page.locator("#nodes-table tbody tr td:nth-child(8)").all_inner_texts()
+        assert sum(int(t) for t in done) >= 3  # three shards accepted, at least
+        guarded.screenshot("dashboard", phone=True)
+        # Keyboard: the first Tab reaches the skip link, which is visible when focused.
+        page.keyboard.press("Tab")
+        skip = page.locator(".skip-link")
+        expect(skip).to_be_focused()
+        expect(skip).to_be_in_viewport()
+        # The job's own page, reached by keyboard from its link.
+        link = page.locator("#jobs-table tbody a").first
+        link.focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#shards-table tbody tr")).to_have_count(3)
+        expect(page.locator("#job-state")).to_have_text("settled")
+        expect(page.locator("#live-status")).to_contain_text("Live")
+        guarded.screenshot("job", phone=True)
+        page.set_viewport_size(PHONE)
+        # At phone width the page does not scroll sideways: wide tables scroll in their box.
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+        guarded.check()
+        _only_127(guarded)
+    # A stream still open while the coordinator stops must not hold the shutdown (the fixture
+    # asserts every process exits 0 within its 15 s).
+    _hold_a_stream_open(mesh)
+
+
+def _hold_a_stream_open(mesh: Mesh) -> None:
+    import httpx
+
+    opened = threading.Event()
+
+    def listen() -> None:
+        try:
+            with httpx.stream("GET", mesh.url + page_url("dashboard_events"), timeout=60) as r:
+                opened.set()
+                for _ in r.iter_bytes():
+                    pass
+        except httpx.HTTPError:
+            pass
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    assert opened.wait(30)
+
+
+def test_no_dashboard_gives_404(tmp_path: Path) -> None:
+    import httpx
+
+    mesh = Mesh(tmp_path)
+    try:
+        mesh.start_coordinator("--no-dashboard")
+        for path in (page_url("dashboard"), page_url("dashboard_events")):
+            assert httpx.get(mesh.url + path, timeout=10).status_code == 404
+        assert httpx.get(mesh.url + "/health", timeout=10).status_code == 200
+    finally:
+        assert mesh.stop() == [0]
+    log = (tmp_path / "coord.log").read_text()
+    assert "dashboard on" not in log
