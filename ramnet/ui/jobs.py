@@ -100,9 +100,11 @@ def run_mesh(task: Task, runners: Runners, request: MeshRequest) -> dict[str, An
     def on_status(info: dict[str, Any]) -> None:
         last.clear()
         last.update(info)
+        job_id = info.get("job_id")
         task.report(
             stage=str(info.get("state", "")),
-            job_id=info.get("job_id"),
+            job_id=job_id,
+            dashboard=dashboard_url(request.coordinator, job_id) if job_id else None,
             shards=info.get("shards") or {},
             total_shards=info.get("total_shards"),
             waiting=info.get("waiting"),
@@ -113,6 +115,7 @@ def run_mesh(task: Task, runners: Runners, request: MeshRequest) -> dict[str, An
     report = runners.mesh(request, on_status)
     task.files["c"] = str(request.out)
     report["last_status"] = dict(last)
+    report["dashboard"] = dashboard_url(request.coordinator, str(report["job_id"]))
     report["checks"] = [
         {
             "name": "Freivalds (this machine)",
@@ -131,3 +134,10 @@ def run_mesh(task: Task, runners: Runners, request: MeshRequest) -> dict[str, An
         ),
     ]
     return report
+
+
+def dashboard_url(coordinator: str, job_id: str) -> str:
+    """The coordinator's dashboard page of a job: each shard's state, node and timings."""
+    from ramnet.mesh.protocol.routes import page_url
+
+    return coordinator.rstrip("/") + page_url("dashboard_job", job_id=job_id)
