@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import GuardedPage
+from tests.browser_support import DESKTOP, PHONE, GuardedPage
 
 # Generous: two cores shared by many processes.
 JOB_TIMEOUT_MS = 180_000
@@ -51,10 +50,15 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
 
 
 def _shoot(page: GuardedPage, name: str) -> None:
-    saved = page.screenshot(name, phone=True)
+    """Screenshots at 1280x800 and 375 px, after checking the page fits a phone's width."""
+    page.page.set_viewport_size(PHONE)
+    wide = page.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    page.page.set_viewport_size(DESKTOP)
+    assert wide <= 0, f"{name}: {wide} px of sideways scroll at 375 px"
+    page.screenshot(name, phone=True)
     docs = os.environ.get("RAMNET_DOCS_IMG")
-    if docs:
-        shutil.copy(saved[0], Path(docs) / f"{name}.png")
+    if docs:  # the whole page at 1280 px wide, for docs/ui.md
+        page.page.screenshot(path=str(Path(docs) / f"{name}.png"), full_page=True)
 
 
 def test_a_sovereign_job_with_a_trace_ends_with_valkyries_verdict(
