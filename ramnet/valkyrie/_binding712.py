@@ -46,6 +46,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ramnet._errors import InvalidInputError, TraceFormatError
@@ -65,6 +66,7 @@ __all__ = [
     "binding_typed_data",
     "check_binding",
     "checksum_address",
+    "load_eth_account",
     "make_binding",
     "read_binding",
 ]
@@ -291,7 +293,32 @@ def _parse_statement(typed_data: object, problems: list[str]) -> _Statement | No
     return _Statement(node_id, address, nonce, issued_at)
 
 
+def load_eth_account() -> ModuleType:
+    """Import eth-account, keeping the interpreter's recursion limit as it was.
+
+    Importing eth-account imports py_ecc, which raises ``sys.setrecursionlimit`` to 100000 for
+    the whole process. A JSON body nested deep enough would then overflow the C stack in the
+    json module's decoder and crash the coordinator (or any process that read untrusted JSON)
+    instead of raising RecursionError. Nothing RAMNET calls in eth-account needs the raised limit
+    (the binding tests pass under the default one). Import eth-account through this function, in
+    RAMNET and in its tests.
+
+    Returns:
+        The ``eth_account`` module.
+    """
+    import sys
+
+    limit = sys.getrecursionlimit()
+    try:
+        import eth_account
+        import eth_account.messages
+    finally:
+        sys.setrecursionlimit(limit)
+    return eth_account
+
+
 def _signable(statement: _Statement) -> SignableMessage:
+    load_eth_account()  # first, so that the import below finds it loaded
     from eth_account.messages import encode_typed_data
 
     return encode_typed_data(full_message=statement.typed_data())
@@ -343,6 +370,7 @@ def _wallet_signature(text: object, problems: list[str], *, lenient_v: bool) -> 
 
 
 def _recover(statement: _Statement, signature: bytes) -> str | None:
+    load_eth_account()
     from eth_account import Account
     from eth_keys.exceptions import BadSignature
     from eth_utils.exceptions import ValidationError

@@ -7,19 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from typer.testing import CliRunner
 
 from ramnet.cli import app
 from ramnet.valkyrie import NodeKey, load_key, save_key
 from ramnet.valkyrie._binding712 import binding_typed_data
+from tests.eth_wallet import OTHER_WALLET_KEY, WALLET_ADDRESS, address_of, sign
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
-WALLET_KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
-WALLET_ADDRESS = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
-OTHER_WALLET_KEY = "0x" + "11" * 32
 NONCE, ISSUED_AT = "81985529216486895", "1767225600"
 # The node key of tests/valkyrie/test_binding712.py (seed 00 01 .. 1f): the same pinned answers.
 SEED = bytes(range(32)).hex()
@@ -62,11 +58,6 @@ def one_line_error(result: Any) -> str:
     text = result.stderr.replace("\n", "")  # Rich wraps long lines at the terminal's width
     assert text.startswith("error: ")
     return text
-
-
-def sign(typed: dict[str, Any], private_key: str = WALLET_KEY) -> str:
-    signed = Account.sign_message(encode_typed_data(full_message=typed), private_key)
-    return "0x" + bytes(signed.signature).hex()
 
 
 def print_typed_data(runner: CliRunner, key_file: Path, *extra: str) -> dict[str, Any]:
@@ -193,7 +184,7 @@ def test_signature_of_another_wallet_refused(
         load_key(key_file).public_key, WALLET_ADDRESS, nonce=int(NONCE), issued_at=int(ISSUED_AT)
     )
     text = one_line_error(bind(runner, key_file, sign(typed, OTHER_WALLET_KEY)))
-    other = Account.from_key(OTHER_WALLET_KEY).address
+    other = address_of(OTHER_WALLET_KEY)
     assert f"made by {other}, not by the payout address {WALLET_ADDRESS}" in text
     assert not (tmp_path / "binding.json").exists()
 

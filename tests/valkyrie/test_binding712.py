@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from typing import Any
 
 import nacl.signing
 import pytest
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_utils.crypto import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,11 +26,15 @@ from ramnet.valkyrie._binding712 import (
     make_binding,
     read_binding,
 )
+from tests.eth_wallet import (
+    OTHER_WALLET_KEY,
+    WALLET_ADDRESS,
+    WALLET_KEY,
+    Account,
+    encode_typed_data,
+)
+from tests.eth_wallet import sign as wallet_sign
 
-# The well-known eth-account test key (eth-account's own docs); its address is below.
-WALLET_KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
-WALLET_ADDRESS = "0x2c7536E3605D9C16a7a3D7b1898e529396a65c23"
-OTHER_WALLET_KEY = "0x" + "11" * 32
 NODE_SEED = bytes(range(32))
 NONCE = 0x0123456789ABCDEF
 ISSUED_AT = 1767225600  # 2026-01-01T00:00:00Z
@@ -57,11 +61,6 @@ def fixed_typed_data() -> dict[str, Any]:
     return binding_typed_data(
         node_key().public_key, WALLET_ADDRESS, nonce=NONCE, issued_at=ISSUED_AT
     )
-
-
-def wallet_sign(typed_data: dict[str, Any], private_key: str = WALLET_KEY) -> str:
-    signed = Account.sign_message(encode_typed_data(full_message=typed_data), private_key)
-    return "0x" + bytes(signed.signature).hex()
 
 
 @pytest.fixture(scope="module")
@@ -471,3 +470,20 @@ def test_random_leaf_replaced(
         assert str(replacement).lower() == str(original).lower(), (path, replacement)
     # The document given is never modified.
     assert check_binding(document).valid
+
+
+def test_recursion_limit_kept() -> None:
+    # py_ecc, imported by eth-account, raises the limit for the whole process; a coordinator
+    # that checked a binding would then crash on deeply nested JSON instead of refusing it.
+    code = (
+        "import json, sys\n"
+        "from ramnet.valkyrie._binding712 import binding_digest, binding_typed_data\n"
+        f"binding_digest(binding_typed_data('{NODE_ID}', '{WALLET_ADDRESS}'))\n"
+        "assert 'py_ecc' in sys.modules and sys.getrecursionlimit() == 1000\n"
+        "try:\n"
+        "    json.loads('[' * 200000)\n"
+        "except RecursionError:\n"
+        "    print('refused')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout == "refused\n", done.stderr
