@@ -154,6 +154,18 @@ def check(source: str) -> Any:
     return check_binding(read_binding(_read_text(source)))
 
 
+def binding_document(path: Path) -> dict[str, Any]:
+    """A binding file's document, for a worker to present (the coordinator checks it).
+
+    Raises:
+        InputFileError: The file cannot be read.
+        BindingFormatError: It is not a binding document (not JSON, not an object, too large).
+    """
+    from ramnet.valkyrie._binding712 import read_binding
+
+    return read_binding(_read_text(str(path)))
+
+
 def check_summary(result: Any) -> dict[str, Any]:
     """A ``BindingCheck`` as JSON."""
     return {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,6 +11,9 @@ from ramnet._errors import InvalidInputError
 from ramnet.commands import _node
 from ramnet.commands._common import group, guarded, print_json, stdout
 from ramnet.commands._options import CaFileOption, CoordinatorOption, JsonOption
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 app = group("The mesh's ledger.")
 
@@ -22,7 +25,11 @@ def ledger_show(
     ca_file: CaFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show every account (bond, balance, slashed) and the conserved totals."""
+    """Show every account (bond, balance, slashed, payout address) and the conserved totals.
+
+    A payout address marked "bound" was bound to its node by a wallet binding that the
+    coordinator checked (ramnet keys bind; worker start --binding).
+    """
     from ramnet.mesh import MeshClient
     from ramnet.mesh.protocol.routes import url
 
@@ -37,13 +44,30 @@ def ledger_show(
     table = Table(title="ledger")
     for col in ("node", "bond", "balance", "slashed"):
         table.add_column(col, justify="right")
+    table.add_column("payout")
     for acct in info["accounts"]:
         table.add_row(
-            acct["node_id"][:16], str(acct["bond"]), str(acct["balance"]), str(acct["slashed"])
+            acct["node_id"][:16],
+            str(acct["bond"]),
+            str(acct["balance"]),
+            str(acct["slashed"]),
+            _payout(acct),
         )
     stdout().print(table)
     totals = info["totals"]
     stdout().print(" ".join(f"{k}={v}" for k, v in totals.items()), markup=False)
+
+
+def _payout(account: dict[str, Any]) -> Text:
+    """An account's payout address, and whether a checked wallet binding binds it."""
+    from rich.text import Text
+
+    address = account.get("payout_address")
+    if not address:
+        return Text("-")
+    if account.get("payout_bound"):
+        return Text.assemble(str(address), (" bound", "green"))
+    return Text.assemble(str(address), (" not bound", "yellow"))
 
 
 @app.command("grant")

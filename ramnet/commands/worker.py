@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -49,8 +50,16 @@ def worker_start(
             help="Only compute: post results without commit-reveal; an auditor checks them.",
         ),
     ] = False,
+    binding: Annotated[
+        Path | None,
+        typer.Option(
+            "--binding",
+            help="Wallet binding file (ramnet keys bind): its address becomes the bound payout.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the coordinator's shards until SIGTERM (the shard in hand is finished first)."""
+    from ramnet.commands._binding import binding_document
     from ramnet.mesh import Worker
     from ramnet.mesh.nodes.worker import MISBEHAVIOURS
 
@@ -59,6 +68,7 @@ def worker_start(
             f"--misbehave must be one of {', '.join(MISBEHAVIOURS)}, got {misbehave!r}"
         )
 
+    document = None if binding is None else binding_document(binding)
     settings = _node.settings(
         coordinator=coordinator,
         ca_file=str(ca_file) if ca_file else None,
@@ -73,12 +83,14 @@ def worker_start(
         client,
         bond=settings.bond,
         validator=validator,
-        payout_address=settings.payout_address,
+        # A binding names the payout address; one given as well must be the same.
+        payout_address=settings.payout_address if document is None else payout_address,
         backend=settings.backend,
         threads=settings.threads or 1,
         log=log,
         misbehave=misbehave,
         prove=not no_prove,
+        binding=document,
     )
     done = _node.when_key_free(lambda: worker.run(stop), stop, log)
     log(f"stopped after {done} shards")

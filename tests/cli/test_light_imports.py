@@ -26,6 +26,7 @@ HEAVY = (
     "ramnet.valkyrie",
     "ramnet.orchid",
     "ramnet.sidecar",
+    "eth_account",  # wallet binding: about a second to import, only where a binding is made
 )
 # Rich's renderables that only output needs (Typer's own help draws with rich.table).
 RENDERING = ("rich.table", "rich.progress", "rich.live")

@@ -16,6 +16,7 @@ import numpy as np
 
 from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh.coordinator.admission import Admission
+from ramnet.mesh.coordinator.payouts import with_payouts
 from ramnet.mesh.coordinator.service import MAX_WAIT, Coordinator
 from ramnet.mesh.protocol import messages as m
 from ramnet.mesh.protocol import routes as _api
@@ -97,7 +98,7 @@ def handlers(coordinator: Coordinator, document: Mapping[str, Any]) -> dict[str,
     return {
         "health": lambda call: {"status": "ok"},
         "openapi": lambda call: document,
-        "ledger": lambda call: c.ledger_watch.show(),
+        "ledger": lambda call: with_payouts(c.ledger_watch.show(), c.store),
         "register": lambda call: c.register(call.node, call.message_as(m.RegisterRequest)),
         "submit_job": lambda call: c.submit(
             call.node, call.message_as(m.JobSubmission), call.arrays

@@ -12,6 +12,7 @@ import numpy as np
 from ramnet import orchid
 from ramnet._errors import InvalidInputError
 from ramnet.mesh.coordinator.inputs import JobInputs
+from ramnet.mesh.coordinator.payouts import checked_binding
 from ramnet.mesh.coordinator.polls import Polls
 from ramnet.mesh.coordinator.results import Results
 from ramnet.mesh.protocol.messages import JobSubmission, RegisterRequest
@@ -96,10 +97,15 @@ class Intake:
 
         Raises:
             InvalidInputError: A payout address not 1-256 characters (the store's check).
+            BindingRefusedError: A wallet binding that does not check or binds another node
+                (``payouts.checked_binding``); nothing is registered then.
             InsufficientFundsError: The bond exceeds the node's balance.
             KeyInUseError: Another live process registered with this key.
         """
         instance = request.instance
+        payout_address, binding = request.payout_address, None
+        if request.binding is not None:  # checked before the write lock is taken
+            payout_address, binding = checked_binding(node, request.binding, payout_address)
         with self._store.transaction():
             # Checked before registering updates the node (its last update may be all that says
             # when the other process was last seen), recorded again once a new node exists.
@@ -110,9 +116,10 @@ class Intake:
                 )
             new = self._store.register_node(
                 node,
-                payout_address=request.payout_address,
+                payout_address=payout_address,
                 validator=request.validator,
                 prove=request.prove,
+                payout_binding=binding,
             )
             if new and instance is not None:
                 claim_instance(self._store, node, instance, timeout=self._node_timeout)

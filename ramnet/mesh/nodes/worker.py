@@ -74,6 +74,9 @@ class Worker:
         bond: The bond to stake on registration.
         validator: Join the validator pool.
         payout_address: Where payments go (bound to the node id by the coordinator).
+        binding: The node's wallet binding document (``ramnet keys bind``), presented at
+            registration: the coordinator checks it and records its address as the bound payout
+            address, or refuses the registration.
         backend: ORCHID backend for the GEMMs.
         threads: Block products computed at once.
         poll: Seconds between polls when there is no work.
@@ -102,6 +105,7 @@ class Worker:
         misbehave: str | None = None,
         compute: Compute | None = None,
         prove: bool = True,
+        binding: dict[str, Any] | None = None,
     ) -> None:
         if misbehave is not None and misbehave not in MISBEHAVIOURS:
             from ramnet._errors import InvalidInputError
@@ -115,6 +119,7 @@ class Worker:
         self.bond = bond
         self.validator = validator
         self.payout_address = payout_address
+        self.binding = binding
         self.backend = backend
         self.threads = threads
         self.poll = poll
@@ -146,17 +151,20 @@ class Worker:
 
     def register(self) -> dict[str, Any]:
         """Register with the coordinator (idempotent) and stake the bond."""
+        request: dict[str, Any] = {
+            "bond": self.bond,
+            "validator": self.validator,
+            "payout_address": self.payout_address,
+            "prove": self.prove,
+            # One key, one process: the coordinator refuses this key while another live
+            # process uses it.
+            "instance": self.instance,
+        }
+        if self.binding is not None:  # only when there is one: older coordinators know no field
+            request["binding"] = self.binding
         reply: dict[str, Any] = self.client.post_json(
             url("register"),
-            {
-                "bond": self.bond,
-                "validator": self.validator,
-                "payout_address": self.payout_address,
-                "prove": self.prove,
-                # One key, one process: the coordinator refuses this key while another live
-                # process uses it.
-                "instance": self.instance,
-            },
+            request,
             # Idempotent (the bond is topped up to its target), so it is retried like a GET
             # when the connection breaks mid-request, as when the coordinator is restarting.
             idempotent=True,

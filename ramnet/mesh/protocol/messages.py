@@ -25,6 +25,11 @@ __all__ = [
     "AuditPackage",
     "AuditReport",
     "AuditReportReply",
+    "BindingDomain",
+    "BindingStatement",
+    "BindingTypeField",
+    "BindingTypedData",
+    "BindingTypes",
     "CancelRequest",
     "ClaimedShard",
     "CommitRequest",
@@ -55,6 +60,7 @@ __all__ = [
     "ValidationPackage",
     "Verdict",
     "VerdictReply",
+    "WalletBinding",
 ]
 
 NodeId = Annotated[str, Meta(description="A node's id: its Ed25519 public key, 64 hex digits")]
@@ -87,6 +93,94 @@ class _Message(Struct, forbid_unknown_fields=True):
     """Base of every message: unknown fields are refused."""
 
 
+# ---- wallet binding (EIP-712; ramnet.valkyrie._binding712 checks what these only bound) ---------
+
+_Name = Annotated[str, Meta(max_length=64)]
+
+
+class BindingTypeField(_Message):
+    """One field of an EIP-712 type: its name and Solidity type."""
+
+    name: _Name
+    type: _Name
+
+
+class BindingTypes(_Message, rename={"domain": "EIP712Domain", "statement": "RamnetNodeBinding"}):
+    """The typed data's types: EIP712Domain and RamnetNodeBinding."""
+
+    domain: Annotated[list[BindingTypeField], Meta(max_length=8)]
+    statement: Annotated[list[BindingTypeField], Meta(max_length=8)]
+
+
+class BindingDomain(_Message):
+    """The EIP-712 domain: name "RAMNET", version "1" (off-chain: no chainId)."""
+
+    name: _Name
+    version: _Name
+
+
+class BindingStatement(_Message, rename="camel"):
+    """RamnetNodeBinding: the node, the payout address, a nonce and when it was issued."""
+
+    node_id: Annotated[
+        str,
+        Meta(
+            min_length=66,
+            max_length=66,
+            pattern="^0x[0-9a-fA-F]{64}$",
+            description="The node's Ed25519 public key, 0x and 64 hex digits",
+        ),
+    ]
+    payout_address: Annotated[
+        str,
+        Meta(
+            min_length=42,
+            max_length=42,
+            pattern="^0x[0-9a-fA-F]{40}$",
+            description="An Ethereum address (EIP-55 checksummed where mixed case)",
+        ),
+    ]
+    nonce: (
+        Annotated[str, Meta(min_length=1, max_length=78, pattern="^[0-9]+$")]
+        | Annotated[int, Meta(ge=0)]
+    )
+    issued_at: Annotated[int, Meta(ge=0, description="Unix seconds")]
+
+
+class BindingTypedData(_Message, rename="camel"):
+    """The EIP-712 typed data both keys signed (``eth_signTypedData_v4``'s argument)."""
+
+    types: BindingTypes
+    primary_type: _Name
+    domain: BindingDomain
+    message: BindingStatement
+
+
+class WalletBinding(_Message, rename="camel"):
+    """A payout address bound to a node: signed by the address's wallet and the node key."""
+
+    version: Literal[1]
+    typed_data: BindingTypedData
+    wallet_signature: Annotated[
+        str,
+        Meta(
+            min_length=132,
+            max_length=132,
+            pattern="^0x[0-9a-fA-F]{130}$",
+            description="The wallet's secp256k1 signature of the EIP-712 digest (r, s, v)",
+        ),
+    ]
+    node_signature: Annotated[
+        str,
+        Meta(
+            min_length=130,
+            max_length=130,
+            pattern="^0x[0-9a-fA-F]{128}$",
+            description="The node key's Ed25519 signature of the same digest",
+        ),
+    ]
+
+
 # ---- requests ---------------------------------------------------------------------------------
 
 
@@ -111,6 +205,9 @@ class RegisterRequest(_Message):
         ]
         | None
     ) = None
+    #: The node's wallet binding (``ramnet keys bind``): the coordinator checks both signatures
+    #: and that it binds this node, and records its address as the bound payout address.
+    binding: WalletBinding | None = None
 
 
 class CommitRequest(_Message):
@@ -204,6 +301,10 @@ class Account(_Message):
     bond: int
     balance: int
     slashed: int
+    payout_address: str | None = None
+    payout_bound: Annotated[
+        bool, Meta(description="payout_address is bound by a checked wallet binding")
+    ] = False
 
 
 class LedgerTotals(_Message):

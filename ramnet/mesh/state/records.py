@@ -186,6 +186,9 @@ class Node:
     #: The process the node's key runs in, as that process named itself when it registered
     #: (one key, one process); None: not given.
     instance: str | None = None
+    #: ``payout_address`` is bound to the node by a wallet binding the coordinator checked
+    #: (EIP-712, signed by the address's wallet and the node key; ``Store.payout_binding``).
+    payout_bound: bool = False
 
 
 @dataclass(frozen=True)

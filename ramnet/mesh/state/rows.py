@@ -85,6 +85,7 @@ def node_of(row: sqlite3.Row) -> Node:
         prove=bool(row["prove"]),
         last_seen=row["last_seen"],
         instance=row["instance"],
+        payout_bound=bool(row["payout_bound"]),
     )
 
 

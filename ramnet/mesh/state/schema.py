@@ -29,7 +29,7 @@ _JOBS_COLUMNS = """
 _REWRITE_JOBS_TABLE = "rewrite the jobs table's definition"
 
 #: The schema this code writes. A file with a newer version is refused (``SchemaVersionError``).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: Upgrades from older versions, in order: version -> statements that bring it to version + 1.
 MIGRATIONS = {
     1: [
@@ -52,6 +52,14 @@ MIGRATIONS = {
         "ALTER TABLE jobs ADD COLUMN reason TEXT",
         _REWRITE_JOBS_TABLE,
     ],
+    4: [
+        # v5: payout addresses bound by a wallet (EIP-712, ramnet.valkyrie._binding712): the
+        # flag, and the binding document the coordinator checked, kept so it can be checked
+        # again by anyone later. Every node stored before is unbound.
+        "ALTER TABLE nodes ADD COLUMN payout_bound INTEGER NOT NULL DEFAULT 0"
+        " CHECK (payout_bound IN (0, 1))",
+        "ALTER TABLE nodes ADD COLUMN payout_binding TEXT",
+    ],
 }
 
 #: The tables of a new store (statements separated by ";" and a newline).
@@ -69,7 +77,9 @@ CREATE TABLE nodes (
     updated_at     REAL NOT NULL,
     prove          INTEGER NOT NULL DEFAULT 1 CHECK (prove IN (0, 1)),
     last_seen      REAL,
-    instance       TEXT
+    instance       TEXT,
+    payout_bound   INTEGER NOT NULL DEFAULT 0 CHECK (payout_bound IN (0, 1)),
+    payout_binding TEXT
 );
 CREATE TABLE jobs ({jobs});
 CREATE INDEX jobs_state ON jobs (state, created_at);

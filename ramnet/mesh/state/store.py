@@ -161,12 +161,18 @@ class Store:
         validator: bool = False,
         prove: bool = True,
         now: float | None = None,
+        payout_binding: str | None = None,
     ) -> bool:
         """Register a node, or update its payout address and flags if already known.
 
         ``prove`` False marks a node that only computes (``worker start --no-prove``): its
         results skip commit-reveal, and its jobs wait in ``optimistic`` for an auditor.
         Re-registering never lifts a ban and keeps ``registered_at``.
+
+        ``payout_binding`` is the wallet binding's JSON that the caller checked (it binds
+        ``payout_address``, which must then be given): the node's payout is then bound. A later
+        registration with another payout address and no binding unbinds it; one without an
+        address keeps what is stored.
 
         Returns:
             True if the node is new (the coordinator grants the default credit then, ideally in
@@ -179,20 +185,51 @@ class Store:
             raise StoreInputError(
                 f"payout_address must be 1-256 characters, got {short(payout_address)}"
             )
+        if payout_binding is not None and (
+            payout_address is None
+            or not isinstance(payout_binding, str)
+            or not 0 < len(payout_binding) <= 1 << 16
+        ):
+            raise StoreInputError("a payout binding must be 1-65536 characters, with its address")
         t = clock(now)
+        bound = int(payout_binding is not None)
         with self.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO nodes (node_id, payout_address, validator, prove, banned,"
-                " registered_at, updated_at) VALUES (?, ?, ?, ?, 0, ?, ?)"
-                " ON CONFLICT (node_id) DO NOTHING",
-                (node_id, payout_address, int(bool(validator)), int(bool(prove)), t, t),
+                " registered_at, updated_at, payout_bound, payout_binding)"
+                " VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?) ON CONFLICT (node_id) DO NOTHING",
+                (
+                    node_id,
+                    payout_address,
+                    int(bool(validator)),
+                    int(bool(prove)),
+                    t,
+                    t,
+                    bound,
+                    payout_binding,
+                ),
             )
             if cur.rowcount:
                 return True
+            # Every SET reads the row as it was: a binding binds; another address unbinds.
             conn.execute(
-                "UPDATE nodes SET payout_address = coalesce(?, payout_address), validator = ?,"
-                " prove = ?, updated_at = ? WHERE node_id = ?",
-                (payout_address, int(bool(validator)), int(bool(prove)), t, node_id),
+                "UPDATE nodes SET"
+                " payout_bound = CASE WHEN :binding IS NOT NULL THEN 1"
+                "   WHEN :address IS NOT NULL AND :address IS NOT payout_address THEN 0"
+                "   ELSE payout_bound END,"
+                " payout_binding = CASE WHEN :binding IS NOT NULL THEN :binding"
+                "   WHEN :address IS NOT NULL AND :address IS NOT payout_address THEN NULL"
+                "   ELSE payout_binding END,"
+                " payout_address = coalesce(:address, payout_address), validator = :validator,"
+                " prove = :prove, updated_at = :t WHERE node_id = :node",
+                {
+                    "binding": payout_binding,
+                    "address": payout_address,
+                    "validator": int(bool(validator)),
+                    "prove": int(bool(prove)),
+                    "t": t,
+                    "node": node_id,
+                },
             )
             return False
 
@@ -204,6 +241,24 @@ class Store:
         if row is None:
             raise NotFoundError(f"no node {node_id}")
         return node_of(row)
+
+    def payout_binding(self, node_id: str) -> str | None:
+        """The wallet binding's JSON that bound the node's payout address, None if unbound.
+
+        ``Node.payout_bound`` (``get_node``, ``list_nodes``) says whether there is one; this is
+        the document itself, which anyone can check again (``ramnet keys check-binding``).
+
+        Raises:
+            NotFoundError: The node never registered.
+        """
+        check_node_id(node_id)
+        with self.snapshot() as conn:
+            row = conn.execute(
+                "SELECT payout_binding FROM nodes WHERE node_id = ?", (node_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no node {node_id}")
+        return None if row[0] is None else str(row[0])
 
     def list_nodes(
         self, *, validators_only: bool = False, include_banned: bool = True

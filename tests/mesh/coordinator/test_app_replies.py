@@ -12,6 +12,7 @@ import msgspec
 import numpy as np
 
 from ramnet import orchid
+from ramnet.mesh.coordinator.payouts import with_payouts
 from ramnet.mesh.coordinator.service import Coordinator, CoordinatorConfig
 from ramnet.mesh.nodes.worker import _misbehave
 from ramnet.mesh.protocol import messages as m
@@ -116,7 +117,8 @@ def test_every_reply_is_its_message_and_encodes_as_before(tmp_path: Path) -> Non
     shard, _ = _compute(coord, workers[1])
     _same_bytes("shard_release", coord.release(workers[1], shard))
 
-    _same_bytes("ledger", coord.ledger.show())
+    # The route adds each account's payout address and binding flag to the ledger's view.
+    _same_bytes("ledger", with_payouts(coord.ledger.show(), coord.store))
     _same_bytes("health", {"status": "ok"})
     _same_bytes("openapi", openapi())
     coord.close()

@@ -151,6 +151,8 @@ def test_a_version_1_store_is_upgraded(tmp_path: Path) -> None:
     raw.execute("ALTER TABLE jobs DROP COLUMN result_blob")
     for table, column in (("nodes", "last_seen"), ("nodes", "instance"), ("jobs", "reason")):
         raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    for column in ("payout_bound", "payout_binding"):  # nor version 5's
+        raw.execute(f"ALTER TABLE nodes DROP COLUMN {column}")
     raw.execute(
         "INSERT INTO nodes (node_id, registered_at, updated_at) VALUES (?, 1, 1)", ("a" * 64,)
     )
@@ -158,7 +160,7 @@ def test_a_version_1_store_is_upgraded(tmp_path: Path) -> None:
     raw.commit()
     raw.close()
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 4
+    assert store.schema_version == SCHEMA_VERSION == 5
     assert store.get_node("a" * 64).prove is True
     store.register_node("b" * 64, prove=False)
     assert store.get_node("b" * 64).prove is False

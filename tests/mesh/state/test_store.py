@@ -554,6 +554,12 @@ def test_sigkill_keeps_commits_and_drops_the_open_transaction(tmp_path: Path) ->
 # Settled jobs' results (schema v3)
 
 
+def drop_version_5_columns(raw: sqlite3.Connection) -> None:
+    """Make a store look as it did before version 5 (no payout bindings)."""
+    for column in ("payout_bound", "payout_binding"):
+        raw.execute(f"ALTER TABLE nodes DROP COLUMN {column}")
+
+
 def test_a_version_2_store_is_upgraded_and_keeps_its_jobs(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     s = Store(path)
@@ -564,11 +570,12 @@ def test_a_version_2_store_is_upgraded_and_keeps_its_jobs(tmp_path: Path) -> Non
     raw.execute("ALTER TABLE jobs DROP COLUMN result_blob")  # what version 2 looked like
     for table, column in (("nodes", "last_seen"), ("nodes", "instance"), ("jobs", "reason")):
         raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")  # nor version 4's columns
+    drop_version_5_columns(raw)
     raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     raw.commit()
     raw.close()
     s = Store(path)
-    assert s.schema_version == SCHEMA_VERSION == 4
+    assert s.schema_version == SCHEMA_VERSION == 5
     assert s.get_job("job1").result_blob is None
     s.close()
 
@@ -642,11 +649,12 @@ def test_a_version_3_store_is_upgraded_and_keeps_its_jobs_shards_and_keys(tmp_pa
     raw.execute("CREATE INDEX jobs_consumer ON jobs (consumer, created_at)")
     for column in ("last_seen", "instance"):
         raw.execute(f"ALTER TABLE nodes DROP COLUMN {column}")
+    drop_version_5_columns(raw)
     raw.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     raw.commit()
     raw.close()
     s = Store(path)
-    assert s.schema_version == SCHEMA_VERSION == 4
+    assert s.schema_version == SCHEMA_VERSION == 5
     job = s.get_job("job1")
     assert (job.state, job.reason) == ("sharded", None)
     assert s.list_shards(job_id="job1") == shards_before
