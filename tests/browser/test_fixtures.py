@@ -151,3 +151,22 @@ def test_page_fixture_fails_a_misbehaving_test(tmp_path: Path, site: str) -> Non
     assert "JavaScript error: boom" in out, out
     assert "ERROR at teardown of test_offhost" in out, out
     assert "request to another host (blocked): http://example.invalid/pixel.png" in out, out
+
+
+def test_without_chromium_browser_tests_are_skipped_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text(
+        "import tests.browser_support as support\n"
+        "support.chromium_path = lambda: None\n"
+        "from tests.browser_support import browser, page\n"
+    )
+    (tmp_path / "test_any.py").write_text("def test_page(page):\n    raise AssertionError\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "--rootdir",
+         tmp_path, str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "1 skipped" in out, out
+    assert "no Chromium: install Debian's chromium" in out, out
