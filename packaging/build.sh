@@ -227,11 +227,26 @@ ok "--backend numba fails cleanly (exit $code, one line: $(cat numba.err))"
 say "keys, bench"
 node_id=$(r keys init --key-file kk.key 2>/dev/null)
 [[ $(r keys show --key-file kk.key) == "$node_id" ]] || fail "keys show differs from keys init"
-r keys bind --payout-address acct-1 --key-file kk.key >binding.json
-[[ $(r keys check-binding binding.json) == valid ]] || fail "keys check-binding"
+# The wallet binding (EIP-712) with the known answer of tests/valkyrie/test_binding712.py: the
+# node key of seed 00 01 .. 1f, eth-account's test key's signature, a fixed nonce and time.
+printf 'ramnet-ed25519-seed-v1 %s\n' 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f \
+    >kat.key && chmod 600 kat.key
+KAT_ADDRESS=0x2c7536E3605D9C16a7a3D7b1898e529396a65c23
+KAT_SIGNATURE=0xe1e6906ef0006cd6cef92b881873e9aca00d23c5ad385eff4ce6f7e7d4bee1893da84d0abb6d6b187066f82a3cdc4271ff87522268898aa6aabbd660352eeb7a1b
+r keys bind --payout-address "$KAT_ADDRESS" --key-file kat.key --json >typed.json
+pycheck 'assert json.load(open("typed.json"))["primaryType"] == "RamnetNodeBinding"'
+r keys bind --payout-address "$KAT_ADDRESS" --key-file kat.key --nonce 81985529216486895 \
+    --issued-at 1767225600 --wallet-signature "$KAT_SIGNATURE" --out binding.json 2>/dev/null \
+    || fail "keys bind --wallet-signature"
+[[ $(r keys check-binding binding.json) == "valid: node "*" is paid at $KAT_ADDRESS" ]] \
+    || fail "keys check-binding"
+sed 's/1767225600/1767225601/' binding.json >binding-bad.json
+code=0
+r keys check-binding binding-bad.json 2>/dev/null || code=$?
+((code == 1)) || fail "keys check-binding of a tampered binding exited $code, not 1"
 r bench gemm --size 96 --repeat 1 --json >bench.json
 pycheck 'assert json.load(open("bench.json"))["backend"] == "c"'
-ok "keys init/show/bind/check-binding, bench gemm"
+ok "keys init/show/bind (EIP-712, a known answer)/check-binding (valid, tampered: 1), bench gemm"
 
 say "mesh: coordinator, two workers by flags, one worker by environment only, a validator"
 read -r PORT DAEMON_PORT PROXY_PORT < <("$PY" -c 'import socket
