@@ -96,6 +96,19 @@ class GuardedPage:
         if found:
             pytest.fail("the page misbehaved:\n" + "\n".join(found), pytrace=False)
 
+    def phone_overflow(self) -> int:
+        """How many pixels the page is wider than a 375 px phone screen (0: it fits; wide
+        tables should scroll inside their own box, not the page); the viewport is put back.
+
+        Returns:
+            The page's width beyond the phone's, in CSS pixels.
+        """
+        previous = self.page.viewport_size or DESKTOP
+        self.page.set_viewport_size(PHONE)
+        excess = int(self.page.evaluate("document.documentElement.scrollWidth - window.innerWidth"))
+        self.page.set_viewport_size(previous)
+        return max(0, excess)
+
     def screenshot(self, name: str, *, phone: bool = False) -> list[Path]:
         """Save the page as ``<name>.png`` at 1280x800 (and ``<name>-375.png`` at 375x812 with
         ``phone``) in :attr:`folder`; the viewport is put back afterwards.

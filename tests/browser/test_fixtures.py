@@ -94,6 +94,10 @@ def test_clean_page_passes_and_screenshots(page: GuardedPage, site: str) -> None
     assert png_size(desktop) == (1280, 800)
     assert png_size(phone) == (375, 812)
     assert page.page.viewport_size == {"width": 1280, "height": 800}
+    assert page.phone_overflow() == 0
+    page.page.evaluate("document.body.insertAdjacentHTML('beforeend', '<pre>' + 'x'.repeat(200))")
+    assert page.phone_overflow() > 0
+    assert page.page.viewport_size == {"width": 1280, "height": 800}
     assert page.problems() == []
     assert any(u.endswith("/ok.html") for u in page.requests)
 

@@ -111,6 +111,7 @@ def test_the_dashboard_shows_the_cheater_slashed_and_the_job_settled(
     expect(dispute).to_contain_text(f"upheld: slashed {cheat[:12]}", timeout=LIVE_TIMEOUT_MS)
     expect(dispute.locator(f'[title="{cheated_mesh.validator}"]')).to_have_count(1)
     expect(p.locator("#summary")).to_contain_text("conserved")
+    assert page.phone_overflow() == 0, "the dashboard is wider than a phone's 375 px"
     page.screenshot("dashboard-live", phone=True)
 
     # The fraud proof's entries: the cheater's wrong entry, with the correct value.
@@ -126,6 +127,7 @@ def test_the_dashboard_shows_the_cheater_slashed_and_the_job_settled(
     expect(p.locator("#job-state")).to_have_text("settled")
     expect(p.locator("#shards-table tbody tr").first).to_be_visible()
     expect(p.get_by_role("region", name="Disputes", exact=True)).to_contain_text("upheld")
+    assert page.phone_overflow() == 0, "the job's page is wider than a phone's 375 px"
     page.screenshot("dashboard-job", phone=True)
 
     # A fresh load of the dashboard shows the same.
