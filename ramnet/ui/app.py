@@ -327,8 +327,7 @@ class Ui:
         try:
             found = await asyncio.to_thread(self.identity.bind, token, signature)
         except FieldError as exc:
-            with self.identity._lock:
-                typed = self.identity._pending.get(token)
+            typed = self.identity.pending(token)
             ctx.update(
                 token=token, typed=typed, values={"signature": signature}, target="#sign-panel"
             )
@@ -500,10 +499,11 @@ def create_app(config: UiConfig) -> Any:
         config: What it serves.
 
     Returns:
-        The ASGI application, wrapped in ``security.LocalOnly``; its ``state.ui`` is the ``Ui``
-        (``state.ui.worker.close()`` stops a lent worker).
+        The Starlette application (behind ``security.LocalOnly``); its ``state.ui`` is the
+        ``Ui`` (``state.ui.worker.close()`` stops a lent worker).
     """
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
     from starlette.responses import RedirectResponse
     from starlette.routing import Route
 
@@ -535,11 +535,9 @@ def create_app(config: UiConfig) -> Any:
         Route("/lend/stop", ui.lend_stop, methods=["POST"]),
         Route("/lend/events", ui.lend_events),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(LocalOnly, hosts=config.allowed_hosts)])
     app.state.ui = ui
-    wrapped = LocalOnly(app, config.allowed_hosts)
-    wrapped.state = app.state  # type: ignore[attr-defined]
-    return wrapped
+    return app
 
 
 __all__ = ["Ui", "UiConfig", "create_app", "describe", "sse"]

@@ -58,7 +58,7 @@ def run_sovereign(task: Task, runners: Runners, request: SovereignRequest) -> di
         The runner's report and, with a trace, ``verdict`` (``verdict_view``).
     """
     start = time.monotonic()
-    shape = request.operands.shape
+    shape = request.operands.shape or _file_shape(request.operands.a_path, request.operands.b_path)
 
     def progress(done: int, total: int) -> None:
         elapsed = max(time.monotonic() - start, 1e-9)
@@ -80,6 +80,23 @@ def run_sovereign(task: Task, runners: Runners, request: SovereignRequest) -> di
         report["verdict"] = verdict_view(verify_trace(request.trace, a, b, request.out))
         report["verified_with"] = [n for n, p in (("A", a), ("B", b)) if p] + ["C"]
     return report
+
+
+def _file_shape(a: Path | None, b: Path | None) -> tuple[int, int, int] | None:
+    """(M, K, N) from the ``.npy`` headers (memory-mapped, nothing read), for GOP/s; None when
+    unknown (the runner reports bad files itself)."""
+    import numpy as np
+
+    if a is None or b is None:
+        return None
+    try:
+        a_shape = np.load(a, mmap_mode="r").shape
+        b_shape = np.load(b, mmap_mode="r").shape
+    except (OSError, ValueError):
+        return None
+    if len(a_shape) != 2 or len(b_shape) != 2:
+        return None
+    return int(a_shape[0]), int(a_shape[1]), int(b_shape[1])
 
 
 def _operand_files(request: SovereignRequest) -> tuple[Path | None, Path | None]:

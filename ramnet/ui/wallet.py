@@ -116,6 +116,11 @@ class Identity:
             self._pending[token] = typed
         return token, typed
 
+    def pending(self, token: str) -> dict[str, Any] | None:
+        """The statement prepared under ``token`` and not bound yet, or None."""
+        with self._lock:
+            return self._pending.get(token)
+
     def bind(self, token: str, signature: str) -> dict[str, Any]:
         """Check the wallet's signature of a prepared statement, add the node key's, save it.
 
@@ -134,8 +139,7 @@ class Identity:
         from ramnet.valkyrie import load_key
         from ramnet.valkyrie._binding712 import make_binding
 
-        with self._lock:
-            typed = self._pending.get(token)
+        typed = self.pending(token)
         if typed is None:
             raise FieldError("form", "This statement has expired: prepare the binding again.")
         if not signature:

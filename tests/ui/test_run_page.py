@@ -99,6 +99,9 @@ def test_operands_from_paths_and_uploads(app: Any, client: Any, tmp_path: Path) 
         task = wait_task(app, started_task_id(reply.text))
         assert task.state == "done", task.error
         np.testing.assert_array_equal(np.load(task.files["c"]), a.astype(np.int64) @ b)
+        # Progress in block products, with a rate: the files' shapes come from their headers.
+        assert task.progress["done"] == task.progress["total"] >= 1
+        assert task.progress["gops"] is not None
     # The uploads were saved under fixed names in the job's folder, whatever the client called them.
     assert sorted(p.name for p in Path(task.files["c"]).parent.iterdir()) == [
         "A.npy",
