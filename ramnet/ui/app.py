@@ -353,6 +353,7 @@ class Ui:
                 "bond": str(options.bond),
                 "validator": "on" if options.validator else "",
                 "key_file": str(options.key_file),
+                "binding": str(options.binding or ""),
             }
         shown.setdefault("coordinator", self.config.coordinator)
         shown.setdefault("bond", "100")
@@ -465,12 +466,14 @@ def parse_worker(form: Any) -> WorkerOptions:
         raise FieldError("key_file", "Give the worker's own key file (created if missing).")
     threads_raw = forms.text(form, "threads")
     threads = forms.integer(form, "threads", "Threads", 1, 1) if threads_raw else None
+    binding = forms.text(form, "binding")
     return WorkerOptions(
         coordinator=coordinator.rstrip("/"),
         bond=bond,
         validator=forms.checked(form, "validator"),
         key_file=Path(key_file).expanduser(),
         threads=threads,
+        binding=Path(binding).expanduser() if binding else None,
     )
 
 

@@ -39,6 +39,7 @@ class WorkerOptions:
         validator: Whether it also joins the validator pool.
         key_file: Its own key file (created if missing).
         threads: Compute threads (None: the worker's default).
+        binding: A wallet binding file of its key, presented at registration (None: none).
     """
 
     coordinator: str
@@ -46,6 +47,7 @@ class WorkerOptions:
     validator: bool
     key_file: Path
     threads: int | None = None
+    binding: Path | None = None
 
 
 class WorkerBusyError(InvalidInputError):
@@ -106,6 +108,8 @@ class LocalWorker:
             if self.running:
                 raise WorkerBusyError("a worker is already running: stop it first")
             key, _ = load_or_create_key(options.key_file)
+            if options.binding is not None:
+                check_worker_binding(options.binding, key.node_id)
             argv = [
                 *self._argv,
                 "worker",
@@ -121,6 +125,8 @@ class LocalWorker:
                 argv.append("--validator")
             if options.threads:
                 argv += ["--threads", str(options.threads)]
+            if options.binding is not None:
+                argv += ["--binding", str(options.binding)]
             self._log.clear()
             self._shards_done = 0
             self._first_balance = None
@@ -230,3 +236,28 @@ def read_ledger(coordinator: str) -> dict[str, Any]:
     with MeshClient(coordinator, None, retries=None, retry_for=2.0) as client:
         reply: dict[str, Any] = client.get_json(url("ledger"))
         return reply
+
+
+def check_worker_binding(path: Path, node_id: str) -> None:
+    """Check a binding file before a worker presents it: readable, valid, and of its key.
+
+    Raises:
+        FieldError: Any of these fails (field ``binding``), as one sentence.
+    """
+    from ramnet.ui.forms import FieldError
+    from ramnet.valkyrie._binding712 import BindingFormatError, check_binding, read_binding
+
+    try:
+        check = check_binding(read_binding(path.read_bytes()))
+    except OSError as exc:
+        raise FieldError("binding", f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    except BindingFormatError as exc:
+        raise FieldError("binding", f"{path.name} is {exc}.") from exc
+    if not check.valid:
+        raise FieldError("binding", f"The binding is invalid: {check.problems[0]}.")
+    if check.node_id != node_id:
+        raise FieldError(
+            "binding",
+            f"The binding is for node {check.node_id[:12]}…, not this worker's key"
+            f" {node_id[:12]}…: bind the worker's key (ramnet keys bind --key-file).",
+        )

@@ -60,10 +60,35 @@ def _account(url: str, node_id: str) -> dict[str, Any] | None:
     return None
 
 
+WALLET_KEY = "0x" + "4c" * 32
+
+
+def _bind(key_file: Path, out: Path) -> str:
+    """A wallet binding of the key at ``key_file`` (made if missing), signed by a test wallet;
+    returns the wallet's address."""
+    import json
+
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+
+    from ramnet.valkyrie import load_or_create_key
+    from ramnet.valkyrie._binding712 import binding_typed_data, make_binding
+
+    key, _ = load_or_create_key(key_file)
+    wallet = Account.from_key(WALLET_KEY)
+    typed = binding_typed_data(key.node_id, wallet.address)
+    signature = Account.sign_message(encode_typed_data(full_message=typed), WALLET_KEY).signature
+    document = make_binding(key, typed, "0x" + signature.hex().removeprefix("0x"))
+    out.write_text(json.dumps(document))
+    return str(wallet.address)
+
+
 def test_a_worker_is_started_watched_and_stopped(
     app: Any, client: Any, coordinator: str, tmp_path: Path
 ) -> None:
+    address = _bind(tmp_path / "w.key", tmp_path / "w.binding.json")
     form = {"coordinator": coordinator, "bond": "50", "key_file": str(tmp_path / "w.key")}
+    form["binding"] = str(tmp_path / "w.binding.json")
     started = client.post("/lend/start", data={**form, "validator": "on"}, headers=HTMX)
     assert started.status_code == 200 and "Stop the worker" in started.text
     worker = app.state.ui.worker
@@ -72,10 +97,12 @@ def test_a_worker_is_started_watched_and_stopped(
     assert status["running"] and node_id
     account = _wait(lambda: _account(coordinator, node_id), "the worker's registration")
     assert account["bond"] == 50
-    # The page's live view: one event with the account the ledger shows.
+    assert account["payout_address"] == address and account["payout_bound"] is True
+    # The page's live view: its account as the ledger shows it, the bound address included.
     with client.stream("GET", "/lend/events") as stream:
         for line in stream.iter_lines():
-            if line.startswith("data: ") and node_id in line:
+            if line.startswith("data: ") and "bound by a checked wallet binding" in line:
+                assert address in line
                 break
     shown = worker.status({"accounts": [account]})
     assert shown["account"]["bond"] == 50 and shown["earned"] == 0
@@ -87,6 +114,20 @@ def test_a_worker_is_started_watched_and_stopped(
     assert not _alive(pid)
     assert worker.status()["returncode"] == 0
     assert any("registered" in line for line in worker.status()["log"])
+
+
+def test_a_binding_of_another_key_is_refused_next_to_its_field(client: Any, tmp_path: Path) -> None:
+    _bind(tmp_path / "other.key", tmp_path / "other.binding.json")
+    form = {"coordinator": "http://127.0.0.1:9", "bond": "1", "key_file": str(tmp_path / "w.key")}
+    reply = client.post(
+        "/lend/start", data={**form, "binding": str(tmp_path / "other.binding.json")}, headers=HTMX
+    )
+    assert 'id="binding-error" role="alert"' in reply.text
+    assert "not this worker&#39;s key" in reply.text
+    missing = client.post(
+        "/lend/start", data={**form, "binding": str(tmp_path / "none.json")}, headers=HTMX
+    )
+    assert 'id="binding-error"' in missing.text and "Cannot read" in missing.text
 
 
 def test_a_bad_worker_form_is_one_sentence_next_to_its_field(client: Any) -> None:
