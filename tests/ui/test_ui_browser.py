@@ -222,3 +222,29 @@ def test_the_lend_page_starts_shows_and_stops_a_worker(
         expect(status.locator(".card").filter(has_text="process")).to_contain_text(
             "stopped", timeout=JOB_TIMEOUT_MS
         )
+
+
+def test_a_job_can_be_run_by_keyboard_alone(ui: tuple[str, Path], page: GuardedPage) -> None:
+    from playwright.sync_api import expect
+
+    base, _ = ui
+    p = page.page
+    p.goto(f"{base}/run")
+    p.keyboard.press("Tab")
+    expect(p.get_by_role("link", name="Skip to content")).to_be_focused()
+    p.keyboard.press("Enter")
+    shape = p.get_by_label("Shape (M×K×N)")
+    for _ in range(40):  # Tab through the page's controls in order until the shape field
+        p.keyboard.press("Tab")
+        if shape.evaluate("element => element === document.activeElement"):
+            break
+    expect(shape).to_be_focused()
+    p.keyboard.press("Control+A")
+    p.keyboard.type("40x48x56")
+    p.keyboard.press("Enter")  # submits the form, as a button would
+    expect(p.locator(".verdict caption")).to_have_text("VALID", timeout=JOB_TIMEOUT_MS)
+    # The choice of operand source is keyboard-usable too: arrows move between the radios.
+    p.get_by_role("radio", name="Random (shape, dtype, seed)").focus()
+    p.keyboard.press("ArrowRight")
+    expect(p.get_by_label("A (.npy path)")).to_be_visible()
+    expect(shape).to_be_hidden()
