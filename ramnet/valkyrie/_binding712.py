@@ -424,19 +424,61 @@ def make_binding(key: NodeKey, typed_data: dict[str, Any], wallet_signature: str
     }
 
 
+_JSON_SIGNIFICANT = re.compile(r'["\\\[\]{}]')  # what strings and nesting are made of
+_MAX_DEPTH = 16  # a binding document nests 5 deep
+
+
+def _too_deep(text: str) -> bool:
+    """Whether JSON ``text`` nests arrays and objects more than ``_MAX_DEPTH`` deep.
+
+    Checked before parsing, so that the parser's recursion never meets a deep document: its
+    guard is the interpreter's recursion limit, which a library may have raised (py_ecc does,
+    see ``load_eth_account``) beyond what the C stack holds.
+    """
+    # One pass, linear in the text whatever it holds (a regular expression for strings
+    # backtracks quadratically on unterminated ones).
+    depth, in_string, escaped_at = 0, False, -1
+    for match in _JSON_SIGNIFICANT.finditer(text):
+        at = match.start()
+        if at == escaped_at:
+            continue
+        char = text[at]
+        if in_string:
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > _MAX_DEPTH:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
 def read_binding(text: str | bytes) -> dict[str, Any]:
-    """Parse a binding document's JSON text (at most 64 KiB).
+    """Parse a binding document's JSON text (at most 64 KiB, nested at most 16 deep).
 
     Returns:
         The JSON object, to give to ``check_binding``.
 
     Raises:
-        BindingFormatError: Too large, not JSON, or not a JSON object.
+        BindingFormatError: Too large or too deep, not JSON, or not a JSON object.
     """
     import json
 
     if len(text) > MAX_DOCUMENT_BYTES:
         raise BindingFormatError("not a wallet binding: larger than 64 KiB")
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BindingFormatError("not a wallet binding: not UTF-8 text") from exc
+    if _too_deep(text):
+        raise BindingFormatError("not a wallet binding: nested too deep")
     try:
         value = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:

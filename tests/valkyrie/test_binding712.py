@@ -394,8 +394,21 @@ def test_old_ed25519_only_binding_named() -> None:
         check_binding(old)
 
 
-@pytest.mark.parametrize("text", ["", "not json", "[1]", "1" * 70000, "[" * 60000])
-def test_read_binding_refuses(text: str) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not json",
+        "[1]",
+        "1" * 70000,
+        "[" * 60000,
+        "[" * 17 + "]" * 17,
+        '{"a": ["\\\\", ' + "[" * 16 + "]" * 16 + "]}",  # an escaped backslash, then 17 deep
+        '"\\' * 21000,  # unterminated strings: linear to scan
+        b"\xff\xfe",
+    ],
+)
+def test_read_binding_refuses(text: str | bytes) -> None:
     with pytest.raises(BindingFormatError):
         read_binding(text)
 
@@ -470,6 +483,29 @@ def test_random_leaf_replaced(
         assert str(replacement).lower() == str(original).lower(), (path, replacement)
     # The document given is never modified.
     assert check_binding(document).valid
+
+
+def test_deep_json_refused_under_a_raised_recursion_limit() -> None:
+    # Whatever raised the limit (eth-account imported directly, say), a deep document is refused
+    # before the parser recurses: the process does not crash.
+    code = (
+        "import sys\n"
+        "sys.setrecursionlimit(100000)\n"
+        "from ramnet.valkyrie._binding712 import BindingFormatError, read_binding\n"
+        "for text in ('[' * 60000, '{\"a\":' * 13000, '[\"]\", ' * 20 + '1' + ']' * 20):\n"
+        "    try:\n"
+        "        read_binding(text)\n"
+        "    except BindingFormatError as exc:\n"
+        "        print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["not a wallet binding: nested too deep"] * 3
+
+
+def test_strings_do_not_count_as_nesting() -> None:
+    deep_text = {"version": 1, "x": "[" * 100 + "{" * 100}
+    assert read_binding(json.dumps(deep_text)) == deep_text
 
 
 def test_recursion_limit_kept() -> None:
