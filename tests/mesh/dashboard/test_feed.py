@@ -32,11 +32,15 @@ class FakeState:
         return f"v{self.version}", dict(self.sections)
 
 
-def _parse(event: bytes) -> tuple[str, str]:
-    lines = event.decode().strip().split("\n")
-    name = next(line[len("event: ") :] for line in lines if line.startswith("event: "))
-    data = "\n".join(line[len("data: ") :] for line in lines if line.startswith("data: "))
-    return name, data
+def _parse(chunk: bytes) -> dict[str, str]:
+    events = {}
+    for event in chunk.decode().strip().split("\n\n"):
+        lines = event.split("\n")
+        name = next(line[len("event: ") :] for line in lines if line.startswith("event: "))
+        events[name] = "\n".join(
+            line[len("data: ") :] for line in lines if line.startswith("data: ")
+        )
+    return events
 
 
 def test_sse_event_frames_every_line() -> None:
@@ -48,14 +52,14 @@ def test_streams_get_changed_sections_and_share_one_render() -> None:
     state = FakeState()
     stopping = threading.Event()
 
-    async def scenario() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    async def scenario() -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, str]]:
         feed = Feed(state.fingerprint, state.render, _offload, stopping=stopping, poll_s=0.01)
         first = feed.stream(None, "v0")
         second = feed.stream(None, "v0")
         assert (await anext(first)).startswith(b"retry:")
         assert (await anext(second)).startswith(b"retry:")
-        got_first: list[tuple[str, str]] = []
-        got_second: list[tuple[str, str]] = []
+        got_first: list[dict[str, str]] = []
+        got_second: list[dict[str, str]] = []
         wait_first = asyncio.ensure_future(anext(first))
         wait_second = asyncio.ensure_future(anext(second))
         await asyncio.sleep(0.05)
@@ -64,24 +68,27 @@ def test_streams_get_changed_sections_and_share_one_render() -> None:
         state.sections["jobs"] = "<p>j1</p>"
         got_first.append(_parse(await asyncio.wait_for(wait_first, 5)))
         got_second.append(_parse(await asyncio.wait_for(wait_second, 5)))
-        # A fresh stream sends every section; these two had sent none yet.
-        got_first.append(_parse(await asyncio.wait_for(anext(first), 5)))
-        got_second.append(_parse(await asyncio.wait_for(anext(second), 5)))
-        assert state.renders == 1  # once for both
+        assert state.renders == 2  # the pages' state once, then the new one, for both streams
         state.version = 2
         state.sections["nodes"] = "<p>n2</p>"
         got_first.append(_parse(await asyncio.wait_for(anext(first), 5)))
+        # A stream from a page of an older state gets every section at once.
+        late = feed.stream(None, "v0")
+        await anext(late)
+        fresh = _parse(await asyncio.wait_for(anext(late), 5))
+        await late.aclose()
         stopping.set()
         rest = [event async for event in first]
         assert all(not event.startswith(b"event:") for event in rest)
         await second.aclose()
         assert feed.streams == 0
-        return got_first, got_second
+        return got_first, got_second, fresh
 
-    got_first, got_second = asyncio.run(scenario())
-    assert dict(got_first[:2]) == {"nodes": "<p>n0</p>", "jobs": "<p>j1</p>"}
-    assert dict(got_second) == dict(got_first[:2])
-    assert got_first[2] == ("nodes", "<p>n2</p>")  # only the section that changed
+    got_first, got_second, fresh = asyncio.run(scenario())
+    # Only what changed since the page: the jobs, then the nodes.
+    assert got_first == [{"jobs": "<p>j1</p>"}, {"nodes": "<p>n2</p>"}]
+    assert got_second == got_first[:1]
+    assert fresh == {"nodes": "<p>n2</p>", "jobs": "<p>j1</p>"}
 
 
 def test_nothing_polls_while_no_dashboard_is_open() -> None:
@@ -122,3 +129,36 @@ def test_silence_is_kept_alive(monkeypatch: Any) -> None:
         return event
 
     assert asyncio.run(scenario()) == b": keep-alive\n\n"
+
+
+def test_a_section_whose_inputs_did_not_change_is_not_rendered_again(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    import jinja2
+
+    from ramnet.mesh.coordinator.dashboard.render import MAIN_SECTIONS, SectionCache
+    from ramnet.mesh.coordinator.dashboard.view import Reader
+    from ramnet.mesh.state.blobs import BlobStore
+    from ramnet.mesh.state.ledger import Ledger
+    from ramnet.mesh.state.store import Store
+    from tests.mesh.dashboard.filled_store import fill_store
+
+    filled = fill_store(tmp_path, nodes=8, jobs=6)
+    rendered: list[str] = []
+    original = jinja2.Template.render
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> str:
+        rendered.append(str(self.name))
+        return original(self, *args, **kwargs)
+
+    with Store(tmp_path / "state.sqlite") as store:
+        reader = Reader(store, Ledger(store), BlobStore(tmp_path / "blobs"))
+        cache = SectionCache()
+        first = cache.render(None, MAIN_SECTIONS, reader.overview())
+        monkeypatch.setattr(jinja2.Template, "render", counting)
+        again = cache.render(None, MAIN_SECTIONS, reader.overview())
+        assert again == first and rendered == []
+        store.set_banned(filled.nodes[5], True)  # a node banned: nodes and summary change
+        changed = cache.render(None, MAIN_SECTIONS, reader.overview())
+    assert sorted(rendered) == ["_nodes.html", "_summary.html"]
+    assert changed["ledger"] == first["ledger"] and changed["nodes"] != first["nodes"]

@@ -123,7 +123,7 @@ def test_job_page_shows_each_shard_and_its_timings(client: Any, filled: Any) -> 
     assert f"job={f.disputed}" in page
     running = client.get(page_url("dashboard_job", job_id=f.running[0])).text
     assert 'id="job-state">dispatched<' in running
-    assert re.search(r"[0-9.]+ s so far|[0-9.]+ s<", running)
+    assert '<span class="value">running</span>' in running  # it has not ended: no time yet
 
 
 def test_errors_are_one_sentence_pages(client: Any) -> None:

@@ -22,8 +22,10 @@ from typing import TypeVar
 
 __all__ = ["KEEPALIVE_S", "POLL_S", "Feed", "sse_event"]
 
-#: Seconds between two reads of the state's fingerprint while a dashboard is open.
-POLL_S = 0.3
+#: Seconds between two reads of the state's fingerprint while a dashboard is open: a change
+#: shows within about this (the live update's delay), and a burst of changes (a job's shards
+#: claimed, committed, revealed) is drawn once per interval.
+POLL_S = 0.5
 #: Seconds of silence after which a stream sends a comment (a proxy keeps it open, and a client
 #: that went is noticed).
 KEEPALIVE_S = 15.0
@@ -169,12 +171,21 @@ class Feed:
             changed = await self._start()
             seen = since
             sent: Sections = {}
+            if since is not None and since == self.current:
+                # The page shows this state: what it shows is what is sent, so the first change
+                # sends only the sections it changed (rendered once for every page opened so).
+                sent = (await self.sections(view))[1]
             while not self.stopping:
                 if self.current != seen:
                     state, sections = await self.sections(view)
-                    for name, html in sections.items():
-                        if sent.get(name) != html:
-                            yield sse_event(name, html, state)
+                    # Every changed section in one write: one wake-up per stream per change.
+                    events = [
+                        sse_event(name, html, state)
+                        for name, html in sections.items()
+                        if sent.get(name) != html
+                    ]
+                    if events:
+                        yield b"".join(events)
                     sent, seen = sections, self.current
                     continue
                 with contextlib.suppress(asyncio.TimeoutError):

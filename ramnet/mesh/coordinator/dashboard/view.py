@@ -27,9 +27,9 @@ from ramnet.mesh.state.store import Store
 __all__ = ["FraudEntry", "Reader", "VerdictView"]
 
 #: The newest jobs listed on the main page.
-JOBS_SHOWN = 200
+JOBS_SHOWN = 50
 #: The newest ledger movements listed on the main page.
-MOVEMENTS_SHOWN = 100
+MOVEMENTS_SHOWN = 50
 #: Verdicts kept decoded (a verdict's blob never changes: it is named by its hash).
 _VERDICTS_KEPT = 256
 #: The largest verdict blob read (a verdict is a few fraud proofs' entries, never arrays).

@@ -21,8 +21,9 @@ from ramnet.mesh.coordinator.dashboard.feed import Feed, Sections
 from ramnet.mesh.coordinator.dashboard.render import (
     JOB_SECTIONS,
     MAIN_SECTIONS,
+    SectionCache,
     render_page,
-    render_sections,
+    warm_up,
 )
 from ramnet.mesh.coordinator.dashboard.view import Reader
 from ramnet.mesh.protocol.routes import PAGES, Page
@@ -71,14 +72,15 @@ def dashboard_routes(
     from starlette.responses import Response, StreamingResponse
     from starlette.routing import Route
 
+    sections = SectionCache()
+
     def rendered(view: str | None) -> tuple[str, Sections]:
-        if view is None:
-            context = reader.overview()
-            return context["fingerprint"], render_sections(MAIN_SECTIONS, context)
-        context = reader.job(view)
-        return context["fingerprint"], render_sections(JOB_SECTIONS, context)
+        context = reader.overview() if view is None else reader.job(view)
+        names = MAIN_SECTIONS if view is None else JOB_SECTIONS
+        return context["fingerprint"], sections.render(view, names, context)
 
     feed = Feed(reader.fingerprint, rendered, run_in_threadpool, stopping=stopping)
+    threading.Thread(target=warm_up, name="dashboard-warm-up", daemon=True).start()
 
     def html(text: str) -> Any:
         return Response(text, media_type=_HTML, headers={**_HEADERS, "cache-control": "no-store"})

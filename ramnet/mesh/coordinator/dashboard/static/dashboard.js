@@ -116,6 +116,12 @@
     document.body.addEventListener("htmx:sseOpen", function () {
       setStatus("Read-only. Live: this page updates itself as the coordinator's state changes.");
     });
+    document.body.addEventListener("htmx:sseMessage", function () {
+      var last = document.getElementById("last-change");
+      if (last) {
+        last.textContent = "Last change shown at " + new Date().toLocaleTimeString() + ".";
+      }
+    });
     document.body.addEventListener("htmx:sseError", function () {
       setStatus("Live updates interrupted; reconnecting…");
     });

@@ -1,0 +1,345 @@
+"""The coordinator's dashboard: time to first paint, the live update's delay, and what open
+dashboards cost the coordinator's CPU. Whole processes, medians of --runs.
+
+Usage: python bench/bench_dashboard.py [--runs 5] [--n 4096] [--json]
+Needs Debian's Chromium (/usr/bin/chromium, or $RAMNET_TEST_CHROMIUM), the playwright package
+and psutil (the `bench` extra).
+
+- first paint: a data folder filled through the store's and the ledger's API with 30 nodes and
+  200 jobs (tests/mesh/dashboard/filled_store.py: settled jobs with their shards, two running, a
+  dispute upheld with a fraud proof, one open, one failed); for each run a fresh
+  `ramnet coordinator start` on a copy of it, and a fresh browser context (nothing cached) that
+  opens /dashboard: Chromium's first-contentful-paint (`performance` paint entry, from the start
+  of the navigation), for the coordinator's first page after it started (`fcp_first_ms`) and
+  for the next one (`fcp_ms`, the usual case: templates compiled);
+- live update: a coordinator and 3 workers, the dashboard open in Chromium; --runs small mesh
+  jobs (256x256x256 int8) one after another; for each, from the moment the job settled (its
+  row's update time in the store) to the moment its settled row appeared in the open page
+  (a MutationObserver's clock; one machine, one clock), without a reload;
+- CPU: the same coordinator and 3 workers; --n^3 int8 mesh jobs, in turn with no dashboard
+  open, with 5 open in Chromium (5 pages, each with its event stream; the browser renders on
+  this machine's cores too), and with 5 dashboards' event streams read by plain HTTP clients
+  that render nothing (what the coordinator serves five dashboards, without five browsers
+  competing for its cores); the order rotated each run. The coordinator's CPU seconds (user +
+  system, psutil) from submitting the job to its end: medians (--cpu-runs of each) and the
+  relative differences; and the extra CPU per second of 5 dashboards open on an idle mesh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from _common import ROOT, emit
+from _procs import ME, ProcessMesh
+
+sys.path.insert(0, str(ROOT))
+
+from ramnet.mesh.protocol.routes import page_url
+from tests.mesh.dashboard.filled_store import fill_store
+
+TIMEOUT_MS = 60_000
+SMALL = "256x256x256"
+
+# Records, in the page, when each job's row first shows it settled (ms since the epoch).
+OBSERVE = """
+() => {
+  window.__settledAt = {};
+  const look = () => {
+    for (const row of document.querySelectorAll('#jobs-table tr[data-state="settled"]')) {
+      const job = row.dataset.job;
+      if (!(job in window.__settledAt)) {
+        window.__settledAt[job] = performance.timeOrigin + performance.now();
+      }
+    }
+  };
+  look();
+  new MutationObserver(look).observe(document.body, {subtree: true, childList: true});
+}
+"""
+
+
+def _chromium() -> str:
+    for path in (os.environ.get("RAMNET_TEST_CHROMIUM", ""), "/usr/bin/chromium"):
+        if path and os.access(path, os.X_OK):
+            return path
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        raise SystemExit("bench: no Chromium (apt-get install chromium)")
+    return found
+
+
+def _cpu_s(pid: int) -> float:
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def _run_job(mesh: ProcessMesh, shape: str, seed: int) -> str:
+    """Submit a mesh job and wait until it ends; returns its id."""
+    out = subprocess.run(
+        [
+            *ME, "run", "--mode", "mesh", "--nodes", "3", "--random", shape, "--dtype", "int8",
+            "--seed", str(seed), "--out", "C.npy", "--key-file", "consumer.key", "--json",
+        ],
+        cwd=mesh.folder, env=mesh.env, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    if out.returncode != 0:
+        raise SystemExit(f"bench: the mesh job failed: {out.stderr.strip()}")
+    return _newest_settled(mesh.folder / "s" / "state.sqlite")
+
+
+def _newest_settled(path: Path) -> str:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        row = conn.execute(
+            "SELECT job_id FROM jobs WHERE state = 'settled' ORDER BY updated_at DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        conn.close()
+    return str(row[0])
+
+
+def _settled_at(path: Path, job_id: str) -> float:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        row = conn.execute("SELECT updated_at FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    finally:
+        conn.close()
+    return float(row[0])
+
+
+def _start_coordinator(mesh: ProcessMesh) -> None:
+    import urllib.request
+
+    mesh.coordinator()  # returns once it logged its address, maybe before it listens
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(mesh.env["RAMNET_COORDINATOR"] + "/health", timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit("bench: the coordinator never answered /health") from None
+            time.sleep(0.05)
+
+
+def _wait(page: Any, expression: str, timeout_s: float = TIMEOUT_MS / 1000) -> None:
+    # Polled from here: the page's Content-Security-Policy forbids the eval that Playwright's
+    # wait_for_function needs. What is timed is stamped by the page itself, not by this poll.
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: the page never satisfied {expression}")
+        time.sleep(0.02)
+
+
+def _open_dashboard(browser: Any, url: str) -> Any:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(url + page_url("dashboard"))
+    _wait(page, "document.getElementById('live-status').textContent.includes('Live')")
+    return context, page
+
+
+def first_paint(browser: Any, folder: Path, runs: int) -> dict[str, float]:
+    """Medians of the first-contentful-paint of /dashboard on 30 nodes and 200 jobs."""
+    filled = folder / "filled"
+    fill_store(filled, nodes=30, jobs=200)
+    first: list[float] = []
+    warm: list[float] = []
+    for run in range(runs):
+        where = folder / f"fcp{run}"
+        where.mkdir()
+        shutil.copytree(filled, where / "s")
+        mesh = ProcessMesh(where)
+        try:
+            _start_coordinator(mesh)
+            for sink in (first, warm):
+                context = browser.new_context(viewport={"width": 1280, "height": 800})
+                page = context.new_page()
+                page.goto(mesh.env["RAMNET_COORDINATOR"] + page_url("dashboard"))
+                _wait(page, "performance.getEntriesByName('first-contentful-paint').length > 0")
+                fcp = page.evaluate(
+                    "performance.getEntriesByName('first-contentful-paint')[0].startTime"
+                )
+                sink.append(float(fcp))
+                context.close()
+        finally:
+            mesh.stop()
+    return {
+        "fcp_first_ms": round(statistics.median(first), 1),
+        "fcp_ms": round(statistics.median(warm), 1),
+        "fcp_runs_ms": [round(v, 1) for v in warm],
+    }
+
+
+def live_delay(browser: Any, mesh: ProcessMesh, runs: int) -> dict[str, object]:
+    """Medians of the delay from a job's settling to its settled row on an open dashboard."""
+    context, page = _open_dashboard(browser, mesh.env["RAMNET_COORDINATOR"])
+    page.evaluate(OBSERVE)
+    page.evaluate("window.__notReloaded = true")
+    state = mesh.folder / "s" / "state.sqlite"
+    delays = []
+    try:
+        for run in range(runs):
+            job = _run_job(mesh, SMALL, 100 + run)
+            _wait(page, f"'{job}' in window.__settledAt")
+            shown_ms = float(page.evaluate(f"window.__settledAt['{job}']"))
+            delays.append(shown_ms / 1000 - _settled_at(state, job))
+        if not page.evaluate("window.__notReloaded === true"):
+            raise SystemExit("bench: the dashboard reloaded")
+    finally:
+        context.close()
+    return {
+        "live_delay_s": round(statistics.median(delays), 3),
+        "live_delay_runs_s": [round(d, 3) for d in delays],
+    }
+
+
+class _Streams:
+    """Dashboards' event streams read by plain HTTP clients that render nothing: what five open
+    dashboards cost the coordinator itself, without five browsers rendering on the same cores."""
+
+    def __init__(self, url: str, count: int) -> None:
+        self._conns = []
+        self._threads = []
+        for _ in range(count):
+            parts = urllib.parse.urlsplit(url)
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=None)
+            conn.request("GET", page_url("dashboard_events"))
+            reply = conn.getresponse()
+            thread = threading.Thread(target=self._drain, args=(reply,), daemon=True)
+            thread.start()
+            self._conns.append(conn)
+            self._threads.append(thread)
+
+    @staticmethod
+    def _drain(reply: Any) -> None:
+        with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
+            while reply.read1(65536):
+                pass
+
+    def close(self) -> None:
+        for conn in self._conns:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        for thread in self._threads:
+            thread.join(5)
+
+
+def cpu_with_dashboards(browser: Any, mesh: ProcessMesh, n: int, runs: int) -> dict[str, object]:
+    """The coordinator's CPU seconds per --n^3 job: no dashboard open, 5 open in Chromium (on
+    the same machine), and 5 dashboards' streams read without rendering; the three in turn,
+    their order rotated each run so that a drift of the machine's load falls on all three."""
+    pid = mesh.procs["coord"].pid
+    url = mesh.env["RAMNET_COORDINATOR"]
+    shape = f"{n}x{n}x{n}"
+    _run_job(mesh, shape, 1)  # untimed: every process warm
+    cpu: dict[str, list[float]] = {"none": [], "browsers": [], "streams": []}
+    walls: list[float] = []
+    order = list(cpu)
+    for run in range(runs):
+        for kind in order[run % 3 :] + order[: run % 3]:
+            pages = [_open_dashboard(browser, url) for _ in range(5 if kind == "browsers" else 0)]
+            streams = _Streams(url, 5 if kind == "streams" else 0)
+            time.sleep(1.0)  # the pages loaded and their streams opened, before the job
+            try:
+                before, t0 = _cpu_s(pid), time.perf_counter()
+                _run_job(mesh, shape, 10 + run)
+                cpu[kind].append(_cpu_s(pid) - before)
+                walls.append(time.perf_counter() - t0)
+            finally:
+                streams.close()
+                for context, _ in pages:
+                    context.close()
+            time.sleep(1.0)  # the closed streams ended
+    # The kernel counts a process's CPU in 10 ms ticks, a few percent of one job's: besides the
+    # medians, the totals over every run of each kind, which that rounding hardly moves.
+    base, base_total = statistics.median(cpu["none"]), sum(cpu["none"])
+    out: dict[str, object] = {"n": n, "coordinator_cpu_none_s": round(base, 3)}
+    for kind, label in (("browsers", "5_dashboards"), ("streams", "5_streams")):
+        value, total = statistics.median(cpu[kind]), sum(cpu[kind])
+        out[f"coordinator_cpu_{label}_s"] = round(value, 3)
+        out[f"coordinator_cpu_{label}_more_pct"] = round(100 * (value - base) / base, 1)
+        out[f"coordinator_cpu_{label}_total_more_pct"] = round(
+            100 * (total - base_total) / base_total, 1
+        )
+    for kind, values in cpu.items():
+        out[f"coordinator_cpu_{kind}_runs_s"] = [round(v, 3) for v in values]
+    out["job_wall_median_s"] = round(statistics.median(walls), 2)
+    out["coordinator_idle_poll_cpu_ms_per_s"] = idle_cost(browser, mesh)
+    return out
+
+
+def idle_cost(browser: Any, mesh: ProcessMesh, seconds: float = 6.0) -> float:
+    """The coordinator's extra CPU per second, in ms, with 5 dashboards open on an idle mesh
+    (the shared poller; the workers' heartbeats and long polls subtracted)."""
+    pid = mesh.procs["coord"].pid
+    url = mesh.env["RAMNET_COORDINATOR"]
+    spent = {}
+    for pages in (0, 5):
+        opened = [_open_dashboard(browser, url) for _ in range(pages)]
+        time.sleep(1.0)
+        before = _cpu_s(pid)
+        time.sleep(seconds)
+        spent[pages] = _cpu_s(pid) - before
+        for context, _ in opened:
+            context.close()
+        time.sleep(1.0)
+    return round(1000 * (spent[5] - spent[0]) / seconds, 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--cpu-runs", type=int, default=3)
+    parser.add_argument("--n", type=int, default=4096)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--skip-cpu", action="store_true", help="Leave out the CPU comparison.")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    result: dict[str, object] = {"runs": args.runs}
+    with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            folder = Path(tmp)
+            result.update(first_paint(browser, folder, args.runs))
+            (folder / "mesh").mkdir()
+            mesh = ProcessMesh(folder / "mesh")
+            try:
+                _start_coordinator(mesh)
+                for w in range(3):
+                    mesh.worker(f"w{w}", "--bond", "10")
+                time.sleep(2)
+                _run_job(mesh, SMALL, 1)  # untimed: the workers registered and warm
+                result.update(live_delay(browser, mesh, args.runs))
+                if not args.skip_cpu:
+                    result.update(cpu_with_dashboards(browser, mesh, args.n, args.cpu_runs))
+            finally:
+                mesh.stop()
+        finally:
+            browser.close()
+    emit(result, args.json)
+
+
+if __name__ == "__main__":
+    main()
