@@ -18,17 +18,15 @@ WALLET_KEY = "0x" + "4c" * 32
 
 
 def _account() -> Any:
-    from eth_account import Account
+    from tests.eth_wallet import Account
 
     return Account.from_key(WALLET_KEY)
 
 
 def _sign(typed: dict[str, Any], key: str = WALLET_KEY) -> str:
-    from eth_account import Account
-    from eth_account.messages import encode_typed_data
+    from tests.eth_wallet import sign
 
-    signed = Account.sign_message(encode_typed_data(full_message=typed), key)
-    return "0x" + signed.signature.hex().removeprefix("0x")
+    return sign(typed, key)
 
 
 def _prepare(client: Any, address: str) -> tuple[str, dict[str, Any]]:

@@ -68,11 +68,9 @@ def _bind(key_file: Path, out: Path) -> str:
     returns the wallet's address."""
     import json
 
-    from eth_account import Account
-    from eth_account.messages import encode_typed_data
-
     from ramnet.valkyrie import load_or_create_key
     from ramnet.valkyrie._binding712 import binding_typed_data, make_binding
+    from tests.eth_wallet import Account, encode_typed_data
 
     key, _ = load_or_create_key(key_file)
     wallet = Account.from_key(WALLET_KEY)

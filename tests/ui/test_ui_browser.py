@@ -146,52 +146,50 @@ def _wallet_script(address: str) -> str:
 
 
 def test_a_browser_wallet_binds_the_payout_address(ui: tuple[str, Path], page: GuardedPage) -> None:
-    from eth_account import Account
-    from eth_account.messages import encode_typed_data
     from playwright.sync_api import expect
 
     from ramnet.valkyrie._binding712 import check_binding, read_binding
+    from tests.eth_wallet import address_of
+    from tests.eth_wallet import sign as wallet_sign
 
     base, folder = ui
-    wallet = Account.from_key(WALLET_KEY)
+    wallet_address = address_of(WALLET_KEY)
     asked: list[str] = []
 
     def sign(account: str, typed_json: str) -> str:
         asked.append(account)
-        typed = json.loads(typed_json)
-        signed = Account.sign_message(encode_typed_data(full_message=typed), WALLET_KEY)
-        return "0x" + signed.signature.hex().removeprefix("0x")
+        return wallet_sign(json.loads(typed_json), WALLET_KEY)
 
     p = page.page
     p.expose_function("ramnetTestSign", sign)
-    p.add_init_script(_wallet_script(wallet.address))
+    p.add_init_script(_wallet_script(wallet_address))
     p.goto(f"{base}/identity")
     if p.get_by_role("button", name="Create the node key").count():
         p.get_by_role("button", name="Create the node key").click()
     expect(p.locator("#node-id")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
     # A bad checksum first: one sentence next to the address.
     bad = (
-        wallet.address[:-1] + wallet.address[-1].swapcase()
-        if wallet.address[-1].isalpha()
+        wallet_address[:-1] + wallet_address[-1].swapcase()
+        if wallet_address[-1].isalpha()
         else "0x12"
     )
     p.get_by_label("Payout address").fill(bad)
     p.get_by_role("button", name="Prepare the statement").click()
     expect(p.locator("#payout_address-error")).to_be_visible()
-    p.get_by_label("Payout address").fill(wallet.address)
+    p.get_by_label("Payout address").fill(wallet_address)
     p.get_by_role("button", name="Prepare the statement").click()
     expect(p.locator("#typed-data-view")).to_contain_text("RamnetNodeBinding")
     p.get_by_role("button", name="Sign with the browser wallet").click()
     binding = p.locator("#binding")
     expect(binding).to_have_attribute("data-valid", "true")
     expect(binding).to_contain_text("Saved.")
-    expect(binding).to_contain_text(wallet.address)
-    assert asked == [wallet.address.lower()]
+    expect(binding).to_contain_text(wallet_address)
+    assert asked == [wallet_address.lower()]
     saved = folder / "node.binding.json"
     check = check_binding(read_binding(saved.read_text()))
-    assert check.valid and check.payout_address == wallet.address
+    assert check.valid and check.payout_address == wallet_address
     p.reload()
-    expect(p.locator("#binding")).to_contain_text(wallet.address)
+    expect(p.locator("#binding")).to_contain_text(wallet_address)
     _shoot(page, "ui-identity")
 
 
