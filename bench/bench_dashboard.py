@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import os
 import shutil
 import socket
@@ -214,33 +213,36 @@ def live_delay(browser: Any, mesh: ProcessMesh, runs: int) -> dict[str, object]:
 
 
 class _Streams:
-    """Dashboards' event streams read by plain HTTP clients that render nothing: what five open
+    """Dashboards' event streams read by plain sockets that render nothing: what five open
     dashboards cost the coordinator itself, without five browsers rendering on the same cores."""
 
     def __init__(self, url: str, count: int) -> None:
-        self._conns = []
+        parts = urllib.parse.urlsplit(url)
+        request = (
+            f"GET {page_url('dashboard_events')} HTTP/1.1\r\n"
+            f"Host: {parts.netloc}\r\nAccept: text/event-stream\r\n\r\n"
+        ).encode()
+        self._socks = []
         self._threads = []
         for _ in range(count):
-            parts = urllib.parse.urlsplit(url)
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=None)
-            conn.request("GET", page_url("dashboard_events"))
-            reply = conn.getresponse()
-            thread = threading.Thread(target=self._drain, args=(reply,), daemon=True)
+            sock = socket.create_connection((parts.hostname, parts.port))
+            sock.sendall(request)
+            thread = threading.Thread(target=self._drain, args=(sock,), daemon=True)
             thread.start()
-            self._conns.append(conn)
+            self._socks.append(sock)
             self._threads.append(thread)
 
     @staticmethod
-    def _drain(reply: Any) -> None:
-        with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
-            while reply.read1(65536):
+    def _drain(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while sock.recv(65536):
                 pass
 
     def close(self) -> None:
-        for conn in self._conns:
+        for sock in self._socks:
             with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_RDWR)
-            conn.close()
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
         for thread in self._threads:
             thread.join(5)
 

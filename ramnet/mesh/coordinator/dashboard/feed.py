@@ -1,9 +1,10 @@
 """The dashboard's live updates: one poller shared by every open dashboard, and each dashboard's
 stream of server-sent events.
 
-While at least one dashboard is open, one task on the server's event loop reads the state's
-fingerprint (``dashboard_queries.fingerprint``, a few aggregates) every ``POLL_S`` seconds in a
-worker thread. When it changes, every stream wakes; the sections it shows are rendered once per
+While at least one dashboard is open, one thread reads the state's fingerprint
+(``dashboard_queries.fingerprint``, a few aggregates) every ``POLL_S`` seconds; an unchanged state
+costs the event loop nothing (no task woken, no thread handed work). When it changes, every stream
+wakes; the sections it shows are rendered once per
 state for all of them (``Feed.sections``, cached by fingerprint) and each stream sends only the
 sections whose HTML changed since it last sent them. With no dashboard open nothing polls, so a
 coordinator that nobody watches pays nothing.
@@ -61,7 +62,7 @@ class Feed:
     """The shared poller and the streams it wakes (see the module's docstring).
 
     Args:
-        fingerprint: Reads the state's fingerprint (blocking; run in a worker thread).
+        fingerprint: Reads the state's fingerprint (blocking; run in the poller's thread).
         render: View key (None: the main page; a job id: its page) -> (the fingerprint of the
             state it read, its sections' HTML). Blocking; run in a worker thread.
         offload: Runs a blocking call in a worker thread (Starlette's ``run_in_threadpool``).
@@ -86,7 +87,8 @@ class Feed:
         self.current: str | None = None
         self.streams = 0
         self._changed: asyncio.Event | None = None
-        self._poller: asyncio.Task[None] | None = None
+        self._poller: threading.Thread | None = None
+        self._lock = threading.Lock()
         self._cache: dict[str | None, tuple[str, Sections]] = {}
         self._rendering: dict[str | None, asyncio.Lock] = {}
 
@@ -100,19 +102,27 @@ class Feed:
         assert isinstance(found, str)
         return found
 
-    async def _poll(self) -> None:
-        # Runs while a stream is open; the streams wait on ``_changed``, replaced at each change
-        # so that every waiter wakes once.
+    def _poll(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The poller's thread, while a stream is open. The streams wait on ``_changed``, replaced
+        # at each change (on the loop) so that every waiter wakes once.
         try:
-            while self.streams > 0 and not self.stopping:
-                await asyncio.sleep(self._poll_s)
-                found = await self._read()
-                if found != self.current or self.stopping:
+            while True:
+                with self._lock:
+                    if self.streams <= 0 or self.stopping:
+                        self._poller = None  # a stream opening now starts another poller
+                        return
+                if self._stopping.wait(self._poll_s):
+                    continue
+                found = self._fingerprint()
+                if found != self.current:
                     self.current = found
-                    self._wake()
+                    self._notify(loop)
         finally:
-            self._poller = None
-            self._wake()
+            self._notify(loop)
+
+    def _notify(self, loop: asyncio.AbstractEventLoop) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(self._wake)
 
     def _wake(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
@@ -125,8 +135,15 @@ class Feed:
         if self._poller is None:
             # Idle until now: what the poller last saw may be long gone.
             self.current = await self._read()
-            if self._poller is None:
-                self._poller = asyncio.get_running_loop().create_task(self._poll())
+            with self._lock:
+                if self._poller is None:
+                    self._poller = threading.Thread(
+                        target=self._poll,
+                        args=(asyncio.get_running_loop(),),
+                        name="dashboard-poller",
+                        daemon=True,
+                    )
+                    self._poller.start()
         return self._changed
 
     async def sections(self, view: str | None) -> tuple[str, Sections]:
