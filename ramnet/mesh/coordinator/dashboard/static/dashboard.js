@@ -69,7 +69,21 @@
         var grid = { stroke: "rgba(128, 128, 128, 0.35)", width: 1 };
         return { stroke: ink, grid: grid, ticks: { stroke: grid.stroke, width: 1 } };
       };
-      var series = [{}];
+      // Times in UTC, 24-hour, as the tables give them.
+      var timeAxis = axis();
+      timeAxis.values = function (u, splits) {
+        return splits.map(function (t) {
+          return new Date(t * 1000).toISOString().slice(11, 19);
+        });
+      };
+      var series = [
+        {
+          label: "Time (UTC)",
+          value: function (u, t) {
+            return t == null ? "--" : new Date(t * 1000).toISOString().slice(11, 19);
+          },
+        },
+      ];
       spec.series.forEach(function (s) {
         series.push({ label: s.label, stroke: s.stroke, width: 2 });
       });
@@ -78,7 +92,7 @@
           width: widthOf(element),
           height: 180,
           scales: { x: { time: true } },
-          axes: [axis(), axis()],
+          axes: [timeAxis, axis()],
           series: series,
           legend: { show: true },
           cursor: { show: true },
