@@ -12,7 +12,7 @@
       id: "plot-failures",
       series: [
         { label: "Disputes opened", key: "disputes", stroke: "#b45309" },
-        { label: "Slashings", key: "slashes", stroke: "#8a1111" },
+        { label: "Slashings", key: "slashes", stroke: "#8a1111", dash: [6, 4] },
       ],
     },
   ];
@@ -85,7 +85,7 @@
         },
       ];
       spec.series.forEach(function (s) {
-        series.push({ label: s.label, stroke: s.stroke, width: 2 });
+        series.push({ label: s.label, stroke: s.stroke, width: 2, dash: s.dash });
       });
       drawn[spec.id] = new window.uPlot(
         {
@@ -94,8 +94,10 @@
           scales: { x: { time: true } },
           axes: [timeAxis, axis()],
           series: series,
-          legend: { show: true },
-          cursor: { show: true },
+          // No legend and no cursor: uPlot's legend toggles series by mouse only; the
+          // captions name each line and its colour, and the numbers are in the tables.
+          legend: { show: false },
+          cursor: { show: false },
         },
         columns(data, spec),
         element
