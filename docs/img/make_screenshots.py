@@ -1,6 +1,6 @@
 """Make the screenshots in docs/img (README.md and docs/ui.md show them), 1280 px wide.
 
-    python docs/img/make_screenshots.py
+    python docs/img/make_screenshots.py [dashboard|ui]
 
 Needs the test extra (Playwright) and Debian's chromium, as the browser tests do. Everything runs
 on 127.0.0.1; no page may log a JavaScript error or ask another host for anything (the same
@@ -93,11 +93,16 @@ def dashboard_pages() -> None:
 
 
 def main() -> None:
-    """Make every screenshot."""
+    """Make every screenshot (``dashboard`` or ``ui`` as the argument: only those)."""
     if chromium_path() is None:
         raise SystemExit("no Chromium: install Debian's chromium (apt-get install chromium)")
-    dashboard_pages()
-    ui_pages()
+    only = sys.argv[1] if len(sys.argv) > 1 else None
+    if only not in (None, "dashboard", "ui"):
+        raise SystemExit("usage: make_screenshots.py [dashboard|ui]")
+    if only in (None, "dashboard"):
+        dashboard_pages()
+    if only in (None, "ui"):
+        ui_pages()
     for png in sorted(HERE.glob("*.png")):
         print(f"{png.relative_to(REPO)}  {png.stat().st_size // 1024} KiB")
 
