@@ -199,6 +199,8 @@ def main() -> None:
             add("spark_wall_s", wall)
             add("spark_job_s", job)
             add("spark_session_s", session)
+            for stage in ("random", "compute", "check", "assemble"):
+                add(f"spark_{stage}_s", float(report["seconds"].get(stage, 0.0)))
             _check(tmp / "CS.zarr", exact, "spark")
             if "checks" not in skip:
                 order = [True, False] if round_ % 2 == 0 else [False, True]
