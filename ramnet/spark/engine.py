@@ -8,8 +8,8 @@ hidden among primary work) and runs the job as Spark stages (``stages.StageRunne
 1. *compute*: one task per plan slot (a barrier stage where the cluster has a task slot for each)
    reads its A and B tiles from the stores, computes its block products with ORCHID, writes the
    partials into the job's work folder and returns their digests;
-2. *check*: the driver compares every audit block's copies; then it draws fresh Freivalds vectors
-   (after every partial is fixed) and one task per K block sketches B with them;
+2. *check*: the driver draws fresh Freivalds vectors (after every partial is fixed by its
+   digest) and compares every audit block's copies;
 3. *assemble*: one task per row of blocks re-reads the row's partials (their digests must match),
    sketches them, sums them in ascending k into C's tiles and sketches those; the driver compares
    the sketches (``judge.row_verdict``). A wrong partial is recomputed away from the executor
@@ -17,7 +17,7 @@ hidden among primary work) and runs the job as Spark stages (``stages.StageRunne
 4. *trace* (``trace=``): tasks hash the Merkle leaves of A, B (before the compute stage) and C; the
    driver joins them into the commitments of a signed trace that ``ramnet verify`` checks.
 
-The driver holds the plan, digests and sketches (one residue per row of a block), never a tile.
+The driver holds the plan, digests and sketches (one residue per block and round), never a tile.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ramnet._errors import InvalidInputError, KernelError, OverflowRiskError, StoreChangedError
+from ramnet._errors import InvalidInputError, KernelError, OverflowRiskError
 from ramnet.mesh.rules.plan import ShardPlan, grid_for, plan_shards
 from ramnet.orchid._dtypes import SUPPORTED_DTYPES, result_dtype
 from ramnet.orchid._scheduler import Grid, make_grid
@@ -41,8 +41,6 @@ from ramnet.spark import store as stores
 from ramnet.spark.judge import Copies, TileRecord, row_verdict
 from ramnet.spark.messages import (
     AssembleTask,
-    BSketchResult,
-    BSketchTask,
     ComputeLimits,
     ComputeResult,
     ComputeTask,
@@ -202,45 +200,28 @@ class _Job:
 
     # ---- checks -------------------------------------------------------------------------
 
-    def sketch_b(self, vectors: list[Sketch]) -> list[bytes]:
-        """B(k, j) . r_j for every block of B, written by tasks to the work folder.
-
-        Returns:
-            Per k, the digest of its sketches.
-        """
-        r = self.grid.shape[2]
-
-        def build(k: int, avoid: list[str]) -> bytes:
-            return encode(BSketchTask(self.files, k, vectors, avoid))
-
-        results = self.runner.run_excluding(
-            "check",
-            "sketch_b",
-            build,
-            list(range(r)),
-            self.excluded,
-            lambda x: decode(x, BSketchResult).declined,
-        )
-        digests = []
-        for k in range(r):
-            result = decode(results[k], BSketchResult)
-            self.executors.add(result.executor)
-            self.tiles.add(result.tiles)
-            digests.append(result.digest)
-        return digests
-
     def assemble(
         self,
         out: str,
         rows: list[int],
         vectors: list[Sketch],
-        br_digests: list[bytes],
         checks: bool,
+        digest_c: bool,
     ) -> dict[int, RowResult]:
         """Check and sum the given rows of blocks into C (a task each).
 
+        Args:
+            out: The temporary C store.
+            rows: The rows of blocks to (re)assemble.
+            vectors: The Freivalds vectors r_j (empty: floats, or no checks).
+            checks: Run the checks.
+            digest_c: Digest C's tiles (a trace compares them with its own reads).
+
+        Returns:
+            Row -> its task's result.
+
         Raises:
-            StoreChangedError: B's sketches changed in the work folder.
+            StoreChangedError: A tile of A or B read here differs from an earlier read.
         """
         _, q, r = self.grid.shape
         exact = np.dtype(self.files.dtype).kind != "f"
@@ -259,7 +240,7 @@ class _Job:
                 height = self.grid.row_edges[i + 1] - self.grid.row_edges[i]
                 u = Sketch.of(freivalds_vectors(height, 40))
             return encode(
-                AssembleTask(self.files, out, i, partials, vectors, br_digests, u, avoid, checks)
+                AssembleTask(self.files, out, i, partials, vectors, u, avoid, checks, digest_c)
             )
 
         results = self.runner.run_excluding(
@@ -272,11 +253,6 @@ class _Job:
         )
         decoded = {i: decode(results[i], RowResult) for i in rows}
         for result in decoded.values():
-            if result.sketches_changed:
-                raise StoreChangedError(
-                    "the job's work folder changed while the job was running (B's check "
-                    "sketches); nothing was written"
-                )
             self.executors.add(result.executor)
             if checks:
                 self.tiles.add(result.tiles)
@@ -628,13 +604,12 @@ def _run(
 
     t0 = time.perf_counter()
     vectors: list[Sketch] = []
-    br: list[bytes] = []
     if checks and exact:
         from ramnet.valkyrie._checks import freivalds_vectors
 
+        # Drawn now, after every partial is committed by its digest.
         widths = [grid.col_edges[j + 1] - grid.col_edges[j] for j in range(q)]
         vectors = [Sketch.of(freivalds_vectors(w, 40)) for w in widths]
-        br = job.sketch_b(vectors)
     seconds["check"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -643,7 +618,7 @@ def _run(
         stores.create_matrix(tmp, files.out_dtype, stores.TileGrid.of_operand(grid, "C"), "C")
         rows = list(range(p))
         for round_ in range(_REPAIR_ROUNDS + 1):
-            results = job.assemble(str(tmp), rows, vectors, br, checks)
+            results = job.assemble(str(tmp), rows, vectors, checks, trace is not None)
             if not checks:
                 break
             redo: dict[Block, str] = {}

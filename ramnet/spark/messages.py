@@ -17,8 +17,6 @@ import numpy as np
 
 __all__ = [
     "AssembleTask",
-    "BSketchResult",
-    "BSketchTask",
     "BlockDigest",
     "BlockSketch",
     "ComputeLimits",
@@ -135,24 +133,6 @@ class ComputeResult(msgspec.Struct, frozen=True):
     limits: ComputeLimits | None = None
 
 
-class BSketchTask(msgspec.Struct, frozen=True):
-    """Sketch B's tiles of one K block: B(k, j) . r_j for every column block j."""
-
-    files: JobFiles
-    k: int
-    vectors: list[Sketch]  # r_j for every j: (rounds, width of block column j)
-    excluded: list[str] = []
-
-
-class BSketchResult(msgspec.Struct, frozen=True):
-    k: int
-    executor: str
-    declined: bool
-    seconds: float
-    tiles: list[TileDigest]
-    digest: bytes  # of the sketches, written to the work folder (``tasks.b_sketch_path``)
-
-
 class AssembleTask(msgspec.Struct, frozen=True):
     """Check and sum one row of blocks: C(i, j) = sum over k of P(i, j, k), ascending k.
 
@@ -160,8 +140,8 @@ class AssembleTask(msgspec.Struct, frozen=True):
         out: The temporary output store.
         partials: For every (j, k) of row i: the partials' folder tag and the accepted digest.
         vectors: r_j for every j (empty: no checks).
-        br_digests: Per k, the digest of B's sketches in the work folder (empty: no checks).
         u: Weights that fold each row sketch into one residue per round: (rounds, rows of i).
+        digest_c: Return the digests of the C tiles written (a trace re-reads and compares them).
     """
 
     files: JobFiles
@@ -169,10 +149,10 @@ class AssembleTask(msgspec.Struct, frozen=True):
     i: int
     partials: list[tuple[int, int, str, bytes]]
     vectors: list[Sketch] = []
-    br_digests: list[bytes] = []
     u: Sketch | None = None
     excluded: list[str] = []
     checks: bool = True
+    digest_c: bool = False
 
 
 class RowResult(msgspec.Struct, frozen=True):
@@ -180,7 +160,7 @@ class RowResult(msgspec.Struct, frozen=True):
     executor: str
     declined: bool
     seconds: float
-    tiles: list[TileDigest]  # A(i, k) read, C(i, j) written
+    tiles: list[TileDigest]  # A(i, k) and B read, C(i, j) written (with digest_c)
     changed: list[tuple[int, int, int]]  # partials whose bytes differ from their digest
     out_of_range: list[tuple[int, int, int]]  # partials that fail a check outright
     # Every sketch below is folded by u into one residue per round (shape (rounds, 1)).
@@ -188,7 +168,6 @@ class RowResult(msgspec.Struct, frozen=True):
     ab_sides: list[Sketch]  # per k: A(i, k) . sum over j of B(k, j) . r_j
     c_sketch: Sketch | None  # sum over j of C(i, j) . r_j, from the tiles as written
     blocks: list[BlockSketch]
-    sketches_changed: bool = False  # B's sketches in the work folder are not what was written
 
 
 class LeafTask(msgspec.Struct, frozen=True):

@@ -29,8 +29,6 @@ from ramnet.spark.messages import (
     AssembleTask,
     BlockDigest,
     BlockSketch,
-    BSketchResult,
-    BSketchTask,
     ComputeLimits,
     ComputeResult,
     ComputeTask,
@@ -47,7 +45,6 @@ from ramnet.spark.messages import (
 )
 from ramnet.spark.store import OUTPUT_DTYPES, TileGrid, array_digest, open_matrix, write_random
 from ramnet.valkyrie._checks import c_in_range, float_range_check
-from ramnet.valkyrie._hash import digest
 from ramnet.valkyrie._recorder import block_digest
 from ramnet.valkyrie.field import P61, weighted_rowsums
 
@@ -60,7 +57,6 @@ __all__ = [
     "hash_leaves",
     "partial_path",
     "run_each",
-    "sketch_b",
     "write_random_chunks",
 ]
 
@@ -85,7 +81,7 @@ def run_each(task: str, items: Iterable[bytes]) -> Iterator[bytes]:
     Any other exception is a bug and fails the Spark task.
 
     Args:
-        task: ``compute``, ``sketch_b``, ``assemble``, ``leaves`` or ``random``.
+        task: ``compute``, ``assemble``, ``leaves`` or ``random``.
         items: The partition's messages.
 
     Yields:
@@ -219,15 +215,6 @@ def _sum_mod(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return total
 
 
-def b_sketch_path(work: str | os.PathLike[str], k: int) -> Path:
-    """Where the sketches of B's K block ``k`` (``sketch_b``) live in the job's work folder."""
-    return Path(work) / "sketch" / f"b_{k}.npy"
-
-
-def _sketch_digest(values: np.ndarray) -> bytes:
-    return digest(b"RNBSKETCH1", np.ascontiguousarray(values, dtype="<u8").tobytes())
-
-
 def _fold(side: np.ndarray, u: np.ndarray) -> np.ndarray:
     """One residue per round: sum over rows of side[w, row] * u[w, row] mod p, shape (rounds, 1).
 
@@ -238,78 +225,61 @@ def _fold(side: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.diagonal(both)).reshape(-1, 1)
 
 
-def sketch_b(data: bytes) -> bytes:
-    """A ``BSketchTask``: B(k, j) . r_j for every column block j of one K block, written to the
-    work folder (``b_sketch_path``: shape (q, rounds, rows of block k)).
-
-    Returns:
-        A ``BSketchResult`` with the digests of the B tiles read and of the sketches written.
-    """
-    task = decode(data, BSketchTask)
-    me = executor_id()
-    if me in task.excluded:
-        return encode(BSketchResult(task.k, me, True, 0.0, [], b""))
-    t0 = time.perf_counter()
-    files = task.files
-    grid = _grid(files)
-    b = open_matrix(files.b, "B")
-    read, br = [], []
-    for j, vector in enumerate(task.vectors):
-        rows, cols = grid.inner(task.k), grid.cols(j)
-        tile = b.read_tile(rows, cols)
-        read.append(TileDigest("B", task.k, j, array_digest(rows, cols, tile)))
-        br.append(weighted_rowsums(tile, vector.array(), threads=_threads(files)))
-    values = np.stack(br)
-    path = b_sketch_path(files.work, task.k)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _save(path, values)
-    seconds = time.perf_counter() - t0
-    return encode(BSketchResult(task.k, me, False, seconds, read, _sketch_digest(values)))
-
-
 def assemble_row(data: bytes) -> bytes:
     """An ``AssembleTask``: check one row of blocks' partials and sum them into C's tiles.
 
     For every K block k it returns two sketches that agree when every partial P(i, j, k) of the
     row is right (Freivalds, one pass over A(i, k) for all of them): the sum over j of
-    P(i, j, k) . r_j, and A(i, k) . (sum over j of B(k, j) . r_j). Where they disagree it adds each
-    partial's own pair, which names the wrong ones. It also sketches the C tiles as written, which
-    must equal the sum of the first sketches over k. Float partials get the rounding-error range
-    check instead (``out_of_range`` lists those that fail).
+    P(i, j, k) . r_j, and A(i, k) . (sum over j of B(k, j) . r_j), B's side computed here from
+    B's tiles (a pass over B costs a few milliseconds against the row's partials). Where they
+    disagree it adds each partial's own pair, which names the wrong ones. When K is split it also
+    sketches the C tiles as written, which must equal the sum of the first sketches over k (with
+    one K block each C tile is its partial). Every sketch is folded by ``u`` into one residue per
+    round. Float partials get the rounding-error range check instead (``out_of_range`` lists those
+    that fail).
 
     Returns:
         A ``RowResult``.
     """
     task = decode(data, AssembleTask)
     me = executor_id()
-    exact = np.dtype(task.files.dtype).kind != "f"
-    br: list[list[np.ndarray]] = []
     if me in task.excluded:
         return encode(RowResult(task.i, me, True, 0.0, [], [], [], [], [], None, []))
-    if task.checks and exact and task.u is not None:
-        br, ok = _load_b_sketches(task)
-        if not ok:
-            return encode(RowResult(task.i, me, False, 0.0, [], [], [], [], [], None, [], True))
     t0 = time.perf_counter()
     files = task.files
     grid = _grid(files)
     _, q, r = grid.shape
     i = task.i
     threads = _threads(files)
-    sketching = task.checks and exact
-    u = task.u.array() if task.u is not None else np.zeros((0, 0), np.uint64)
+    exact = np.dtype(files.dtype).kind != "f"
+    sketching = task.checks and exact and task.u is not None
     a = open_matrix(files.a, "A")
-    b = open_matrix(files.b, "B") if task.checks and not exact else None
+    b = open_matrix(files.b, "B") if task.checks else None
     out = open_matrix(task.out, "C", writable=True, dtypes=OUTPUT_DTYPES)
     where = {(j, k): (tag, digest) for j, k, tag, digest in task.partials}
     tiles: list[TileDigest] = []
     tiles_a: dict[int, np.ndarray] = {}
+    tiles_b: dict[tuple[int, int], np.ndarray] = {}
     if task.checks:
+        assert b is not None
         for k in range(r):
             rows, cols = grid.rows(i), grid.inner(k)
             tiles_a[k] = tile = a.read_tile(rows, cols)
             tiles.append(TileDigest("A", i, k, array_digest(rows, cols, tile)))
+            for j in range(q):
+                rows, cols = grid.inner(k), grid.cols(j)
+                tiles_b[(k, j)] = tile = b.read_tile(rows, cols)
+                tiles.append(TileDigest("B", k, j, array_digest(rows, cols, tile)))
     vectors = [v.array() for v in task.vectors]
+    u = task.u.array() if task.u is not None else np.zeros((0, 0), np.uint64)
+    br = (
+        [
+            [weighted_rowsums(tiles_b[(k, j)], vectors[j], threads=threads) for j in range(q)]
+            for k in range(r)
+        ]
+        if sketching
+        else []
+    )
     changed: list[tuple[int, int, int]] = []
     failing: list[tuple[int, int, int]] = []
     height = grid.row_edges[i + 1] - grid.row_edges[i]
@@ -331,20 +301,18 @@ def assemble_row(data: bytes) -> bytes:
                 elif sketching:
                     own_c[(j, k)] = side = weighted_rowsums(partial, vectors[j], threads=threads)
                     c_sides[k] = _sum_mod(c_sides[k], side)
-                elif b is not None:
-                    b_tile = b.read_tile(grid.inner(k), grid.cols(j))
-                    tiles.append(
-                        TileDigest("B", k, j, array_digest(grid.inner(k), grid.cols(j), b_tile))
-                    )
-                    if not float_range_check(tiles_a[k], b_tile, partial):
-                        failing.append((i, j, k))
+                elif not exact and not float_range_check(tiles_a[k], tiles_b[(k, j)], partial):
+                    failing.append((i, j, k))
             # Ascending k, as every engine sums: a float C is the same whichever engine made it.
-            total = partial.astype(out.dtype, copy=True) if total is None else total + partial
+            if total is None:
+                total = partial if partial.dtype == out.dtype else partial.astype(out.dtype)
+            else:
+                total = total + partial
         assert total is not None
         out.write_tile(grid.rows(i), grid.cols(j), total)
-        if task.checks:
+        if task.digest_c:
             tiles.append(TileDigest("C", i, j, array_digest(grid.rows(i), grid.cols(j), total)))
-        if sketching:
+        if sketching and r > 1:
             c_sketch = _sum_mod(c_sketch, weighted_rowsums(total, vectors[j], threads=threads))
     out.flush()
     ab_sides: list[np.ndarray] = []
@@ -361,7 +329,8 @@ def assemble_row(data: bytes) -> bytes:
                     ab = _fold(weighted_rowsums(tiles_a[k], br[k][j], threads=threads), u)
                     own = _fold(own_c[(j, k)], u)
                     blocks.append(BlockSketch(i, j, k, Sketch.of(own), Sketch.of(ab)))
-        c_sketch = _fold(c_sketch, u)
+        # One K block: C's tiles are the partials themselves, whose sketch c_sides[0] is.
+        c_sketch = _fold(c_sketch, u) if r > 1 else c_sides[0]
     seconds = time.perf_counter() - t0
     return encode(
         RowResult(
@@ -378,16 +347,6 @@ def assemble_row(data: bytes) -> bytes:
             blocks,
         )
     )
-
-
-def _load_b_sketches(task: AssembleTask) -> tuple[list[list[np.ndarray]], bool]:
-    out = []
-    for k, expected in enumerate(task.br_digests):
-        values = np.load(b_sketch_path(task.files.work, k), allow_pickle=False)
-        if values.dtype != np.uint64 or _sketch_digest(values) != expected:
-            return [], False
-        out.append(list(values))
-    return out, True
 
 
 def hash_leaves(data: bytes) -> bytes:
@@ -446,7 +405,6 @@ def write_random_chunks(data: bytes) -> bytes:
 
 _TASKS = {
     "compute": compute_blocks,
-    "sketch_b": sketch_b,
     "assemble": assemble_row,
     "leaves": hash_leaves,
     "random": write_random_chunks,

@@ -18,8 +18,6 @@ from ramnet.spark import tasks
 from ramnet.spark.judge import Copies, TileRecord, row_verdict
 from ramnet.spark.messages import (
     AssembleTask,
-    BSketchResult,
-    BSketchTask,
     ComputeResult,
     ComputeTask,
     JobFiles,
@@ -75,18 +73,13 @@ def _assemble(
     exact = not files.dtype.startswith("float")
     widths = [g.col_edges[j + 1] - g.col_edges[j] for j in range(q)]
     vectors = [Sketch.of(freivalds_vectors(w, 40)) for w in widths] if exact else []
-    br = [
-        decode(tasks.sketch_b(encode(BSketchTask(files, k, vectors))), BSketchResult).digest
-        for k in range(r)
-        if exact
-    ]
     create_matrix(out, files.out_dtype, TileGrid.of_operand(g, "C"), "C")
     results = []
     for i in range(p):
         height = g.row_edges[i + 1] - g.row_edges[i]
         partials = [(j, k, "s0", digests[(i, j, k)]) for j in range(q) for k in range(r)]
         u = Sketch.of(freivalds_vectors(height, 40)) if exact else None
-        msg = AssembleTask(files, out, i, partials, vectors, br, u)
+        msg = AssembleTask(files, out, i, partials, vectors, u, digest_c=True)
         results.append(decode(tasks.assemble_row(encode(msg)), RowResult))
     return results
 
@@ -146,20 +139,20 @@ def test_an_excluded_executor_declines(tmp_path: Path) -> None:
     assert result.declined and result.blocks == []
 
 
-def test_changed_b_sketches_are_reported(tmp_path: Path) -> None:
-    _, _, g, files = _job(tmp_path, 16, 16, 16, (2, 2, 1))
+def test_c_tiles_are_digested_only_when_asked(tmp_path: Path) -> None:
+    _, _, g, files = _job(tmp_path, 16, 16, 16, (1, 2, 2))
     digests = _compute_all(files, g)
-    vectors = [Sketch.of(freivalds_vectors(8, 40)) for _ in range(2)]
-    br = decode(tasks.sketch_b(encode(BSketchTask(files, 0, vectors))), BSketchResult).digest
-    values = np.load(tasks.b_sketch_path(files.work, 0))
-    values[0, 0, 0] ^= 1
-    np.save(tasks.b_sketch_path(files.work, 0), values)
     out = str(tmp_path / "C.npy")
     create_matrix(out, "int32", TileGrid.of_operand(g, "C"), "C")
-    partials = [(j, 0, "s0", digests[(0, j, 0)]) for j in range(2)]
-    u = Sketch.of(freivalds_vectors(8, 40))
-    msg = AssembleTask(files, out, 0, partials, vectors, [br], u)
-    assert decode(tasks.assemble_row(encode(msg)), RowResult).sketches_changed
+    partials = [(j, k, "s0", digests[(0, j, k)]) for j in range(2) for k in range(2)]
+    vectors = [Sketch.of(freivalds_vectors(8, 40)) for _ in range(2)]
+    u = Sketch.of(freivalds_vectors(16, 40))
+    for digest_c in (False, True):
+        msg = AssembleTask(files, out, 0, partials, vectors, u, digest_c=digest_c)
+        result = decode(tasks.assemble_row(encode(msg)), RowResult)
+        names = sorted({t.name for t in result.tiles})
+        assert names == (["A", "B", "C"] if digest_c else ["A", "B"])
+        assert row_verdict(result, [(0, j, k) for j in range(2) for k in range(2)]).assembly_ok
 
 
 def test_corrupt_always_changes_the_partial() -> None:
