@@ -127,6 +127,22 @@ def run_ramnet(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def run_ramnet_warm(args: argparse.Namespace) -> dict[str, Any]:
+    """The checks' cost in one warm session: an untimed job first (it starts the Python workers),
+    then ``--pairs`` pairs of jobs with and without checks, alternating which goes first."""
+    from ramnet.spark import matmul
+
+    spark = _session(args.master, None)
+    matmul(args.a, args.b, args.out, spark=spark, nodes=args.nodes)
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    for pair in range(args.pairs):
+        for checks in (True, False) if pair % 2 == 0 else (False, True):
+            report = matmul(args.a, args.b, args.out, spark=spark, nodes=args.nodes, checks=checks)
+            times["on" if checks else "off"].append(float(report.seconds["total"]))
+    spark.stop()
+    return times
+
+
 def _dense_block(path: str, name: str, rows: slice, cols: slice) -> Any:
     from pyspark.mllib.linalg import Matrices
 
@@ -224,7 +240,7 @@ def run_dask(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("peer", choices=["ramnet", "mllib", "dask"])
+    parser.add_argument("peer", choices=["ramnet", "ramnet-warm", "mllib", "dask"])
     parser.add_argument("--a")
     parser.add_argument("--b")
     parser.add_argument("--out")
@@ -236,8 +252,14 @@ def main() -> None:
     parser.add_argument("--block", type=_parse_ints, help="mllib: rows,inner,cols per block")
     parser.add_argument("--memory", default="4g", help="mllib: spark.driver.memory")
     parser.add_argument("--workers", type=int, default=2, help="dask: threads")
+    parser.add_argument("--pairs", type=int, default=8, help="ramnet-warm: job pairs")
     args = parser.parse_args()
-    run = {"ramnet": run_ramnet, "mllib": run_mllib, "dask": run_dask}[args.peer]
+    run = {
+        "ramnet": run_ramnet,
+        "ramnet-warm": run_ramnet_warm,
+        "mllib": run_mllib,
+        "dask": run_dask,
+    }[args.peer]
     result = run(args)
     sys.stdout.flush()
     print(json.dumps(result))

@@ -14,6 +14,9 @@ Square int8 jobs on this machine, every measured run a whole process, medians ov
 - ``checks_on`` / ``checks_off``: a driver script (``_spark_peers.py ramnet``) that starts the
   session and calls ``ramnet.spark.matmul(..., checks=True|False)``: the cost of the audit copies
   and the Freivalds checks, alternating which goes first;
+- ``checks_warm_on`` / ``checks_warm_off``: the same in one warm session (``_spark_peers.py
+  ramnet-warm``: an untimed first job, then ``--warm-pairs`` alternating pairs), where the first
+  stage's Python-worker start does not swamp what the checks cost;
 - ``sovereign``: ``ramnet run --mode sovereign --a A.npy --b B.npy --out C.npy --json``;
 - ``dask``: ``da.matmul`` on ``da.from_zarr`` of the same Zarr stores, int8 upcast to int32 (the
   exact product needs it), C written with ``to_zarr``; the threaded scheduler, 2 threads;
@@ -141,6 +144,9 @@ def main() -> None:
     parser.add_argument("--rss-runs", type=int, default=2)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--skip", default="", help="comma list of: mllib, dask, checks, rss")
+    parser.add_argument(
+        "--warm-pairs", type=int, default=8, help="checks on/off job pairs in one warm session"
+    )
     parser.add_argument("--tmp", default=None, help="folder for the operands (default: /tmp)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -189,6 +195,17 @@ def main() -> None:
         dask = [*PEERS, "dask", "--a", "A.zarr", "--b", "B.zarr", "--out", "CD.zarr"]
         mllib = [*PEERS, "mllib", "--a", "A.zarr", "--b", "B.zarr", "--master", master]
         mllib += ["--block", ",".join(str(s) for s in _block_steps(n, grid))]
+        if "checks" not in skip:
+            # The checks' own cost, without the first stage's Python-worker start that dominates
+            # a whole process's job time: pairs of jobs in one warm session.
+            warm = [*PEERS, "ramnet-warm", "--a", "A.zarr", "--b", "B.zarr", "--out", "CW.zarr"]
+            warm += ["--master", master, "--pairs", str(args.warm_pairs)]
+            _, out = _process(warm, tmp, env)
+            for value in out["on"]:
+                add("checks_warm_on_job_s", value)
+            for value in out["off"]:
+                add("checks_warm_off_job_s", value)
+            _check(tmp / "CW.zarr", exact, "checks_warm")
         for round_ in range(args.runs):
             wall, report = _process(sovereign, tmp, env)
             add("sovereign_wall_s", wall)
@@ -268,6 +285,7 @@ def main() -> None:
     ratio("dask_job_over_spark_job", "dask_job_s", "spark_job_s")
     ratio("checks_on_over_off_job", "checks_on_job_s", "checks_off_job_s", "<= 1.15")
     ratio("checks_on_over_off_wall", "checks_on_wall_s", "checks_off_wall_s")
+    ratio("checks_warm_on_over_off_job", "checks_warm_on_job_s", "checks_warm_off_job_s", "<= 1.15")
     result["ratios"] = ratios
     if rss_sizes:
         result["rss_mib"] = rss
