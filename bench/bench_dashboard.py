@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -40,6 +42,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +127,6 @@ def _settled_at(path: Path, job_id: str) -> float:
 
 
 def _start_coordinator(mesh: ProcessMesh) -> None:
-    import urllib.request
-
     mesh.coordinator()  # returns once it logged its address, maybe before it listens
     deadline = time.monotonic() + 60
     while True:
@@ -213,18 +214,25 @@ def live_delay(browser: Any, mesh: ProcessMesh, runs: int) -> dict[str, object]:
 
 
 class _Streams:
-    """Dashboards' event streams read by plain sockets that render nothing: what five open
-    dashboards cost the coordinator itself, without five browsers rendering on the same cores."""
+    """Dashboards read by plain sockets that render nothing (each page fetched, then its event
+    stream held open): what five open dashboards cost the coordinator itself, without five
+    browsers rendering on the same cores."""
 
     def __init__(self, url: str, count: int) -> None:
         parts = urllib.parse.urlsplit(url)
-        request = (
-            f"GET {page_url('dashboard_events')} HTTP/1.1\r\n"
-            f"Host: {parts.netloc}\r\nAccept: text/event-stream\r\n\r\n"
-        ).encode()
         self._socks = []
         self._threads = []
         for _ in range(count):
+            # As a browser does: the page first, then its stream from the page's own state.
+            with urllib.request.urlopen(url + page_url("dashboard"), timeout=30) as reply:
+                page = reply.read().decode()
+            events = re.search(r'sse-connect="([^"]+)"', page)
+            if events is None:
+                raise SystemExit("bench: the dashboard names no event stream")
+            request = (
+                f"GET {html.unescape(events.group(1))} HTTP/1.1\r\n"
+                f"Host: {parts.netloc}\r\nAccept: text/event-stream\r\n\r\n"
+            ).encode()
             sock = socket.create_connection((parts.hostname, parts.port))
             sock.sendall(request)
             thread = threading.Thread(target=self._drain, args=(sock,), daemon=True)
