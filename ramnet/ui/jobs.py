@@ -123,6 +123,7 @@ def run_mesh(task: Task, runners: Runners, request: MeshRequest) -> dict[str, An
             job_id=job_id,
             dashboard=dashboard_url(request.coordinator, job_id) if job_id else None,
             shards=info.get("shards") or {},
+            shard_list=info.get("shard_list") or [],
             total_shards=info.get("total_shards"),
             waiting=info.get("waiting"),
             disputes=len(info.get("disputes") or ()),

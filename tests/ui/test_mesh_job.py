@@ -49,3 +49,10 @@ def test_a_mesh_job_from_the_page_settles_with_an_exact_c(
     page = client.get(f"/tasks/{task.task_id}").text
     assert f"{mesh.url}/dashboard/jobs/{result['job_id']}" in page
     assert "settled" in page and "Freivalds (this machine)" in page
+    # Each shard with its state and node, as the coordinator's job status lists them.
+    shards = result["last_status"]["shard_list"]
+    assert sorted(x["slot"] for x in shards if x["attempt"] == 0) == [0, 1, 2]
+    nodes = {x["node"] for x in shards}
+    assert len(nodes) == 3 and None not in nodes
+    for x in shards:
+        assert f"slot {x['slot']}" in page and x["node"][:16] in page

@@ -108,6 +108,10 @@ class JobStatus:
         elif job.reason is not None:
             info["reason"] = job.reason
         info["waiting"] = self._waiting(job, info["state"], open_[-1] if open_ else None)
+        info["shard_list"] = [
+            {"slot": x.slot, "attempt": x.attempt, "state": x.state, "node": x.node_id}
+            for x in sorted(self._store.list_shards(job_id), key=lambda x: (x.slot, x.attempt))
+        ]
         return info
 
     def _waiting(self, job: Job, state: str, dispute: Dispute | None) -> str | None:

@@ -43,6 +43,7 @@ __all__ = [
     "JobCancelled",
     "JobList",
     "JobResult",
+    "JobShard",
     "JobStatus",
     "JobSubmission",
     "JobSubmitted",
@@ -371,6 +372,16 @@ class DisputeView(_Message):
     outcome: DisputeOutcome | None
 
 
+class JobShard(_Message):
+    """One shard of a job as its status shows it: the plan slot, the copy, its state and node
+    (never its blocks: which blocks are audits stays hidden)."""
+
+    slot: int
+    attempt: int
+    state: str
+    node: NodeId | None
+
+
 class JobStatus(_Message):
     """A job's state, its shards' states, and what settlement found."""
 
@@ -391,6 +402,10 @@ class JobStatus(_Message):
     waiting: Annotated[
         str | UnsetType | None,
         Meta(description="Why the job is waiting, in one line (null: it is not waiting)"),
+    ] = UNSET
+    shard_list: Annotated[
+        list[JobShard] | UnsetType,
+        Meta(description="Every shard: its slot, copy, state and node (by slot, then copy)"),
     ] = UNSET
 
 
