@@ -146,6 +146,24 @@ def guarded(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def transient_progress() -> Any:
+    """A Rich progress bar (description, bar, done/total, elapsed) that vanishes when it ends:
+    what ``run`` shows while a job computes, here or on Spark.
+
+    Returns:
+        A ``rich.progress.Progress``, to use as a context manager.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    )
+
+
 def print_json(data: Any) -> None:
     """Print ``data`` as one line of JSON on stdout."""
     sys.stdout.write(json.dumps(data) + "\n")

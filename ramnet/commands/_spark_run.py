@@ -144,15 +144,9 @@ def run_with_progress(job: SparkJob) -> dict[str, Any]:
     Returns:
         The report, as ``run``.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from ramnet.commands._common import transient_progress
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-    ) as bar:
+    with transient_progress() as bar:
         # Spark's JVM takes seconds to start: say so until the first stage reports.
         task = bar.add_task(f"starting Spark ({job.master or 'default master'})", total=None)
 

@@ -337,17 +337,10 @@ def _render_mesh(report: dict[str, Any]) -> None:
 
 
 def _run_with_progress(job: Any) -> dict[str, Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from ramnet.commands import _sovereign
+    from ramnet.commands._common import transient_progress
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-    ) as bar:
+    with transient_progress() as bar:
         task = bar.add_task("block products", total=None)
 
         def progress(done: int, total: int) -> None:

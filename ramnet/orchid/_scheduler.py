@@ -141,8 +141,13 @@ def spec_for(
     a: np.ndarray, b: np.ndarray, dtype: np.dtype, grid: Grid, backend: Backend
 ) -> JobSpec:
     """Return the JobSpec hooks see for multiplying ``a`` and ``b`` on ``grid``."""
-    m, k = a.shape
-    n = b.shape[1]
+    return grid_spec(grid, dtype, backend)
+
+
+def grid_spec(grid: Grid, dtype: np.dtype, backend: Backend) -> JobSpec:
+    """Return the JobSpec of a job of input ``dtype`` on ``grid`` (its last edges give m, n, k),
+    for an engine that never holds the operands (the Spark driver)."""
+    m, n, k = grid.row_edges[-1], grid.col_edges[-1], grid.k_edges[-1]
     return JobSpec(
         m=m,
         k=k,

@@ -707,26 +707,14 @@ def _run(
 
 def _write_trace(job: _Job, path: Path, key: Any, commitments: dict[str, Any]) -> dict[str, Any]:
     from ramnet.orchid._backends import resolve
-    from ramnet.orchid._hooks import JobSpec
+    from ramnet.orchid._scheduler import grid_spec
     from ramnet.valkyrie._trace import BlockDigest, Trace, write_trace
 
     node_key: Callable[[], Any] | Any = key
     signer = node_key() if callable(node_key) else node_key
     grid, files = job.grid, job.files
-    backend = resolve(files.backend, np.dtype(files.dtype))
-    spec = JobSpec(
-        m=grid.row_edges[-1],
-        k=grid.k_edges[-1],
-        n=grid.col_edges[-1],
-        dtype=files.dtype,
-        out_dtype=files.out_dtype,
-        grid=grid.shape,
-        row_edges=grid.row_edges,
-        col_edges=grid.col_edges,
-        k_edges=grid.k_edges,
-        backend=backend.name,
-        code_path=backend.code_path,
-    )
+    dtype = np.dtype(files.dtype)
+    spec = grid_spec(grid, dtype, resolve(files.backend, dtype))
     blocks: tuple[BlockDigest, ...] = ()
     if grid.shape[2] > 1:
         blocks = tuple(

@@ -22,6 +22,7 @@ import numpy as np
 
 from ramnet._errors import RamnetError
 from ramnet.mesh.rules.shard import compute_shard
+from ramnet.orchid._dtypes import _max_abs
 from ramnet.orchid._hooks import BlockProduct
 from ramnet.orchid._pool import default_threads
 from ramnet.orchid._scheduler import Grid
@@ -141,12 +142,6 @@ def corrupt(strategy: str, partial: np.ndarray, seed: int) -> np.ndarray:
             wrong.flat[int(rng.integers(wrong.size))] += 1
         return wrong
     raise ValueError(f"unknown fault {strategy!r}")
-
-
-def _max_abs(x: np.ndarray) -> int:
-    if x.size == 0:
-        return 0
-    return max(abs(int(x.max())), abs(int(x.min())))
 
 
 def _save(path: Path, values: np.ndarray) -> None:
