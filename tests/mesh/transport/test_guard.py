@@ -21,7 +21,7 @@ from ramnet.mesh.transport.server import (
 )
 from tests.mesh_server import serve_app
 
-LIMITS = ConnectionLimits(header_bytes=8 << 10, header_s=0.5, body_idle_s=0.5, tick_s=0.1)
+LIMITS = ConnectionLimits(header_bytes=8 << 10, header_s=0.5, body_idle_s=0.5)
 
 
 def _app(seen: list[str]) -> Any:
@@ -120,3 +120,127 @@ def test_requests_within_the_limits_are_served_on_one_connection(
             # keep-alive timeout's business (5 s), not a request that is late.
             time.sleep(0.8)
     assert seen == ["0 bytes", "10 bytes", "1000 bytes"]
+
+
+class _Handle:
+    def __init__(self, when: float, callback: Any) -> None:
+        self.when, self.callback, self.cancelled = when, callback, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Loop:
+    """A clock the test moves, and the timers armed on it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.handles: list[_Handle] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Any) -> _Handle:
+        handle = _Handle(when, callback)
+        self.handles.append(handle)
+        return handle
+
+    def armed(self) -> list[float]:
+        return [h.when for h in self.handles if not h.cancelled]
+
+    def run_until(self, now: float) -> None:
+        self.now = now
+        for handle in [h for h in self.handles if not h.cancelled and h.when <= now]:
+            handle.cancelled = True
+            handle.callback()
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = False
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Base:
+    """The parts of uvicorn's protocol that the guard calls."""
+
+    flow = None
+
+    def __init__(self, loop: _Loop) -> None:
+        self.loop = loop
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+    def data_received(self, data: Any) -> None: ...
+
+    def on_message_begin(self) -> None: ...
+
+    def on_url(self, url: bytes) -> None: ...
+
+    def on_header(self, name: bytes, value: bytes) -> None: ...
+
+    def on_headers_complete(self) -> None: ...
+
+    def on_message_complete(self) -> None: ...
+
+
+def _connection() -> tuple[Any, _Loop, _Transport]:
+    from ramnet.mesh.transport.guard import guarded_protocol
+
+    loop, transport = _Loop(), _Transport()
+    protocol = guarded_protocol(_Base, LIMITS)(loop)
+    protocol.connection_made(transport)
+    return protocol, loop, transport
+
+
+def test_a_connection_between_requests_or_being_answered_holds_no_timer() -> None:
+    # An open dashboard's event stream, a long poll, an idle keep-alive connection: nothing
+    # awaited from the client, so nothing ticks on the event loop for it.
+    protocol, loop, transport = _connection()
+    assert loop.armed() == [100.0 + LIMITS.header_s]  # its first request's headers awaited
+    protocol.data_received(b"GET / HTTP/1.1\r\n")
+    protocol.on_message_begin()
+    protocol.on_headers_complete()
+    protocol.on_message_complete()
+    assert loop.armed() == []
+    loop.run_until(1000.0)  # an hour later: still open, nothing written
+    assert not transport.closed and transport.written == b""
+    loop.now = 1001.0
+    protocol.on_message_begin()  # the next request's first byte: its headers are awaited
+    assert loop.armed() == [1001.0 + LIMITS.header_s]
+    protocol.connection_lost(None)
+    assert loop.armed() == []
+
+
+def test_the_header_deadline_fires_once_at_its_time() -> None:
+    _, loop, transport = _connection()
+    loop.run_until(100.0 + LIMITS.header_s - 0.01)
+    assert transport.written == b""
+    loop.run_until(100.0 + LIMITS.header_s)
+    assert transport.written.startswith(b"HTTP/1.1 408 ") and transport.closed
+    assert loop.armed() == []
+
+
+def test_a_body_arriving_slowly_moves_its_deadline_and_a_silent_one_ends() -> None:
+    protocol, loop, transport = _connection()
+    protocol.on_message_begin()
+    protocol.on_headers_complete()  # a body is awaited from now (100.0)
+    assert loop.armed() == [100.0 + LIMITS.body_idle_s]
+    loop.now = 100.3
+    protocol.data_received(b"x")  # a byte: the deadline moves, re-armed when it fires
+    loop.run_until(100.0 + LIMITS.body_idle_s)
+    assert not transport.closed and loop.armed() == [100.3 + LIMITS.body_idle_s]
+    loop.run_until(100.3 + LIMITS.body_idle_s)
+    assert transport.closed
