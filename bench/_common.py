@@ -37,6 +37,32 @@ def peak(threads: int | None = None) -> dict[str, float] | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def process_cpu_s(pid: int) -> float:
+    """A process's CPU seconds (every thread, live or ended, user and system) to the nanosecond.
+
+    Linux's per-process CPU clock (``clock_getcpuclockid``), read from outside the process: what
+    ``/proc`` and psutil give is counted in 10 ms ticks, as much as a small difference measured.
+    Elsewhere, psutil's figure.
+
+    Args:
+        pid: The process.
+
+    Returns:
+        Its CPU seconds so far.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        clock = ctypes.c_int()
+        if libc.clock_getcpuclockid(pid, ctypes.byref(clock)) == 0:
+            return time.clock_gettime(clock.value)
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def emit(result: dict[str, object], as_json: bool) -> None:
     """Print a result as JSON (``--json``) or as aligned text."""
     if as_json:

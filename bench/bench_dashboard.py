@@ -2,8 +2,8 @@
 dashboards cost the coordinator's CPU. Whole processes, medians of --runs.
 
 Usage: python bench/bench_dashboard.py [--runs 5] [--n 4096] [--json]
-Needs Debian's Chromium (/usr/bin/chromium, or $RAMNET_TEST_CHROMIUM), the playwright package
-and psutil (the `bench` extra).
+Needs Debian's Chromium (/usr/bin/chromium, or $RAMNET_TEST_CHROMIUM) and the playwright
+package (the `bench` extra).
 
 - first paint: a data folder filled through the store's and the ledger's API with 30 nodes and
   200 jobs (tests/mesh/dashboard/filled_store.py: settled jobs with their shards, two running, a
@@ -12,17 +12,23 @@ and psutil (the `bench` extra).
   opens /dashboard: Chromium's first-contentful-paint (`performance` paint entry, from the start
   of the navigation), for the coordinator's first page after it started (`fcp_first_ms`) and
   for the next one (`fcp_ms`, the usual case: templates compiled);
-- live update: a coordinator and 3 workers, the dashboard open in Chromium; --runs small mesh
-  jobs (256x256x256 int8) one after another; for each, from the moment the job settled (its
-  row's update time in the store) to the moment its settled row appeared in the open page
-  (a MutationObserver's clock; one machine, one clock), without a reload;
+- live update: a coordinator and 3 workers on a store with a past (--history settled jobs and
+  30 nodes, filled as for the first paint, with nothing running), the dashboard open in
+  Chromium; --runs small mesh jobs (256x256x256 int8) one after another; for each, from the
+  moment the job settled (its row's update time in the store) to the moment its settled row
+  appeared in the open page (a MutationObserver's clock; one machine, one clock), without a
+  reload;
 - CPU: the same coordinator and 3 workers; --n^3 int8 mesh jobs, in turn with no dashboard
   open, with 5 open in Chromium (5 pages, each with its event stream; the browser renders on
   this machine's cores too), and with 5 dashboards' event streams read by plain HTTP clients
   that render nothing (what the coordinator serves five dashboards, without five browsers
-  competing for its cores); the order rotated each run. The coordinator's CPU seconds (user +
-  system, psutil) from submitting the job to its end: medians (--cpu-runs of each) and the
-  relative differences; and the extra CPU per second of 5 dashboards open on an idle mesh.
+  competing for its cores); the order rotated each run; each job starts --settle-s after the
+  dashboards opened (past the coordinator's 5 s keep-alive timeout, which closes the idle
+  connections a page load leaves). The coordinator's CPU seconds (user + system, every thread,
+  to the nanosecond: Linux's per-process CPU clock) from submitting the job to its end: medians
+  (--cpu-runs of each), the relative differences (of the medians, of the totals and the median
+  of each run's paired difference); the CPU the coordinator spent while 5 pages opened; and the
+  extra CPU per second of 5 dashboards open on an idle mesh.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, emit
+from _common import ROOT, emit, process_cpu_s
 from _procs import ME, ProcessMesh
 
 sys.path.insert(0, str(ROOT))
@@ -83,13 +89,6 @@ def _chromium() -> str:
     if found is None:
         raise SystemExit("bench: no Chromium (apt-get install chromium)")
     return found
-
-
-def _cpu_s(pid: int) -> float:
-    import psutil
-
-    times = psutil.Process(pid).cpu_times()
-    return float(times.user + times.system)
 
 
 def _run_job(mesh: ProcessMesh, shape: str, seed: int) -> str:
@@ -255,66 +254,87 @@ class _Streams:
             thread.join(5)
 
 
-def cpu_with_dashboards(browser: Any, mesh: ProcessMesh, n: int, runs: int) -> dict[str, object]:
+def cpu_with_dashboards(
+    browser: Any, mesh: ProcessMesh, n: int, runs: int, settle_s: float
+) -> dict[str, object]:
     """The coordinator's CPU seconds per --n^3 job: no dashboard open, 5 open in Chromium (on
     the same machine), and 5 dashboards' streams read without rendering; the three in turn,
-    their order rotated each run so that a drift of the machine's load falls on all three."""
+    their order rotated each run so that a drift of the machine's load falls on all three.
+
+    The job starts ``settle_s`` after the dashboards opened: what is measured is dashboards
+    open during a job. Opening them is measured apart (``coordinator_cpu_open_5_pages_ms``):
+    each page load opens up to six connections, which the coordinator closes once they have
+    been idle for its keep-alive timeout (5 s)."""
     pid = mesh.procs["coord"].pid
     url = mesh.env["RAMNET_COORDINATOR"]
     shape = f"{n}x{n}x{n}"
     _run_job(mesh, shape, 1)  # untimed: every process warm
     cpu: dict[str, list[float]] = {"none": [], "browsers": [], "streams": []}
+    opening: list[float] = []
     walls: list[float] = []
     order = list(cpu)
     for run in range(runs):
         for kind in order[run % 3 :] + order[: run % 3]:
+            before_open = process_cpu_s(pid)
             pages = [_open_dashboard(browser, url) for _ in range(5 if kind == "browsers" else 0)]
             streams = _Streams(url, 5 if kind == "streams" else 0)
-            time.sleep(1.0)  # the pages loaded and their streams opened, before the job
+            time.sleep(settle_s)
             try:
-                before, t0 = _cpu_s(pid), time.perf_counter()
+                before, t0 = process_cpu_s(pid), time.perf_counter()
+                if kind == "browsers":
+                    opening.append(before - before_open)
                 _run_job(mesh, shape, 10 + run)
-                cpu[kind].append(_cpu_s(pid) - before)
+                cpu[kind].append(process_cpu_s(pid) - before)
                 walls.append(time.perf_counter() - t0)
             finally:
                 streams.close()
                 for context, _ in pages:
                     context.close()
             time.sleep(1.0)  # the closed streams ended
-    # The kernel counts a process's CPU in 10 ms ticks, a few percent of one job's: besides the
-    # medians, the totals over every run of each kind, which that rounding hardly moves.
     base, base_total = statistics.median(cpu["none"]), sum(cpu["none"])
-    out: dict[str, object] = {"n": n, "coordinator_cpu_none_s": round(base, 3)}
+    out: dict[str, object] = {"n": n, "settle_s": settle_s}
+    out["coordinator_cpu_none_s"] = round(base, 4)
     for kind, label in (("browsers", "5_dashboards"), ("streams", "5_streams")):
         value, total = statistics.median(cpu[kind]), sum(cpu[kind])
-        out[f"coordinator_cpu_{label}_s"] = round(value, 3)
+        out[f"coordinator_cpu_{label}_s"] = round(value, 4)
         out[f"coordinator_cpu_{label}_more_pct"] = round(100 * (value - base) / base, 1)
         out[f"coordinator_cpu_{label}_total_more_pct"] = round(
             100 * (total - base_total) / base_total, 1
         )
+        # Each run's three jobs ran back to back: the median of the per-run differences is
+        # the least moved by the machine's load drifting between runs.
+        paired = [100 * (k - b) / b for k, b in zip(cpu[kind], cpu["none"], strict=True)]
+        out[f"coordinator_cpu_{label}_paired_more_pct"] = round(statistics.median(paired), 1)
     for kind, values in cpu.items():
-        out[f"coordinator_cpu_{kind}_runs_s"] = [round(v, 3) for v in values]
+        out[f"coordinator_cpu_{kind}_runs_s"] = [round(v, 4) for v in values]
+    out["coordinator_cpu_open_5_pages_ms"] = round(1000 * statistics.median(opening), 1)
     out["job_wall_median_s"] = round(statistics.median(walls), 2)
-    out["coordinator_idle_poll_cpu_ms_per_s"] = idle_cost(browser, mesh)
+    out["coordinator_idle_poll_cpu_ms_per_s"] = idle_cost(browser, mesh, settle_s=settle_s)
     return out
 
 
-def idle_cost(browser: Any, mesh: ProcessMesh, seconds: float = 6.0) -> float:
+def idle_cost(
+    browser: Any, mesh: ProcessMesh, seconds: float = 10.0, settle_s: float = 6.0, runs: int = 3
+) -> float:
     """The coordinator's extra CPU per second, in ms, with 5 dashboards open on an idle mesh
-    (the shared poller; the workers' heartbeats and long polls subtracted)."""
+    (the shared poller; the workers' heartbeats and long polls subtracted): the median of
+    ``runs`` alternating pairs of ``seconds`` each."""
     pid = mesh.procs["coord"].pid
     url = mesh.env["RAMNET_COORDINATOR"]
-    spent = {}
-    for pages in (0, 5):
-        opened = [_open_dashboard(browser, url) for _ in range(pages)]
-        time.sleep(1.0)
-        before = _cpu_s(pid)
-        time.sleep(seconds)
-        spent[pages] = _cpu_s(pid) - before
-        for context, _ in opened:
-            context.close()
-        time.sleep(1.0)
-    return round(1000 * (spent[5] - spent[0]) / seconds, 2)
+    extra = []
+    for _ in range(runs):
+        spent = {}
+        for pages in (0, 5):
+            opened = [_open_dashboard(browser, url) for _ in range(pages)]
+            time.sleep(settle_s)
+            before = process_cpu_s(pid)
+            time.sleep(seconds)
+            spent[pages] = process_cpu_s(pid) - before
+            for context, _ in opened:
+                context.close()
+            time.sleep(1.0)
+        extra.append(1000 * (spent[5] - spent[0]) / seconds)
+    return round(statistics.median(extra), 2)
 
 
 def main() -> None:
@@ -324,6 +344,18 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=4096)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--skip-cpu", action="store_true", help="Leave out the CPU comparison.")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=200,
+        help="Settled jobs (with 30 nodes) in the mesh's store before it starts (0: none).",
+    )
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=6.0,
+        help="Seconds between opening the dashboards and the job (past the keep-alive timeout).",
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -334,6 +366,11 @@ def main() -> None:
             folder = Path(tmp)
             result.update(first_paint(browser, folder, args.runs))
             (folder / "mesh").mkdir()
+            if args.history:
+                # A coordinator with a past (what the first paint shows): every open dashboard
+                # lists 50 jobs, 30 nodes and 50 movements, as a coordinator that has been
+                # serving for a while does; real workers register beside its nodes.
+                fill_store(folder / "mesh" / "s", nodes=30, jobs=args.history, live=False)
             mesh = ProcessMesh(folder / "mesh")
             try:
                 _start_coordinator(mesh)
@@ -343,7 +380,9 @@ def main() -> None:
                 _run_job(mesh, SMALL, 1)  # untimed: the workers registered and warm
                 result.update(live_delay(browser, mesh, args.runs))
                 if not args.skip_cpu:
-                    result.update(cpu_with_dashboards(browser, mesh, args.n, args.cpu_runs))
+                    result.update(
+                        cpu_with_dashboards(browser, mesh, args.n, args.cpu_runs, args.settle_s)
+                    )
             finally:
                 mesh.stop()
         finally:

@@ -82,7 +82,12 @@ def _work(store: Store, job_id: str, workers: list[str], t: float, *, reveal: bo
 
 
 def fill_store(
-    data_dir: Path, *, nodes: int = 30, jobs: int = 200, now: float | None = None
+    data_dir: Path,
+    *,
+    nodes: int = 30,
+    jobs: int = 200,
+    now: float | None = None,
+    live: bool = True,
 ) -> Filled:
     """Fill a coordinator's data folder (``state.sqlite`` and ``blobs/``).
 
@@ -92,6 +97,9 @@ def fill_store(
         jobs: Jobs in all (at least 6): one disputed and upheld, one with an open dispute, one
             failed, two running, the rest settled.
         now: The newest job's time (default: now); jobs are 20 s apart before it.
+        live: Whether there are running jobs and an open dispute. Without them (False: they
+            are settled too), a real coordinator and real workers can work on top of this
+            history and nothing in it waits for a node.
 
     Returns:
         What it holds.
@@ -120,6 +128,8 @@ def fill_store(
         workers = filled.nodes[4:]
         filled.cheater = workers[-1]
         special = {jobs - 1: "running", jobs - 2: "running", jobs - 3: "open", jobs - 4: "failed"}
+        if not live:
+            special = {jobs - 4: "failed"}
         special[jobs // 2] = "disputed"
         for index in range(jobs):
             t = start + 20.0 * index
