@@ -26,6 +26,7 @@ __all__ = [
     "Overview",
     "ShardRow",
     "Timeline",
+    "changed",
     "fingerprint",
     "read_job",
     "read_overview",
@@ -143,6 +144,9 @@ class Overview:
             job_states: job state -> how many jobs are in it.
         movements: The newest ledger movements, newest first; movements_total: how many in all.
         fingerprint: ``fingerprint`` of this state.
+        parts: What the fingerprint is made of, one text per table read (jobs, shards,
+            nodes, disputes, ledger, settled jobs): ``read_overview(since=...)`` reads again
+            only what depends on a part that changed.
     """
 
     nodes: list[NodeRow]
@@ -154,6 +158,7 @@ class Overview:
     movements_total: int
     timeline: Timeline
     fingerprint: str
+    parts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,7 +180,21 @@ SELECT
      || ':' || coalesce(CAST(max(last_seen) / 10 AS INTEGER), 0) FROM nodes),
   (SELECT count(*) || ':' || count(validator) || ':' || count(resolved_at) FROM disputes),
   (SELECT coalesce(max(movement_id), 0) FROM movements)
+    || ':' || (SELECT count(*) FROM accounts),
+  (SELECT count(*) || ':' || coalesce(max(updated_at), 0) FROM jobs WHERE state = 'settled')
 """
+# The parts of the fingerprint, in _FINGERPRINT_SQL's order, and what each read depends on: an
+# account or an escrow changes only with a ledger movement (the ledger's replay checks it), and
+# a node's shard counts change with the shards.
+_JOBS, _SHARDS, _NODES, _DISPUTES, _LEDGER, _SETTLED = range(6)
+_DEPENDS = {
+    "jobs": (_JOBS, _SHARDS),
+    "nodes": (_NODES, _SHARDS, _LEDGER),
+    "disputes": (_DISPUTES,),
+    "movements": (_LEDGER,),
+    # The plots: settled jobs (not every state a job passes), disputes and slashings.
+    "timeline": (_SETTLED, _DISPUTES, _LEDGER),
+}
 
 _JOB_COLUMNS = """
   job_id, consumer, state, created_at, updated_at, reason,
@@ -187,10 +206,32 @@ _JOB_COLUMNS = """
 """
 
 
+def _parts(conn: sqlite3.Connection) -> tuple[str, ...]:
+    return tuple(str(value) for value in conn.execute(_FINGERPRINT_SQL).fetchone())
+
+
+def _digest(parts: tuple[str, ...]) -> str:
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
+
+
 def _fingerprint(conn: sqlite3.Connection) -> str:
-    row = conn.execute(_FINGERPRINT_SQL).fetchone()
-    text = "|".join(str(value) for value in row)
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    return _digest(_parts(conn))
+
+
+def changed(since: Overview, parts: tuple[str, ...], read: str) -> bool:
+    """Whether what ``read`` returns may differ from what ``since`` holds.
+
+    Args:
+        since: An earlier overview.
+        parts: The fingerprint's parts now.
+        read: ``jobs``, ``nodes``, ``disputes``, ``movements`` (the ledger) or ``timeline``.
+
+    Returns:
+        True unless every part ``read`` depends on is the same as in ``since``.
+    """
+    if len(since.parts) != len(parts):
+        return True
+    return any(since.parts[i] != parts[i] for i in _DEPENDS[read])
 
 
 def fingerprint(store: Store) -> str:
@@ -317,13 +358,22 @@ def _movements(
     return [dict(r) for r in rows]
 
 
-def read_overview(store: Store, *, jobs_limit: int = 200, movements_limit: int = 100) -> Overview:
+def read_overview(
+    store: Store,
+    *,
+    jobs_limit: int = 200,
+    movements_limit: int = 100,
+    since: Overview | None = None,
+) -> Overview:
     """Everything the dashboard's main page shows, in one snapshot.
 
     Args:
         store: The coordinator's state.
         jobs_limit: How many of the newest jobs to list.
         movements_limit: How many of the newest ledger movements to list.
+        since: An overview read earlier with the same limits: what depends only on parts of
+            the fingerprint that did not change since is taken from it, not read again (a
+            job's shards moving reads the jobs and the nodes, not the ledger or the plots).
 
     Returns:
         The overview.
@@ -334,33 +384,54 @@ def read_overview(store: Store, *, jobs_limit: int = 200, movements_limit: int =
     check_int("jobs_limit", jobs_limit, 1)
     check_int("movements_limit", movements_limit, 1)
     with store.snapshot() as conn:
-        jobs = _job_rows(
-            conn,
-            conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY created_at DESC, job_id LIMIT ?",
-                (jobs_limit,),
-            ).fetchall(),
-        )
-        states = {
-            str(r[0]): int(r[1])
-            for r in conn.execute("SELECT state, count(*) FROM jobs GROUP BY state")
-        }
-        disputes = [
-            dispute_of(r)
-            for r in conn.execute(
-                "SELECT * FROM disputes ORDER BY dispute_id DESC LIMIT ?", (jobs_limit,)
+        parts = _parts(conn)
+        if since is None or changed(since, parts, "jobs"):
+            # The newest jobs' ids first, then their columns: sorting whole rows would decode
+            # every job's spec, not only the ones listed.
+            jobs = _job_rows(
+                conn,
+                conn.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id IN (SELECT job_id FROM jobs"
+                    " ORDER BY created_at DESC, job_id LIMIT ?) ORDER BY created_at DESC, job_id",
+                    (jobs_limit,),
+                ).fetchall(),
             )
-        ]
+            states = {
+                str(r[0]): int(r[1])
+                for r in conn.execute("SELECT state, count(*) FROM jobs GROUP BY state")
+            }
+        else:
+            jobs, states = since.jobs, since.job_states
+        if since is None or changed(since, parts, "disputes"):
+            disputes = [
+                dispute_of(r)
+                for r in conn.execute(
+                    "SELECT * FROM disputes ORDER BY dispute_id DESC LIMIT ?", (jobs_limit,)
+                )
+            ]
+        else:
+            disputes = since.disputes
+        if since is None or changed(since, parts, "movements"):
+            movements = _movements(conn, movements_limit)
+            movements_total = int(conn.execute("SELECT count(*) FROM movements").fetchone()[0])
+        else:
+            movements, movements_total = since.movements, since.movements_total
+        nodes = _nodes(conn) if since is None or changed(since, parts, "nodes") else since.nodes
+        if since is None or changed(since, parts, "timeline"):
+            timeline = _timeline(conn)
+        else:
+            timeline = since.timeline
         return Overview(
-            nodes=_nodes(conn),
+            nodes=nodes,
             jobs=jobs,
             jobs_total=sum(states.values()),
             job_states=states,
             disputes=disputes,
-            movements=_movements(conn, movements_limit),
-            movements_total=int(conn.execute("SELECT count(*) FROM movements").fetchone()[0]),
-            timeline=_timeline(conn),
-            fingerprint=_fingerprint(conn),
+            movements=movements,
+            movements_total=movements_total,
+            timeline=timeline,
+            fingerprint=_digest(parts),
+            parts=parts,
         )
 
 

@@ -160,5 +160,6 @@ def test_a_section_whose_inputs_did_not_change_is_not_rendered_again(
         assert again == first and rendered == []
         store.set_banned(filled.nodes[5], True)  # a node banned: nodes and summary change
         changed = cache.render(None, MAIN_SECTIONS, reader.overview())
-    assert sorted(rendered) == ["_nodes.html", "_summary.html"]
+    # The nodes table is drawn again with only the banned node's row rendered anew.
+    assert sorted(rendered) == ["_node_row.html", "_nodes.html", "_summary.html"]
     assert changed["ledger"] == first["ledger"] and changed["nodes"] != first["nodes"]

@@ -64,3 +64,72 @@ def test_plot_data_buckets_events() -> None:
     assert data["settled"] == sorted(data["settled"])  # running totals
     empty = plot_data(Timeline(), now=1000.0)
     assert empty["settled"][-1] == 0 and empty["t"][-1] == 1000.0
+
+
+def test_an_overview_read_since_another_equals_a_whole_read(tmp_path: Path) -> None:
+    # What read_overview(since=...) takes from the earlier overview must be what a whole read
+    # finds, after every kind of change a mesh makes.
+    from ramnet.mesh.state import node_queries
+    from ramnet.mesh.state.records import DisputeClaims
+
+    filled = fill_store(tmp_path, nodes=8, jobs=8, now=1_000_000.0)
+    with Store(tmp_path / "state.sqlite") as store:
+        ledger = Ledger(store)
+        running = filled.running[0]
+        shard = store.list_shards(running)[0]
+        changes = {
+            "a shard moves": lambda: store.set_shard_state(
+                shard.shard_id, "accepted", now=1_000_001.0
+            ),
+            "a job settles": lambda: store.set_job_state(running, "settled", now=1_000_002.0),
+            "a node is paid": lambda: ledger.pay(running, filled.nodes[5], 3, now=1_000_003.0),
+            "a node is banned": lambda: store.set_banned(filled.nodes[6], True, now=1_000_004.0),
+            "a node is seen": lambda: _seen(store, node_queries, filled.nodes[4], 1_000_050.0),
+            "a dispute opens": lambda: store.open_dispute(
+                filled.running[1],
+                DisputeClaims(round=0, failed=[], blocks=[(0, 0, 0)], slots={}),
+                validator=filled.nodes[1],
+                now=1_000_060.0,
+            ),
+            "a node registers": lambda: store.register_node(hex_id("new"), now=1_000_070.0),
+        }
+        before = read_overview(store, jobs_limit=5, movements_limit=7)
+        for what, change in changes.items():
+            change()
+            since = read_overview(store, jobs_limit=5, movements_limit=7, since=before)
+            whole = read_overview(store, jobs_limit=5, movements_limit=7)
+            assert since == whole, what
+            assert since.fingerprint != before.fingerprint, what
+            if what == "a shard moves":  # only the jobs and the nodes were read again
+                assert since.movements is before.movements
+                assert since.timeline is before.timeline and since.disputes is before.disputes
+                assert since.jobs is not before.jobs and since.nodes is not before.nodes
+            before = since
+        # Nothing changed: everything is taken from the overview before.
+        again = read_overview(store, jobs_limit=5, movements_limit=7, since=before)
+        assert again == before and again.jobs is before.jobs and again.nodes is before.nodes
+
+
+def _seen(store: Store, node_queries: object, node: str, when: float) -> None:
+    with store.transaction() as conn:
+        node_queries.record_seen(conn, {node: when})  # type: ignore[attr-defined]
+
+
+def test_a_page_context_read_since_another_equals_a_whole_one(tmp_path: Path) -> None:
+    from ramnet.mesh.coordinator.dashboard.view import Reader
+    from ramnet.mesh.state.blobs import BlobStore
+
+    filled = fill_store(tmp_path, nodes=8, jobs=8, now=1_000_000.0)
+    with Store(tmp_path / "state.sqlite") as store:
+        ledger = Ledger(store)
+        reader = Reader(store, ledger, BlobStore(tmp_path / "blobs"))
+        before = reader.overview(now=1_000_100.0)
+        shard = store.list_shards(filled.running[0])[0]
+        store.set_shard_state(shard.shard_id, "accepted", now=1_000_001.0)
+        since = reader.overview(now=1_000_100.0, since=before)
+        assert since == reader.overview(now=1_000_100.0)
+        assert since["ledger"] is before["ledger"] and since["plots"] is before["plots"]
+        ledger.pay(filled.running[0], filled.nodes[5], 3, now=1_000_003.0)  # a movement
+        paid = reader.overview(now=1_000_100.0, since=since)
+        assert paid == reader.overview(now=1_000_100.0)
+        assert paid["ledger"] != since["ledger"]

@@ -198,3 +198,28 @@ def test_an_empty_coordinator_says_so(tmp_path: Path) -> None:
     assert "No node has registered yet." in page
     assert "No job has been submitted yet." in page
     assert "No dispute" in page
+
+
+def test_table_rows_are_escaped_and_rendered_once_per_distinct_row(monkeypatch: Any) -> None:
+    import jinja2
+
+    from ramnet.mesh.coordinator.dashboard.render import rows
+
+    evil = {"movement_id": 1, "kind": "pay", "src": None, "dst": "<script>x</script>",
+            "amount": 5, "job_id": None, "at": 0.0}  # fmt: skip
+    plain = {**evil, "movement_id": 2, "dst": "n2"}
+    first = rows("_movement_row.html", [evil, plain], "mv")
+    assert "<script>" not in first and "&lt;script&gt;x&lt;/script&gt;" in first
+    rendered: list[str] = []
+    original = jinja2.Template.render
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> str:
+        rendered.append(str(self.name))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Template, "render", counting)
+    changed = {**plain, "amount": 6}
+    again = rows("_movement_row.html", [evil, changed], "mv")
+    assert rendered == ["_movement_row.html"]  # the changed row only
+    assert again.split("\n</tr>")[0] == first.split("\n</tr>")[0]  # the first row as before
+    assert ">6<" in again and ">5<" in again

@@ -4,10 +4,13 @@ stream of server-sent events.
 While at least one dashboard is open, one thread reads the state's fingerprint
 (``dashboard_queries.fingerprint``, a few aggregates) every ``POLL_S`` seconds; an unchanged state
 costs the event loop nothing (no task woken, no thread handed work). When it changes, every stream
-wakes; the sections it shows are rendered once per
-state for all of them (``Feed.sections``, cached by fingerprint) and each stream sends only the
-sections whose HTML changed since it last sent them. With no dashboard open nothing polls, so a
-coordinator that nobody watches pays nothing.
+wakes; the sections it shows are rendered once per state for all of them (``Feed.sections``,
+cached by fingerprint) and each stream sends only the sections whose HTML changed since it last
+sent them, each section's event encoded once for all. What a change costs does not grow with the
+coordinator's past: only what depends on the part of the state that changed is read again
+(``read_overview(since=...)``: a job's shards moving reads the jobs and the nodes, not the
+ledger), and only the rows that changed are rendered again (``render.rows``). With no dashboard
+open nothing polls, so a coordinator that nobody watches pays nothing.
 
 A stream ends when its client goes, or when the server stops (``stopping``): an open dashboard
 must not hold a shutdown for its grace period.
@@ -90,6 +93,8 @@ class Feed:
         self._poller: threading.Thread | None = None
         self._lock = threading.Lock()
         self._cache: dict[str | None, tuple[str, Sections]] = {}
+        # Each section's event as of the cached state, encoded once for every stream.
+        self._events: dict[tuple[str | None, str], tuple[str, str, bytes]] = {}
         self._rendering: dict[str | None, asyncio.Lock] = {}
 
     @property
@@ -167,8 +172,20 @@ class Feed:
             assert isinstance(found, tuple)
             if len(self._cache) >= _KEPT:
                 self._cache.clear()
+                self._events.clear()
             self._cache[view] = found
             return found
+
+    def _event(self, view: str | None, state: str, name: str, html: str) -> bytes:
+        # A section's event as of ``state``, encoded by the first stream that sends it and kept
+        # for the others (only the newest state's are kept).
+        key = (view, name)
+        known = self._events.get(key)
+        if known is not None and known[0] == state and known[1] is html:
+            return known[2]
+        event = sse_event(name, html, state)
+        self._events[key] = (state, html, event)
+        return event
 
     async def stream(self, view: str | None, since: str | None) -> AsyncIterator[bytes]:
         """One dashboard's events: each section whose HTML changed, as the state changes.
@@ -197,7 +214,7 @@ class Feed:
                     state, sections = await self.sections(view)
                     # Every changed section in one write: one wake-up per stream per change.
                     events = [
-                        sse_event(name, html, state)
+                        self._event(view, state, name, html)
                         for name, html in sections.items()
                         if sent.get(name) != html
                     ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from ramnet.mesh.protocol.routes import page_url
 
 if TYPE_CHECKING:
     import jinja2
+    from markupsafe import Markup
 
 __all__ = [
     "JOB_SECTIONS",
@@ -80,6 +81,41 @@ def _asset_url(name: str) -> str:
     return page_url("dashboard_static", name=name)
 
 
+#: Rows kept rendered (``rows``): a few tables' worth; beyond it the cache starts again.
+_ROWS_KEPT = 4096
+_rows: dict[tuple[str, str], str] = {}
+
+
+def rows(template: str, items: Iterable[object], name: str) -> Markup:
+    """The rows of a table, each rendered by ``template`` with the item as ``name``, and kept:
+    a row is rendered again only when its item changed (a job's shards moving redraws its own
+    row of the jobs table, not the other 49). An item is known by its ``repr`` (a frozen
+    dataclass or a dict of plain values: it holds everything the row shows).
+
+    Args:
+        template: The row's template (``_job_row.html``).
+        items: The table's items, in order.
+        name: The item's name in the template.
+
+    Returns:
+        The rows' HTML, in order (safe: each row was rendered with autoescaping).
+    """
+    from markupsafe import Markup
+
+    row = _environment().get_template(template)
+    out = []
+    for item in items:
+        key = (template, repr(item))
+        html = _rows.get(key)
+        if html is None:
+            html = row.render({name: item})
+            if len(_rows) >= _ROWS_KEPT:
+                _rows.clear()
+            _rows[key] = html
+        out.append(html)
+    return Markup("\n".join(out))
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
     import jinja2
@@ -95,6 +131,7 @@ def _environment() -> jinja2.Environment:
     env.filters.update(short=short, when=when, iso=iso, number=number)
     env.globals.update(
         seconds=seconds,
+        rows=rows,
         url=page_url,
         asset=_asset_url,
         HTMX=_static.HTMX,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,19 +115,45 @@ class Reader:
         """``dashboard_queries.fingerprint`` of the state now."""
         return fingerprint(self._store)
 
-    def overview(self, now: float | None = None) -> dict[str, Any]:
+    def overview(
+        self, now: float | None = None, *, since: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """The main page's context: ``overview`` (``dashboard_queries.Overview``), ``ledger``
         (``Ledger.show``: accounts and conserved totals), ``verdicts`` (dispute id ->
-        ``VerdictView``), ``plots`` (``plot_data``) and ``now``."""
+        ``VerdictView``), ``plots`` (``plot_data``), ``fingerprint`` and ``now``.
+
+        Args:
+            now: The time the plots end at (default: now).
+            since: A context this returned earlier, for the event streams: what did not change
+                since is taken from it (``read_overview(since=...)``), the ledger and the plots
+                included; the plots then end where they ended (their section is drawn again only
+                when their events change).
+
+        Returns:
+            The context.
+        """
         now = time.time() if now is None else now
+        before: Overview | None = None if since is None else since["overview"]
         overview: Overview = read_overview(
-            self._store, jobs_limit=JOBS_SHOWN, movements_limit=MOVEMENTS_SHOWN
+            self._store, jobs_limit=JOBS_SHOWN, movements_limit=MOVEMENTS_SHOWN, since=before
         )
+        if since is None or before is None or overview.movements is not before.movements:
+            ledger = self._ledger.show()
+        else:
+            ledger = since["ledger"]
+        if since is None or before is None or overview.timeline is not before.timeline:
+            plots = plot_data(overview.timeline, now)
+        else:
+            plots = since["plots"]
+        if since is None or before is None or overview.disputes is not before.disputes:
+            verdicts = self._verdicts_of(overview.disputes)
+        else:
+            verdicts = since["verdicts"]
         return {
             "overview": overview,
-            "ledger": self._ledger.show(),
-            "verdicts": self._verdicts_of(overview.disputes),
-            "plots": plot_data(overview.timeline, now),
+            "ledger": ledger,
+            "verdicts": verdicts,
+            "plots": plots,
             "fingerprint": overview.fingerprint,
             "now": now,
         }

@@ -73,9 +73,16 @@ def dashboard_routes(
     from starlette.routing import Route
 
     sections = SectionCache()
+    # The main page's context last rendered for the streams: the next render reads again only
+    # what changed since (the feed renders one view at a time).
+    last: dict[str, Any] = {}
 
     def rendered(view: str | None) -> tuple[str, Sections]:
-        context = reader.overview() if view is None else reader.job(view)
+        if view is None:
+            context = reader.overview(since=last.get("main"))
+            last["main"] = context
+        else:
+            context = reader.job(view)
         names = MAIN_SECTIONS if view is None else JOB_SECTIONS
         return context["fingerprint"], sections.render(view, names, context)
 
