@@ -84,6 +84,7 @@ def test_dashboard_shows_nodes_and_a_job_settling_live(
         expect(settled).to_have_count(1)
         expect(page.locator("#count-settled")).to_have_text("1")
         assert page.evaluate("window.__notReloaded === true")  # live, not reloaded
+        expect(page.locator("#jobs-table tbody tr")).to_have_count(1)
         expect(page.locator("#plot-settled canvas").first).to_be_visible()
         # The workers, and the consumer that registered to submit.
         expect(page.locator("#nodes-table tbody tr")).to_have_count(WORKERS + 1)
@@ -130,6 +131,45 @@ def _hold_a_stream_open(mesh: Mesh) -> None:
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
     assert opened.wait(30)
+
+
+def test_a_row_that_changed_is_swapped_in_place(browser: Any, tmp_path: Path) -> None:
+    # Only a node's row changes (it is banned): the page gets that row alone (a "patch", not
+    # the table) and swaps it in place of the old one, without a reload or a JavaScript error.
+    from playwright.sync_api import expect
+
+    from ramnet.mesh.state.store import Store
+    from tests.mesh.dashboard.filled_store import fill_store
+
+    filled = fill_store(tmp_path / "s", nodes=8, jobs=6, live=False)
+    mesh = Mesh(tmp_path)
+    try:
+        mesh.start_coordinator()
+        with open_guarded_page(browser, tmp_path) as guarded:
+            page = guarded.page
+            page.goto(mesh.url + page_url("dashboard"))
+            expect(page.locator("#live-status")).to_contain_text("Live")
+            page.evaluate(
+                "window.__notReloaded = true; window.__patches = 0;"
+                " document.body.addEventListener('htmx:sseMessage', e => {"
+                " if (e.target.id === 'row-patches') { window.__patches += 1; } })"
+            )
+            node = filled.nodes[6]
+            row = page.locator(f"#node-{node}")
+            expect(row).not_to_contain_text("banned")
+            with Store(tmp_path / "s" / "state.sqlite") as store:
+                store.set_banned(node, True)
+            expect(row).to_contain_text("banned")
+            assert page.evaluate("window.__patches") >= 1
+            assert page.evaluate("window.__notReloaded === true")
+            expect(page.locator("#nodes-table tbody tr")).to_have_count(8)
+            expect(page.locator(f"#node-{node}")).to_have_count(1)
+            assert page.locator("#row-patches").inner_html() == ""
+            guarded.check()
+            _only_127(guarded)
+    finally:
+        codes = mesh.stop()
+        assert codes == [0] * len(codes), codes
 
 
 def test_no_dashboard_gives_404(tmp_path: Path) -> None:

@@ -163,3 +163,66 @@ def test_a_section_whose_inputs_did_not_change_is_not_rendered_again(
     # The nodes table is drawn again with only the banned node's row rendered anew.
     assert sorted(rendered) == ["_node_row.html", "_nodes.html", "_summary.html"]
     assert changed["ledger"] == first["ledger"] and changed["nodes"] != first["nodes"]
+
+
+def test_a_section_whose_rows_only_changed_goes_as_those_rows() -> None:
+    state = FakeState()
+
+    def patch(old: str | None, new: str) -> str | None:
+        # Rows only when the page's jobs section was j0: j1 is "a row of it changed".
+        return "<tr id=r1>x</tr>" if (old, new) == ("<p>j0</p>", "<p>j1</p>") else None
+
+    async def scenario() -> list[dict[str, str]]:
+        feed = Feed(state.fingerprint, state.render, _offload, poll_s=0.01, patch=patch)
+        stream = feed.stream(None, "v0")
+        await anext(stream)
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.05)
+        state.version, state.sections["jobs"] = 1, "<p>j1</p>"
+        got = [_parse(await asyncio.wait_for(waiting, 5))]
+        state.version, state.sections["jobs"] = 2, "<p>j2</p>"  # more than rows: whole
+        state.sections["nodes"] = "<p>n2</p>"
+        got.append(_parse(await asyncio.wait_for(anext(stream), 5)))
+        await stream.aclose()
+        return got
+
+    got = asyncio.run(scenario())
+    assert got == [{"patch": "<tr id=r1>x</tr>"}, {"jobs": "<p>j2</p>", "nodes": "<p>n2</p>"}]
+
+
+def test_patch_gives_the_changed_rows_or_none(tmp_path: Any) -> None:
+    from ramnet.mesh.coordinator.dashboard.render import MAIN_SECTIONS, SectionCache, patch
+    from ramnet.mesh.coordinator.dashboard.view import Reader
+    from ramnet.mesh.state.blobs import BlobStore
+    from ramnet.mesh.state.ledger import Ledger
+    from ramnet.mesh.state.store import Store
+    from tests.mesh.dashboard.filled_store import fill_store, hex_id
+
+    filled = fill_store(tmp_path, nodes=8, jobs=8, now=1_000_000.0)
+    with Store(tmp_path / "state.sqlite") as store:
+        reader = Reader(store, Ledger(store), BlobStore(tmp_path / "blobs"))
+        cache = SectionCache()
+        context = reader.overview()
+        first = cache.render(None, MAIN_SECTIONS, context)
+        running, shard = next(
+            (job, shard)
+            for job in filled.running
+            for shard in store.list_shards(job)
+            if shard.state in ("assigned", "committed")
+        )
+        store.set_shard_state(shard.shard_id, "accepted", now=1_000_001.0)  # rows only
+        context = reader.overview(since=context)
+        moved = cache.render(None, MAIN_SECTIONS, context)
+        store.register_node(hex_id("a new node"), now=1_000_002.0)  # a row added: whole
+        context = reader.overview(since=context)
+        added = cache.render(None, MAIN_SECTIONS, context)
+    rows = patch(first["jobs"], moved["jobs"])
+    assert rows is not None and rows.count("<tr ") == 1
+    assert rows.startswith(f'<tr hx-swap-oob="true" id="job-{running}" ')
+    # The row as the section has it now, marked to be swapped in place of its old self.
+    assert rows.replace(' hx-swap-oob="true"', "").split("</tr>")[0] in moved["jobs"]
+    node_rows = patch(first["nodes"], moved["nodes"])
+    assert node_rows is not None and 1 <= node_rows.count("<tr ") < 8
+    assert patch(moved["nodes"], added["nodes"]) is None  # 9 rows where there were 8
+    assert patch(None, moved["jobs"]) is None
+    assert patch("<p>not a section</p>", moved["jobs"]) is None

@@ -65,7 +65,9 @@ def test_main_page_shows_nodes_jobs_disputes_and_ledger(client: Any, filled: Any
         assert f'data-job="{job}"' in page
     assert PAYOUT in page
     # The cheater: slashed, banned, named in the upheld dispute with its fraud proof's entry.
-    row = re.search(rf'<tr data-node="{f.cheater}">.*?</tr>', page, flags=re.S)
+    row = re.search(
+        rf'<tr id="node-{f.cheater}" data-node="{f.cheater}">.*?</tr>', page, flags=re.S
+    )
     assert row is not None and "banned" in row.group(0)
     assert "upheld" in page
     assert "C[300, 260] claimed 7, correct -12" in page

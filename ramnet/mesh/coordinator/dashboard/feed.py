@@ -71,6 +71,9 @@ class Feed:
         offload: Runs a blocking call in a worker thread (Starlette's ``run_in_threadpool``).
         stopping: Set when the server stops: every stream ends.
         poll_s: Seconds between two reads of the fingerprint.
+        patch: (a section's HTML as a page shows it, its HTML now) -> the rows that changed,
+            marked for htmx to swap in place (sent as one ``patch`` event), or None: the
+            section is sent whole (``render.patch``; by default every change is sent whole).
     """
 
     def __init__(
@@ -81,12 +84,14 @@ class Feed:
         *,
         stopping: threading.Event | None = None,
         poll_s: float = POLL_S,
+        patch: Callable[[str | None, str], str | None] | None = None,
     ) -> None:
         self._fingerprint = fingerprint
         self._render = render
         self._offload = offload
         self._stopping = stopping or threading.Event()
         self._poll_s = poll_s
+        self._patch = patch
         self.current: str | None = None
         self.streams = 0
         self._changed: asyncio.Event | None = None
@@ -213,11 +218,20 @@ class Feed:
                 if self.current != seen:
                     state, sections = await self.sections(view)
                     # Every changed section in one write: one wake-up per stream per change.
-                    events = [
-                        self._event(view, state, name, html)
-                        for name, html in sections.items()
-                        if sent.get(name) != html
-                    ]
+                    # A section where only rows changed goes as those rows (one ``patch``
+                    # event for all), so that a page swaps a row, not a table.
+                    events: list[bytes] = []
+                    rows: list[str] = []
+                    for name, html in sections.items():
+                        if sent.get(name) == html:
+                            continue
+                        swap = None if self._patch is None else self._patch(sent.get(name), html)
+                        if swap is None:
+                            events.append(self._event(view, state, name, html))
+                        elif swap:
+                            rows.append(swap)
+                    if rows:
+                        events.append(sse_event("patch", "\n".join(rows), state))
                     if events:
                         yield b"".join(events)
                     sent, seen = sections, self.current

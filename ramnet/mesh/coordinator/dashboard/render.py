@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import re
+import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +26,7 @@ __all__ = [
     "JOB_SECTIONS",
     "MAIN_SECTIONS",
     "SectionCache",
+    "patch",
     "render_page",
     "render_sections",
     "section_inputs",
@@ -84,6 +88,18 @@ def _asset_url(name: str) -> str:
 #: Rows kept rendered (``rows``): a few tables' worth; beyond it the cache starts again.
 _ROWS_KEPT = 4096
 _rows: dict[tuple[str, str], str] = {}
+#: A row's id: every row template starts its ``<tr>`` with it (``job-…``, ``node-…``, ``mv-…``).
+_ROW_ID = re.compile(r'\s*<tr id="([^"]+)"')
+
+
+class _Tables(threading.local):
+    """The tables ``rows`` drew during one section's render (``SectionCache``), in order: the
+    joined rows and each row's (id, HTML)."""
+
+    drawn: list[tuple[str, list[tuple[str, str]]]] | None = None
+
+
+_tables = _Tables()
 
 
 def rows(template: str, items: Iterable[object], name: str) -> Markup:
@@ -113,7 +129,76 @@ def rows(template: str, items: Iterable[object], name: str) -> Markup:
                 _rows.clear()
             _rows[key] = html
         out.append(html)
-    return Markup("\n".join(out))
+    joined = "\n".join(out)
+    if _tables.drawn is not None:
+        matched = [(_ROW_ID.match(html), html) for html in out]
+        if all(m is not None for m, _ in matched):
+            _tables.drawn.append((joined, [(m.group(1), html) for m, html in matched if m]))
+    return Markup(joined)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A section's HTML as its tables' rows and the rest (``frame``: the HTML with each table's
+    rows cut out)."""
+
+    frame: str
+    rows: tuple[tuple[str, str], ...]
+
+
+#: Sections' layouts, by their HTML (``SectionCache`` records them; ``patch`` reads them).
+_layouts: dict[str, _Layout] = {}
+_patches: dict[tuple[str, str], str | None] = {}
+_LAYOUTS_KEPT = 256
+
+
+def _record_layout(html: str, drawn: list[tuple[str, list[tuple[str, str]]]]) -> None:
+    frame, found = html, []
+    for joined, table in drawn:
+        if not joined or frame.count(joined) != 1:
+            return  # an empty table, or rows the frame holds twice: sent whole when it changes
+        frame = frame.replace(joined, "\x00")
+        found += table
+    if len(_layouts) >= _LAYOUTS_KEPT:
+        _layouts.clear()
+        _patches.clear()
+    _layouts[html] = _Layout(frame, tuple(found))
+
+
+def patch(old: str | None, new: str) -> str | None:
+    """What turns a live section shown as ``old`` into ``new`` by replacing rows only: the rows
+    that changed, each marked for htmx to swap in place of the row with its id
+    (``hx-swap-oob``), or None when more than rows changed (a row added or gone, a caption, a
+    total): then the whole section is sent. A job's shards moving changes a row of the jobs
+    table and a few of the nodes table: a dashboard swaps those rows, not 80.
+
+    Args:
+        old: The section's HTML as a page shows it (None: unknown).
+        new: Its HTML now.
+
+    Returns:
+        The changed rows' HTML, or None.
+    """
+    if old is None:
+        return None
+    key = (old, new)
+    if key in _patches:
+        return _patches[key]
+    before, after = _layouts.get(old), _layouts.get(new)
+    found: str | None = None
+    if (
+        before is not None
+        and after is not None
+        and before.frame == after.frame
+        and [row_id for row_id, _ in before.rows] == [row_id for row_id, _ in after.rows]
+    ):
+        found = "\n".join(
+            html.replace("<tr ", '<tr hx-swap-oob="true" ', 1)
+            for (_, html), (_, was) in zip(after.rows, before.rows, strict=True)
+            if html != was
+        )
+    _patches[key] = found
+    return found
 
 
 @functools.cache
@@ -229,7 +314,12 @@ class SectionCache:
             if known is not None and known[0] == inputs[name]:
                 out[name] = known[1]
                 continue
-            out[name] = env.get_template(f"_{name}.html").render(context)
+            _tables.drawn = []
+            try:
+                out[name] = env.get_template(f"_{name}.html").render(context)
+                _record_layout(out[name], _tables.drawn)
+            finally:
+                _tables.drawn = None
             self._last[(view, name)] = (inputs[name], out[name])
         if len(self._last) > 64:  # job pages no longer open
             self._last = {k: v for k, v in self._last.items() if k[0] == view or k[0] is None}

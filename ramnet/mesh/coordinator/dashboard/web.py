@@ -22,6 +22,7 @@ from ramnet.mesh.coordinator.dashboard.render import (
     JOB_SECTIONS,
     MAIN_SECTIONS,
     SectionCache,
+    patch,
     render_page,
     warm_up,
 )
@@ -86,7 +87,7 @@ def dashboard_routes(
         names = MAIN_SECTIONS if view is None else JOB_SECTIONS
         return context["fingerprint"], sections.render(view, names, context)
 
-    feed = Feed(reader.fingerprint, rendered, run_in_threadpool, stopping=stopping)
+    feed = Feed(reader.fingerprint, rendered, run_in_threadpool, stopping=stopping, patch=patch)
     threading.Thread(target=warm_up, name="dashboard-warm-up", daemon=True).start()
 
     def html(text: str) -> Any:
