@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,49 @@ def test_a_row_that_changed_is_swapped_in_place(browser: Any, tmp_path: Path) ->
             assert page.locator("#row-patches").inner_html() == ""
             guarded.check()
             _only_127(guarded)
+    finally:
+        codes = mesh.stop()
+        assert codes == [0] * len(codes), codes
+
+
+def test_a_new_job_is_added_on_top_and_the_oldest_shown_leaves(
+    browser: Any, tmp_path: Path
+) -> None:
+    # The jobs table lists the newest 50: a job submitted adds its row on top, the 50th row
+    # leaves and the caption counts one more, all from one patch (no table sent whole).
+    from playwright.sync_api import expect
+
+    from ramnet.mesh.state.ledger import Ledger
+    from ramnet.mesh.state.store import Store
+    from tests.mesh.dashboard.filled_store import _job, fill_store
+
+    filled = fill_store(tmp_path / "s", nodes=8, jobs=52, live=False)
+    mesh = Mesh(tmp_path)
+    try:
+        mesh.start_coordinator()
+        with open_guarded_page(browser, tmp_path) as guarded:
+            page = guarded.page
+            page.goto(mesh.url + page_url("dashboard"))
+            expect(page.locator("#live-status")).to_contain_text("Live")
+            page.evaluate(
+                "window.__notReloaded = true; window.__whole = 0;"
+                " document.body.addEventListener('htmx:sseMessage', e => {"
+                " if (e.target.id === 'jobs') { window.__whole += 1; } })"
+            )
+            rows = page.locator("#jobs-table tbody tr")
+            expect(rows).to_have_count(50)
+            last = rows.nth(49).get_attribute("data-job")
+            with Store(tmp_path / "s" / "state.sqlite") as store:
+                newest = _job(store, Ledger(store), filled, 99, time.time())
+            expect(rows.first).to_have_attribute("data-job", newest)
+            expect(rows).to_have_count(50)
+            expect(page.locator(f'#jobs-table tr[data-job="{last}"]')).to_have_count(0)
+            expect(page.locator("#jobs-caption")).to_have_text("The newest 50 of 53 jobs")
+            expect(page.locator("#movements-rows tr").first).to_contain_text("escrow")
+            assert page.evaluate("window.__whole") == 0  # the table was patched, not resent
+            assert page.evaluate("window.__notReloaded === true")
+            assert page.locator("#row-patches").inner_html() == ""
+            guarded.check()
     finally:
         codes = mesh.stop()
         assert codes == [0] * len(codes), codes

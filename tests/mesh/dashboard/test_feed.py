@@ -218,11 +218,47 @@ def test_patch_gives_the_changed_rows_or_none(tmp_path: Any) -> None:
         added = cache.render(None, MAIN_SECTIONS, context)
     rows = patch(first["jobs"], moved["jobs"])
     assert rows is not None and rows.count("<tr ") == 1
-    assert rows.startswith(f'<tr hx-swap-oob="true" id="job-{running}" ')
+    assert rows.startswith(f'<template><tr hx-swap-oob="true" id="job-{running}" ')
     # The row as the section has it now, marked to be swapped in place of its old self.
-    assert rows.replace(' hx-swap-oob="true"', "").split("</tr>")[0] in moved["jobs"]
+    inner = rows.removeprefix("<template>").replace(' hx-swap-oob="true"', "")
+    assert inner.split("</tr>")[0] in moved["jobs"]
     node_rows = patch(first["nodes"], moved["nodes"])
     assert node_rows is not None and 1 <= node_rows.count("<tr ") < 8
-    assert patch(moved["nodes"], added["nodes"]) is None  # 9 rows where there were 8
+    # A node registered: its row added at the bottom (nodes in order of registration), and the
+    # caption's count swapped.
+    grown = patch(moved["nodes"], added["nodes"])
+    assert grown is not None and grown.count("<tr ") == 1
+    assert '<caption hx-swap-oob="true" id="nodes-caption" data-part>9 registered' in grown
+    assert '<tbody hx-swap-oob="beforeend:#nodes-rows"><tr id="node-' in grown
     assert patch(None, moved["jobs"]) is None
     assert patch("<p>not a section</p>", moved["jobs"]) is None
+
+
+def test_a_new_job_goes_on_top_and_the_oldest_shown_goes(tmp_path: Any, monkeypatch: Any) -> None:
+    from ramnet.mesh.coordinator.dashboard import view
+    from ramnet.mesh.coordinator.dashboard.render import MAIN_SECTIONS, SectionCache, patch
+    from ramnet.mesh.state.blobs import BlobStore
+    from ramnet.mesh.state.ledger import Ledger
+    from ramnet.mesh.state.store import Store
+    from tests.mesh.dashboard.filled_store import _job, fill_store
+
+    monkeypatch.setattr(view, "JOBS_SHOWN", 3)
+    filled = fill_store(tmp_path, nodes=8, jobs=8, now=1_000_000.0, live=False)
+    with Store(tmp_path / "state.sqlite") as store:
+        ledger = Ledger(store)
+        reader = view.Reader(store, ledger, BlobStore(tmp_path / "blobs"))
+        cache = SectionCache()
+        context = reader.overview()
+        before = cache.render(None, MAIN_SECTIONS, context)
+        shown = [job.job_id for job in context["overview"].jobs]
+        newest = _job(store, ledger, filled, 99, 1_000_010.0)
+        after = cache.render(None, MAIN_SECTIONS, reader.overview(since=context))
+    jobs = patch(before["jobs"], after["jobs"])
+    assert jobs is not None
+    assert f'<tr id="job-{shown[-1]}" hx-swap-oob="delete"></tr>' in jobs
+    assert f'<tbody hx-swap-oob="afterbegin:#jobs-rows"><tr id="job-{newest}" ' in jobs
+    assert "The newest 3 of 9 jobs</caption>" in jobs and jobs.count("<tr ") == 2
+    # The ledger: the new escrow's movement on top, the totals swapped in place.
+    movements = patch(before["ledger"], after["ledger"])
+    assert movements is not None and 'id="ledger-totals" data-part>' in movements
+    assert '<tbody hx-swap-oob="afterbegin:#movements-rows"><tr id="mv-' in movements

@@ -210,7 +210,7 @@ def test_table_rows_are_escaped_and_rendered_once_per_distinct_row(monkeypatch: 
     evil = {"movement_id": 1, "kind": "pay", "src": None, "dst": "<script>x</script>",
             "amount": 5, "job_id": None, "at": 0.0}  # fmt: skip
     plain = {**evil, "movement_id": 2, "dst": "n2"}
-    first = rows("_movement_row.html", [evil, plain], "mv")
+    first = rows("_movement_row.html", [evil, plain], "mv", "movements-rows")
     assert "<script>" not in first and "&lt;script&gt;x&lt;/script&gt;" in first
     rendered: list[str] = []
     original = jinja2.Template.render
@@ -221,7 +221,7 @@ def test_table_rows_are_escaped_and_rendered_once_per_distinct_row(monkeypatch: 
 
     monkeypatch.setattr(jinja2.Template, "render", counting)
     changed = {**plain, "amount": 6}
-    again = rows("_movement_row.html", [evil, changed], "mv")
+    again = rows("_movement_row.html", [evil, changed], "mv", "movements-rows")
     assert rendered == ["_movement_row.html"]  # the changed row only
     assert again.split("\n</tr>")[0] == first.split("\n</tr>")[0]  # the first row as before
     assert ">6<" in again and ">5<" in again

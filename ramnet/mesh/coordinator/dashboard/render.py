@@ -11,6 +11,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from html import escape
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,24 +95,25 @@ _ROW_ID = re.compile(r'\s*<tr id="([^"]+)"')
 
 class _Tables(threading.local):
     """The tables ``rows`` drew during one section's render (``SectionCache``), in order: the
-    joined rows and each row's (id, HTML)."""
+    table body's id, the joined rows and each row's (id, HTML)."""
 
-    drawn: list[tuple[str, list[tuple[str, str]]]] | None = None
+    drawn: list[tuple[str, str, list[tuple[str, str]]]] | None = None
 
 
 _tables = _Tables()
 
 
-def rows(template: str, items: Iterable[object], name: str) -> Markup:
+def rows(template: str, items: Iterable[object], name: str, into: str) -> Markup:
     """The rows of a table, each rendered by ``template`` with the item as ``name``, and kept:
     a row is rendered again only when its item changed (a job's shards moving redraws its own
     row of the jobs table, not the other 49). An item is known by its ``repr`` (a frozen
     dataclass or a dict of plain values: it holds everything the row shows).
 
     Args:
-        template: The row's template (``_job_row.html``).
+        template: The row's template (``_job_row.html``); its ``<tr>`` starts with its id.
         items: The table's items, in order.
         name: The item's name in the template.
+        into: The id of the ``<tbody>`` the rows go in (where ``patch`` adds rows).
 
     Returns:
         The rows' HTML, in order (safe: each row was rendered with autoescaping).
@@ -133,17 +135,24 @@ def rows(template: str, items: Iterable[object], name: str) -> Markup:
     if _tables.drawn is not None:
         matched = [(_ROW_ID.match(html), html) for html in out]
         if all(m is not None for m, _ in matched):
-            _tables.drawn.append((joined, [(m.group(1), html) for m, html in matched if m]))
+            found = [(m.group(1), html) for m, html in matched if m]
+            _tables.drawn.append((into, joined, found))
     return Markup(joined)
+
+
+#: A part of a section that changes on its own (a caption's count, the ledger's totals): an
+#: element with an id and ``data-part`` that holds no element of its own kind.
+_PART = re.compile(r'<(\w+) id="([^"]+)" data-part>.*?</\1>', re.S)
 
 
 @dataclass(frozen=True)
 class _Layout:
-    """A section's HTML as its tables' rows and the rest (``frame``: the HTML with each table's
-    rows cut out)."""
+    """A section's HTML cut into its tables' rows (table body id -> rows' (id, HTML)), its
+    parts ((id, HTML)) and the rest (``frame``)."""
 
     frame: str
-    rows: tuple[tuple[str, str], ...]
+    tables: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    parts: tuple[tuple[str, str], ...]
 
 
 #: Sections' layouts, by their HTML (``SectionCache`` records them; ``patch`` reads them).
@@ -152,53 +161,108 @@ _patches: dict[tuple[str, str], str | None] = {}
 _LAYOUTS_KEPT = 256
 
 
-def _record_layout(html: str, drawn: list[tuple[str, list[tuple[str, str]]]]) -> None:
-    frame, found = html, []
-    for joined, table in drawn:
+def _record_layout(html: str, drawn: list[tuple[str, str, list[tuple[str, str]]]]) -> None:
+    frame = html
+    tables = []
+    for into, joined, table in drawn:
         if not joined or frame.count(joined) != 1:
             return  # an empty table, or rows the frame holds twice: sent whole when it changes
         frame = frame.replace(joined, "\x00")
-        found += table
+        tables.append((into, tuple(table)))
+    parts: list[tuple[str, str]] = []
+
+    def cut(found: re.Match[str]) -> str:
+        parts.append((found.group(2), found.group(0)))
+        return "\x01"
+
+    frame = _PART.sub(cut, frame)
     if len(_layouts) >= _LAYOUTS_KEPT:
         _layouts.clear()
         _patches.clear()
-    _layouts[html] = _Layout(frame, tuple(found))
+    _layouts[html] = _Layout(frame, tuple(tables), tuple(parts))
+
+
+def _swapped(element: str, how: str = "true") -> str:
+    # The element marked for htmx to swap out of band (``true``: in place of its id's element).
+    return re.sub(r"^(\s*)<(\w+) ", rf'\1<\2 hx-swap-oob="{how}" ', element, count=1)
+
+
+def _table_patch(
+    into: str, before: tuple[tuple[str, str], ...], after: tuple[tuple[str, str], ...]
+) -> list[str] | None:
+    # Rows gone (wherever they were), rows changed in place, and new rows on top (a list newest
+    # first: jobs, movements) or at the bottom (nodes, in order of registration). Anything
+    # else (rows that moved) is not a patch.
+    was = dict(before)
+    now_ids = [row_id for row_id, _ in after]
+    kept_now = [row_id for row_id in now_ids if row_id in was]
+    present = set(now_ids)
+    if kept_now != [row_id for row_id, _ in before if row_id in present]:
+        return None
+    new = [(row_id, html) for row_id, html in after if row_id not in was]
+    if now_ids[len(new) :] == kept_now:
+        where = "afterbegin"
+    elif now_ids[: len(kept_now)] == kept_now:
+        where = "beforeend"
+    else:
+        return None
+    out = [
+        f'<tr id="{escape(row_id)}" hx-swap-oob="delete"></tr>'
+        for row_id, _ in before
+        if row_id not in present
+    ]
+    out += [_swapped(html) for row_id, html in after if row_id in was and was[row_id] != html]
+    if new:
+        added = "\n".join(html for _, html in new)
+        out.append(f'<tbody hx-swap-oob="{where}:#{escape(into)}">{added}</tbody>')
+    return out
 
 
 def patch(old: str | None, new: str) -> str | None:
-    """What turns a live section shown as ``old`` into ``new`` by replacing rows only: the rows
-    that changed, each marked for htmx to swap in place of the row with its id
-    (``hx-swap-oob``), or None when more than rows changed (a row added or gone, a caption, a
-    total): then the whole section is sent. A job's shards moving changes a row of the jobs
-    table and a few of the nodes table: a dashboard swaps those rows, not 80.
+    """What turns a live section shown as ``old`` into ``new`` without sending it whole: its
+    tables' rows that changed (each swapped in place of the row with its id), rows added (on
+    top of a list newest first, or at its bottom) or gone, and its parts that changed (a
+    caption's count, the ledger's totals), each marked for htmx to swap out of band
+    (``hx-swap-oob``). None when anything else changed: then the whole section is sent. A job's
+    shards moving swaps a row of the jobs table and a few of the nodes table, not 80.
 
     Args:
         old: The section's HTML as a page shows it (None: unknown).
         new: Its HTML now.
 
     Returns:
-        The changed rows' HTML, or None.
+        The out-of-band elements' HTML ("" when nothing changed), or None.
     """
     if old is None:
         return None
     key = (old, new)
     if key in _patches:
         return _patches[key]
-    before, after = _layouts.get(old), _layouts.get(new)
-    found: str | None = None
-    if (
-        before is not None
-        and after is not None
-        and before.frame == after.frame
-        and [row_id for row_id, _ in before.rows] == [row_id for row_id, _ in after.rows]
-    ):
-        found = "\n".join(
-            html.replace("<tr ", '<tr hx-swap-oob="true" ', 1)
-            for (_, html), (_, was) in zip(after.rows, before.rows, strict=True)
-            if html != was
-        )
+    found = _patch(_layouts.get(old), _layouts.get(new))
     _patches[key] = found
     return found
+
+
+def _patch(before: _Layout | None, after: _Layout | None) -> str | None:
+    if before is None or after is None or before.frame != after.frame:
+        return None
+    if [t for t, _ in before.tables] != [t for t, _ in after.tables]:
+        return None
+    if [p for p, _ in before.parts] != [p for p, _ in after.parts]:
+        return None
+    out = [
+        _swapped(html)
+        for (_, html), (_, was) in zip(after.parts, before.parts, strict=True)
+        if html != was
+    ]
+    for (into, now), (_, was_rows) in zip(after.tables, before.tables, strict=True):
+        table = _table_patch(into, was_rows, now)
+        if table is None:
+            return None
+        out += table
+    # Each in a <template> of its own: a row, a table body and a caption parse only where a
+    # table allows them, and htmx swaps the out-of-band elements a template holds.
+    return "\n".join(f"<template>{element}</template>" for element in out)
 
 
 @functools.cache
