@@ -2,8 +2,8 @@
 dashboards cost the coordinator's CPU. Whole processes, medians of --runs.
 
 Usage: python bench/bench_dashboard.py [--runs 5] [--n 4096] [--json]
-Needs Debian's Chromium (/usr/bin/chromium, or $RAMNET_TEST_CHROMIUM) and the playwright
-package (the `bench` extra).
+Needs Debian's Chromium (/usr/bin/chromium, or $RAMNET_TEST_CHROMIUM), the playwright package
+and psutil (the `bench` extra).
 
 - first paint: a data folder filled through the store's and the ledger's API with 30 nodes and
   200 jobs (tests/mesh/dashboard/filled_store.py: settled jobs with their shards, two running, a
@@ -27,8 +27,9 @@ package (the `bench` extra).
   connections a page load leaves). The coordinator's CPU seconds (user + system, every thread,
   to the nanosecond: Linux's per-process CPU clock) from submitting the job to its end: medians
   (--cpu-runs of each), the relative differences (of the medians, of the totals and the median
-  of each run's paired difference); the CPU the coordinator spent while 5 pages opened; and the
-  extra CPU per second of 5 dashboards open on an idle mesh.
+  of each run's paired difference); the CPU the coordinator spent while 5 pages opened; what
+  the 5 pages cost Chromium per job (psutil, every Chromium process); and the extra CPU per
+  second of 5 dashboards open on an idle mesh.
 """
 
 from __future__ import annotations
@@ -89,6 +90,20 @@ def _chromium() -> str:
     if found is None:
         raise SystemExit("bench: no Chromium (apt-get install chromium)")
     return found
+
+
+def _chromium_cpu_s() -> float:
+    """CPU seconds of every Chromium process this benchmark started (the browser, its
+    renderers, GPU and utility processes), user and system."""
+    import psutil
+
+    total = 0.0
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "chrom" in proc.name():
+                times = proc.cpu_times()
+                total += times.user + times.system
+    return total
 
 
 def _run_job(mesh: ProcessMesh, shape: str, seed: int) -> str:
@@ -271,6 +286,7 @@ def cpu_with_dashboards(
     _run_job(mesh, shape, 1)  # untimed: every process warm
     cpu: dict[str, list[float]] = {"none": [], "browsers": [], "streams": []}
     opening: list[float] = []
+    chromium: list[float] = []
     walls: list[float] = []
     order = list(cpu)
     for run in range(runs):
@@ -281,10 +297,13 @@ def cpu_with_dashboards(
             time.sleep(settle_s)
             try:
                 before, t0 = process_cpu_s(pid), time.perf_counter()
+                browser_before = _chromium_cpu_s()
                 if kind == "browsers":
                     opening.append(before - before_open)
                 _run_job(mesh, shape, 10 + run)
                 cpu[kind].append(process_cpu_s(pid) - before)
+                if kind == "browsers":
+                    chromium.append(_chromium_cpu_s() - browser_before)
                 walls.append(time.perf_counter() - t0)
             finally:
                 streams.close()
@@ -308,6 +327,7 @@ def cpu_with_dashboards(
     for kind, values in cpu.items():
         out[f"coordinator_cpu_{kind}_runs_s"] = [round(v, 4) for v in values]
     out["coordinator_cpu_open_5_pages_ms"] = round(1000 * statistics.median(opening), 1)
+    out["chromium_cpu_5_pages_per_job_s"] = round(statistics.median(chromium), 3)
     out["job_wall_median_s"] = round(statistics.median(walls), 2)
     out["coordinator_idle_poll_cpu_ms_per_s"] = idle_cost(browser, mesh, settle_s=settle_s)
     return out
