@@ -22,7 +22,9 @@ and psutil (the `bench` extra).
   open, with 5 open in Chromium (5 pages, each with its event stream; the browser renders on
   this machine's cores too), and with 5 dashboards' event streams read by plain HTTP clients
   that render nothing (what the coordinator serves five dashboards, without five browsers
-  competing for its cores); the order rotated each run; each job starts --settle-s after the
+  competing for its cores), and, as a control, with 5 Chromium pages from another server that
+  redraw a table every 250 ms (the coordinator serves them nothing: what they add is rendering
+  competing for the cores); the order rotated each run; each job starts --settle-s after the
   dashboards opened (past the coordinator's 5 s keep-alive timeout, which closes the idle
   connections a page load leaves). The coordinator's CPU seconds (user + system, every thread,
   to the nanosecond: Linux's per-process CPU clock) from submitting the job to its end: medians
@@ -269,12 +271,63 @@ class _Streams:
             thread.join(5)
 
 
+# The control: a page from another server that redraws a table every 250 ms, about what an open
+# dashboard costs Chromium during a job (its pages measured beside it). The coordinator serves
+# it nothing: what these pages add to the coordinator's CPU is their rendering competing for the
+# same cores, not work the coordinator does for them.
+BUSY_PAGE = b"""<!doctype html><meta charset="utf-8"><title>busy</title><table id="t"></table>
+<script>
+function draw() {
+  var rows = [];
+  for (var i = 0; i < 40; i++) {
+    rows.push("<tr><td>" + i + "</td><td>" + Math.random() + "</td><td><progress max=3 value="
+      + (i % 4) + "></progress></td><td>" + Date.now() + "</td></tr>");
+  }
+  document.getElementById("t").innerHTML = rows.join("");
+}
+setInterval(draw, 250);
+</script>"""
+
+
+class _BusyServer:
+    """An HTTP server on 127.0.0.1 that serves ``BUSY_PAGE``, in a thread."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "text/html; charset=utf-8")
+                self.send_header("content-length", str(len(BUSY_PAGE)))
+                self.end_headers()
+                self.wfile.write(BUSY_PAGE)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def open(self, browser: Any) -> tuple[Any, Any]:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.goto(self.url)
+        return context, page
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 def cpu_with_dashboards(
     browser: Any, mesh: ProcessMesh, n: int, runs: int, settle_s: float
 ) -> dict[str, object]:
     """The coordinator's CPU seconds per --n^3 job: no dashboard open, 5 open in Chromium (on
-    the same machine), and 5 dashboards' streams read without rendering; the three in turn,
-    their order rotated each run so that a drift of the machine's load falls on all three.
+    the same machine), 5 dashboards' streams read without rendering, and the control (5
+    Chromium pages busy drawing a page of another server); in turn, their order rotated each
+    run so that a drift of the machine's load falls on all of them.
 
     The job starts ``settle_s`` after the dashboards opened: what is measured is dashboards
     open during a job. Opening them is measured apart (``coordinator_cpu_open_5_pages_ms``):
@@ -284,15 +337,17 @@ def cpu_with_dashboards(
     url = mesh.env["RAMNET_COORDINATOR"]
     shape = f"{n}x{n}x{n}"
     _run_job(mesh, shape, 1)  # untimed: every process warm
-    cpu: dict[str, list[float]] = {"none": [], "browsers": [], "streams": []}
+    cpu: dict[str, list[float]] = {"none": [], "browsers": [], "streams": [], "busy": []}
     opening: list[float] = []
-    chromium: list[float] = []
+    chromium: dict[str, list[float]] = {"browsers": [], "busy": []}
     walls: list[float] = []
     order = list(cpu)
+    busy = _BusyServer()
     for run in range(runs):
-        for kind in order[run % 3 :] + order[: run % 3]:
+        for kind in order[run % len(order) :] + order[: run % len(order)]:
             before_open = process_cpu_s(pid)
             pages = [_open_dashboard(browser, url) for _ in range(5 if kind == "browsers" else 0)]
+            pages += [busy.open(browser) for _ in range(5 if kind == "busy" else 0)]
             streams = _Streams(url, 5 if kind == "streams" else 0)
             time.sleep(settle_s)
             try:
@@ -302,18 +357,20 @@ def cpu_with_dashboards(
                     opening.append(before - before_open)
                 _run_job(mesh, shape, 10 + run)
                 cpu[kind].append(process_cpu_s(pid) - before)
-                if kind == "browsers":
-                    chromium.append(_chromium_cpu_s() - browser_before)
+                if kind in chromium:
+                    chromium[kind].append(_chromium_cpu_s() - browser_before)
                 walls.append(time.perf_counter() - t0)
             finally:
                 streams.close()
                 for context, _ in pages:
                     context.close()
             time.sleep(1.0)  # the closed streams ended
+    busy.close()
     base, base_total = statistics.median(cpu["none"]), sum(cpu["none"])
     out: dict[str, object] = {"n": n, "settle_s": settle_s}
     out["coordinator_cpu_none_s"] = round(base, 4)
-    for kind, label in (("browsers", "5_dashboards"), ("streams", "5_streams")):
+    labels = (("browsers", "5_dashboards"), ("streams", "5_streams"), ("busy", "5_busy_pages"))
+    for kind, label in labels:
         value, total = statistics.median(cpu[kind]), sum(cpu[kind])
         out[f"coordinator_cpu_{label}_s"] = round(value, 4)
         out[f"coordinator_cpu_{label}_more_pct"] = round(100 * (value - base) / base, 1)
@@ -327,7 +384,8 @@ def cpu_with_dashboards(
     for kind, values in cpu.items():
         out[f"coordinator_cpu_{kind}_runs_s"] = [round(v, 4) for v in values]
     out["coordinator_cpu_open_5_pages_ms"] = round(1000 * statistics.median(opening), 1)
-    out["chromium_cpu_5_pages_per_job_s"] = round(statistics.median(chromium), 3)
+    out["chromium_cpu_5_dashboards_per_job_s"] = round(statistics.median(chromium["browsers"]), 3)
+    out["chromium_cpu_5_busy_pages_per_job_s"] = round(statistics.median(chromium["busy"]), 3)
     out["job_wall_median_s"] = round(statistics.median(walls), 2)
     out["coordinator_idle_poll_cpu_ms_per_s"] = idle_cost(browser, mesh, settle_s=settle_s)
     return out

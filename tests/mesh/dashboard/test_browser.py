@@ -6,6 +6,7 @@ go under the test's tmp_path."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
@@ -19,6 +20,7 @@ import pytest
 
 from ramnet.mesh.protocol.routes import page_url
 from tests.browser_support import PHONE, GuardedPage, open_guarded_page
+from tests.mesh.dashboard.filled_store import Filled
 from tests.mesh_procs import Mesh, ramnet
 
 DEADLINE = 120.0  # seconds for a mesh job on a loaded machine; CI must never hang on it
@@ -134,15 +136,17 @@ def _hold_a_stream_open(mesh: Mesh) -> None:
     assert opened.wait(30)
 
 
-def test_a_row_that_changed_is_swapped_in_place(browser: Any, tmp_path: Path) -> None:
-    # Only a node's row changes (it is banned): the page gets that row alone (a "patch", not
-    # the table) and swaps it in place of the old one, without a reload or a JavaScript error.
+@contextlib.contextmanager
+def _live_page_on_filled_store(
+    browser: Any, tmp_path: Path, jobs: int
+) -> Iterator[tuple[GuardedPage, Filled]]:
+    """A coordinator on a store with a past (``fill_store``, nothing running) and its dashboard
+    open and live in a guarded page that counts each section's events (``window.__events``)."""
     from playwright.sync_api import expect
 
-    from ramnet.mesh.state.store import Store
     from tests.mesh.dashboard.filled_store import fill_store
 
-    filled = fill_store(tmp_path / "s", nodes=8, jobs=6, live=False)
+    filled = fill_store(tmp_path / "s", nodes=8, jobs=jobs, live=False)
     mesh = Mesh(tmp_path)
     try:
         mesh.start_coordinator()
@@ -151,26 +155,39 @@ def test_a_row_that_changed_is_swapped_in_place(browser: Any, tmp_path: Path) ->
             page.goto(mesh.url + page_url("dashboard"))
             expect(page.locator("#live-status")).to_contain_text("Live")
             page.evaluate(
-                "window.__notReloaded = true; window.__patches = 0;"
+                "window.__notReloaded = true; window.__events = {};"
                 " document.body.addEventListener('htmx:sseMessage', e => {"
-                " if (e.target.id === 'row-patches') { window.__patches += 1; } })"
+                " window.__events[e.target.id] = (window.__events[e.target.id] || 0) + 1; })"
             )
-            node = filled.nodes[6]
-            row = page.locator(f"#node-{node}")
-            expect(row).not_to_contain_text("banned")
-            with Store(tmp_path / "s" / "state.sqlite") as store:
-                store.set_banned(node, True)
-            expect(row).to_contain_text("banned")
-            assert page.evaluate("window.__patches") >= 1
-            assert page.evaluate("window.__notReloaded === true")
-            expect(page.locator("#nodes-table tbody tr")).to_have_count(8)
-            expect(page.locator(f"#node-{node}")).to_have_count(1)
-            assert page.locator("#row-patches").inner_html() == ""
+            yield guarded, filled
+            assert page.evaluate("window.__notReloaded === true")  # live, not reloaded
+            assert page.locator("#row-patches").inner_html() == ""  # swapped out, not in
             guarded.check()
             _only_127(guarded)
     finally:
         codes = mesh.stop()
         assert codes == [0] * len(codes), codes
+
+
+def test_a_row_that_changed_is_swapped_in_place(browser: Any, tmp_path: Path) -> None:
+    # Only a node's row changes (it is banned): the page gets that row alone (a "patch", not
+    # the table) and swaps it in place of the old one, without a reload or a JavaScript error.
+    from playwright.sync_api import expect
+
+    from ramnet.mesh.state.store import Store
+
+    with _live_page_on_filled_store(browser, tmp_path, jobs=6) as (guarded, filled):
+        page = guarded.page
+        node = filled.nodes[6]
+        row = page.locator(f"#node-{node}")
+        expect(row).not_to_contain_text("banned")
+        with Store(tmp_path / "s" / "state.sqlite") as store:
+            store.set_banned(node, True)
+        expect(row).to_contain_text("banned")
+        assert page.evaluate("window.__events['row-patches']") >= 1
+        assert page.evaluate("window.__events['nodes'] || 0") == 0  # the table not resent
+        expect(page.locator("#nodes-table tbody tr")).to_have_count(8)
+        expect(page.locator(f"#node-{node}")).to_have_count(1)
 
 
 def test_a_new_job_is_added_on_top_and_the_oldest_shown_leaves(
@@ -182,38 +199,22 @@ def test_a_new_job_is_added_on_top_and_the_oldest_shown_leaves(
 
     from ramnet.mesh.state.ledger import Ledger
     from ramnet.mesh.state.store import Store
-    from tests.mesh.dashboard.filled_store import _job, fill_store
+    from tests.mesh.dashboard.filled_store import _job
 
-    filled = fill_store(tmp_path / "s", nodes=8, jobs=52, live=False)
-    mesh = Mesh(tmp_path)
-    try:
-        mesh.start_coordinator()
-        with open_guarded_page(browser, tmp_path) as guarded:
-            page = guarded.page
-            page.goto(mesh.url + page_url("dashboard"))
-            expect(page.locator("#live-status")).to_contain_text("Live")
-            page.evaluate(
-                "window.__notReloaded = true; window.__whole = 0;"
-                " document.body.addEventListener('htmx:sseMessage', e => {"
-                " if (e.target.id === 'jobs') { window.__whole += 1; } })"
-            )
-            rows = page.locator("#jobs-table tbody tr")
-            expect(rows).to_have_count(50)
-            last = rows.nth(49).get_attribute("data-job")
-            with Store(tmp_path / "s" / "state.sqlite") as store:
-                newest = _job(store, Ledger(store), filled, 99, time.time())
-            expect(rows.first).to_have_attribute("data-job", newest)
-            expect(rows).to_have_count(50)
-            expect(page.locator(f'#jobs-table tr[data-job="{last}"]')).to_have_count(0)
-            expect(page.locator("#jobs-caption")).to_have_text("The newest 50 of 53 jobs")
-            expect(page.locator("#movements-rows tr").first).to_contain_text("escrow")
-            assert page.evaluate("window.__whole") == 0  # the table was patched, not resent
-            assert page.evaluate("window.__notReloaded === true")
-            assert page.locator("#row-patches").inner_html() == ""
-            guarded.check()
-    finally:
-        codes = mesh.stop()
-        assert codes == [0] * len(codes), codes
+    with _live_page_on_filled_store(browser, tmp_path, jobs=52) as (guarded, filled):
+        page = guarded.page
+        rows = page.locator("#jobs-table tbody tr")
+        expect(rows).to_have_count(50)
+        last = rows.nth(49).get_attribute("data-job")
+        with Store(tmp_path / "s" / "state.sqlite") as store:
+            newest = _job(store, Ledger(store), filled, 99, time.time())
+        expect(rows.first).to_have_attribute("data-job", newest)
+        expect(rows).to_have_count(50)
+        expect(page.locator(f'#jobs-table tr[data-job="{last}"]')).to_have_count(0)
+        expect(page.locator("#jobs-caption")).to_have_text("The newest 50 of 53 jobs")
+        expect(page.locator("#movements-rows tr").first).to_contain_text("escrow")
+        assert page.evaluate("window.__events['jobs'] || 0") == 0  # patched, not resent
+        assert page.evaluate("window.__events['ledger'] || 0") == 0
 
 
 def test_no_dashboard_gives_404(tmp_path: Path) -> None:
