@@ -322,7 +322,12 @@ class _BusyServer:
 
 
 def cpu_with_dashboards(
-    browser: Any, mesh: ProcessMesh, n: int, runs: int, settle_s: float
+    browser: Any,
+    mesh: ProcessMesh,
+    n: int,
+    runs: int,
+    settle_s: float,
+    kinds: tuple[str, ...] = ("browsers", "streams", "busy"),
 ) -> dict[str, object]:
     """The coordinator's CPU seconds per --n^3 job: no dashboard open, 5 open in Chromium (on
     the same machine), 5 dashboards' streams read without rendering, and the control (5
@@ -337,7 +342,10 @@ def cpu_with_dashboards(
     url = mesh.env["RAMNET_COORDINATOR"]
     shape = f"{n}x{n}x{n}"
     _run_job(mesh, shape, 1)  # untimed: every process warm
-    cpu: dict[str, list[float]] = {"none": [], "browsers": [], "streams": [], "busy": []}
+    unknown = set(kinds) - {"browsers", "streams", "busy"}
+    if unknown:
+        raise SystemExit(f"bench: no such kind of dashboard: {', '.join(sorted(unknown))}")
+    cpu: dict[str, list[float]] = {kind: [] for kind in ("none", *kinds)}
     opening: list[float] = []
     chromium: dict[str, list[float]] = {"browsers": [], "busy": []}
     walls: list[float] = []
@@ -369,8 +377,10 @@ def cpu_with_dashboards(
     base, base_total = statistics.median(cpu["none"]), sum(cpu["none"])
     out: dict[str, object] = {"n": n, "settle_s": settle_s}
     out["coordinator_cpu_none_s"] = round(base, 4)
-    labels = (("browsers", "5_dashboards"), ("streams", "5_streams"), ("busy", "5_busy_pages"))
-    for kind, label in labels:
+    labels = {"browsers": "5_dashboards", "streams": "5_streams", "busy": "5_busy_pages"}
+    for kind, label in labels.items():
+        if kind not in cpu:
+            continue
         value, total = statistics.median(cpu[kind]), sum(cpu[kind])
         out[f"coordinator_cpu_{label}_s"] = round(value, 4)
         out[f"coordinator_cpu_{label}_more_pct"] = round(100 * (value - base) / base, 1)
@@ -383,9 +393,11 @@ def cpu_with_dashboards(
         out[f"coordinator_cpu_{label}_paired_more_pct"] = round(statistics.median(paired), 1)
     for kind, values in cpu.items():
         out[f"coordinator_cpu_{kind}_runs_s"] = [round(v, 4) for v in values]
-    out["coordinator_cpu_open_5_pages_ms"] = round(1000 * statistics.median(opening), 1)
-    out["chromium_cpu_5_dashboards_per_job_s"] = round(statistics.median(chromium["browsers"]), 3)
-    out["chromium_cpu_5_busy_pages_per_job_s"] = round(statistics.median(chromium["busy"]), 3)
+    if opening:
+        out["coordinator_cpu_open_5_pages_ms"] = round(1000 * statistics.median(opening), 1)
+    for kind, label in labels.items():
+        if chromium.get(kind):
+            out[f"chromium_cpu_{label}_per_job_s"] = round(statistics.median(chromium[kind]), 3)
     out["job_wall_median_s"] = round(statistics.median(walls), 2)
     out["coordinator_idle_poll_cpu_ms_per_s"] = idle_cost(browser, mesh, settle_s=settle_s)
     return out
@@ -423,6 +435,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--skip-cpu", action="store_true", help="Leave out the CPU comparison.")
     parser.add_argument(
+        "--kinds",
+        default="browsers,streams,busy",
+        help="What the CPU comparison sets against no dashboard (browsers, streams, busy).",
+    )
+    parser.add_argument(
         "--history",
         type=int,
         default=200,
@@ -459,7 +476,14 @@ def main() -> None:
                 result.update(live_delay(browser, mesh, args.runs))
                 if not args.skip_cpu:
                     result.update(
-                        cpu_with_dashboards(browser, mesh, args.n, args.cpu_runs, args.settle_s)
+                        cpu_with_dashboards(
+                            browser,
+                            mesh,
+                            args.n,
+                            args.cpu_runs,
+                            args.settle_s,
+                            tuple(k for k in args.kinds.split(",") if k),
+                        )
                     )
             finally:
                 mesh.stop()
