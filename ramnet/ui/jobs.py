@@ -85,14 +85,14 @@ def run_sovereign(task: Task, runners: Runners, request: SovereignRequest) -> di
 def _file_shape(a: Path | None, b: Path | None) -> tuple[int, int, int] | None:
     """(M, K, N) from the ``.npy`` headers (memory-mapped, nothing read), for GOP/s; None when
     unknown (the runner reports bad files itself)."""
-    import numpy as np
+    from ramnet._errors import RamnetError
+    from ramnet.orchid import load_npy
 
     if a is None or b is None:
         return None
     try:
-        a_shape = np.load(a, mmap_mode="r").shape
-        b_shape = np.load(b, mmap_mode="r").shape
-    except (OSError, ValueError):
+        a_shape, b_shape = load_npy(a, "A").shape, load_npy(b, "B").shape
+    except RamnetError:
         return None
     if len(a_shape) != 2 or len(b_shape) != 2:
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 from ramnet.mesh.state.checks import check_int, check_job_id
 from ramnet.mesh.state.errors import NotFoundError
@@ -26,7 +27,6 @@ __all__ = [
     "Overview",
     "ShardRow",
     "Timeline",
-    "changed",
     "fingerprint",
     "read_job",
     "read_overview",
@@ -218,20 +218,14 @@ def _fingerprint(conn: sqlite3.Connection) -> str:
     return _digest(_parts(conn))
 
 
-def changed(since: Overview, parts: tuple[str, ...], read: str) -> bool:
-    """Whether what ``read`` returns may differ from what ``since`` holds.
-
-    Args:
-        since: An earlier overview.
-        parts: The fingerprint's parts now.
-        read: ``jobs``, ``nodes``, ``disputes``, ``movements`` (the ledger) or ``timeline``.
-
-    Returns:
-        True unless every part ``read`` depends on is the same as in ``since``.
-    """
-    if len(since.parts) != len(parts):
-        return True
-    return any(since.parts[i] != parts[i] for i in _DEPENDS[read])
+def _kept(since: Overview | None, parts: tuple[str, ...], read: str) -> TypeGuard[Overview]:
+    # Whether what ``read`` returns is still what ``since`` holds: every part of the fingerprint
+    # it depends on is as it was.
+    return (
+        since is not None
+        and len(since.parts) == len(parts)
+        and all(since.parts[i] == parts[i] for i in _DEPENDS[read])
+    )
 
 
 def fingerprint(store: Store) -> str:
@@ -385,7 +379,9 @@ def read_overview(
     check_int("movements_limit", movements_limit, 1)
     with store.snapshot() as conn:
         parts = _parts(conn)
-        if since is None or changed(since, parts, "jobs"):
+        if _kept(since, parts, "jobs"):
+            jobs, states = since.jobs, since.job_states
+        else:
             # The newest jobs' ids first, then their columns: sorting whole rows would decode
             # every job's spec, not only the ones listed.
             jobs = _job_rows(
@@ -400,27 +396,22 @@ def read_overview(
                 str(r[0]): int(r[1])
                 for r in conn.execute("SELECT state, count(*) FROM jobs GROUP BY state")
             }
+        if _kept(since, parts, "disputes"):
+            disputes = since.disputes
         else:
-            jobs, states = since.jobs, since.job_states
-        if since is None or changed(since, parts, "disputes"):
             disputes = [
                 dispute_of(r)
                 for r in conn.execute(
                     "SELECT * FROM disputes ORDER BY dispute_id DESC LIMIT ?", (jobs_limit,)
                 )
             ]
+        if _kept(since, parts, "movements"):
+            movements, movements_total = since.movements, since.movements_total
         else:
-            disputes = since.disputes
-        if since is None or changed(since, parts, "movements"):
             movements = _movements(conn, movements_limit)
             movements_total = int(conn.execute("SELECT count(*) FROM movements").fetchone()[0])
-        else:
-            movements, movements_total = since.movements, since.movements_total
-        nodes = _nodes(conn) if since is None or changed(since, parts, "nodes") else since.nodes
-        if since is None or changed(since, parts, "timeline"):
-            timeline = _timeline(conn)
-        else:
-            timeline = since.timeline
+        nodes = since.nodes if _kept(since, parts, "nodes") else _nodes(conn)
+        timeline = since.timeline if _kept(since, parts, "timeline") else _timeline(conn)
         return Overview(
             nodes=nodes,
             jobs=jobs,

@@ -182,9 +182,9 @@ def _record_layout(html: str, drawn: list[tuple[str, str, list[tuple[str, str]]]
     _layouts[html] = _Layout(frame, tuple(tables), tuple(parts))
 
 
-def _swapped(element: str, how: str = "true") -> str:
-    # The element marked for htmx to swap out of band (``true``: in place of its id's element).
-    return re.sub(r"^(\s*)<(\w+) ", rf'\1<\2 hx-swap-oob="{how}" ', element, count=1)
+def _swapped(element: str) -> str:
+    # The element marked for htmx to swap out of band, in place of the element with its id.
+    return re.sub(r"^(\s*)<(\w+) ", r'\1<\2 hx-swap-oob="true" ', element, count=1)
 
 
 def _table_patch(

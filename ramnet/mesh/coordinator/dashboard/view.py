@@ -133,22 +133,18 @@ class Reader:
             The context.
         """
         now = time.time() if now is None else now
-        before: Overview | None = None if since is None else since["overview"]
+        kept: Mapping[str, Any] = since or {}
+        before: Overview | None = kept.get("overview")
         overview: Overview = read_overview(
             self._store, jobs_limit=JOBS_SHOWN, movements_limit=MOVEMENTS_SHOWN, since=before
         )
-        if since is None or before is None or overview.movements is not before.movements:
-            ledger = self._ledger.show()
-        else:
-            ledger = since["ledger"]
-        if since is None or before is None or overview.timeline is not before.timeline:
-            plots = plot_data(overview.timeline, now)
-        else:
-            plots = since["plots"]
-        if since is None or before is None or overview.disputes is not before.disputes:
-            verdicts = self._verdicts_of(overview.disputes)
-        else:
-            verdicts = since["verdicts"]
+
+        def same(part: str) -> bool:  # read_overview kept that part of ``before`` as it was
+            return before is not None and getattr(overview, part) is getattr(before, part)
+
+        ledger = kept["ledger"] if same("movements") else self._ledger.show()
+        plots = kept["plots"] if same("timeline") else plot_data(overview.timeline, now)
+        verdicts = kept["verdicts"] if same("disputes") else self._verdicts_of(overview.disputes)
         return {
             "overview": overview,
             "ledger": ledger,
