@@ -133,6 +133,8 @@ class Timeline:
     settled: list[tuple[float, int]] = field(default_factory=list)
     disputes: list[float] = field(default_factory=list)
     slashes: list[tuple[float, int]] = field(default_factory=list)
+    #: The job of each event of ``settled``, in its order (what a later read updates).
+    settled_jobs: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -188,12 +190,14 @@ SELECT
 # a node's shard counts change with the shards.
 _JOBS, _SHARDS, _NODES, _DISPUTES, _LEDGER, _SETTLED = range(6)
 _DEPENDS = {
-    "jobs": (_JOBS, _SHARDS),
+    "jobs": (_JOBS, _SHARDS, _SETTLED),
     "nodes": (_NODES, _SHARDS, _LEDGER),
     "disputes": (_DISPUTES,),
     "movements": (_LEDGER,),
     # The plots: settled jobs (not every state a job passes), disputes and slashings.
-    "timeline": (_SETTLED, _DISPUTES, _LEDGER),
+    "settled": (_SETTLED,),
+    "dispute_times": (_DISPUTES,),
+    "slashes": (_LEDGER,),
 }
 
 _JOB_COLUMNS = """
@@ -321,22 +325,75 @@ def _nodes(conn: sqlite3.Connection) -> list[NodeRow]:
     ]
 
 
-def _timeline(conn: sqlite3.Connection) -> Timeline:
-    settled = [
-        (float(r[0]), 2 * int(r[1] or 0) * int(r[2] or 0) * int(r[3] or 0))
-        for r in conn.execute(
-            "SELECT updated_at, json_extract(spec, '$.m'), json_extract(spec, '$.n'),"
-            " json_extract(spec, '$.k') FROM jobs WHERE state = 'settled' ORDER BY updated_at"
-        )
-    ]
-    disputes = [
-        float(r[0]) for r in conn.execute("SELECT created_at FROM disputes ORDER BY created_at")
-    ]
-    slashes = [
-        (float(r[0]), int(r[1]))
-        for r in conn.execute("SELECT at, amount FROM movements WHERE kind = 'slash' ORDER BY at")
-    ]
-    return Timeline(settled, disputes, slashes)
+_SETTLED_SQL = (
+    "SELECT job_id, updated_at, json_extract(spec, '$.m'), json_extract(spec, '$.n'),"
+    " json_extract(spec, '$.k') FROM jobs WHERE state = 'settled'"
+)
+_SLASHES_SQL = "SELECT at, amount FROM movements WHERE kind = 'slash'"
+_Settled = dict[str, tuple[float, int]]
+
+
+def _settled_into(events: _Settled, rows: list[sqlite3.Row]) -> _Settled:
+    for r in rows:
+        events.pop(str(r[0]), None)  # updated again (its C stored): now among the newest
+        events[str(r[0])] = (float(r[1]), 2 * int(r[2] or 0) * int(r[3] or 0) * int(r[4] or 0))
+    return events
+
+
+def _settled_since(conn: sqlite3.Connection, was: Timeline | None, count: int) -> _Settled | None:
+    # A settled job stays settled, and its time only moves on: the jobs settled (or updated)
+    # since are the ones updated after the newest listed, unless the count says otherwise (a
+    # job left the state, or one settled with an older time): None, and every one is read.
+    if was is None or not was.settled or len(was.settled_jobs) != len(was.settled):
+        return None
+    newer = conn.execute(
+        _SETTLED_SQL + " AND updated_at > ? ORDER BY updated_at", (was.settled[-1][0],)
+    ).fetchall()
+    events = _settled_into(dict(zip(was.settled_jobs, was.settled, strict=True)), newer)
+    return events if len(events) == count else None
+
+
+def _timeline(
+    conn: sqlite3.Connection, since: Overview | None, parts: tuple[str, ...]
+) -> tuple[Timeline, bool]:
+    # What the plots draw grows with the coordinator's past: a change reads only the events
+    # that came since (``since``), not all of them again. Also returns whether the jobs' times
+    # moved forward (False: a job settled with a time older than the newest settled before).
+    was = None if since is None else since.timeline
+    forward = True
+    if _kept(since, parts, "settled"):
+        settled, settled_jobs = since.timeline.settled, since.timeline.settled_jobs
+    else:
+        events = _settled_since(conn, was, int(parts[_SETTLED].split(":")[0]))
+        if events is None:
+            forward = was is None or not was.settled
+            events = _settled_into(
+                {}, conn.execute(_SETTLED_SQL + " ORDER BY updated_at").fetchall()
+            )
+        settled, settled_jobs = list(events.values()), list(events)
+    if _kept(since, parts, "dispute_times"):
+        disputes = since.timeline.disputes
+    else:
+        disputes = [
+            float(r[0]) for r in conn.execute("SELECT created_at FROM disputes ORDER BY created_at")
+        ]
+    if _kept(since, parts, "slashes"):
+        slashes = since.timeline.slashes
+    else:
+        # Movements are append-only: the slashings since are the ones numbered after the
+        # newest movement the earlier read saw.
+        first = 0
+        if since is not None and since.parts:
+            first = int(since.parts[_LEDGER].split(":")[0])
+        rows = conn.execute(
+            _SLASHES_SQL + " AND movement_id > ? ORDER BY movement_id", (first,)
+        ).fetchall()
+        slashes = (was.slashes if first and was is not None else []) + [
+            (float(r[0]), int(r[1])) for r in rows
+        ]
+    if was is not None and (settled, disputes, slashes) == (was.settled, was.disputes, was.slashes):
+        return was, forward  # nothing the plots draw changed: ``Reader.overview`` keeps the plots
+    return Timeline(settled, disputes, slashes, settled_jobs), forward
 
 
 def _movements(
@@ -350,6 +407,59 @@ def _movements(
     args.append(limit)
     rows = conn.execute(sql + " ORDER BY movement_id DESC LIMIT ?", args).fetchall()
     return [dict(r) for r in rows]
+
+
+#: The fingerprint's times are texts of 15 significant digits (10 µs at today's clock): what
+#: changed since is looked for from this much before them (a row read again is read the same).
+_SLACK_S = 0.001
+_NEWEST_JOBS_SQL = (
+    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id IN (SELECT job_id FROM jobs"
+    " ORDER BY created_at DESC, job_id LIMIT ?) ORDER BY created_at DESC, job_id"
+)
+_CHANGED_JOBS_SQL = (
+    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id IN (SELECT job_id FROM jobs"
+    " WHERE updated_at >= ? UNION SELECT job_id FROM shards WHERE updated_at >= ?)"
+)
+
+
+def _newest(part: str) -> float:
+    return float(part.split(":")[1]) - _SLACK_S
+
+
+def _jobs_since(
+    conn: sqlite3.Connection, since: Overview, parts: tuple[str, ...], limit: int
+) -> list[JobRow] | None:
+    # Jobs are never deleted, and every change to a job or to one of its shards updates its
+    # time: the newest jobs now are the ones listed before with those updated since (the
+    # jobs' or their shards' time after the newest before) put in. None: read them whole.
+    if len(since.jobs) > limit or len(since.parts) != len(parts):
+        return None
+    rows = conn.execute(
+        _CHANGED_JOBS_SQL, (_newest(since.parts[_JOBS]), _newest(since.parts[_SHARDS]))
+    ).fetchall()
+    if len(rows) > limit:
+        return None  # most of the list changed
+    listed = {job.job_id: job for job in since.jobs}
+    listed.update((job.job_id, job) for job in _job_rows(conn, rows))
+    return sorted(listed.values(), key=lambda job: (-job.created_at, job.job_id))[:limit]
+
+
+def _movements_since(
+    conn: sqlite3.Connection, since: Overview, limit: int
+) -> tuple[list[dict[str, object]], int] | None:
+    # Movements are append-only: the newest now are the ones numbered after the newest the
+    # earlier read saw, then the ones it listed.
+    if len(since.movements) > limit or not since.parts:
+        return None
+    first = int(since.parts[_LEDGER].split(":")[0])
+    newer = conn.execute(
+        "SELECT movement_id, kind, src, dst, amount, job_id, at FROM movements"
+        " WHERE movement_id > ? ORDER BY movement_id DESC LIMIT ?",
+        (first, limit),
+    ).fetchall()
+    count = conn.execute("SELECT count(*) FROM movements WHERE movement_id > ?", (first,))
+    added = int(count.fetchone()[0])
+    return ([dict(r) for r in newer] + since.movements)[:limit], since.movements_total + added
 
 
 def read_overview(
@@ -379,19 +489,18 @@ def read_overview(
     check_int("movements_limit", movements_limit, 1)
     with store.snapshot() as conn:
         parts = _parts(conn)
+        timeline, forward = _timeline(conn, since, parts)
         if _kept(since, parts, "jobs"):
             jobs, states = since.jobs, since.job_states
         else:
-            # The newest jobs' ids first, then their columns: sorting whole rows would decode
-            # every job's spec, not only the ones listed.
-            jobs = _job_rows(
-                conn,
-                conn.execute(
-                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id IN (SELECT job_id FROM jobs"
-                    " ORDER BY created_at DESC, job_id LIMIT ?) ORDER BY created_at DESC, job_id",
-                    (jobs_limit,),
-                ).fetchall(),
-            )
+            found = None
+            if since is not None and forward:
+                found = _jobs_since(conn, since, parts, jobs_limit)
+            if found is None:
+                # The newest jobs' ids first, then their columns: sorting whole rows would
+                # decode every job's spec, not only the ones listed.
+                found = _job_rows(conn, conn.execute(_NEWEST_JOBS_SQL, (jobs_limit,)).fetchall())
+            jobs = found
             states = {
                 str(r[0]): int(r[1])
                 for r in conn.execute("SELECT state, count(*) FROM jobs GROUP BY state")
@@ -408,10 +517,14 @@ def read_overview(
         if _kept(since, parts, "movements"):
             movements, movements_total = since.movements, since.movements_total
         else:
-            movements = _movements(conn, movements_limit)
-            movements_total = int(conn.execute("SELECT count(*) FROM movements").fetchone()[0])
+            newer = None if since is None else _movements_since(conn, since, movements_limit)
+            if newer is None:
+                newer = (
+                    _movements(conn, movements_limit),
+                    int(conn.execute("SELECT count(*) FROM movements").fetchone()[0]),
+                )
+            movements, movements_total = newer
         nodes = since.nodes if _kept(since, parts, "nodes") else _nodes(conn)
-        timeline = since.timeline if _kept(since, parts, "timeline") else _timeline(conn)
         return Overview(
             nodes=nodes,
             jobs=jobs,

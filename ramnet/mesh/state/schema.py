@@ -27,9 +27,15 @@ _JOBS_COLUMNS = """
 """.format(job_states=", ".join(f"'{s}'" for s in JOB_STATES))
 
 _REWRITE_JOBS_TABLE = "rewrite the jobs table's definition"
+_DASHBOARD_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated_at)",
+    "CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at DESC, job_id)",
+    "CREATE INDEX IF NOT EXISTS jobs_state_updated ON jobs (state, updated_at)",
+    "CREATE INDEX IF NOT EXISTS shards_updated ON shards (updated_at)",
+)
 
 #: The schema this code writes. A file with a newer version is refused (``SchemaVersionError``).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 #: Upgrades from older versions, in order: version -> statements that bring it to version + 1.
 MIGRATIONS = {
     1: [
@@ -59,6 +65,12 @@ MIGRATIONS = {
         "ALTER TABLE nodes ADD COLUMN payout_bound INTEGER NOT NULL DEFAULT 0"
         " CHECK (payout_bound IN (0, 1))",
         "ALTER TABLE nodes ADD COLUMN payout_binding TEXT",
+    ],
+    5: [
+        # v6: what the dashboard reads each time the state changes, found without reading every
+        # job (each row holds its spec): the newest change (its fingerprint), the newest jobs
+        # (its list) and the jobs settled since a time (its plots). Data unchanged.
+        *_DASHBOARD_INDEXES,
     ],
 }
 
@@ -108,6 +120,7 @@ CREATE TABLE shards (
 CREATE INDEX shards_job ON shards (job_id, slot);
 CREATE INDEX shards_state ON shards (state, shard_id);
 CREATE INDEX shards_node ON shards (node_id, state);
+{dashboard_indexes};
 CREATE TABLE nonces (
     node_id TEXT NOT NULL,
     nonce   TEXT NOT NULL,
@@ -167,6 +180,7 @@ CREATE TRIGGER movements_no_delete BEFORE DELETE ON movements
 BEGIN SELECT RAISE(ABORT, 'movements are append-only'); END;
 """.format(
     jobs=_JOBS_COLUMNS,
+    dashboard_indexes=";\n".join(_DASHBOARD_INDEXES),
     shard_states=", ".join(f"'{s}'" for s in SHARD_STATES),
 )
 

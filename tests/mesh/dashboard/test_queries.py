@@ -92,6 +92,18 @@ def test_an_overview_read_since_another_equals_a_whole_read(tmp_path: Path) -> N
                 now=1_000_060.0,
             ),
             "a node registers": lambda: store.register_node(hex_id("new"), now=1_000_070.0),
+            "a node is slashed": lambda: ledger.slash(
+                filled.nodes[5], filled.validator, 0.5, running, now=1_000_080.0
+            ),
+            # Settled at a time older than the newest settled job: the plots' events since
+            # the newest would miss it, and the count says so.
+            "a job settles in the past": lambda: store.set_job_state(
+                filled.open_dispute, "settled", now=1.0
+            ),
+            # Its C stored: a settled job updated again is drawn at its new time.
+            "a settled job's C is stored": lambda: store.set_job_result(
+                running, "c" * 64, now=1_000_090.0
+            ),
         }
         before = read_overview(store, jobs_limit=5, movements_limit=7)
         for what, change in changes.items():
@@ -104,6 +116,18 @@ def test_an_overview_read_since_another_equals_a_whole_read(tmp_path: Path) -> N
                 assert since.movements is before.movements
                 assert since.timeline is before.timeline and since.disputes is before.disputes
                 assert since.jobs is not before.jobs and since.nodes is not before.nodes
+                # Only the job whose shard moved was read again (and the one updated last
+                # before: what changed is looked for from just before the newest time).
+                kept = [a is b for a, b in zip(since.jobs, before.jobs, strict=True)]
+                assert kept.count(False) <= 2 and len(kept) == 5
+            if what == "a node is paid":  # a movement, but nothing the plots draw
+                assert since.timeline is before.timeline
+                assert since.movements[1] is before.movements[0]  # the new one alone was read
+            if what == "a job settles":  # the plots' events grew by one, read alone
+                assert since.timeline.settled[:-1] == before.timeline.settled
+                assert since.timeline.settled_jobs[-1] == running
+            if what == "a node is slashed":
+                assert since.timeline.slashes[:-1] == before.timeline.slashes
             before = since
         # Nothing changed: everything is taken from the overview before.
         again = read_overview(store, jobs_limit=5, movements_limit=7, since=before)
@@ -133,3 +157,23 @@ def test_a_page_context_read_since_another_equals_a_whole_one(tmp_path: Path) ->
         paid = reader.overview(now=1_000_100.0, since=since)
         assert paid == reader.overview(now=1_000_100.0)
         assert paid["ledger"] != since["ledger"]
+
+
+def test_what_a_change_reads_uses_indexes_not_every_job(tmp_path: Path) -> None:
+    # Each job's row holds its spec: a query that scans the jobs or the shards reads the
+    # coordinator's whole past at each change, and a dashboard costs more the longer it serves.
+    from ramnet.mesh.state import dashboard_queries
+
+    fill_store(tmp_path, nodes=8, jobs=8)
+    queries = [
+        dashboard_queries._FINGERPRINT_SQL,
+        "SELECT job_id FROM jobs ORDER BY created_at DESC, job_id LIMIT 50",
+        dashboard_queries._SETTLED_SQL + " AND updated_at > 0 ORDER BY updated_at",
+        dashboard_queries._CHANGED_JOBS_SQL.replace("?", "0"),
+    ]
+    with Store(tmp_path / "state.sqlite") as store, store.snapshot() as conn:
+        for sql in queries:
+            plan = [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql)]
+            scans = [p for p in plan if p.split()[:2] in (["SCAN", "jobs"], ["SCAN", "shards"])]
+            assert all("INDEX" in p for p in scans), (sql, plan)
+            assert not any("B-TREE FOR ORDER BY" in p for p in plan), (sql, plan)

@@ -72,7 +72,7 @@ def test_a_version_4_store_is_upgraded(tmp_path: Path) -> None:
     raw.commit()
     raw.close()
     s = Store(path)
-    assert s.schema_version == 5
+    assert s.schema_version == 6
     node = s.get_node(A)
     assert (node.payout_address, node.payout_bound, node.registered_at) == ("somewhere", False, 1.0)
     assert s.payout_binding(A) is None
@@ -84,3 +84,28 @@ def test_a_version_4_store_is_upgraded(tmp_path: Path) -> None:
             conn.execute("UPDATE nodes SET payout_bound = 2")
     s.close()
     check_state_file(path)  # what `coordinator start` runs on a store before serving it
+
+
+def test_a_version_5_store_gains_the_dashboards_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    s = Store(path)
+    s.register_node(A, now=1.0)
+    s.close()
+    names = ("jobs_updated", "jobs_created", "jobs_state_updated", "shards_updated")
+    raw = sqlite3.connect(path)
+    for name in names:  # what version 5 looked like
+        raw.execute(f"DROP INDEX {name}")
+    raw.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    raw.commit()
+    raw.close()
+    s = Store(path)
+    assert s.schema_version == 6
+    assert s.get_node(A).registered_at == 1.0
+    with s.snapshot() as conn:
+        found = {
+            str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        assert set(names) <= found
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    s.close()
+    check_state_file(path)
