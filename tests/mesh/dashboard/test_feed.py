@@ -53,7 +53,15 @@ def test_streams_get_changed_sections_and_share_one_render() -> None:
     stopping = threading.Event()
 
     async def scenario() -> tuple[list[dict[str, str]], list[dict[str, str]], dict[str, str]]:
-        feed = Feed(state.fingerprint, state.render, _offload, stopping=stopping, poll_s=0.01)
+        patched: list[str | None] = []
+
+        def patch(old: str | None, new: str) -> None:
+            patched.append(old)
+            return None  # sent whole
+
+        feed = Feed(
+            state.fingerprint, state.render, _offload, stopping=stopping, poll_s=0.01, patch=patch
+        )
         first = feed.stream(None, "v0")
         second = feed.stream(None, "v0")
         assert (await anext(first)).startswith(b"retry:")
@@ -66,9 +74,13 @@ def test_streams_get_changed_sections_and_share_one_render() -> None:
         assert not wait_first.done()  # nothing changed since the page was rendered
         state.version = 1
         state.sections["jobs"] = "<p>j1</p>"
-        got_first.append(_parse(await asyncio.wait_for(wait_first, 5)))
-        got_second.append(_parse(await asyncio.wait_for(wait_second, 5)))
+        raw_first = await asyncio.wait_for(wait_first, 5)
+        raw_second = await asyncio.wait_for(wait_second, 5)
+        got_first.append(_parse(raw_first))
+        got_second.append(_parse(raw_second))
         assert state.renders == 2  # the pages' state once, then the new one, for both streams
+        # Both pages showed the same state: what they are sent is made once for both.
+        assert raw_first is raw_second and patched == ["<p>j0</p>"]
         state.version = 2
         state.sections["nodes"] = "<p>n2</p>"
         got_first.append(_parse(await asyncio.wait_for(anext(first), 5)))
@@ -262,3 +274,27 @@ def test_a_new_job_goes_on_top_and_the_oldest_shown_goes(tmp_path: Any, monkeypa
     movements = patch(before["ledger"], after["ledger"])
     assert movements is not None and 'id="ledger-totals" data-part>' in movements
     assert '<tbody hx-swap-oob="afterbegin:#movements-rows"><tr id="mv-' in movements
+
+
+def test_a_row_is_rendered_once_and_known_again_by_its_object() -> None:
+    from ramnet.mesh.coordinator.dashboard import render
+
+    class Movement(dict[str, object]):
+        printed = 0
+
+        def __repr__(self) -> str:
+            Movement.printed += 1
+            return super().__repr__()
+
+    mv = Movement(movement_id=9_000_001, kind="pay", src=None, dst="ab" * 32, amount=3)
+    mv.update(job_id=None, at=1.0)
+    first = render.rows("_movement_row.html", [mv], "mv", "movements-rows")
+    assert 'id="mv-9000001"' in first and Movement.printed == 1
+    # The same object (a read since an earlier one kept it): not even printed again.
+    assert render.rows("_movement_row.html", [mv], "mv", "movements-rows") == first
+    assert Movement.printed == 1
+    # An equal item read again: known by what it holds.
+    assert render.rows("_movement_row.html", [Movement(mv)], "mv", "movements-rows") == first
+    assert Movement.printed == 2
+    changed = Movement(mv, amount=4)
+    assert render.rows("_movement_row.html", [changed], "mv", "movements-rows") != first

@@ -6,7 +6,8 @@ While at least one dashboard is open, one thread reads the state's fingerprint
 costs the event loop nothing (no task woken, no thread handed work). When it changes, every stream
 wakes; the sections it shows are rendered once per state for all of them (``Feed.sections``,
 cached by fingerprint) and each stream sends only the sections whose HTML changed since it last
-sent them, each section's event encoded once for all. What a change costs does not grow with the
+sent them, each section's event encoded once for all, and the whole write made once for every
+stream that showed the same state. What a change costs does not grow with the
 coordinator's past: only what depends on the part of the state that changed is read again
 (``read_overview(since=...)``: a job's shards moving reads the jobs and the nodes, not the
 ledger), and only the rows that changed are rendered again (``render.rows``). With no dashboard
@@ -101,6 +102,7 @@ class Feed:
         # Each section's event as of the cached state, encoded once for every stream.
         self._events: dict[tuple[str | None, str], tuple[str, str, bytes]] = {}
         self._rendering: dict[str | None, asyncio.Lock] = {}
+        self._batches: dict[tuple[str | None, str, int], tuple[Sections, bytes]] = {}
 
     @property
     def stopping(self) -> bool:
@@ -192,6 +194,34 @@ class Feed:
         self._events[key] = (state, html, event)
         return event
 
+    def _batch(self, view: str | None, state: str, sections: Sections, sent: Sections) -> bytes:
+        # What a stream that shows ``sent`` is sent for ``sections``: every changed section in
+        # one write (one wake-up per stream per change). A section where only rows changed goes
+        # as those rows (one ``patch`` event for all), so that a page swaps a row, not a table.
+        # Streams showing the same state share ``sent`` (the sections they were sent): the
+        # batch is made once for all of them.
+        key = (view, state, id(sent))
+        known = self._batches.get(key)
+        if known is not None and known[0] is sent:
+            return known[1]
+        events: list[bytes] = []
+        rows: list[str] = []
+        for name, html in sections.items():
+            if sent.get(name) == html:
+                continue
+            swap = None if self._patch is None else self._patch(sent.get(name), html)
+            if swap is None:
+                events.append(self._event(view, state, name, html))
+            elif swap:
+                rows.append(swap)
+        if rows:
+            events.append(sse_event("patch", "\n".join(rows), state))
+        batch = b"".join(events)
+        if len(self._batches) >= _KEPT:
+            self._batches.clear()
+        self._batches[key] = (sent, batch)  # ``sent`` kept alive: its id is not reused
+        return batch
+
     async def stream(self, view: str | None, since: str | None) -> AsyncIterator[bytes]:
         """One dashboard's events: each section whose HTML changed, as the state changes.
 
@@ -217,23 +247,9 @@ class Feed:
             while not self.stopping:
                 if self.current != seen:
                     state, sections = await self.sections(view)
-                    # Every changed section in one write: one wake-up per stream per change.
-                    # A section where only rows changed goes as those rows (one ``patch``
-                    # event for all), so that a page swaps a row, not a table.
-                    events: list[bytes] = []
-                    rows: list[str] = []
-                    for name, html in sections.items():
-                        if sent.get(name) == html:
-                            continue
-                        swap = None if self._patch is None else self._patch(sent.get(name), html)
-                        if swap is None:
-                            events.append(self._event(view, state, name, html))
-                        elif swap:
-                            rows.append(swap)
-                    if rows:
-                        events.append(sse_event("patch", "\n".join(rows), state))
-                    if events:
-                        yield b"".join(events)
+                    batch = self._batch(view, state, sections, sent)
+                    if batch:
+                        yield batch
                     sent, seen = sections, self.current
                     continue
                 with contextlib.suppress(asyncio.TimeoutError):

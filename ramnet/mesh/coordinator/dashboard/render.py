@@ -89,6 +89,9 @@ def _asset_url(name: str) -> str:
 #: Rows kept rendered (``rows``): a few tables' worth; beyond it the cache starts again.
 _ROWS_KEPT = 4096
 _rows: dict[tuple[str, str], str] = {}
+#: The same rows by their item itself (kept alive here, so its id is not reused): an item a
+#: later read took from an earlier one (``read_overview(since=...)``) is not even printed.
+_rows_of: dict[tuple[str, int], tuple[object, str]] = {}
 #: A row's id: every row template starts its ``<tr>`` with it (``job-…``, ``node-…``, ``mv-…``).
 _ROW_ID = re.compile(r'\s*<tr id="([^"]+)"')
 
@@ -107,7 +110,8 @@ def rows(template: str, items: Iterable[object], name: str, into: str) -> Markup
     """The rows of a table, each rendered by ``template`` with the item as ``name``, and kept:
     a row is rendered again only when its item changed (a job's shards moving redraws its own
     row of the jobs table, not the other 49). An item is known by its ``repr`` (a frozen
-    dataclass or a dict of plain values: it holds everything the row shows).
+    dataclass or a dict of plain values: it holds everything the row shows), or as the very
+    object rendered before (an item is never changed once read).
 
     Args:
         template: The row's template (``_job_row.html``); its ``<tr>`` starts with its id.
@@ -123,6 +127,10 @@ def rows(template: str, items: Iterable[object], name: str, into: str) -> Markup
     row = _environment().get_template(template)
     out = []
     for item in items:
+        same = _rows_of.get((template, id(item)))
+        if same is not None and same[0] is item:
+            out.append(same[1])
+            continue
         key = (template, repr(item))
         html = _rows.get(key)
         if html is None:
@@ -130,6 +138,9 @@ def rows(template: str, items: Iterable[object], name: str, into: str) -> Markup
             if len(_rows) >= _ROWS_KEPT:
                 _rows.clear()
             _rows[key] = html
+        if len(_rows_of) >= _ROWS_KEPT:
+            _rows_of.clear()
+        _rows_of[(template, id(item))] = (item, html)
         out.append(html)
     joined = "\n".join(out)
     if _tables.drawn is not None:
@@ -276,6 +287,8 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # The templates are the package's own files: not looked at again on every render.
+        auto_reload=False,
     )
     env.filters.update(short=short, when=when, iso=iso, number=number)
     env.globals.update(
