@@ -27,11 +27,17 @@ and psutil (the `bench` extra).
   competing for the cores); the order rotated each run; each job starts --settle-s after the
   dashboards opened (past the coordinator's 5 s keep-alive timeout, which closes the idle
   connections a page load leaves). The coordinator's CPU seconds (user + system, every thread,
-  to the nanosecond: Linux's per-process CPU clock) from submitting the job to its end: medians
+  to the nanosecond: Linux's per-process CPU clock) from submitting the job to --tail-s after
+  its end (the pages drawing the job settled, one poll later, included): medians
   (--cpu-runs of each), the relative differences (of the medians, of the totals and the median
   of each run's paired difference); the CPU the coordinator spent while 5 pages opened; what
   the 5 pages cost Chromium per job (psutil, every Chromium process); and the extra CPU per
-  second of 5 dashboards open on an idle mesh.
+  second of 5 dashboards open on an idle mesh;
+- with --attribute, the dashboard's own code per job counted inside the coordinator
+  (bench/_dashboard_probe: each thread's CPU clock around the poller's reads, the reads and
+  renders of a change, each stream's batch and its writes), for each kind, and as a share of
+  the coordinator's CPU per job with none open: a job's CPU varies about 20% from run to run,
+  more than the 5% the whole-process difference is asked to resolve.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import html
+import json
 import os
 import re
 import shutil
@@ -321,6 +328,17 @@ class _BusyServer:
         self._server.server_close()
 
 
+def _probe() -> dict[str, list[float]]:
+    """What ``_dashboard_probe`` counted so far in the coordinator (--attribute), or {}."""
+    path = os.environ.get("RAMNET_BENCH_PROBE")
+    if not path:
+        return {}
+    time.sleep(0.3)  # its next write
+    with contextlib.suppress(OSError, ValueError), open(path) as found:
+        return dict(json.load(found))
+    return {}
+
+
 def cpu_with_dashboards(
     browser: Any,
     mesh: ProcessMesh,
@@ -328,6 +346,7 @@ def cpu_with_dashboards(
     runs: int,
     settle_s: float,
     kinds: tuple[str, ...] = ("browsers", "streams", "busy"),
+    tail_s: float = 1.0,
 ) -> dict[str, object]:
     """The coordinator's CPU seconds per --n^3 job: no dashboard open, 5 open in Chromium (on
     the same machine), 5 dashboards' streams read without rendering, and the control (5
@@ -337,7 +356,9 @@ def cpu_with_dashboards(
     The job starts ``settle_s`` after the dashboards opened: what is measured is dashboards
     open during a job. Opening them is measured apart (``coordinator_cpu_open_5_pages_ms``):
     each page load opens up to six connections, which the coordinator closes once they have
-    been idle for its keep-alive timeout (5 s)."""
+    been idle for its keep-alive timeout (5 s). The CPU is counted until ``tail_s`` after the
+    job ended, for every kind: what the dashboards do when the job settles (its row drawn on
+    each page) happens after the job's end, within the next poll."""
     pid = mesh.procs["coord"].pid
     url = mesh.env["RAMNET_COORDINATOR"]
     shape = f"{n}x{n}x{n}"
@@ -348,6 +369,7 @@ def cpu_with_dashboards(
     cpu: dict[str, list[float]] = {kind: [] for kind in ("none", *kinds)}
     opening: list[float] = []
     chromium: dict[str, list[float]] = {"browsers": [], "busy": []}
+    probed: dict[str, dict[str, list[float]]] = {}
     walls: list[float] = []
     order = list(cpu)
     busy = _BusyServer()
@@ -359,12 +381,19 @@ def cpu_with_dashboards(
             streams = _Streams(url, 5 if kind == "streams" else 0)
             time.sleep(settle_s)
             try:
+                counted = _probe()
                 before, t0 = process_cpu_s(pid), time.perf_counter()
                 browser_before = _chromium_cpu_s()
                 if kind == "browsers":
                     opening.append(before - before_open)
                 _run_job(mesh, shape, 10 + run)
+                time.sleep(tail_s)
                 cpu[kind].append(process_cpu_s(pid) - before)
+                for name, (calls, seconds) in _probe().items():
+                    was = counted.get(name, [0, 0.0])
+                    into = probed.setdefault(kind, {}).setdefault(name, [0.0, 0.0])
+                    into[0] += calls - was[0]
+                    into[1] += seconds - was[1]
                 if kind in chromium:
                     chromium[kind].append(_chromium_cpu_s() - browser_before)
                 walls.append(time.perf_counter() - t0)
@@ -375,7 +404,7 @@ def cpu_with_dashboards(
             time.sleep(1.0)  # the closed streams ended
     busy.close()
     base, base_total = statistics.median(cpu["none"]), sum(cpu["none"])
-    out: dict[str, object] = {"n": n, "settle_s": settle_s}
+    out: dict[str, object] = {"n": n, "settle_s": settle_s, "tail_s": tail_s}
     out["coordinator_cpu_none_s"] = round(base, 4)
     labels = {"browsers": "5_dashboards", "streams": "5_streams", "busy": "5_busy_pages"}
     for kind, label in labels.items():
@@ -398,6 +427,20 @@ def cpu_with_dashboards(
     for kind, label in labels.items():
         if chromium.get(kind):
             out[f"chromium_cpu_{label}_per_job_s"] = round(statistics.median(chromium[kind]), 3)
+    for kind, label in labels.items():
+        if kind not in probed:
+            continue
+        # Counted inside the coordinator (--attribute): the dashboard's own code per job, and
+        # as a share of the CPU the coordinator spent on a job with no dashboard open.
+        own = {name: seconds / runs for name, (_, seconds) in probed[kind].items()}
+        out[f"dashboard_code_{label}_ms_per_job"] = round(1000 * sum(own.values()), 2)
+        out[f"dashboard_code_{label}_pct_of_none"] = round(100 * sum(own.values()) / base, 2)
+        out[f"dashboard_code_{label}_ms_per_job_by_part"] = {
+            name: round(1000 * value, 3) for name, value in sorted(own.items())
+        }
+        out[f"dashboard_code_{label}_calls_per_job"] = {
+            name: round(calls / runs, 2) for name, (calls, _) in sorted(probed[kind].items())
+        }
     out["job_wall_median_s"] = round(statistics.median(walls), 2)
     out["coordinator_idle_poll_cpu_ms_per_s"] = idle_cost(browser, mesh, settle_s=settle_s)
     return out
@@ -446,6 +489,18 @@ def main() -> None:
         help="Settled jobs (with 30 nodes) in the mesh's store before it starts (0: none).",
     )
     parser.add_argument(
+        "--tail-s",
+        type=float,
+        default=1.0,
+        help="Seconds after a job's end still counted (the dashboards drawing it settled).",
+    )
+    parser.add_argument(
+        "--attribute",
+        action="store_true",
+        help="Also count, inside the coordinator, the CPU of the dashboard's own code per job "
+        "(bench/_dashboard_probe).",
+    )
+    parser.add_argument(
         "--settle-s",
         type=float,
         default=6.0,
@@ -455,11 +510,17 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     result: dict[str, object] = {"runs": args.runs}
+    if args.attribute:
+        probe = Path(__file__).resolve().parent / "_dashboard_probe"
+        paths = [str(probe), *filter(None, [os.environ.get("PYTHONPATH")])]
+        os.environ["PYTHONPATH"] = os.pathsep.join(paths)
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
         try:
             folder = Path(tmp)
             result.update(first_paint(browser, folder, args.runs))
+            if args.attribute:  # the mesh's coordinator only
+                os.environ["RAMNET_BENCH_PROBE"] = str(folder / "probe.json")
             (folder / "mesh").mkdir()
             if args.history:
                 # A coordinator with a past (what the first paint shows): every open dashboard
@@ -483,6 +544,7 @@ def main() -> None:
                             args.cpu_runs,
                             args.settle_s,
                             tuple(k for k in args.kinds.split(",") if k),
+                            args.tail_s,
                         )
                     )
             finally:
