@@ -289,10 +289,11 @@ def _job_rows(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[JobRow]
     ]
 
 
-def _nodes(conn: sqlite3.Connection) -> list[NodeRow]:
+def _nodes(conn: sqlite3.Connection, only: set[str] | None = None) -> list[NodeRow]:
     columns = {str(r["name"]) for r in conn.execute("PRAGMA table_info(nodes)")}
     # A store that records bindings has the column; an older one shows no flag at all.
     bound = "n.payout_bound" if "payout_bound" in columns else "NULL"
+    among = "" if only is None else f" WHERE n.node_id IN ({', '.join('?' * len(only))})"
     rows = conn.execute(
         f"SELECT n.node_id, n.validator, n.prove, n.banned, n.payout_address, {bound} AS bound,"
         " n.registered_at, n.last_seen,"
@@ -302,8 +303,9 @@ def _nodes(conn: sqlite3.Connection) -> list[NodeRow]:
         "   AND s.state IN ('revealed', 'accepted')) AS done,"
         " (SELECT count(*) FROM shards s WHERE s.node_id = n.node_id"
         "   AND s.state IN ('assigned', 'committed')) AS held"
-        " FROM nodes n LEFT JOIN accounts a USING (node_id)"
-        " ORDER BY n.registered_at, n.node_id"
+        f" FROM nodes n LEFT JOIN accounts a USING (node_id){among}"
+        " ORDER BY n.registered_at, n.node_id",
+        sorted(only or ()),
     ).fetchall()
     return [
         NodeRow(
@@ -462,6 +464,32 @@ def _movements_since(
     return ([dict(r) for r in newer] + since.movements)[:limit], since.movements_total + added
 
 
+def _nodes_since(
+    conn: sqlite3.Connection, since: Overview, parts: tuple[str, ...]
+) -> list[NodeRow] | None:
+    # While the nodes' own rows did not change (their part of the fingerprint), a node's row
+    # changes only in its account (a movement since names it) or its shards (a shard updated
+    # since names it): only those are read again. A shard that left its node (back to pending)
+    # names none, so its node is unknown: None, and every node is read.
+    if len(since.parts) != len(parts) or since.parts[_NODES] != parts[_NODES]:
+        return None
+    touched: set[str] = set()
+    if since.parts[_SHARDS] != parts[_SHARDS]:
+        holders = conn.execute(
+            "SELECT DISTINCT node_id FROM shards WHERE updated_at >= ?",
+            (_newest(since.parts[_SHARDS]),),
+        ).fetchall()
+        if any(r[0] is None for r in holders):
+            return None
+        touched.update(str(r[0]) for r in holders)
+    if since.parts[_LEDGER] != parts[_LEDGER]:
+        first = int(since.parts[_LEDGER].split(":")[0])
+        named = conn.execute("SELECT src, dst FROM movements WHERE movement_id > ?", (first,))
+        touched.update(str(node) for pair in named for node in pair if node is not None)
+    fresh = {node.node_id: node for node in _nodes(conn, touched)} if touched else {}
+    return [fresh.get(node.node_id, node) for node in since.nodes]
+
+
 def read_overview(
     store: Store,
     *,
@@ -524,7 +552,11 @@ def read_overview(
                     int(conn.execute("SELECT count(*) FROM movements").fetchone()[0]),
                 )
             movements, movements_total = newer
-        nodes = since.nodes if _kept(since, parts, "nodes") else _nodes(conn)
+        if _kept(since, parts, "nodes"):
+            nodes = since.nodes
+        else:
+            kept = None if since is None else _nodes_since(conn, since, parts)
+            nodes = _nodes(conn) if kept is None else kept
         return Overview(
             nodes=nodes,
             jobs=jobs,

@@ -9,6 +9,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ramnet.mesh.coordinator.dashboard.feed import Feed, sse_event
 
 
@@ -298,3 +301,43 @@ def test_a_row_is_rendered_once_and_known_again_by_its_object() -> None:
     assert Movement.printed == 2
     changed = Movement(mv, amount=4)
     assert render.rows("_movement_row.html", [changed], "mv", "movements-rows") != first
+
+
+_PART_PATTERN = r'<(\w+) id="([^"]+)" data-part>.*?</\1>'
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "<p>text</p>",
+                '<caption id="c1" data-part>3 jobs</caption>',
+                '<p id="t" data-part>minted <strong>9</strong></p>',
+                '<span id="x" data-part>open',
+                " data-part>",
+                '<b id="y">not a part</b>',
+                "</p>",
+                "<",
+                '<td id="z" data-part></td>',
+            ]
+        ),
+        max_size=12,
+    )
+)
+def test_a_sections_parts_are_cut_as_the_pattern_finds_them(pieces: list[str]) -> None:
+    # The parts (a caption's count, the ledger's totals) are found by their mark; what is cut
+    # is what the pattern that defines them finds, in the same order.
+    import re
+
+    from ramnet.mesh.coordinator.dashboard import render
+
+    html = "".join(pieces)
+    found: list[tuple[str, str]] = []
+
+    def cut(match: re.Match[str]) -> str:
+        found.append((match.group(2), match.group(0)))
+        return "\x01"
+
+    expected = re.sub(_PART_PATTERN, cut, html, flags=re.S)
+    assert render._cut_parts(html) == (expected, found)

@@ -83,6 +83,10 @@ def test_an_overview_read_since_another_equals_a_whole_read(tmp_path: Path) -> N
             ),
             "a job settles": lambda: store.set_job_state(running, "settled", now=1_000_002.0),
             "a node is paid": lambda: ledger.pay(running, filled.nodes[5], 3, now=1_000_003.0),
+            # Its node is no longer named by the shard: every node is read again.
+            "a shard goes back to pending": lambda: store.set_shard_state(
+                store.list_shards(filled.running[1])[0].shard_id, "pending", now=1_000_003.5
+            ),
             "a node is banned": lambda: store.set_banned(filled.nodes[6], True, now=1_000_004.0),
             "a node is seen": lambda: _seen(store, node_queries, filled.nodes[4], 1_000_050.0),
             "a dispute opens": lambda: store.open_dispute(
@@ -123,6 +127,8 @@ def test_an_overview_read_since_another_equals_a_whole_read(tmp_path: Path) -> N
             if what == "a node is paid":  # a movement, but nothing the plots draw
                 assert since.timeline is before.timeline
                 assert since.movements[1] is before.movements[0]  # the new one alone was read
+                kept = [a is b for a, b in zip(since.nodes, before.nodes, strict=True)]
+                assert kept.count(False) == 1  # the node paid
             if what == "a job settles":  # the plots' events grew by one, read alone
                 assert since.timeline.settled[:-1] == before.timeline.settled
                 assert since.timeline.settled_jobs[-1] == running

@@ -88,10 +88,10 @@ def _asset_url(name: str) -> str:
 
 #: Rows kept rendered (``rows``): a few tables' worth; beyond it the cache starts again.
 _ROWS_KEPT = 4096
-_rows: dict[tuple[str, str], str] = {}
+_rows: dict[tuple[str, str], tuple[str | None, str]] = {}
 #: The same rows by their item itself (kept alive here, so its id is not reused): an item a
 #: later read took from an earlier one (``read_overview(since=...)``) is not even printed.
-_rows_of: dict[tuple[str, int], tuple[object, str]] = {}
+_rows_of: dict[tuple[str, int], tuple[object, tuple[str | None, str]]] = {}
 #: A row's id: every row template starts its ``<tr>`` with it (``job-…``, ``node-…``, ``mv-…``).
 _ROW_ID = re.compile(r'\s*<tr id="([^"]+)"')
 
@@ -125,35 +125,35 @@ def rows(template: str, items: Iterable[object], name: str, into: str) -> Markup
     from markupsafe import Markup
 
     row = _environment().get_template(template)
-    out = []
+    out: list[tuple[str | None, str]] = []  # each row's (id, HTML)
     for item in items:
         same = _rows_of.get((template, id(item)))
         if same is not None and same[0] is item:
             out.append(same[1])
             continue
         key = (template, repr(item))
-        html = _rows.get(key)
-        if html is None:
+        drawn = _rows.get(key)
+        if drawn is None:
             html = row.render({name: item})
+            found = _ROW_ID.match(html)
+            drawn = (None if found is None else found.group(1), html)
             if len(_rows) >= _ROWS_KEPT:
                 _rows.clear()
-            _rows[key] = html
+            _rows[key] = drawn
         if len(_rows_of) >= _ROWS_KEPT:
             _rows_of.clear()
-        _rows_of[(template, id(item))] = (item, html)
-        out.append(html)
-    joined = "\n".join(out)
-    if _tables.drawn is not None:
-        matched = [(_ROW_ID.match(html), html) for html in out]
-        if all(m is not None for m, _ in matched):
-            found = [(m.group(1), html) for m, html in matched if m]
-            _tables.drawn.append((into, joined, found))
+        _rows_of[(template, id(item))] = (item, drawn)
+        out.append(drawn)
+    joined = "\n".join(html for _, html in out)
+    if _tables.drawn is not None and all(row_id is not None for row_id, _ in out):
+        _tables.drawn.append((into, joined, [(i, html) for i, html in out if i is not None]))
     return Markup(joined)
 
 
 #: A part of a section that changes on its own (a caption's count, the ledger's totals): an
 #: element with an id and ``data-part`` that holds no element of its own kind.
-_PART = re.compile(r'<(\w+) id="([^"]+)" data-part>.*?</\1>', re.S)
+_PART_MARK = " data-part>"
+_PART_OPEN = re.compile(r'<(\w+) id="([^"]+)" data-part>')
 
 
 @dataclass(frozen=True)
@@ -180,17 +180,37 @@ def _record_layout(html: str, drawn: list[tuple[str, str, list[tuple[str, str]]]
             return  # an empty table, or rows the frame holds twice: sent whole when it changes
         frame = frame.replace(joined, "\x00")
         tables.append((into, tuple(table)))
-    parts: list[tuple[str, str]] = []
-
-    def cut(found: re.Match[str]) -> str:
-        parts.append((found.group(2), found.group(0)))
-        return "\x01"
-
-    frame = _PART.sub(cut, frame)
+    frame, parts = _cut_parts(frame)
     if len(_layouts) >= _LAYOUTS_KEPT:
         _layouts.clear()
         _patches.clear()
     _layouts[html] = _Layout(frame, tuple(tables), tuple(parts))
+
+
+def _cut_parts(html: str) -> tuple[str, list[tuple[str, str]]]:
+    # Each part (``_PART_OPEN`` to its element's first closing tag) replaced by "\x01", with
+    # the parts' (id, HTML) in order. Found by their mark, not by a pattern tried at every
+    # tag: a section is tens of kilobytes and holds two or three parts.
+    kept: list[str] = []
+    parts: list[tuple[str, str]] = []
+    done = 0
+    mark = html.find(_PART_MARK)
+    while mark >= 0:
+        start = html.rfind("<", done, mark)
+        opened = None if start < 0 else _PART_OPEN.match(html, start)
+        after = mark + len(_PART_MARK)
+        end = -1
+        if opened is not None and opened.end() == after:
+            closing = f"</{opened.group(1)}>"
+            end = html.find(closing, after)
+            if end >= 0:
+                end += len(closing)
+                kept += [html[done:start], "\x01"]
+                parts.append((opened.group(2), html[start:end]))
+                done = end
+        mark = html.find(_PART_MARK, max(after, done))
+    kept.append(html[done:])
+    return "".join(kept), parts
 
 
 def _swapped(element: str) -> str:
