@@ -424,6 +424,11 @@ _CHANGED_JOBS_SQL = (
 )
 
 
+def _cut_to_another_limit(listed: int, total: int, limit: int) -> bool:
+    # Whether an earlier read listed other than the newest ``limit`` of its ``total``.
+    return listed != min(limit, total)
+
+
 def _newest(part: str) -> float:
     return float(part.split(":")[1]) - _SLACK_S
 
@@ -434,7 +439,9 @@ def _jobs_since(
     # Jobs are never deleted, and every change to a job or to one of its shards updates its
     # time: the newest jobs now are the ones listed before with those updated since (the
     # jobs' or their shards' time after the newest before) put in. None: read them whole.
-    if len(since.jobs) > limit or len(since.parts) != len(parts):
+    if len(since.parts) != len(parts) or _cut_to_another_limit(
+        len(since.jobs), since.jobs_total, limit
+    ):
         return None
     rows = conn.execute(
         _CHANGED_JOBS_SQL, (_newest(since.parts[_JOBS]), _newest(since.parts[_SHARDS]))
@@ -451,7 +458,7 @@ def _movements_since(
 ) -> tuple[list[dict[str, object]], int] | None:
     # Movements are append-only: the newest now are the ones numbered after the newest the
     # earlier read saw, then the ones it listed.
-    if len(since.movements) > limit or not since.parts:
+    if not since.parts or _cut_to_another_limit(len(since.movements), since.movements_total, limit):
         return None
     first = int(since.parts[_LEDGER].split(":")[0])
     newer = conn.execute(

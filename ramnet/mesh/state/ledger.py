@@ -470,6 +470,29 @@ class Ledger:
             },
         }
 
+    def totals(self) -> dict[str, Any]:
+        """``show()["totals"]`` alone, summed in SQL without listing the accounts (what the
+        dashboard shows each time the ledger moves).
+
+        Returns:
+            ``{"minted", "burned", "escrow", "balances", "bonds", "conserved"}``.
+        """
+        with self.store.snapshot() as conn:
+            minted, burned = self._totals(conn)
+            escrow = int(conn.execute("SELECT coalesce(sum(held), 0) FROM escrows").fetchone()[0])
+            found = conn.execute(
+                "SELECT coalesce(sum(balance), 0), coalesce(sum(bond), 0) FROM accounts"
+            ).fetchone()
+        balances, bonds = int(found[0]), int(found[1])
+        return {
+            "minted": minted,
+            "burned": burned,
+            "escrow": escrow,
+            "balances": balances,
+            "bonds": bonds,
+            "conserved": minted == balances + bonds + escrow + burned,
+        }
+
     def movements(
         self, *, job_id: str | None = None, node_id: str | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:

@@ -139,6 +139,14 @@ class Store:
         """
         return self._db.snapshot()
 
+    def data_version(self) -> int:
+        """SQLite's ``data_version`` on this thread's connection: it changes whenever another
+        connection (this process's other threads', or another process's) committed since this
+        one last asked. Cheap (no table is read): a thread that only reads polls it to skip
+        its queries while nothing was written.
+        """
+        return int(self._db.conn().execute("PRAGMA data_version").fetchone()[0])
+
     def close(self) -> None:
         """Close every connection this store opened (call once no thread uses it any more)."""
         self._db.close()

@@ -129,6 +129,32 @@ def test_nothing_polls_while_no_dashboard_is_open() -> None:
     asyncio.run(scenario())
 
 
+def test_the_poller_reads_nothing_while_nothing_was_written() -> None:
+    state = FakeState()
+    written = [0]
+
+    async def scenario() -> None:
+        feed = Feed(
+            state.fingerprint, state.render, _offload, poll_s=0.01, watch=lambda: written[0]
+        )
+        stream = feed.stream(None, "v0")
+        await anext(stream)
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.1)
+        reads = state.reads
+        assert reads <= 3  # the stream's start and the poller's first read, not one per poll
+        await asyncio.sleep(0.1)
+        assert state.reads == reads
+        state.version = 1  # written: the token moves, the fingerprint is read, the page told
+        state.sections["jobs"] = "<p>j1</p>"
+        written[0] += 1
+        assert _parse(await asyncio.wait_for(waiting, 5)) == {"jobs": "<p>j1</p>"}
+        assert state.reads == reads + 1
+        await stream.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_silence_is_kept_alive(monkeypatch: Any) -> None:
     from ramnet.mesh.coordinator.dashboard import feed as feed_module
 

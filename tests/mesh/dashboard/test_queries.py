@@ -183,3 +183,15 @@ def test_what_a_change_reads_uses_indexes_not_every_job(tmp_path: Path) -> None:
             scans = [p for p in plan if p.split()[:2] in (["SCAN", "jobs"], ["SCAN", "shards"])]
             assert all("INDEX" in p for p in scans), (sql, plan)
             assert not any("B-TREE FOR ORDER BY" in p for p in plan), (sql, plan)
+
+
+def test_a_read_since_one_with_other_limits_reads_the_lists_whole(tmp_path: Path) -> None:
+    filled = fill_store(tmp_path, nodes=8, jobs=8, now=1_000_000.0)
+    with Store(tmp_path / "state.sqlite") as store:
+        short = read_overview(store, jobs_limit=3, movements_limit=4)
+        shard = store.list_shards(filled.running[0])[0]
+        store.set_shard_state(shard.shard_id, "accepted", now=1_000_001.0)
+        Ledger(store).pay(filled.running[0], filled.nodes[5], 3, now=1_000_002.0)
+        since = read_overview(store, jobs_limit=6, movements_limit=9, since=short)
+        assert since == read_overview(store, jobs_limit=6, movements_limit=9)
+        assert len(since.jobs) == 6 and len(since.movements) == 9

@@ -42,6 +42,7 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 def totals(ledger: Ledger) -> dict[str, object]:
     t = ledger.show()["totals"]
     assert isinstance(t, dict)
+    assert ledger.totals() == t  # summed in SQL (the dashboard's), the same in every state
     return t
 
 

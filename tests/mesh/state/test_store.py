@@ -669,3 +669,16 @@ def test_a_version_3_store_is_upgraded_and_keeps_its_jobs_shards_and_keys(tmp_pa
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
         assert {"jobs_state", "jobs_consumer"} <= indexes
     s.close()
+
+
+def test_data_version_moves_when_another_connection_writes(tmp_path: Path) -> None:
+    import threading
+
+    s = Store(tmp_path / "state.sqlite")
+    first = s.data_version()
+    assert s.data_version() == first  # nothing written
+    writer = threading.Thread(target=lambda: s.register_node("ab" * 32, now=1.0))
+    writer.start()
+    writer.join()
+    assert s.data_version() != first  # another thread's connection committed
+    s.close()

@@ -75,6 +75,9 @@ class Feed:
         patch: (a section's HTML as a page shows it, its HTML now) -> the rows that changed,
             marked for htmx to swap in place (sent as one ``patch`` event), or None: the
             section is sent whole (``render.patch``; by default every change is sent whole).
+        watch: A cheap token that changes whenever the state may have changed, called in the
+            poller's thread (``Reader.data_version``: SQLite's count of other connections'
+            commits); while it holds, the fingerprint is not read. None: read at every poll.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class Feed:
         stopping: threading.Event | None = None,
         poll_s: float = POLL_S,
         patch: Callable[[str | None, str], str | None] | None = None,
+        watch: Callable[[], object] | None = None,
     ) -> None:
         self._fingerprint = fingerprint
         self._render = render
@@ -93,6 +97,7 @@ class Feed:
         self._stopping = stopping or threading.Event()
         self._poll_s = poll_s
         self._patch = patch
+        self._watch = watch
         self.current: str | None = None
         self.streams = 0
         self._changed: asyncio.Event | None = None
@@ -117,6 +122,7 @@ class Feed:
     def _poll(self, loop: asyncio.AbstractEventLoop) -> None:
         # The poller's thread, while a stream is open. The streams wait on ``_changed``, replaced
         # at each change (on the loop) so that every waiter wakes once.
+        token: object = None
         try:
             while True:
                 with self._lock:
@@ -125,6 +131,11 @@ class Feed:
                         return
                 if self._stopping.wait(self._poll_s):
                     continue
+                if self._watch is not None:
+                    # Nothing written since the last poll: the fingerprint is as it was.
+                    seen, token = token, self._watch()
+                    if seen is not None and seen == token:
+                        continue
                 found = self._fingerprint()
                 if found != self.current:
                     self.current = found

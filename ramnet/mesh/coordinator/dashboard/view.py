@@ -115,11 +115,16 @@ class Reader:
         """``dashboard_queries.fingerprint`` of the state now."""
         return fingerprint(self._store)
 
+    def data_version(self) -> int:
+        """``Store.data_version`` on the calling thread's connection (changes when another
+        connection wrote): the poller, which only reads, skips the fingerprint while it holds."""
+        return self._store.data_version()
+
     def overview(
         self, now: float | None = None, *, since: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """The main page's context: ``overview`` (``dashboard_queries.Overview``), ``ledger``
-        (``Ledger.show``: accounts and conserved totals), ``verdicts`` (dispute id ->
+        (``{"totals": Ledger.totals()}``: the conserved totals), ``verdicts`` (dispute id ->
         ``VerdictView``), ``plots`` (``plot_data``), ``fingerprint`` and ``now``.
 
         Args:
@@ -142,7 +147,7 @@ class Reader:
         def same(part: str) -> bool:  # read_overview kept that part of ``before`` as it was
             return before is not None and getattr(overview, part) is getattr(before, part)
 
-        ledger = kept["ledger"] if same("movements") else self._ledger.show()
+        ledger = kept["ledger"] if same("movements") else {"totals": self._ledger.totals()}
         plots = kept["plots"] if same("timeline") else plot_data(overview.timeline, now)
         verdicts = kept["verdicts"] if same("disputes") else self._verdicts_of(overview.disputes)
         return {

@@ -87,7 +87,14 @@ def dashboard_routes(
         names = MAIN_SECTIONS if view is None else JOB_SECTIONS
         return context["fingerprint"], sections.render(view, names, context)
 
-    feed = Feed(reader.fingerprint, rendered, run_in_threadpool, stopping=stopping, patch=patch)
+    feed = Feed(
+        reader.fingerprint,
+        rendered,
+        run_in_threadpool,
+        stopping=stopping,
+        patch=patch,
+        watch=reader.data_version,
+    )
     threading.Thread(target=warm_up, name="dashboard-warm-up", daemon=True).start()
 
     def html(text: str) -> Any:
