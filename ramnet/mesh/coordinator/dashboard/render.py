@@ -170,16 +170,25 @@ class _Layout:
 _layouts: dict[str, _Layout] = {}
 _patches: dict[tuple[str, str], str | None] = {}
 _LAYOUTS_KEPT = 256
+#: How much of a table's rows finds them in their section (their first row's id is in it).
+_HEAD = 96
 
 
 def _record_layout(html: str, drawn: list[tuple[str, str, list[tuple[str, str]]]]) -> None:
     frame = html
     tables = []
     for into, joined, table in drawn:
-        if not joined or frame.count(joined) != 1:
+        # The rows are tens of kilobytes: found by their start (the first row's id) and
+        # compared in place, not searched for whole. A start found twice is taken for rows
+        # the frame holds twice.
+        head = joined[:_HEAD]
+        at = frame.find(head) if joined else -1
+        if at < 0 or not frame.startswith(joined, at) or frame.find(head, at + 1) >= 0:
             return  # an empty table, or rows the frame holds twice: sent whole when it changes
-        frame = frame.replace(joined, "\x00")
+        frame = f"{frame[:at]}\x00{frame[at + len(joined) :]}"
         tables.append((into, tuple(table)))
+    if not tables and _PART_MARK not in frame:
+        return  # nothing in it changes on its own: a change sends it whole
     frame, parts = _cut_parts(frame)
     if len(_layouts) >= _LAYOUTS_KEPT:
         _layouts.clear()
