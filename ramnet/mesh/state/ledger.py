@@ -458,17 +458,7 @@ class Ledger:
         ]
         balances = sum(a["balance"] for a in accounts)
         bonds = sum(a["bond"] for a in accounts)
-        return {
-            "accounts": accounts,
-            "totals": {
-                "minted": minted,
-                "burned": burned,
-                "escrow": escrow,
-                "balances": balances,
-                "bonds": bonds,
-                "conserved": minted == balances + bonds + escrow + burned,
-            },
-        }
+        return {"accounts": accounts, "totals": _totals_of(minted, burned, escrow, balances, bonds)}
 
     def totals(self) -> dict[str, Any]:
         """``show()["totals"]`` alone, summed in SQL without listing the accounts (what the
@@ -483,15 +473,7 @@ class Ledger:
             found = conn.execute(
                 "SELECT coalesce(sum(balance), 0), coalesce(sum(bond), 0) FROM accounts"
             ).fetchone()
-        balances, bonds = int(found[0]), int(found[1])
-        return {
-            "minted": minted,
-            "burned": burned,
-            "escrow": escrow,
-            "balances": balances,
-            "bonds": bonds,
-            "conserved": minted == balances + bonds + escrow + burned,
-        }
+        return _totals_of(minted, burned, escrow, int(found[0]), int(found[1]))
 
     def movements(
         self, *, job_id: str | None = None, node_id: str | None = None, limit: int = 1000
@@ -655,3 +637,14 @@ class Ledger:
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (kind, src, dst, amount, job_id, ref, t),
         )
+
+
+def _totals_of(minted: int, burned: int, escrow: int, balances: int, bonds: int) -> dict[str, Any]:
+    return {
+        "minted": minted,
+        "burned": burned,
+        "escrow": escrow,
+        "balances": balances,
+        "bonds": bonds,
+        "conserved": minted == balances + bonds + escrow + burned,
+    }
