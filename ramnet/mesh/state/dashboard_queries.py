@@ -38,8 +38,7 @@ class NodeRow:
     """A registered node with its account and the shards it computed.
 
     Attributes:
-        payout_bound: Whether its payout address is bound by a checked wallet signature (None:
-            this store does not record bindings).
+        payout_bound: Whether its payout address is bound by a checked wallet signature.
         shards_done: Its shards it delivered (revealed, or accepted; a settled job's shards
             stay revealed) that were not rejected; shards_held: those it holds now (assigned
             or committed).
@@ -50,7 +49,7 @@ class NodeRow:
     prove: bool
     banned: bool
     payout_address: str | None
-    payout_bound: bool | None
+    payout_bound: bool
     registered_at: float
     last_seen: float | None
     bond: int
@@ -290,12 +289,10 @@ def _job_rows(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> list[JobRow]
 
 
 def _nodes(conn: sqlite3.Connection, only: set[str] | None = None) -> list[NodeRow]:
-    columns = {str(r["name"]) for r in conn.execute("PRAGMA table_info(nodes)")}
-    # A store that records bindings has the column; an older one shows no flag at all.
-    bound = "n.payout_bound" if "payout_bound" in columns else "NULL"
+    # Every store has the binding's column: an older one gains it when it opens (schema v5).
     among = "" if only is None else f" WHERE n.node_id IN ({', '.join('?' * len(only))})"
     rows = conn.execute(
-        f"SELECT n.node_id, n.validator, n.prove, n.banned, n.payout_address, {bound} AS bound,"
+        f"SELECT n.node_id, n.validator, n.prove, n.banned, n.payout_address, n.payout_bound,"
         " n.registered_at, n.last_seen,"
         " coalesce(a.bond, 0) AS bond, coalesce(a.balance, 0) AS balance,"
         " coalesce(a.slashed, 0) AS slashed,"
@@ -314,7 +311,7 @@ def _nodes(conn: sqlite3.Connection, only: set[str] | None = None) -> list[NodeR
             prove=bool(r["prove"]),
             banned=bool(r["banned"]),
             payout_address=None if r["payout_address"] is None else str(r["payout_address"]),
-            payout_bound=None if r["bound"] is None else bool(r["bound"]),
+            payout_bound=bool(r["payout_bound"]),
             registered_at=float(r["registered_at"]),
             last_seen=None if r["last_seen"] is None else float(r["last_seen"]),
             bond=int(r["bond"]),

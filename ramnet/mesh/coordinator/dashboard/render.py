@@ -168,7 +168,6 @@ class _Layout:
 
 #: Sections' layouts, by their HTML (``SectionCache`` records them; ``patch`` reads them).
 _layouts: dict[str, _Layout] = {}
-_patches: dict[tuple[str, str], str | None] = {}
 _LAYOUTS_KEPT = 256
 #: How much of a table's rows finds them in their section (their first row's id is in it).
 _HEAD = 96
@@ -192,7 +191,6 @@ def _record_layout(html: str, drawn: list[tuple[str, str, list[tuple[str, str]]]
     frame, parts = _cut_parts(frame)
     if len(_layouts) >= _LAYOUTS_KEPT:
         _layouts.clear()
-        _patches.clear()
     _layouts[html] = _Layout(frame, tuple(tables), tuple(parts))
 
 
@@ -275,12 +273,7 @@ def patch(old: str | None, new: str) -> str | None:
     """
     if old is None:
         return None
-    key = (old, new)
-    if key in _patches:
-        return _patches[key]
-    found = _patch(_layouts.get(old), _layouts.get(new))
-    _patches[key] = found
-    return found
+    return _patch(_layouts.get(old), _layouts.get(new))
 
 
 def _patch(before: _Layout | None, after: _Layout | None) -> str | None:
