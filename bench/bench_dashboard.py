@@ -91,6 +91,11 @@ OBSERVE = """
 """
 
 
+def _say(message: str) -> None:
+    """What the benchmark is doing now, on stderr (stdout carries the result alone)."""
+    print(f"bench_dashboard: {message}", file=sys.stderr, flush=True)
+
+
 def _chromium() -> str:
     for path in (os.environ.get("RAMNET_TEST_CHROMIUM", ""), "/usr/bin/chromium"):
         if path and os.access(path, os.X_OK):
@@ -188,6 +193,7 @@ def first_paint(browser: Any, folder: Path, runs: int) -> dict[str, float]:
     first: list[float] = []
     warm: list[float] = []
     for run in range(runs):
+        _say(f"first paint {run + 1}/{runs}: a fresh coordinator on 30 nodes and 200 jobs")
         where = folder / f"fcp{run}"
         where.mkdir()
         shutil.copytree(filled, where / "s")
@@ -222,6 +228,7 @@ def live_delay(browser: Any, mesh: ProcessMesh, runs: int) -> dict[str, object]:
     delays = []
     try:
         for run in range(runs):
+            _say(f"live update {run + 1}/{runs}: a {SMALL} mesh job, the dashboard open")
             job = _run_job(mesh, SMALL, 100 + run)
             _wait(page, f"'{job}' in window.__settledAt")
             shown_ms = float(page.evaluate(f"window.__settledAt['{job}']"))
@@ -362,6 +369,7 @@ def cpu_with_dashboards(
     pid = mesh.procs["coord"].pid
     url = mesh.env["RAMNET_COORDINATOR"]
     shape = f"{n}x{n}x{n}"
+    _say(f"CPU: an untimed {shape} mesh job first (every process warm)")
     _run_job(mesh, shape, 1)  # untimed: every process warm
     unknown = set(kinds) - {"browsers", "streams", "busy"}
     if unknown:
@@ -374,6 +382,7 @@ def cpu_with_dashboards(
     order = list(cpu)
     busy = _BusyServer()
     for run in range(runs):
+        _say(f"CPU {run + 1}/{runs}: one {shape} mesh job with each of {', '.join(order)}")
         for kind in order[run % len(order) :] + order[: run % len(order)]:
             before_open = process_cpu_s(pid)
             pages = [_open_dashboard(browser, url) for _ in range(5 if kind == "browsers" else 0)]
@@ -455,7 +464,8 @@ def idle_cost(
     pid = mesh.procs["coord"].pid
     url = mesh.env["RAMNET_COORDINATOR"]
     extra = []
-    for _ in range(runs):
+    for run in range(runs):
+        _say(f"idle cost {run + 1}/{runs}: {seconds:g} s with no dashboard, then with 5")
         spent = {}
         for pages in (0, 5):
             opened = [_open_dashboard(browser, url) for _ in range(pages)]
@@ -529,6 +539,7 @@ def main() -> None:
                 fill_store(folder / "mesh" / "s", nodes=30, jobs=args.history, live=False)
             mesh = ProcessMesh(folder / "mesh")
             try:
+                _say("starting a coordinator and 3 workers, then an untimed small job")
                 _start_coordinator(mesh)
                 for w in range(3):
                     mesh.worker(f"w{w}", "--bond", "10")
