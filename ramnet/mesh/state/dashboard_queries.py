@@ -474,18 +474,22 @@ def _nodes_since(
     # While the nodes' own rows did not change (their part of the fingerprint), a node's row
     # changes only in its account (a movement since names it) or its shards (a shard updated
     # since names it): only those are read again. A shard that left its node (back to pending)
-    # names none, so its node is unknown: None, and every node is read.
+    # names none, so its node is unknown: None, and every node is read. A pending shard
+    # created after the newest shard seen (a job just submitted) was on no node's row then
+    # and is on none now: it names no node, and none is read for it.
     if len(since.parts) != len(parts) or since.parts[_NODES] != parts[_NODES]:
         return None
     touched: set[str] = set()
     if since.parts[_SHARDS] != parts[_SHARDS]:
+        newest = _newest(since.parts[_SHARDS])
         holders = conn.execute(
-            "SELECT DISTINCT node_id FROM shards WHERE updated_at >= ?",
-            (_newest(since.parts[_SHARDS]),),
+            "SELECT DISTINCT node_id, node_id IS NULL AND created_at <= ? FROM shards"
+            " WHERE updated_at >= ?",
+            (newest, newest),
         ).fetchall()
-        if any(r[0] is None for r in holders):
+        if any(r[1] for r in holders):
             return None
-        touched.update(str(r[0]) for r in holders)
+        touched.update(str(r[0]) for r in holders if r[0] is not None)
     if since.parts[_LEDGER] != parts[_LEDGER]:
         first = int(since.parts[_LEDGER].split(":")[0])
         named = conn.execute("SELECT src, dst FROM movements WHERE movement_id > ?", (first,))

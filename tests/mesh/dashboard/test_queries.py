@@ -8,7 +8,7 @@ from ramnet.mesh.coordinator.dashboard.plots import plot_data
 from ramnet.mesh.state.dashboard_queries import Timeline, fingerprint, read_job, read_overview
 from ramnet.mesh.state.ledger import Ledger
 from ramnet.mesh.state.store import Store
-from tests.mesh.dashboard.filled_store import fill_store, hex_id
+from tests.mesh.dashboard.filled_store import _job, fill_store, hex_id
 
 
 def test_overview_counts_what_was_stored(tmp_path: Path) -> None:
@@ -83,6 +83,8 @@ def test_an_overview_read_since_another_equals_a_whole_read(tmp_path: Path) -> N
             ),
             "a job settles": lambda: store.set_job_state(running, "settled", now=1_000_002.0),
             "a node is paid": lambda: ledger.pay(running, filled.nodes[5], 3, now=1_000_003.0),
+            # Its shards are pending, on no node: no node's row is read again for them.
+            "a job is submitted": lambda: _job(store, ledger, filled, 900, 1_000_003.2),
             # Its node is no longer named by the shard: every node is read again.
             "a shard goes back to pending": lambda: store.set_shard_state(
                 store.list_shards(filled.running[1])[0].shard_id, "pending", now=1_000_003.5
@@ -129,6 +131,14 @@ def test_an_overview_read_since_another_equals_a_whole_read(tmp_path: Path) -> N
                 assert since.movements[1] is before.movements[0]  # the new one alone was read
                 kept = [a is b for a, b in zip(since.nodes, before.nodes, strict=True)]
                 assert kept.count(False) == 1  # the node paid
+            if what == "a job is submitted":
+                # Not every node: the consumer (its escrow left its balance) and at most the
+                # holder of the shard updated last before (looked for from the newest time).
+                read = [
+                    a.node_id for a, b in zip(since.nodes, before.nodes, strict=True) if a is not b
+                ]
+                assert filled.consumer in read and len(read) <= 2 < len(since.nodes)
+                assert since.jobs[0].job_id.startswith("job-0900-")
             if what == "a job settles":  # the plots' events grew by one, read alone
                 assert since.timeline.settled[:-1] == before.timeline.settled
                 assert since.timeline.settled_jobs[-1] == running
