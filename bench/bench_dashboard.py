@@ -29,15 +29,20 @@ and psutil (the `bench` extra).
   connections a page load leaves). The coordinator's CPU seconds (user + system, every thread,
   to the nanosecond: Linux's per-process CPU clock) from submitting the job to --tail-s after
   its end (the pages drawing the job settled, one poll later, included): medians
-  (--cpu-runs of each), the relative differences (of the medians, of the totals and the median
-  of each run's paired difference); the CPU the coordinator spent while 5 pages opened; what
+  (--cpu-runs of each), the relative differences (of the medians, of the totals, the median
+  of each run's paired difference, and the mean of the paired differences with its 95%
+  bootstrap interval); each job's minor page faults and system seconds (a job whose buffers
+  were faulted in afresh costs the kernel 0.1-0.2 s more: the job's own noise, not the
+  dashboards'); the CPU the coordinator spent while 5 pages opened; what
   the 5 pages cost Chromium per job (psutil, every Chromium process); and the extra CPU per
   second of 5 dashboards open on an idle mesh;
 - with --attribute, the dashboard's own code per job counted inside the coordinator
   (bench/_dashboard_probe: each thread's CPU clock around the poller's reads, the reads and
   renders of a change, each stream's batch and its writes), for each kind, and as a share of
-  the coordinator's CPU per job with none open: a job's CPU varies about 20% from run to run,
-  more than the 5% the whole-process difference is asked to resolve.
+  the coordinator's CPU per job with none open: a job's CPU varies 10-20% from run to run,
+  more than the 5% the whole-process difference is asked to resolve. The probe itself changes
+  how the coordinator's memory is reused: with it, most jobs fault their buffers in afresh
+  (without it, a few in 50 do), so take the whole-process figures from a run without it.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, emit, process_cpu_s
+from _common import ROOT, emit, paired_mean_interval, process_cpu_s, process_faults
 from _procs import ME, ProcessMesh
 
 sys.path.insert(0, str(ROOT))
@@ -375,6 +380,11 @@ def cpu_with_dashboards(
     if unknown:
         raise SystemExit(f"bench: no such kind of dashboard: {', '.join(sorted(unknown))}")
     cpu: dict[str, list[float]] = {kind: [] for kind in ("none", *kinds)}
+    # Per job: the coordinator's minor page faults and system seconds. A job whose buffers
+    # are faulted in afresh costs the kernel 0.1-0.2 s more: the job's own noise, which
+    # these show apart from the dashboards'.
+    faults: dict[str, list[int]] = {kind: [] for kind in cpu}
+    system: dict[str, list[float]] = {kind: [] for kind in cpu}
     opening: list[float] = []
     chromium: dict[str, list[float]] = {"browsers": [], "busy": []}
     probed: dict[str, dict[str, list[float]]] = {}
@@ -391,6 +401,7 @@ def cpu_with_dashboards(
             time.sleep(settle_s)
             try:
                 counted = _probe()
+                faults_before = process_faults(pid)
                 before, t0 = process_cpu_s(pid), time.perf_counter()
                 browser_before = _chromium_cpu_s()
                 if kind == "browsers":
@@ -398,6 +409,9 @@ def cpu_with_dashboards(
                 _run_job(mesh, shape, 10 + run)
                 time.sleep(tail_s)
                 cpu[kind].append(process_cpu_s(pid) - before)
+                faults_after = process_faults(pid)
+                faults[kind].append(faults_after[0] - faults_before[0])
+                system[kind].append(faults_after[1] - faults_before[1])
                 for name, (calls, seconds) in _probe().items():
                     was = counted.get(name, [0, 0.0])
                     into = probed.setdefault(kind, {}).setdefault(name, [0.0, 0.0])
@@ -429,8 +443,20 @@ def cpu_with_dashboards(
         # the least moved by the machine's load drifting between runs.
         paired = [100 * (k - b) / b for k, b in zip(cpu[kind], cpu["none"], strict=True)]
         out[f"coordinator_cpu_{label}_paired_more_pct"] = round(statistics.median(paired), 1)
+        # The mean of the paired differences, as a share of the median job with none open,
+        # with its 95% bootstrap interval: what the whole process can say, and how surely.
+        mean, low, high = paired_mean_interval(
+            [k - b for k, b in zip(cpu[kind], cpu["none"], strict=True)]
+        )
+        out[f"coordinator_cpu_{label}_paired_mean_more_pct"] = round(100 * mean / base, 1)
+        out[f"coordinator_cpu_{label}_paired_mean_more_pct_ci95"] = [
+            round(100 * low / base, 1),
+            round(100 * high / base, 1),
+        ]
     for kind, values in cpu.items():
         out[f"coordinator_cpu_{kind}_runs_s"] = [round(v, 4) for v in values]
+        out[f"coordinator_minor_faults_{kind}_runs"] = faults[kind]
+        out[f"coordinator_system_{kind}_runs_s"] = [round(v, 2) for v in system[kind]]
     if opening:
         out["coordinator_cpu_open_5_pages_ms"] = round(1000 * statistics.median(opening), 1)
     for kind, label in labels.items():
