@@ -468,6 +468,14 @@ def _movements_since(
     return ([dict(r) for r in newer] + since.movements)[:limit], since.movements_total + added
 
 
+# The shards updated since a time: their node, and whether they may have left one (a pending
+# shard that existed then). Not DISTINCT: SQLite would then scan every shard in the order of
+# their nodes instead of searching the few updated since by time.
+_SHARD_HOLDERS_SQL = (
+    "SELECT node_id, node_id IS NULL AND created_at <= ? FROM shards WHERE updated_at >= ?"
+)
+
+
 def _nodes_since(
     conn: sqlite3.Connection, since: Overview, parts: tuple[str, ...]
 ) -> list[NodeRow] | None:
@@ -482,11 +490,7 @@ def _nodes_since(
     touched: set[str] = set()
     if since.parts[_SHARDS] != parts[_SHARDS]:
         newest = _newest(since.parts[_SHARDS])
-        holders = conn.execute(
-            "SELECT DISTINCT node_id, node_id IS NULL AND created_at <= ? FROM shards"
-            " WHERE updated_at >= ?",
-            (newest, newest),
-        ).fetchall()
+        holders = conn.execute(_SHARD_HOLDERS_SQL, (newest, newest)).fetchall()
         if any(r[1] for r in holders):
             return None
         touched.update(str(r[0]) for r in holders if r[0] is not None)

@@ -178,21 +178,31 @@ def test_a_page_context_read_since_another_equals_a_whole_one(tmp_path: Path) ->
 def test_what_a_change_reads_uses_indexes_not_every_job(tmp_path: Path) -> None:
     # Each job's row holds its spec: a query that scans the jobs or the shards reads the
     # coordinator's whole past at each change, and a dashboard costs more the longer it serves.
-    from ramnet.mesh.state import dashboard_queries
+    from ramnet.mesh.state import dashboard_queries as q
 
     fill_store(tmp_path, nodes=8, jobs=8)
-    queries = [
-        dashboard_queries._FINGERPRINT_SQL,
-        "SELECT job_id FROM jobs ORDER BY created_at DESC, job_id LIMIT 50",
-        dashboard_queries._SETTLED_SQL + " AND updated_at > 0 ORDER BY updated_at",
-        dashboard_queries._CHANGED_JOBS_SQL.replace("?", "0"),
+    # What every read does: a scan in index order is allowed where it stops early (LIMIT) or
+    # reads an index alone (the fingerprint's counts).
+    whole = [
+        (q._FINGERPRINT_SQL, ()),
+        ("SELECT job_id FROM jobs ORDER BY created_at DESC, job_id LIMIT 50", ()),
+    ]
+    # What a read since an earlier one does (bound parameters, as the reads run them): it must
+    # search by time or number, never scan.
+    since = [
+        (q._SETTLED_SQL + " AND updated_at > ? ORDER BY updated_at", (1.0,)),
+        (q._CHANGED_JOBS_SQL, (1.0, 1.0)),
+        (q._SHARD_HOLDERS_SQL, (1.0, 1.0)),
+        (q._SLASHES_SQL + " AND movement_id > ? ORDER BY movement_id", (1,)),
     ]
     with Store(tmp_path / "state.sqlite") as store, store.snapshot() as conn:
-        for sql in queries:
-            plan = [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        for sql, params in whole + since:
+            plan = [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
             scans = [p for p in plan if p.split()[:2] in (["SCAN", "jobs"], ["SCAN", "shards"])]
             assert all("INDEX" in p for p in scans), (sql, plan)
             assert not any("B-TREE FOR ORDER BY" in p for p in plan), (sql, plan)
+            if (sql, params) in since:
+                assert not any(p.startswith("SCAN") for p in plan), (sql, plan)
 
 
 def test_a_read_since_one_with_other_limits_reads_the_lists_whole(tmp_path: Path) -> None:
