@@ -7,10 +7,11 @@ costs the event loop nothing (no task woken, no thread handed work). When it cha
 wakes; the sections it shows are rendered once per state for all of them (``Feed.sections``,
 cached by fingerprint) and each stream sends only the sections whose HTML changed since it last
 sent them, each section's event encoded once for all, and the whole write made once for every
-stream that showed the same state. What a change costs does not grow with the
+stream that showed the same state. The rows a change reads and renders do not grow with the
 coordinator's past: only what depends on the part of the state that changed is read again
 (``read_overview(since=...)``: a job's shards moving reads the jobs and the nodes, not the
-ledger), and only the rows that changed are rendered again (``render.rows``). With no dashboard
+ledger), and only the rows that changed are rendered again (``render.rows``); a few aggregates
+still walk every job (docs/mesh.md says which). With no dashboard
 open nothing polls, so a coordinator that nobody watches pays nothing.
 
 A stream ends when its client goes, or when the server stops (``stopping``): an open dashboard
