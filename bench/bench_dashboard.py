@@ -441,13 +441,12 @@ def cpu_with_dashboards(
         )
         # Each run's three jobs ran back to back: the median of the per-run differences is
         # the least moved by the machine's load drifting between runs.
-        paired = [100 * (k - b) / b for k, b in zip(cpu[kind], cpu["none"], strict=True)]
+        differences = [k - b for k, b in zip(cpu[kind], cpu["none"], strict=True)]
+        paired = [100 * d / b for d, b in zip(differences, cpu["none"], strict=True)]
         out[f"coordinator_cpu_{label}_paired_more_pct"] = round(statistics.median(paired), 1)
         # The mean of the paired differences, as a share of the median job with none open,
         # with its 95% bootstrap interval: what the whole process can say, and how surely.
-        mean, low, high = paired_mean_interval(
-            [k - b for k, b in zip(cpu[kind], cpu["none"], strict=True)]
-        )
+        mean, low, high = paired_mean_interval(differences)
         out[f"coordinator_cpu_{label}_paired_mean_more_pct"] = round(100 * mean / base, 1)
         out[f"coordinator_cpu_{label}_paired_mean_more_pct_ci95"] = [
             round(100 * low / base, 1),

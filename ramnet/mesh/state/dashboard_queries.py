@@ -383,7 +383,7 @@ def _timeline(
         # newest movement the earlier read saw.
         first = 0
         if since is not None and since.parts:
-            first = int(since.parts[_LEDGER].split(":")[0])
+            first = _last_movement(since.parts)
         rows = conn.execute(
             _SLASHES_SQL + " AND movement_id > ? ORDER BY movement_id", (first,)
         ).fetchall()
@@ -430,6 +430,12 @@ def _newest(part: str) -> float:
     return float(part.split(":")[1]) - _SLACK_S
 
 
+def _last_movement(parts: tuple[str, ...]) -> int:
+    # The newest movement's number when ``parts`` were read (movements are append-only: the
+    # ones after it came since).
+    return int(parts[_LEDGER].split(":")[0])
+
+
 def _jobs_since(
     conn: sqlite3.Connection, since: Overview, parts: tuple[str, ...], limit: int
 ) -> list[JobRow] | None:
@@ -457,7 +463,7 @@ def _movements_since(
     # earlier read saw, then the ones it listed.
     if not since.parts or _cut_to_another_limit(len(since.movements), since.movements_total, limit):
         return None
-    first = int(since.parts[_LEDGER].split(":")[0])
+    first = _last_movement(since.parts)
     newer = conn.execute(
         "SELECT movement_id, kind, src, dst, amount, job_id, at FROM movements"
         " WHERE movement_id > ? ORDER BY movement_id DESC LIMIT ?",
@@ -495,7 +501,7 @@ def _nodes_since(
             return None
         touched.update(str(r[0]) for r in holders if r[0] is not None)
     if since.parts[_LEDGER] != parts[_LEDGER]:
-        first = int(since.parts[_LEDGER].split(":")[0])
+        first = _last_movement(since.parts)
         named = conn.execute("SELECT src, dst FROM movements WHERE movement_id > ?", (first,))
         touched.update(str(node) for pair in named for node in pair if node is not None)
     fresh = {node.node_id: node for node in _nodes(conn, touched)} if touched else {}
