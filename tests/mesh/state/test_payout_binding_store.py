@@ -59,18 +59,25 @@ def test_binding_needs_its_address(store: Store) -> None:
         store.payout_binding(A)
 
 
+def _as_version(path: Path, version: int, statements: list[str]) -> None:
+    # Turn a store written now back into what an older version wrote.
+    raw = sqlite3.connect(path)
+    for statement in statements:
+        raw.execute(statement)
+    raw.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    raw.commit()
+    raw.close()
+
+
 def test_a_version_4_store_is_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     s = Store(path)
     s.register_node(A, payout_address="somewhere", now=1.0)
     s.close()
-    raw = sqlite3.connect(path)
     # What version 4 looked like: nodes without the binding's columns.
-    for column in ("payout_bound", "payout_binding"):
-        raw.execute(f"ALTER TABLE nodes DROP COLUMN {column}")
-    raw.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
-    raw.commit()
-    raw.close()
+    _as_version(
+        path, 4, [f"ALTER TABLE nodes DROP COLUMN {c}" for c in ("payout_bound", "payout_binding")]
+    )
     s = Store(path)
     assert s.schema_version == 6
     node = s.get_node(A)
@@ -92,12 +99,7 @@ def test_a_version_5_store_gains_the_dashboards_indexes(tmp_path: Path) -> None:
     s.register_node(A, now=1.0)
     s.close()
     names = ("jobs_updated", "jobs_created", "jobs_state_updated", "shards_updated")
-    raw = sqlite3.connect(path)
-    for name in names:  # what version 5 looked like
-        raw.execute(f"DROP INDEX {name}")
-    raw.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
-    raw.commit()
-    raw.close()
+    _as_version(path, 5, [f"DROP INDEX {name}" for name in names])  # what version 5 looked like
     s = Store(path)
     assert s.schema_version == 6
     assert s.get_node(A).registered_at == 1.0
