@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from typing import TypeGuard
 
 from ramnet.mesh.state.checks import check_int, check_job_id
+from ramnet.mesh.state.counts import (
+    JOBS_COUNT_SQL,
+    SETTLED_COUNT_SQL,
+    SHARDS_COUNT_SQL,
+    job_state_counts,
+)
 from ramnet.mesh.state.errors import NotFoundError
 from ramnet.mesh.state.records import SHARD_STATES, Dispute, ShardRole, ShardState
 from ramnet.mesh.state.rows import dispute_of
@@ -173,16 +179,20 @@ class JobDetail:
     fingerprint: str
 
 
-_FINGERPRINT_SQL = """
+# The jobs' and the shards' counts are kept by triggers (``counts``): counted here, each would
+# walk every job or shard the coordinator ever had at each poll that finds a write. The newest
+# times are found by their indexes.
+_FINGERPRINT_SQL = f"""
 SELECT
-  (SELECT count(*) || ':' || coalesce(max(updated_at), 0) FROM jobs),
-  (SELECT count(*) || ':' || coalesce(max(updated_at), 0) FROM shards),
+  {JOBS_COUNT_SQL} || ':' || (SELECT coalesce(max(updated_at), 0) FROM jobs),
+  {SHARDS_COUNT_SQL} || ':' || (SELECT coalesce(max(updated_at), 0) FROM shards),
   (SELECT count(*) || ':' || coalesce(max(updated_at), 0) || ':' || total(banned)
      || ':' || coalesce(CAST(max(last_seen) / 10 AS INTEGER), 0) FROM nodes),
   (SELECT count(*) || ':' || count(validator) || ':' || count(resolved_at) FROM disputes),
   (SELECT coalesce(max(movement_id), 0) FROM movements)
     || ':' || (SELECT count(*) FROM accounts),
-  (SELECT count(*) || ':' || coalesce(max(updated_at), 0) FROM jobs WHERE state = 'settled')
+  {SETTLED_COUNT_SQL} || ':'
+    || (SELECT coalesce(max(updated_at), 0) FROM jobs WHERE state = 'settled')
 """
 # The parts of the fingerprint, in _FINGERPRINT_SQL's order, and what each read depends on: an
 # account or an escrow changes only with a ledger movement (the ledger's replay checks it), and
@@ -547,10 +557,7 @@ def read_overview(
                 # decode every job's spec, not only the ones listed.
                 found = _job_rows(conn, conn.execute(_NEWEST_JOBS_SQL, (jobs_limit,)).fetchall())
             jobs = found
-            states = {
-                str(r[0]): int(r[1])
-                for r in conn.execute("SELECT state, count(*) FROM jobs GROUP BY state")
-            }
+            states = job_state_counts(conn)
         if _kept(since, parts, "disputes"):
             disputes = since.disputes
         else:

@@ -1,7 +1,8 @@
 """The coordinator's state checked before it is served, and its ledger watched while it is.
 
 ``check_state`` runs SQLite's ``quick_check`` (the file's structure: pages, indexes, constraints)
-and ``foreign_key_check`` (no row refers to a missing one), then the ledger's invariant:
+and ``foreign_key_check`` (no row refers to a missing one), compares the counts the triggers keep
+with the tables (``counts.count_problems``), then the ledger's invariant:
 conservation (``minted == balances + bonds + escrow + burned``, what ``ledger show`` reports as
 ``conserved``) and the replay of every movement against the stored accounts, escrows and totals
 (``Ledger.verify``), which also finds an edit that happens to keep the totals. ``coordinator
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ramnet.mesh.state.counts import count_problems
 from ramnet.mesh.state.errors import StoreError
 from ramnet.mesh.state.ledger import Ledger
 from ramnet.mesh.state.store import Store
@@ -55,6 +57,7 @@ def check_state(store: Store, ledger: Ledger) -> list[str]:
                     f"{len(orphans)} row(s) refer to missing rows (first: {table} row {row},"
                     f" of {parent})"
                 )
+            problems.extend(count_problems(conn))
         totals = ledger.show()["totals"]
         if not totals["conserved"]:
             problems.append(f"the ledger is not conserved: {_totals_line(totals)}")

@@ -44,6 +44,7 @@ from typing import Any, Literal
 
 from ramnet._errors import InvalidInputError, RamnetError
 from ramnet.mesh.state.checks import check_job_id, check_node_id, clock
+from ramnet.mesh.state.counts import escrow_total
 from ramnet.mesh.state.store import Store
 
 __all__ = [
@@ -469,7 +470,7 @@ class Ledger:
         """
         with self.store.snapshot() as conn:
             minted, burned = self._totals(conn)
-            escrow = int(conn.execute("SELECT coalesce(sum(held), 0) FROM escrows").fetchone()[0])
+            escrow = escrow_total(conn)  # kept by a trigger: every job's escrow, not walked
             found = conn.execute(
                 "SELECT coalesce(sum(balance), 0), coalesce(sum(bond), 0) FROM accounts"
             ).fetchone()

@@ -160,7 +160,7 @@ def test_a_version_1_store_is_upgraded(tmp_path: Path) -> None:
     raw.commit()
     raw.close()
     store = Store(path)
-    assert store.schema_version == SCHEMA_VERSION == 6
+    assert store.schema_version == SCHEMA_VERSION == 7
     assert store.get_node("a" * 64).prove is True
     store.register_node("b" * 64, prove=False)
     assert store.get_node("b" * 64).prove is False

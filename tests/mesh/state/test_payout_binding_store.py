@@ -79,7 +79,7 @@ def test_a_version_4_store_is_upgraded(tmp_path: Path) -> None:
         path, 4, [f"ALTER TABLE nodes DROP COLUMN {c}" for c in ("payout_bound", "payout_binding")]
     )
     s = Store(path)
-    assert s.schema_version == 6
+    assert s.schema_version == 7
     node = s.get_node(A)
     assert (node.payout_address, node.payout_bound, node.registered_at) == ("somewhere", False, 1.0)
     assert s.payout_binding(A) is None
@@ -101,7 +101,7 @@ def test_a_version_5_store_gains_the_dashboards_indexes(tmp_path: Path) -> None:
     names = ("jobs_updated", "jobs_created", "jobs_state_updated", "shards_updated")
     _as_version(path, 5, [f"DROP INDEX {name}" for name in names])  # what version 5 looked like
     s = Store(path)
-    assert s.schema_version == 6
+    assert s.schema_version == 7
     assert s.get_node(A).registered_at == 1.0
     with s.snapshot() as conn:
         found = {

@@ -575,7 +575,7 @@ def test_a_version_2_store_is_upgraded_and_keeps_its_jobs(tmp_path: Path) -> Non
     raw.commit()
     raw.close()
     s = Store(path)
-    assert s.schema_version == SCHEMA_VERSION == 6
+    assert s.schema_version == SCHEMA_VERSION == 7
     assert s.get_job("job1").result_blob is None
     s.close()
 
@@ -654,7 +654,7 @@ def test_a_version_3_store_is_upgraded_and_keeps_its_jobs_shards_and_keys(tmp_pa
     raw.commit()
     raw.close()
     s = Store(path)
-    assert s.schema_version == SCHEMA_VERSION == 6
+    assert s.schema_version == SCHEMA_VERSION == 7
     job = s.get_job("job1")
     assert (job.state, job.reason) == ("sharded", None)
     assert s.list_shards(job_id="job1") == shards_before

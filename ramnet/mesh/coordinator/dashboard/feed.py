@@ -10,8 +10,9 @@ sent them, each section's event encoded once for all, and the whole write made o
 stream that showed the same state. The rows a change reads and renders do not grow with the
 coordinator's past: only what depends on the part of the state that changed is read again
 (``read_overview(since=...)``: a job's shards moving reads the jobs and the nodes, not the
-ledger), and only the rows that changed are rendered again (``render.rows``); a few aggregates
-still walk every job (docs/mesh.md says which). With no dashboard
+ledger), and only the rows that changed are rendered again (``render.rows``); the counts a change
+needs are kept by triggers (``state/counts.py``), and the parts that still grow with the past
+are named in docs/mesh.md. With no dashboard
 open nothing polls, so a coordinator that nobody watches pays nothing.
 
 A stream ends when its client goes, or when the server stops (``stopping``): an open dashboard
