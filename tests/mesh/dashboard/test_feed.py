@@ -367,3 +367,92 @@ def test_a_sections_parts_are_cut_as_the_pattern_finds_them(pieces: list[str]) -
 
     expected = re.sub(_PART_PATTERN, cut, html, flags=re.S)
     assert render._cut_parts(html) == (expected, found)
+
+
+def _whole(template: Any, context: Any) -> tuple[str, Any]:
+    # A section rendered whole (its rows in place, no mark) and its layout searched for in it.
+    from ramnet.mesh.coordinator.dashboard import render
+
+    drawn: list[Any] = []
+    render._tables.drawn = drawn
+    try:
+        html = template.render(context)
+    finally:
+        render._tables.drawn = None
+    return html, render._searched_layout(html, drawn)
+
+
+def test_sections_rendered_with_their_rows_marked_are_as_rendered_whole(tmp_path: Any) -> None:
+    # ``SectionCache`` renders each section with its tables' rows as marks and puts it
+    # together: the HTML and its layout are what rendering it whole and searching gives.
+    from ramnet.mesh.coordinator.dashboard import render
+    from ramnet.mesh.coordinator.dashboard.render import JOB_SECTIONS, MAIN_SECTIONS
+    from ramnet.mesh.coordinator.dashboard.view import Reader
+    from ramnet.mesh.state.blobs import BlobStore
+    from ramnet.mesh.state.ledger import Ledger
+    from ramnet.mesh.state.store import Store
+    from tests.mesh.dashboard.filled_store import _job, fill_store
+
+    filled = fill_store(tmp_path, nodes=8, jobs=8, now=1_000_000.0, live=False)
+    env = render._environment()
+    checked: list[str] = []
+    with Store(tmp_path / "state.sqlite") as store:
+        ledger = Ledger(store)
+        reader = Reader(store, ledger, BlobStore(tmp_path / "blobs"))
+        cache = render.SectionCache()
+        context = reader.overview(now=1_000_005.0)
+        views: list[tuple[str | None, tuple[str, ...], Any]] = [(None, MAIN_SECTIONS, context)]
+        views.append((filled.disputed, JOB_SECTIONS, reader.job(filled.disputed, now=1.0)))
+        _job(store, ledger, filled, 99, 1_000_010.0)  # a job, its escrow and its nodes' rows
+        views.append((None, MAIN_SECTIONS, reader.overview(since=context, now=1_000_011.0)))
+        for view, names, shown in views:
+            sections = cache.render(view, names, shown)
+            for name in names:
+                html, layout = _whole(env.get_template(f"_{name}.html"), shown)
+                assert sections[name] == html
+                assert render._layout_of(sections[name]) == layout
+                if layout is not None and layout.tables:
+                    checked.append(name)
+    assert sorted(checked) == ["job", "jobs", "jobs", "ledger", "ledger", "nodes", "nodes"]
+
+
+def test_a_section_that_does_not_print_its_rows_as_given_is_rendered_whole() -> None:
+    # A section whose rows' marks are not each where it called ``rows``, once and in order, is
+    # rendered again whole and its layout searched for; an empty table has none; and no value
+    # printed can pass for a mark.
+    from ramnet.mesh.coordinator.dashboard import render
+
+    def mv(number: int, kind: str = "pay") -> dict[str, object]:
+        return {"movement_id": number, "kind": kind, "src": None, "dst": "ab" * 32,
+                "amount": 3, "job_id": None, "at": 1.0}  # fmt: skip
+
+    table = '<tbody id="{0}">{{{{ rows("_movement_row.html", {1}, "mv", "{0}") }}}}</tbody>'
+    sources = {
+        "one": table.format("t", "a"),
+        "two in order": table.format("t", "a") + "<p>between</p>" + table.format("u", "b"),
+        "printed twice": '{% set r = rows("_movement_row.html", a, "mv", "t") %}{{ r }}{{ r }}',
+        "never printed": '{% set r = rows("_movement_row.html", a, "mv", "t") %}<p>none</p>',
+        "out of order": '{% set r = rows("_movement_row.html", a, "mv", "t") %}'
+        '{% set s = rows("_movement_row.html", b, "mv", "u") %}{{ s }}{{ r }}',
+        "empty": table.format("t", "[]"),
+        "with a part": '<p id="c" data-part>2 rows</p>' + table.format("t", "a"),
+    }
+    context = {"a": [mv(1), mv(2, "<\x000>")], "b": [mv(3, "<\x001>"), mv(4)]}
+    env = render._environment()
+    tables = {}
+    for name, source in sources.items():
+        template = env.from_string(source)
+        html = render._render_section(template, context)
+        assert (html, render._layout_of(html)) == _whole(template, context), name
+        layout = render._layout_of(html)
+        tables[name] = None if layout is None else [into for into, _ in layout.tables]
+    assert "&lt;\x000&gt;" in html
+    assert tables == {
+        "one": ["t"],
+        "two in order": ["t", "u"],
+        "printed twice": None,
+        "never printed": None,
+        "out of order": ["t", "u"],  # as drawn
+        "empty": None,
+        "with a part": ["t"],
+    }

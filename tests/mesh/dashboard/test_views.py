@@ -69,6 +69,7 @@ def test_main_page_shows_nodes_jobs_disputes_and_ledger(client: Any, filled: Any
         rf'<tr id="node-{f.cheater}" data-node="{f.cheater}">.*?</tr>', page, flags=re.S
     )
     assert row is not None and "banned" in row.group(0)
+    assert '<span class="label">Banned nodes</span><span class="value">1</span>' in page
     assert "upheld" in page
     assert "C[300, 260] claimed 7, correct -12" in page
     assert "Judged by the validator: 1 fraud proof" in page
@@ -225,3 +226,20 @@ def test_table_rows_are_escaped_and_rendered_once_per_distinct_row(monkeypatch: 
     assert rendered == ["_movement_row.html"]  # the changed row only
     assert again.split("\n</tr>")[0] == first.split("\n</tr>")[0]  # the first row as before
     assert ">6<" in again and ">5<" in again
+
+
+def test_times_are_written_as_datetime_writes_them() -> None:
+    # ``iso`` keeps what it wrote and ``when`` cuts its time of day from it: both as datetime
+    # writes them, its rounding to the microsecond and times before 1970 included.
+    import datetime as dt
+
+    from ramnet.mesh.coordinator.dashboard.render import iso, when
+
+    utc = dt.timezone.utc
+    values: list[float] = [0.0, 1.9999999, 59.9999996, -0.5, -1e-7, 1_700_000_000.123456]
+    values += [-62_135_596_800.0, 253_402_300_799.0, 86_399.9999996, 1_000_000_000]
+    for value in values * 2:  # the second time from what ``iso`` kept
+        stamp = dt.datetime.fromtimestamp(float(value), utc)
+        assert iso(value) == stamp.isoformat(timespec="seconds").replace("+00:00", "Z")
+        assert when(value) == stamp.strftime("%H:%M:%S")
+    assert (iso(None), when(None)) == ("", "—")

@@ -9,7 +9,7 @@ import datetime as _dt
 import functools
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from html import escape
 from importlib import resources
@@ -50,17 +50,28 @@ def short(value: object, size: int = 12) -> str:
 
 def when(value: float | None) -> str:
     """A Unix time as UTC ``HH:MM:SS`` ("—" for none)."""
-    if value is None:
-        return "—"
-    return _dt.datetime.fromtimestamp(float(value), _dt.timezone.utc).strftime("%H:%M:%S")
+    # The time of day of ``iso`` (its year has four digits): one conversion for both.
+    return "—" if value is None else iso(value)[11:19]
+
+
+#: Times written (``iso``) by their value: a row shows its time twice and is drawn again when
+#: anything else in it changes (a job settling), and converting one costs ~2 µs.
+_ISO_KEPT = 4096
+_isos: dict[object, str] = {}
 
 
 def iso(value: float | None) -> str:
     """A Unix time as ISO 8601 UTC (a ``<time datetime>``; "" for none)."""
     if value is None:
         return ""
-    stamp = _dt.datetime.fromtimestamp(float(value), _dt.timezone.utc)
-    return stamp.isoformat(timespec="seconds").replace("+00:00", "Z")
+    known = _isos.get(value)
+    if known is None:
+        stamp = _dt.datetime.fromtimestamp(float(value), _dt.timezone.utc)
+        known = stamp.isoformat(timespec="seconds").replace("+00:00", "Z")
+        if len(_isos) >= _ISO_KEPT:
+            _isos.clear()
+        _isos[value] = known
+    return known
 
 
 def seconds(start: float | None, end: float | None) -> str:
@@ -86,24 +97,37 @@ def _asset_url(name: str) -> str:
     return page_url("dashboard_static", name=name)
 
 
+#: ``page_url`` for the templates, each path made once (a job's link is in its row and in its
+#: movements' rows, each drawn again as they change; making one costs ~2 µs).
+_page_url = functools.lru_cache(maxsize=4096)(page_url)
+
+
 #: Rows kept rendered (``rows``): a few tables' worth; beyond it the cache starts again.
 _ROWS_KEPT = 4096
 _rows: dict[tuple[str, str], tuple[str | None, str]] = {}
-#: The same rows by their item itself (kept alive here, so its id is not reused): an item a
-#: later read took from an earlier one (``read_overview(since=...)``) is not even printed.
-_rows_of: dict[tuple[str, int], tuple[object, tuple[str | None, str]]] = {}
+#: The same rows by their item itself (kept alive here, so its id is not reused), per row
+#: template: an item a later read took from an earlier one (``read_overview(since=...)``) is
+#: not even printed. Most of a table's items are known so, each by one look-up.
+_rows_of: dict[str, dict[int, tuple[object, tuple[str | None, str]]]] = {}
 #: A row's id: every row template starts its ``<tr>`` with it (``job-…``, ``node-…``, ``mv-…``).
 _ROW_ID = re.compile(r'\s*<tr id="([^"]+)"')
 
 
 class _Tables(threading.local):
     """The tables ``rows`` drew during one section's render (``SectionCache``), in order: the
-    table body's id, the joined rows and each row's (id, HTML)."""
+    table body's id, the joined rows and each row's (id, HTML). While ``marking``, ``rows``
+    gives each table it records as a mark (``_TABLE_MARK``) in place of its rows."""
 
-    drawn: list[tuple[str, str, list[tuple[str, str]]]] | None = None
+    drawn: list[tuple[str, str, tuple[tuple[str, str], ...]]] | None = None
+    marking = False
 
 
 _tables = _Tables()
+#: Where a table's rows go in a section rendered with marks: "<\x00" and the table's number
+#: (in the order ``rows`` drew them), then ">". Its rows' place is known without searching the
+#: section for them, and no value a template prints can make one: autoescaping turns every "<"
+#: of a value into "&lt;".
+_TABLE_MARK = "<\x00"
 
 
 def rows(template: str, items: Iterable[object], name: str, into: str) -> Markup:
@@ -112,6 +136,9 @@ def rows(template: str, items: Iterable[object], name: str, into: str) -> Markup
     row of the jobs table, not the other 49). An item is known by its ``repr`` (a frozen
     dataclass or a dict of plain values: it holds everything the row shows), or as the very
     object rendered before (an item is never changed once read).
+
+    A section prints what this returns as it is, where it calls it (``SectionCache`` may have
+    it return a mark that the rows replace afterwards).
 
     Args:
         template: The row's template (``_job_row.html``); its ``<tr>`` starts with its id.
@@ -124,29 +151,33 @@ def rows(template: str, items: Iterable[object], name: str, into: str) -> Markup
     """
     from markupsafe import Markup
 
-    row = _environment().get_template(template)
+    kept = _rows_of.setdefault(template, {})
     out: list[tuple[str | None, str]] = []  # each row's (id, HTML)
     for item in items:
-        same = _rows_of.get((template, id(item)))
+        same = kept.get(id(item))
         if same is not None and same[0] is item:
             out.append(same[1])
             continue
         key = (template, repr(item))
         drawn = _rows.get(key)
         if drawn is None:
-            html = row.render({name: item})
+            html = _environment().get_template(template).render({name: item})
             found = _ROW_ID.match(html)
             drawn = (None if found is None else found.group(1), html)
             if len(_rows) >= _ROWS_KEPT:
                 _rows.clear()
             _rows[key] = drawn
-        if len(_rows_of) >= _ROWS_KEPT:
-            _rows_of.clear()
-        _rows_of[(template, id(item))] = (item, drawn)
+        if len(kept) >= _ROWS_KEPT:
+            kept.clear()
+        kept[id(item)] = (item, drawn)
         out.append(drawn)
-    joined = "\n".join(html for _, html in out)
-    if _tables.drawn is not None and all(row_id is not None for row_id, _ in out):
-        _tables.drawn.append((into, joined, [(i, html) for i, html in out if i is not None]))
+    joined = "\n".join([html for _, html in out])
+    tables = _tables.drawn
+    named = [(row_id, html) for row_id, html in out if row_id is not None]
+    if tables is not None and len(named) == len(out):
+        tables.append((into, joined, tuple(named)))
+        if _tables.marking:
+            return Markup(f"{_TABLE_MARK}{len(tables) - 1}>")
     return Markup(joined)
 
 
@@ -166,14 +197,28 @@ class _Layout:
     parts: tuple[tuple[str, str], ...]
 
 
-#: Sections' layouts, by their HTML (``SectionCache`` records them; ``patch`` reads them).
-_layouts: dict[str, _Layout] = {}
+#: Sections' layouts (None: a section with none), each with its HTML, by the id of that HTML
+#: (kept alive here, so its id is not reused): ``SectionCache`` records every section it
+#: renders and ``patch`` is given those very texts, found without hashing tens of kilobytes.
+_layouts: dict[int, tuple[str, _Layout | None]] = {}
 _LAYOUTS_KEPT = 256
+#: Held to change ``_layouts`` and to copy it (sections render in worker threads; ``patch``
+#: runs on the event loop).
+_layouts_lock = threading.Lock()
 #: How much of a table's rows finds them in their section (their first row's id is in it).
 _HEAD = 96
 
 
-def _record_layout(html: str, drawn: list[tuple[str, str, list[tuple[str, str]]]]) -> None:
+def _record_layout(html: str, drawn: list[tuple[str, str, tuple[tuple[str, str], ...]]]) -> None:
+    # A section whose rows ``SectionCache`` could not mark: its layout searched for.
+    _keep_layout(html, _searched_layout(html, drawn))
+
+
+def _searched_layout(
+    html: str, drawn: list[tuple[str, str, tuple[tuple[str, str], ...]]]
+) -> _Layout | None:
+    # A section's layout from its whole HTML, each table's rows searched for in it (what
+    # ``_marked`` finds without searching; the tests compare the two).
     frame = html
     tables = []
     for into, joined, table in drawn:
@@ -183,15 +228,59 @@ def _record_layout(html: str, drawn: list[tuple[str, str, list[tuple[str, str]]]
         head = joined[:_HEAD]
         at = frame.find(head) if joined else -1
         if at < 0 or not frame.startswith(joined, at) or frame.find(head, at + 1) >= 0:
-            return  # an empty table, or rows the frame holds twice: sent whole when it changes
+            return None  # an empty table, or rows the frame holds twice: sent whole
         frame = f"{frame[:at]}\x00{frame[at + len(joined) :]}"
-        tables.append((into, tuple(table)))
+        tables.append((into, table))
+    return _layout(frame, tables)
+
+
+def _layout(frame: str, tables: list[tuple[str, tuple[tuple[str, str], ...]]]) -> _Layout | None:
+    # The layout of a section whose tables' rows are each "\x00" in ``frame``: its parts cut.
     if not tables and _PART_MARK not in frame:
-        return  # nothing in it changes on its own: a change sends it whole
+        return None  # nothing in it changes on its own: a change sends it whole
     frame, parts = _cut_parts(frame)
-    if len(_layouts) >= _LAYOUTS_KEPT:
-        _layouts.clear()
-    _layouts[html] = _Layout(frame, tuple(tables), tuple(parts))
+    return _Layout(frame, tuple(tables), tuple(parts))
+
+
+def _marked(
+    marked: str, drawn: list[tuple[str, str, tuple[tuple[str, str], ...]]]
+) -> tuple[str, _Layout | None] | None:
+    # A section rendered with its tables' rows as marks (``rows``): its HTML (each mark
+    # replaced by its rows) and its layout, cut from the small frame around the rows without
+    # searching them (a section is tens of kilobytes, its frame one or two). None unless each
+    # table's mark is in it once, in the order drawn: then the section is rendered whole.
+    pieces = marked.split(_TABLE_MARK)
+    if len(pieces) != len(drawn) + 1:
+        return None
+    frame = [pieces[0]]
+    html = [pieces[0]]
+    for number, (piece, (_, joined, _)) in enumerate(zip(pieces[1:], drawn, strict=True)):
+        mark = f"{number}>"
+        if not piece.startswith(mark):
+            return None
+        frame.append(piece[len(mark) :])
+        html += [joined, frame[-1]]
+    if any(not joined for _, joined, _ in drawn):
+        return "".join(html), None  # an empty table: the section is sent whole when it changes
+    tables = [(into, table) for into, _, table in drawn]
+    return "".join(html), _layout("\x00".join(frame), tables)
+
+
+def _keep_layout(html: str, layout: _Layout | None) -> None:
+    with _layouts_lock:
+        if len(_layouts) >= _LAYOUTS_KEPT:
+            del _layouts[next(iter(_layouts))]  # the oldest: not the sections just rendered
+        _layouts[id(html)] = (html, layout)
+
+
+def _layout_of(html: str) -> _Layout | None:
+    known = _layouts.get(id(html))
+    if known is not None and known[0] is html:
+        return known[1]
+    # Not a text rendered here, but maybe equal to one (compared, not hashed, as it is rare).
+    with _layouts_lock:
+        kept = list(_layouts.values())
+    return next((layout for text, layout in kept if text == html), None)
 
 
 def _cut_parts(html: str) -> tuple[str, list[tuple[str, str]]]:
@@ -273,7 +362,7 @@ def patch(old: str | None, new: str) -> str | None:
     """
     if old is None:
         return None
-    return _patch(_layouts.get(old), _layouts.get(new))
+    return _patch(_layout_of(old), _layout_of(new))
 
 
 def _patch(before: _Layout | None, after: _Layout | None) -> str | None:
@@ -302,8 +391,16 @@ def _patch(before: _Layout | None, after: _Layout | None) -> str | None:
 def _environment() -> jinja2.Environment:
     import jinja2
 
+    class Environment(jinja2.Environment):
+        def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+            # Each template's globals as a plain dict, not Jinja's ChainMap over the
+            # environment's: every render copies them into its context, and a ChainMap is
+            # copied key by key in Python (about 7 µs a render, a row's render included). The
+            # globals are all set below, before any template is loaded, and never changed.
+            return {**self.globals, **(d or {})}
+
     folder = resources.files(__package__ or __name__).joinpath("templates")
-    env = jinja2.Environment(
+    env = Environment(
         loader=jinja2.FileSystemLoader(str(Path(str(folder)))),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -316,7 +413,7 @@ def _environment() -> jinja2.Environment:
     env.globals.update(
         seconds=seconds,
         rows=rows,
-        url=page_url,
+        url=_page_url,
         asset=_asset_url,
         HTMX=_static.HTMX,
         HTMX_SSE=_static.HTMX_SSE,
@@ -413,16 +510,35 @@ class SectionCache:
             if known is not None and known[0] == inputs[name]:
                 out[name] = known[1]
                 continue
-            _tables.drawn = []
-            try:
-                out[name] = env.get_template(f"_{name}.html").render(context)
-                _record_layout(out[name], _tables.drawn)
-            finally:
-                _tables.drawn = None
+            out[name] = _render_section(env.get_template(f"_{name}.html"), context)
             self._last[(view, name)] = (inputs[name], out[name])
         if len(self._last) > 64:  # job pages no longer open
             self._last = {k: v for k, v in self._last.items() if k[0] == view or k[0] is None}
         return out
+
+
+def _render_section(template: jinja2.Template, context: Mapping[str, Any]) -> str:
+    # A live section, its layout kept for ``patch``: rendered with its tables' rows as marks,
+    # then put together (``_marked``); rendered whole when that fails (a template that did not
+    # print a table's rows as they came), its layout then searched for.
+    drawn: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []
+    _tables.drawn, _tables.marking = drawn, True
+    try:
+        marked = template.render(context)
+    finally:
+        _tables.drawn, _tables.marking = None, False
+    done = _marked(marked, drawn)
+    if done is not None:
+        _keep_layout(*done)
+        return done[0]
+    drawn = []
+    _tables.drawn = drawn
+    try:
+        html = template.render(context)
+    finally:
+        _tables.drawn = None
+    _record_layout(html, drawn)
+    return html
 
 
 def render_sections(names: tuple[str, ...], context: Mapping[str, Any]) -> dict[str, str]:

@@ -124,8 +124,9 @@ class Reader:
         self, now: float | None = None, *, since: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """The main page's context: ``overview`` (``dashboard_queries.Overview``), ``ledger``
-        (``{"totals": Ledger.totals()}``: the conserved totals), ``verdicts`` (dispute id ->
-        ``VerdictView``), ``plots`` (``plot_data``), ``fingerprint`` and ``now``.
+        (``{"totals": Ledger.totals()}``: the conserved totals), ``banned_nodes`` (how many of
+        its nodes are banned), ``verdicts`` (dispute id -> ``VerdictView``), ``plots``
+        (``plot_data``), ``fingerprint`` and ``now``.
 
         Args:
             now: The time the plots end at (default: now).
@@ -153,6 +154,8 @@ class Reader:
         return {
             "overview": overview,
             "ledger": ledger,
+            # Counted here, not by the summary's template: Jinja's filters take ~25 µs for it.
+            "banned_nodes": sum(node.banned for node in overview.nodes),
             "verdicts": verdicts,
             "plots": plots,
             "fingerprint": overview.fingerprint,
