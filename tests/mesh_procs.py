@@ -32,6 +32,10 @@ def wait_for(path: Path, text: str, timeout: float) -> None:
     pytest.fail(f"{path.name} never said {text!r}: {path.read_text(errors='replace')}")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Mesh:
     """A coordinator and its workers, each logging to ``<name>.log`` in ``folder``."""
 
@@ -74,9 +78,13 @@ class Mesh:
             time.sleep(0.1)
 
     def popen(self, *args: str) -> subprocess.Popen[bytes]:
+        # Ctrl-C as a terminal gives it, however the tests were started: a shell that starts
+        # them in the background (``nohup … &``) ignores SIGINT in them, and a child that
+        # inherits that never raises KeyboardInterrupt.
         return subprocess.Popen(
             ramnet(*args), cwd=self.folder, env=self.env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=_default_sigint,
         )  # fmt: skip
 
     def stop(self) -> list[int | None]:
