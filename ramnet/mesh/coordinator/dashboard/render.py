@@ -209,11 +209,6 @@ _layouts_lock = threading.Lock()
 _HEAD = 96
 
 
-def _record_layout(html: str, drawn: list[tuple[str, str, tuple[tuple[str, str], ...]]]) -> None:
-    # A section whose rows ``SectionCache`` could not mark: its layout searched for.
-    _keep_layout(html, _searched_layout(html, drawn))
-
-
 def _searched_layout(
     html: str, drawn: list[tuple[str, str, tuple[tuple[str, str], ...]]]
 ) -> _Layout | None:
@@ -537,7 +532,7 @@ def _render_section(template: jinja2.Template, context: Mapping[str, Any]) -> st
         html = template.render(context)
     finally:
         _tables.drawn = None
-    _record_layout(html, drawn)
+    _keep_layout(html, _searched_layout(html, drawn))
     return html
 
 
